@@ -1,0 +1,85 @@
+import type { Evaluation, Image, PromptMeta, Reflection } from './types.js';
+
+/** What every role object declares: who it is and how many calls it takes at once. */
+export interface RoleInfo {
+  /** backend name as written in events and run.json, e.g. `embedded`, `openai:gpt-4o` */
+  readonly name: string;
+  /** most calls in flight at once; roles of one backend object share one limit */
+  readonly concurrency: number;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  seed: number;
+  size?: number;
+}
+
+export interface CorrectRequest {
+  image: Image;
+  /** the prompt for this round (refined, or the original) */
+  prompt: string;
+  reflection: Reflection;
+  seed: number;
+  size?: number;
+}
+
+export interface VerifyRequest {
+  image: Image;
+  /** always the original prompt */
+  prompt: string;
+  meta?: PromptMeta;
+}
+
+export interface ReflectRequest {
+  image: Image;
+  prompt: string;
+  currentPrompt: string;
+  evaluation?: Evaluation;
+  previousReflection?: Reflection;
+}
+
+export interface RefineRequest {
+  prompt: string;
+  currentPrompt: string;
+  image: Image;
+  evaluation?: Evaluation;
+  reflection?: Reflection;
+}
+
+export interface Generator extends RoleInfo {
+  generate(req: GenerateRequest, opts?: CallOptions): Promise<Image>;
+}
+
+export interface Corrector extends RoleInfo {
+  correct(req: CorrectRequest, opts?: CallOptions): Promise<Image>;
+}
+
+export interface Verifier extends RoleInfo {
+  verify(req: VerifyRequest, opts?: CallOptions): Promise<Evaluation>;
+}
+
+export interface Reflector extends RoleInfo {
+  reflect(req: ReflectRequest, opts?: CallOptions): Promise<Reflection>;
+}
+
+export interface PromptRefiner extends RoleInfo {
+  refine(req: RefineRequest, opts?: CallOptions): Promise<string>;
+}
+
+/** The set of roles one search uses. Which are required depends on the strategy. */
+export interface RoleSet {
+  generator: Generator;
+  verifier: Verifier;
+  reflector?: Reflector;
+  refiner?: PromptRefiner;
+  corrector?: Corrector;
+}
+
+/** The text a corrector is conditioned on, as in the paper: `refined prompt [Reflexion]: reflection`. */
+export function correctorInstruction(prompt: string, reflection: Reflection): string {
+  return `${prompt} [Reflexion]: ${reflection.text}`;
+}

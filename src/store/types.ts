@@ -1,0 +1,60 @@
+import type { Candidate, ChainSummary, Evaluation, PromptMeta, Reflection, Role, SearchParams } from '../core/types.js';
+
+/** One line of events.jsonl: one finished (or failed) call. */
+export interface CallEvent {
+  /** deterministic key of the call, e.g. `generate:r0-cx-s1234`, `verify:r0-cx-s1234` */
+  key: string;
+  role: Role;
+  backend: string;
+  /** ids of the images the call read */
+  inputIds: string[];
+  /** id of the image the call wrote (generate, correct) */
+  outputId?: string;
+  /** the candidate the result belongs to */
+  candidateId: string;
+  /** the prompt given to generate/correct */
+  prompt?: string;
+  seed?: number;
+  evaluation?: Evaluation;
+  reflection?: Reflection;
+  refinedPrompt?: string;
+  ms: number;
+  error?: string;
+  /** ISO time the call finished */
+  at: string;
+}
+
+export type RunStatus = 'running' | 'done' | 'failed' | 'interrupted';
+
+/** run.json */
+export interface RunRecord {
+  version: 1;
+  id: string;
+  prompt: string;
+  meta?: PromptMeta;
+  params: SearchParams;
+  /** the run's configuration with secrets removed */
+  config: unknown;
+  /** backend name per role */
+  backends: Partial<Record<Role, string>>;
+  status: RunStatus;
+  createdAt: string;
+  updatedAt: string;
+  /** filled in when the search finishes */
+  result?: {
+    bestId: string | null;
+    bestScore: number | null;
+    bestPath: string | null;
+    chains: ChainSummary[];
+    imagesGenerated: number;
+    budget: number;
+    /** summed call time per role, ms */
+    timePerRole: Partial<Record<Role, number>>;
+    wallMs: number;
+  };
+  /** every image, with what made it and what was said of it */
+  candidates: Candidate[];
+  error?: string;
+}
+
+export type { Candidate, Evaluation, Reflection };
