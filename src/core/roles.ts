@@ -4,8 +4,13 @@ import type { Evaluation, Image, PromptMeta, Reflection } from './types.js';
 export interface RoleInfo {
   /** backend name as written in events and run.json, e.g. `embedded`, `openai:gpt-4o` */
   readonly name: string;
-  /** most calls in flight at once; roles of one backend object share one limit */
+  /** most calls in flight at once */
   readonly concurrency: number;
+  /**
+   * Roles with the same group (e.g. every role served by one HTTP endpoint) share one concurrency limit, the
+   * first one declared. Without a group each role object has its own.
+   */
+  readonly limitGroup?: object;
 }
 
 export interface CallOptions {

@@ -3,13 +3,15 @@
  * search as it happened — the noise pool, the chains round by round with every reflection and refined prompt,
  * the scores, and the chosen image.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { UserError, errorMessage } from '../core/errors.js';
 import { ROLES, type Candidate, type Reflection, type Role } from '../core/types.js';
 import type { RunRecord } from '../store/types.js';
+import { writeFileAtomic } from '../store/atomic.js';
+import { readRunRecord } from '../store/run-store.js';
 import { REPORT_CSS } from './style.js';
 import { dataUri, esc, formatMs, formatScore, sniffImage } from './format.js';
 
@@ -456,54 +458,12 @@ ${footer}
  */
 export async function writeReport(runDir: string): Promise<string> {
   const dir = path.resolve(runDir);
-  const runFile = path.join(dir, 'run.json');
-  const run = await readRun(runFile);
+  const run = await readRunRecord(dir);
   const images = await readImages(path.join(dir, 'images'), run.candidates);
   const html = renderReport(run, images);
   const out = path.join(dir, REPORT_FILE);
-  await writeAtomic(out, html);
+  writeFileAtomic(out, html);
   return out;
-}
-
-async function readRun(file: string): Promise<RunRecord> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read ${file}${code === 'ENOENT' ? ': no such file (is this a run directory?)' : ` (${code ?? errorMessage(err)})`}`);
-  }
-  let run: unknown;
-  try {
-    run = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`${file} is not valid JSON: ${oneLine(errorMessage(err))}`);
-  }
-  const problem = checkRun(run);
-  if (problem) throw new UserError(`${file} is not a valid run record: ${problem}`);
-  return run as RunRecord;
-}
-
-/** The shape the report relies on; a short reason when it is not there. */
-function checkRun(run: unknown): string | null {
-  if (!run || typeof run !== 'object' || Array.isArray(run)) return 'not a JSON object';
-  const r = run as Record<string, unknown>;
-  if (r.version !== 1) return `unsupported version ${JSON.stringify(r.version)}`;
-  if (typeof r.id !== 'string') return 'missing "id"';
-  if (typeof r.prompt !== 'string') return 'missing "prompt"';
-  if (!r.params || typeof r.params !== 'object') return 'missing "params"';
-  if (!Array.isArray(r.candidates)) return 'missing "candidates"';
-  for (const [i, c] of (r.candidates as unknown[]).entries()) {
-    const cand = c as Record<string, unknown> | null;
-    if (!cand || typeof cand !== 'object' || typeof cand.id !== 'string' || typeof cand.round !== 'number') {
-      return `candidates[${i}] has no id or round`;
-    }
-  }
-  return null;
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
 }
 
 /** Each candidate's image, if present; large images are shrunk so the page stays light. */
@@ -537,20 +497,3 @@ async function shrink(bytes: Uint8Array): Promise<Uint8Array> {
   }
 }
 
-/** Temp file in the same directory, fsync, rename: readers see the old report or the new one, never a part. */
-async function writeAtomic(file: string, data: string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await fs.open(tmp, 'w');
-  try {
-    await handle.writeFile(data, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-}

@@ -1,0 +1,55 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { UserError, errorMessage } from '../core/errors.js';
+import type { RoleSet } from '../core/roles.js';
+
+export type RoleKey = keyof RoleSet;
+export const ROLE_KEYS: readonly RoleKey[] = ['generator', 'verifier', 'reflector', 'refiner', 'corrector'];
+
+/**
+ * A backend family: one name, a factory that makes the roles it serves from options. Options come from the
+ * config file, never secrets: adapters read API keys from the environment themselves.
+ */
+export interface BackendProvider {
+  name: string;
+  description: string;
+  create(options: Record<string, unknown>): Partial<RoleSet> | Promise<Partial<RoleSet>>;
+}
+
+const providers = new Map<string, BackendProvider>();
+
+export function registerBackend(provider: BackendProvider): void {
+  providers.set(provider.name, provider);
+}
+
+export function listBackends(): BackendProvider[] {
+  return [...providers.values()];
+}
+
+/**
+ * Resolve a backend by name. `module:<path>` loads a user's ES module whose default export (or `createBackend`)
+ * takes options and returns roles — the way to plug in a backend this package does not ship.
+ */
+export async function createBackend(name: string, options: Record<string, unknown>): Promise<Partial<RoleSet>> {
+  if (name.startsWith('module:')) return loadModuleBackend(name.slice('module:'.length), options);
+  const provider = providers.get(name);
+  if (!provider) {
+    const known = [...providers.keys(), 'module:<path>'].join(', ');
+    throw new UserError(`unknown backend '${name}' (known: ${known})`);
+  }
+  return provider.create(options);
+}
+
+async function loadModuleBackend(file: string, options: Record<string, unknown>): Promise<Partial<RoleSet>> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, unknown>;
+  } catch (err) {
+    throw new UserError(`cannot load backend module ${file}: ${errorMessage(err).split('\n')[0]}`);
+  }
+  const factory = (mod.createBackend ?? mod.default) as unknown;
+  if (typeof factory !== 'function') {
+    throw new UserError(`backend module ${file} exports no createBackend function (or default export)`);
+  }
+  return (await factory(options)) as Partial<RoleSet>;
+}

@@ -1,0 +1,247 @@
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { listBackends } from '../../backends/registry.js';
+import { loadConfigFile, redactSecrets } from '../../config/load.js';
+import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.js';
+import { buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
+import type { ConfigFile } from '../../config/schema.js';
+import { UserError } from '../../core/errors.js';
+import type { SearchParams } from '../../core/types.js';
+import { resumeSearch, runSearch, type RunOutcome } from '../../run.js';
+import { makePlan } from '../../search/plan.js';
+import { readRunRecord } from '../../store/run-store.js';
+import { nonNegativeInt, positiveInt, strategy } from '../args.js';
+import { Progress } from '../progress.js';
+
+interface RunFlags {
+  strategy?: SearchParams['strategy'];
+  samples?: number;
+  width?: number;
+  depth?: number;
+  seed?: number;
+  maxImages?: number;
+  chainHead?: SearchParams['chainHead'];
+  backend?: string;
+  config?: string;
+  out?: string;
+  prompts?: string;
+  dryRun?: boolean;
+  resume?: string;
+  report: boolean;
+  size?: number;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('search for the best image for a prompt (or every prompt of a GenEval JSONL file)')
+    .argument('[prompt]', 'the text prompt')
+    .addOption(new Option('--strategy <name>', 'noise | noise+prompt | reflection (default reflection)').argParser(strategy))
+    .option('--samples <n>', 'initial noise pool (default 8)', positiveInt)
+    .option('--width <n>', 'chains kept after the pool (default 2)', positiveInt)
+    .option('--depth <n>', 'refinement rounds (default 4)', nonNegativeInt)
+    .option('--seed <n>', 'run seed (default 0)', nonNegativeInt)
+    .option('--max-images <n>', 'never generate more images than this', positiveInt)
+    .addOption(new Option('--chain-head <mode>', 'next round starts from the latest image or the best so far').choices(['latest', 'best']))
+    .option('--backend <name>', 'backend for every role not set in the config')
+    .option('--config <file>', 'config file: ours (JSON/YAML) or the official ReflectionFlow layout')
+    .option('--out <dir>', 'parent folder of run directories (default runs)')
+    .option('--prompts <file>', 'run every prompt of a GenEval-metadata JSONL file')
+    .option('--size <px>', 'image size asked of the generator', positiveInt)
+    .option('--dry-run', 'validate everything and print the plan; run nothing')
+    .option('--resume <runDir>', 'continue a run that was interrupted or killed')
+    .option('--no-report', 'do not write report.html')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the summary as JSON')
+    .action(async (prompt: string | undefined, flags: RunFlags) => {
+      await runAction(prompt, flags);
+    });
+}
+
+interface Job {
+  prompt: string;
+  record?: PromptRecord;
+}
+
+async function runAction(promptArg: string | undefined, flags: RunFlags): Promise<void> {
+  if (flags.resume) return resumeAction(flags);
+
+  // everything the user gave is checked before anything is written
+  const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
+  if (flags.backend) config.backend = flags.backend;
+  const jobs = collectJobs(promptArg, flags.prompts);
+  const params = resolveParams(config, {
+    strategy: flags.strategy,
+    samples: flags.samples,
+    width: flags.width,
+    depth: flags.depth,
+    seed: flags.seed,
+    maxImages: flags.maxImages,
+    chainHead: flags.chainHead,
+  });
+  const rolePlans = planRoles(config, params.strategy);
+  const known = new Set(listBackends().map((b) => b.name));
+  for (const p of rolePlans) {
+    if (!known.has(p.backend) && !p.backend.startsWith('module:')) {
+      throw new UserError(`unknown backend '${p.backend}' (known: ${[...known, 'module:<path>'].join(', ')})`);
+    }
+  }
+  const size = flags.size ?? config.size;
+  const outDir = flags.out ?? config.out ?? 'runs';
+
+  if (flags.dryRun) {
+    printPlan(jobs, params, rolePlans, outDir, flags.json);
+    return;
+  }
+
+  const roles = await buildRoles(rolePlans);
+  const stored = redactSecrets({ ...config, search: params, ...(size ? { size } : {}) });
+  const controller = interruptible();
+  const outcomes: RunOutcome[] = [];
+  let current = '';
+  try {
+    for (const [i, job] of jobs.entries()) {
+      const label = jobs.length > 1 ? `[${i + 1}/${jobs.length}]` : '';
+      const progress = new Progress(makePlan(params).budget, label || 'run', flags.quiet || flags.json);
+      try {
+        const outcome = await runSearch({
+          prompt: job.prompt,
+          ...(job.record ? { meta: metaOf(job.record) } : {}),
+          params,
+          roles,
+          outDir,
+          config: stored,
+          ...(size ? { size } : {}),
+          signal: controller.signal,
+          onCall: progress.onCall,
+          report: flags.report,
+          onCreated: (dir) => (current = dir),
+        });
+        outcomes.push(outcome);
+      } finally {
+        progress.stop();
+      }
+      if (!flags.json) printSummary(outcomes.at(-1)!, label);
+    }
+  } catch (err) {
+    if (controller.signal.aborted) throw interruptedError(current);
+    throw err;
+  } finally {
+    controller.dispose();
+  }
+  if (flags.json) process.stdout.write(JSON.stringify(outcomes.map(summaryJson), null, 2) + '\n');
+}
+
+async function resumeAction(flags: RunFlags): Promise<void> {
+  const dir = flags.resume!;
+  const run = await readRunRecord(dir);
+  if (run.status === 'done') throw new UserError(`run ${dir} is already done; nothing to resume`);
+  const config = (run.config ?? {}) as ConfigFile;
+  const rolePlans = planRoles(config, run.params.strategy);
+  const roles = await buildRoles(rolePlans);
+  const controller = interruptible();
+  const progress = new Progress(makePlan(run.params).budget, 'resume', flags.quiet || flags.json);
+  let outcome: RunOutcome;
+  try {
+    outcome = await resumeSearch(dir, {
+      roles,
+      ...(config.size ? { size: config.size } : {}),
+      signal: controller.signal,
+      onCall: progress.onCall,
+      report: flags.report,
+    });
+  } catch (err) {
+    if (controller.signal.aborted) throw interruptedError(dir);
+    throw err;
+  } finally {
+    progress.stop();
+    controller.dispose();
+  }
+  if (flags.json) process.stdout.write(JSON.stringify([summaryJson(outcome)], null, 2) + '\n');
+  else printSummary(outcome, '');
+}
+
+function collectJobs(promptArg: string | undefined, promptsFile: string | undefined): Job[] {
+  if (promptsFile) {
+    if (promptArg !== undefined) throw new UserError('give either a prompt or --prompts <file>, not both');
+    return loadPromptFile(promptsFile).map((record) => ({ prompt: record.prompt, record }));
+  }
+  if (promptArg === undefined) throw new UserError('missing prompt: reflectionflow run "<prompt>" (or --prompts <file.jsonl>)');
+  if (promptArg.trim() === '') throw new UserError('the prompt is empty');
+  return [{ prompt: promptArg.trim() }];
+}
+
+function printPlan(jobs: Job[], params: SearchParams, rolePlans: RolePlan[], outDir: string, json?: boolean): void {
+  const plan = makePlan(params);
+  const tags = new Map<string, number>();
+  for (const j of jobs) if (j.record) tags.set(j.record.tag, (tags.get(j.record.tag) ?? 0) + 1);
+  const summary = {
+    prompts: jobs.length,
+    tags: Object.fromEntries(tags),
+    strategy: params.strategy,
+    params,
+    budgetPerPrompt: plan.budget,
+    budgetTotal: plan.budget * jobs.length,
+    roles: Object.fromEntries(rolePlans.map((p) => [p.role, p.backend])),
+    out: path.resolve(outDir),
+  };
+  if (json) {
+    process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+    return;
+  }
+  const lines = [
+    `plan: ${jobs.length} prompt${jobs.length === 1 ? '' : 's'}${tags.size ? ` (${[...tags].map(([t, n]) => `${t} ${n}`).join(', ')})` : ''}`,
+    `strategy: ${params.strategy}  samples ${params.samples}  width ${plan.width}  depth ${plan.depth}  seed ${params.seed}  chain head ${params.chainHead}`,
+    `budget: ${plan.budget} images per prompt${plan.budget < plan.requested ? ` (capped from ${plan.requested} by --max-images)` : ''}, ${summary.budgetTotal} in all`,
+    `roles: ${rolePlans.map((p) => `${p.role}=${p.backend}`).join('  ')}`,
+    `out: ${summary.out}`,
+  ];
+  if (jobs.length <= 5) lines.splice(1, 0, ...jobs.map((j) => `  prompt: ${j.prompt}`));
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function printSummary(o: RunOutcome, label: string): void {
+  const r = o.run.result!;
+  const roles = Object.entries(r.timePerRole)
+    .map(([role, ms]) => `${role} ${(ms! / 1000).toFixed(2)}s`)
+    .join(', ');
+  const lines = [
+    `${label ? label + ' ' : ''}${o.run.prompt}`,
+    `  best: ${r.bestPath ?? '(no image)'}${r.bestScore !== null ? `  score ${r.bestScore.toFixed(4)}` : ''}`,
+    `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s  (${roles})`,
+    `  run: ${o.dir}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function summaryJson(o: RunOutcome) {
+  const r = o.run.result!;
+  return { dir: o.dir, prompt: o.run.prompt, ...r };
+}
+
+/** Ctrl-C stops the search and leaves a resumable run; a second Ctrl-C exits at once. */
+function interruptible(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  let count = 0;
+  const onSignal = () => {
+    count++;
+    if (count > 1) process.exit(130);
+    controller.abort(new Error('interrupted'));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+export class Interrupted extends Error {}
+
+function interruptedError(dir: string): Interrupted {
+  return new Interrupted(`interrupted: continue with: reflectionflow run --resume ${dir || '<runDir>'}`);
+}

@@ -1,0 +1,56 @@
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { UserError, errorMessage } from '../core/errors.js';
+import { registerBuiltinBackends } from '../backends/builtin.js';
+import { backendsCommand } from './commands/backends.js';
+import { reportCommand } from './commands/report.js';
+import { Interrupted, runCommand } from './commands/run.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('reflectionflow')
+    .description('ReflectionFlow: better images for hard prompts by spending compute at inference time')
+    .version(version())
+    .showHelpAfterError(false);
+  for (const cmd of [runCommand(), reportCommand(), backendsCommand()]) program.addCommand(cmd);
+  return program;
+}
+
+/**
+ * Run the CLI. Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 130 interrupted (the run
+ * is resumable); 1 anything else.
+ */
+export async function main(argv: string[]): Promise<number> {
+  registerBuiltinBackends();
+  const program = buildProgram();
+  const exitOverride = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.configureOutput({ outputError: (str, write) => write(`reflectionflow: ${str.split('\n')[0]!.replace(/^error: /, '').trimEnd()}\n`) });
+    for (const sub of cmd.commands) exitOverride(sub);
+  };
+  exitOverride(program);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version are not errors; commander already printed usage errors as one line
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof UserError) {
+      process.stderr.write(`reflectionflow: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof Interrupted) {
+      process.stderr.write(`reflectionflow: ${err.message}\n`);
+      return 130;
+    }
+    process.stderr.write(`reflectionflow: ${errorMessage(err)}\n`);
+    if (process.env.REFLECTIONFLOW_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    return 1;
+  }
+}

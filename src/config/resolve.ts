@@ -1,0 +1,80 @@
+import { UserError } from '../core/errors.js';
+import type { RoleSet } from '../core/roles.js';
+import type { SearchParams } from '../core/types.js';
+import { createBackend, type RoleKey } from '../backends/registry.js';
+import { requiredRoles } from '../search/loop.js';
+import { searchSchema, type ConfigFile, type RoleSpec } from './schema.js';
+
+/** Roles a strategy can use beyond the ones it needs. */
+const OPTIONAL_ROLES: Record<SearchParams['strategy'], RoleKey[]> = {
+  noise: [],
+  'noise+prompt': [],
+  reflection: ['refiner'],
+};
+
+/** Search parameters: defaults, then the config file, then flags. */
+export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>): SearchParams {
+  const merged = { ...config.search, ...stripUndefined(flags) };
+  const parsed = searchSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UserError(`search.${issue.path.join('.')}: ${issue.message}`);
+  }
+  const p = parsed.data;
+  return { ...p, strategy: p.strategy as SearchParams['strategy'] };
+}
+
+export interface RolePlan {
+  role: RoleKey;
+  backend: string;
+  options: Record<string, unknown>;
+  /** the strategy cannot run without it; optional roles are skipped when their backend lacks them */
+  required: boolean;
+}
+
+/** Which backend (and options) serves each role the strategy uses. Throws when a needed role has none. */
+export function planRoles(config: ConfigFile, strategy: SearchParams['strategy']): RolePlan[] {
+  const plans: RolePlan[] = [];
+  const needed = requiredRoles(strategy);
+  for (const role of [...needed, ...OPTIONAL_ROLES[strategy]]) {
+    const spec: RoleSpec = config.roles?.[role] ?? {};
+    if (spec.enabled === false) {
+      if (needed.includes(role)) throw new UserError(`strategy '${strategy}' needs a ${role}; it cannot be disabled`);
+      continue;
+    }
+    const backend = spec.backend ?? config.backend;
+    if (!backend) {
+      throw new UserError(
+        `no backend for the ${role}: pass --backend <name> or set "backend" in a config file (see 'reflectionflow backends')`,
+      );
+    }
+    const { backend: _b, enabled: _e, ...own } = spec;
+    plans.push({ role, backend, options: { ...config.options, ...own }, required: needed.includes(role) });
+  }
+  return plans;
+}
+
+/**
+ * Make the role objects. Roles with the same backend and options come from one backend instance, so that they
+ * share its connections and concurrency limit.
+ */
+export async function buildRoles(plans: RolePlan[]): Promise<RoleSet> {
+  const instances = new Map<string, Promise<Partial<RoleSet>>>();
+  const roles: Partial<RoleSet> = {};
+  for (const plan of plans) {
+    const key = `${plan.backend}\u0000${JSON.stringify(plan.options)}`;
+    if (!instances.has(key)) instances.set(key, Promise.resolve(createBackend(plan.backend, plan.options)));
+    const made = await instances.get(key)!;
+    const role = made[plan.role];
+    if (!role) {
+      if (!plan.required) continue;
+      throw new UserError(`backend '${plan.backend}' has no ${plan.role}`);
+    }
+    (roles as Record<RoleKey, unknown>)[plan.role] = role;
+  }
+  return roles as RoleSet;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { STRATEGIES } from '../core/types.js';
+
+const positiveInt = z.number().int().positive();
+
+/** One role's backend: which family serves it and the family's options (never secrets). */
+export const roleSpecSchema = z
+  .object({
+    backend: z.string().min(1).optional(),
+    concurrency: positiveInt.optional(),
+    /** false turns an optional role off (e.g. no prompt refiner in a reflection run) */
+    enabled: z.boolean().optional(),
+  })
+  .catchall(z.unknown());
+
+export const searchSchema = z
+  .object({
+    strategy: z.enum(STRATEGIES as [string, ...string[]]).default('reflection'),
+    samples: positiveInt.default(8),
+    width: positiveInt.default(2),
+    depth: z.number().int().nonnegative().default(4),
+    seed: z.number().int().nonnegative().default(0),
+    maxImages: positiveInt.optional(),
+    chainHead: z.enum(['latest', 'best']).default('latest'),
+  })
+  .strict();
+
+/** Our configuration file (JSON or YAML). */
+export const configSchema = z
+  .object({
+    /** default backend of every role */
+    backend: z.string().min(1).optional(),
+    /** options given to every role's backend, under the role's own */
+    options: z.record(z.string(), z.unknown()).optional(),
+    roles: z
+      .object({
+        generator: roleSpecSchema.optional(),
+        verifier: roleSpecSchema.optional(),
+        reflector: roleSpecSchema.optional(),
+        refiner: roleSpecSchema.optional(),
+        corrector: roleSpecSchema.optional(),
+      })
+      .strict()
+      .optional(),
+    search: searchSchema.partial().optional(),
+    /** image size in pixels asked of generators and correctors (backends may have a fixed size) */
+    size: positiveInt.optional(),
+    /** where run directories go */
+    out: z.string().min(1).optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof configSchema>;
+export type RoleSpec = z.infer<typeof roleSpecSchema>;
+export type SearchConfig = z.infer<typeof searchSchema>;

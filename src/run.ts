@@ -1,0 +1,112 @@
+import type { RoleSet } from './core/roles.js';
+import type { PromptMeta, Role, SearchParams } from './core/types.js';
+import { search, type SearchOutcome } from './search/loop.js';
+import type { CallListener } from './search/calls.js';
+import { RunStore } from './store/run-store.js';
+import type { RunRecord } from './store/types.js';
+
+export interface RunOptions {
+  prompt: string;
+  meta?: PromptMeta;
+  params: SearchParams;
+  roles: RoleSet;
+  /** parent folder of run directories (`runs/` by default) */
+  outDir?: string;
+  /** the configuration to keep in run.json, secrets already removed; needed to resume from the CLI */
+  config?: unknown;
+  size?: number;
+  signal?: AbortSignal;
+  onCall?: CallListener;
+  /** write report.html at the end (default true) */
+  report?: boolean;
+  /** told the run directory as soon as it exists */
+  onCreated?: (dir: string) => void;
+}
+
+export interface RunOutcome extends SearchOutcome {
+  dir: string;
+  run: RunRecord;
+}
+
+export function backendNames(roles: RoleSet): Partial<Record<Role, string>> {
+  const names: Partial<Record<Role, string>> = {
+    generate: roles.generator.name,
+    verify: roles.verifier.name,
+  };
+  if (roles.reflector) names.reflect = roles.reflector.name;
+  if (roles.refiner) names.refine = roles.refiner.name;
+  if (roles.corrector) names.correct = roles.corrector.name;
+  return names;
+}
+
+/** Run one search into a new run directory. */
+export async function runSearch(opts: RunOptions): Promise<RunOutcome> {
+  const store = await RunStore.create(opts.outDir ?? 'runs', {
+    prompt: opts.prompt,
+    ...(opts.meta ? { meta: opts.meta } : {}),
+    params: opts.params,
+    config: opts.config ?? null,
+    backends: backendNames(opts.roles),
+  });
+  opts.onCreated?.(store.dir);
+  return execute(store, opts);
+}
+
+/** Continue a run directory: finished calls are replayed from events.jsonl, the rest are made. */
+export async function resumeSearch(
+  dir: string,
+  opts: Omit<RunOptions, 'prompt' | 'meta' | 'params' | 'outDir' | 'config'>,
+): Promise<RunOutcome> {
+  const store = await RunStore.open(dir);
+  const run = store.run;
+  await store.update({ status: 'running', error: undefined });
+  return execute(store, {
+    ...opts,
+    prompt: run.prompt,
+    ...(run.meta ? { meta: run.meta } : {}),
+    params: run.params,
+  });
+}
+
+async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
+  const started = performance.now();
+  let outcome: SearchOutcome;
+  try {
+    outcome = await search({
+      prompt: opts.prompt,
+      ...(opts.meta ? { meta: opts.meta } : {}),
+      params: opts.params,
+      roles: opts.roles,
+      io: store,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onCall ? { onCall: opts.onCall } : {}),
+      ...(opts.size ? { size: opts.size } : {}),
+    });
+  } catch (err) {
+    const interrupted = opts.signal?.aborted ?? false;
+    await store.update({ status: interrupted ? 'interrupted' : 'failed', error: String((err as Error)?.message ?? err) });
+    await store.close();
+    throw err;
+  }
+  const best = outcome.candidates.find((c) => c.id === outcome.bestId);
+  await store.update({
+    status: 'done',
+    candidates: outcome.candidates,
+    result: {
+      bestId: outcome.bestId,
+      bestScore: best?.evaluation?.score ?? null,
+      bestPath: best ? store.imagePath(best.id) : null,
+      chains: outcome.chains,
+      imagesGenerated: outcome.imagesGenerated,
+      budget: outcome.budget,
+      timePerRole: outcome.timePerRole,
+      wallMs: Math.round(performance.now() - started),
+    },
+  });
+  await store.close();
+  if (opts.report !== false) {
+    const { writeReport } = await import('./report/html.js');
+    await writeReport(store.dir);
+  }
+  return { ...outcome, dir: store.dir, run: store.run };
+}

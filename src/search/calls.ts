@@ -1,0 +1,121 @@
+import pLimit, { type LimitFunction } from 'p-limit';
+import { errorMessage } from '../core/errors.js';
+import type { RoleInfo } from '../core/roles.js';
+import type { Role } from '../core/types.js';
+import type { CallEvent } from '../store/types.js';
+import type { SearchIO } from './io.js';
+
+export interface CallSpec {
+  key: string;
+  role: Role;
+  backend: RoleInfo;
+  candidateId: string;
+  inputIds: string[];
+  prompt?: string;
+  seed?: number;
+}
+
+/** What the search hears about each call, for progress display. */
+export type CallListener = (event: CallEvent, replayed: boolean) => void;
+
+/**
+ * Runs role calls: one concurrency limit per role object or limit group (see RoleInfo.limitGroup), a finished call
+ * from an earlier attempt is replayed instead of redone, and every call, finished or failed, becomes one event.
+ */
+export class CallRunner {
+  private readonly limits = new WeakMap<object, LimitFunction>();
+  readonly timePerRole: Partial<Record<Role, number>> = {};
+
+  constructor(
+    private readonly io: SearchIO,
+    private readonly signal: AbortSignal | undefined,
+    private readonly listener?: CallListener,
+  ) {}
+
+  private limitFor(backend: RoleInfo): LimitFunction {
+    const key = backend.limitGroup ?? backend;
+    let limit = this.limits.get(key);
+    if (!limit) {
+      limit = pLimit(Math.max(1, backend.concurrency));
+      this.limits.set(key, limit);
+    }
+    return limit;
+  }
+
+  /**
+   * @param call     does the work
+   * @param toEvent  what of the result goes into the event (and must be enough for `fromEvent`)
+   * @param fromEvent rebuilds the result from a recorded event on resume
+   */
+  async run<T>(
+    spec: CallSpec,
+    call: (signal: AbortSignal | undefined) => Promise<T>,
+    toEvent: (result: T) => Promise<Partial<CallEvent>>,
+    fromEvent: (event: CallEvent) => Promise<T>,
+  ): Promise<T> {
+    const done = this.io.cached(spec.key);
+    if (done) {
+      try {
+        const replayed = await fromEvent(done);
+        this.addTime(spec.role, done.ms);
+        this.listener?.(done, true);
+        return replayed;
+      } catch {
+        // what the event names is gone (e.g. an image lost to a power cut): make the call again
+      }
+    }
+    const base = {
+      key: spec.key,
+      role: spec.role,
+      backend: spec.backend.name,
+      inputIds: spec.inputIds,
+      candidateId: spec.candidateId,
+      ...(spec.prompt !== undefined ? { prompt: spec.prompt } : {}),
+      ...(spec.seed !== undefined ? { seed: spec.seed } : {}),
+    };
+    let ms = 0;
+    let result: T;
+    try {
+      // the backend's slot is held for the call alone; keeping its result happens outside it
+      result = await this.limitFor(spec.backend)(async () => {
+        this.signal?.throwIfAborted();
+        const started = performance.now();
+        try {
+          return await call(this.signal);
+        } finally {
+          ms = performance.now() - started;
+        }
+      });
+    } catch (err) {
+      // an abort is not the call's failure: leave no event so that a resume redoes it
+      if (this.signal?.aborted) throw this.signal.reason ?? err;
+      this.addTime(spec.role, ms);
+      const event: CallEvent = { ...base, ms: round(ms), error: errorMessage(err), at: new Date().toISOString() };
+      await this.io.record(event);
+      this.listener?.(event, false);
+      throw new CallFailed(event.error!, err);
+    }
+    const extra = await toEvent(result);
+    this.addTime(spec.role, ms);
+    const event: CallEvent = { ...base, ...extra, ms: round(ms), at: new Date().toISOString() };
+    await this.io.record(event);
+    this.listener?.(event, false);
+    return result;
+  }
+
+  private addTime(role: Role, ms: number): void {
+    this.timePerRole[role] = (this.timePerRole[role] ?? 0) + ms;
+  }
+}
+
+/** A role call failed; its event is recorded. The loop decides what the failure means for the search. */
+export class CallFailed extends Error {
+  override name = 'CallFailed';
+  constructor(message: string, override readonly cause: unknown) {
+    super(message);
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

@@ -1,0 +1,263 @@
+/**
+ * The ReflectionFlow search: a noise pool, top-`width` chain heads, then `depth` rounds of
+ * reflect → refine → correct → verify per chain (strategy `reflection`), refine → regenerate → verify
+ * (`noise+prompt`), or nothing but the pool (`noise`, best-of-N). The final image is the best over all images.
+ *
+ * Every result is written onto its own candidate by the call that made it, so the order in which calls finish
+ * never matters.
+ */
+import type { Corrector, PromptRefiner, Reflector, RoleSet } from '../core/roles.js';
+import { UserError } from '../core/errors.js';
+import type {
+  Candidate,
+  ChainSummary,
+  Evaluation,
+  Image,
+  PromptMeta,
+  Reflection,
+  SearchParams,
+  SearchResult,
+} from '../core/types.js';
+import { CallFailed, CallRunner, type CallListener } from './calls.js';
+import type { SearchIO } from './io.js';
+import { makePlan } from './plan.js';
+import { deriveSeed } from './seeds.js';
+import { bestOf, rank } from './select.js';
+
+export interface SearchInput {
+  prompt: string;
+  meta?: PromptMeta;
+  params: SearchParams;
+  roles: RoleSet;
+  io: SearchIO;
+  signal?: AbortSignal;
+  onCall?: CallListener;
+  size?: number;
+}
+
+export interface SearchOutcome extends SearchResult {
+  timePerRole: CallRunner['timePerRole'];
+}
+
+/** Which roles a strategy needs, for a clear error before anything runs. */
+export function requiredRoles(strategy: SearchParams['strategy']): Array<keyof RoleSet> {
+  if (strategy === 'noise') return ['generator', 'verifier'];
+  if (strategy === 'noise+prompt') return ['generator', 'verifier', 'refiner'];
+  return ['generator', 'verifier', 'reflector', 'corrector'];
+}
+
+export async function search(input: SearchInput): Promise<SearchOutcome> {
+  const { prompt, params, roles, io, signal } = input;
+  for (const role of requiredRoles(params.strategy)) {
+    if (!roles[role]) throw new UserError(`strategy '${params.strategy}' needs a ${role}, and none is configured`);
+  }
+  const plan = makePlan(params);
+  const calls = new CallRunner(io, signal, input.onCall);
+  const candidates: Candidate[] = [];
+  const images = new Map<string, Image>();
+  let imagesGenerated = 0;
+
+  // ---- calls, each bound to the candidate it concerns ----
+
+  const makeImage = async (c: Candidate, make: () => Promise<Image>, inputIds: string[]): Promise<boolean> => {
+    const role = c.origin === 'generate' ? 'generate' : 'correct';
+    const backend = role === 'generate' ? roles.generator : roles.corrector!;
+    try {
+      const image = await calls.run(
+        { key: `${role}:${c.id}`, role, backend, candidateId: c.id, inputIds, prompt: c.prompt, seed: c.seed },
+        () => make(),
+        async (img) => {
+          await io.saveImage(c.id, img);
+          return { outputId: c.id, ...(c.reflection ? { reflection: c.reflection } : {}) };
+        },
+        () => io.loadImage(c.id),
+      );
+      images.set(c.id, image);
+      candidates.push(c);
+      imagesGenerated++;
+      return true;
+    } catch (err) {
+      if (err instanceof CallFailed) return false;
+      throw err;
+    }
+  };
+
+  const verify = async (c: Candidate): Promise<void> => {
+    try {
+      c.evaluation = await calls.run<Evaluation>(
+        { key: `verify:${c.id}`, role: 'verify', backend: roles.verifier, candidateId: c.id, inputIds: [c.id] },
+        (s) => roles.verifier.verify({ image: images.get(c.id)!, prompt, meta: input.meta }, { signal: s }),
+        async (evaluation) => ({ evaluation }),
+        async (e) => e.evaluation!,
+      );
+    } catch (err) {
+      if (!(err instanceof CallFailed)) throw err;
+      c.verifyError = err.message; // ranks last; the search goes on
+    }
+  };
+
+  const reflect = async (head: Candidate, reflector: Reflector, previous?: Reflection): Promise<Reflection | undefined> => {
+    try {
+      head.reflectionOut = await calls.run<Reflection>(
+        { key: `reflect:${head.id}`, role: 'reflect', backend: reflector, candidateId: head.id, inputIds: [head.id] },
+        (s) =>
+          reflector.reflect(
+            {
+              image: images.get(head.id)!,
+              prompt,
+              currentPrompt: head.prompt,
+              ...(head.evaluation ? { evaluation: head.evaluation } : {}),
+              ...(previous ? { previousReflection: previous } : {}),
+            },
+            { signal: s },
+          ),
+        async (reflection) => ({ reflection }),
+        async (e) => e.reflection!,
+      );
+      return head.reflectionOut;
+    } catch (err) {
+      if (err instanceof CallFailed) return undefined;
+      throw err;
+    }
+  };
+
+  /** The refined prompt for the next image of a chain; the current prompt when refinement fails or is off. */
+  const refine = async (head: Candidate, refiner: PromptRefiner | undefined, reflection?: Reflection): Promise<string> => {
+    if (!refiner) return head.prompt;
+    try {
+      head.refinedPrompt = await calls.run<string>(
+        { key: `refine:${head.id}`, role: 'refine', backend: refiner, candidateId: head.id, inputIds: [head.id] },
+        (s) =>
+          refiner.refine(
+            {
+              prompt,
+              currentPrompt: head.prompt,
+              image: images.get(head.id)!,
+              ...(head.evaluation ? { evaluation: head.evaluation } : {}),
+              ...(reflection ? { reflection } : {}),
+            },
+            { signal: s },
+          ),
+        async (refinedPrompt) => ({ refinedPrompt }),
+        async (e) => e.refinedPrompt!,
+      );
+      return head.refinedPrompt;
+    } catch (err) {
+      if (err instanceof CallFailed) return head.prompt;
+      throw err;
+    }
+  };
+
+  // ---- round 0: the noise pool ----
+
+  const pool: Candidate[] = Array.from({ length: plan.pool }, (_, i) => {
+    const seed = deriveSeed(params.seed, 0, i);
+    return { id: `r0-i${pad(i)}-s${seed}`, round: 0, chain: null, seed, parentId: null, prompt, origin: 'generate' };
+  });
+  await Promise.all(
+    pool.map(async (c) => {
+      const ok = await makeImage(c, () => roles.generator.generate({ prompt, seed: c.seed, size: input.size }, { signal }), []);
+      if (ok) await verify(c);
+    }),
+  );
+  sortByPlan(candidates, pool);
+
+  // ---- chains ----
+
+  const heads = rank(candidates).slice(0, plan.width);
+  const chains: Candidate[][] = heads.map((h, i) => {
+    h.chain = i;
+    return [h];
+  });
+
+  const runChain = async (chainIndex: number): Promise<void> => {
+    const chain = chains[chainIndex]!;
+    let head = chain[0]!;
+    let previousReflection: Reflection | undefined;
+    for (let r = 1; r <= plan.depth; r++) {
+      if (!plan.steps[r - 1]![chainIndex]) break;
+      const seed = deriveSeed(params.seed, r, chainIndex);
+      let child: Candidate;
+      let made: boolean;
+      if (params.strategy === 'reflection') {
+        const reflection = await reflect(head, roles.reflector!, previousReflection);
+        if (!reflection) continue; // nothing to correct with this round
+        const nextPrompt = await refine(head, roles.refiner, reflection);
+        child = childOf(head, r, chainIndex, seed, nextPrompt, 'correct', reflection);
+        const corrector: Corrector = roles.corrector!;
+        const source = images.get(head.id)!;
+        made = await makeImage(
+          child,
+          () => corrector.correct({ image: source, prompt: nextPrompt, reflection, seed, size: input.size }, { signal }),
+          [head.id],
+        );
+        previousReflection = reflection;
+      } else {
+        const nextPrompt = await refine(head, roles.refiner);
+        child = childOf(head, r, chainIndex, seed, nextPrompt, 'generate');
+        made = await makeImage(
+          child,
+          () => roles.generator.generate({ prompt: nextPrompt, seed, size: input.size }, { signal }),
+          [head.id],
+        );
+      }
+      if (!made) continue;
+      await verify(child);
+      chain.push(child);
+      if (params.chainHead === 'latest' || bestOf([head, child]) === child) head = child;
+    }
+  };
+  if (params.strategy !== 'noise') await Promise.all(chains.map((_, i) => runChain(i)));
+
+  // completion order must not leak into the result
+  candidates.sort((a, b) => a.round - b.round || (a.chain ?? -1) - (b.chain ?? -1) || a.id.localeCompare(b.id));
+  sortByPlan(candidates, pool);
+
+  const chainSummaries: ChainSummary[] = chains.map((chain, i) => ({
+    chain: i,
+    ids: chain.map((c) => c.id),
+    bestId: bestOf(chain).id,
+  }));
+  const best = candidates.length ? bestOf(candidates) : null;
+  return {
+    candidates,
+    chains: chainSummaries,
+    bestId: best ? best.id : null,
+    imagesGenerated,
+    budget: plan.budget,
+    timePerRole: calls.timePerRole,
+  };
+}
+
+function childOf(
+  head: Candidate,
+  round: number,
+  chain: number,
+  seed: number,
+  prompt: string,
+  origin: Candidate['origin'],
+  reflection?: Reflection,
+): Candidate {
+  return {
+    id: `r${round}-c${chain}-s${seed}`,
+    round,
+    chain,
+    seed,
+    parentId: head.id,
+    prompt,
+    origin,
+    ...(reflection ? { reflection } : {}),
+  };
+}
+
+/** Pool images in plan order (index), whatever order they finished in; later rounds after them, unchanged. */
+function sortByPlan(candidates: Candidate[], pool: Candidate[]): void {
+  const order = new Map(pool.map((c, i) => [c.id, i]));
+  const poolPart = candidates.filter((c) => order.has(c.id)).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  const rest = candidates.filter((c) => !order.has(c.id));
+  candidates.splice(0, candidates.length, ...poolPart, ...rest);
+}
+
+function pad(i: number): string {
+  return String(i).padStart(3, '0');
+}

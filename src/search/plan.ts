@@ -1,0 +1,49 @@
+import type { SearchParams, Strategy } from '../core/types.js';
+
+/**
+ * What a search will generate, fixed before the first call so that a `--max-images` cap and a resumed run cut
+ * at exactly the same place.
+ */
+export interface SearchPlan {
+  strategy: Strategy;
+  /** images generated in round 0 */
+  pool: number;
+  /** chains kept after round 0 */
+  width: number;
+  /** rounds after round 0 */
+  depth: number;
+  /** steps[r-1][c] is true when chain c gets an image in round r */
+  steps: boolean[][];
+  /** images the plan generates: pool + enabled steps */
+  budget: number;
+  /** images the parameters ask for before any cap */
+  requested: number;
+}
+
+/**
+ * Budget = samples + width × depth images for every strategy, so that strategies compare at equal budget:
+ * `noise` spends all of it on fresh seeds in round 0; the others spend `samples` on the pool and width × depth on
+ * the chains. A cap (`maxImages`) cuts the pool first, then rounds in order (round 1 chain 0, chain 1, …).
+ */
+export function makePlan(p: SearchParams): SearchPlan {
+  const requested = p.samples + p.width * p.depth;
+  const cap = p.maxImages ?? Infinity;
+  if (p.strategy === 'noise') {
+    const pool = Math.min(requested, cap);
+    return { strategy: p.strategy, pool, width: Math.min(p.width, pool), depth: 0, steps: [], budget: pool, requested };
+  }
+  const pool = Math.min(p.samples, cap);
+  const width = Math.min(p.width, pool);
+  let left = Math.max(0, cap - pool);
+  const steps: boolean[][] = [];
+  for (let r = 0; r < p.depth; r++) {
+    const row: boolean[] = [];
+    for (let c = 0; c < width; c++) {
+      row.push(left > 0);
+      if (left > 0) left--;
+    }
+    steps.push(row);
+  }
+  const used = steps.flat().filter(Boolean).length;
+  return { strategy: p.strategy, pool, width, depth: p.depth, steps, budget: pool + used, requested };
+}

@@ -1,0 +1,147 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readEvents } from '../src/store/run-store.js';
+import type { RunRecord } from '../src/store/types.js';
+import { FAKE, ROOT, cli, cliAsync, tmpDir } from './helpers/cli.js';
+
+const GENEVAL = path.join(ROOT, 'test/fixtures/geneval_evaluation_metadata.jsonl');
+
+function onlyRun(out: string): string {
+  const dirs = readdirSync(out);
+  expect(dirs).toHaveLength(1);
+  return path.join(out, dirs[0]!);
+}
+
+describe('reflectionflow run', () => {
+  it('runs a reflection search and writes run.json, events, images and the report', () => {
+    const out = tmpDir();
+    const r = cli(['run', 'a red circle', '--backend', FAKE, '--samples', '4', '--width', '2', '--depth', '2', '--out', out]);
+    expect(r.stderr.split('\n').filter((l) => /Error|at /.test(l))).toEqual([]);
+    expect(r.code).toBe(0);
+    const dir = onlyRun(out);
+    const run = JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunRecord;
+    expect(run.status).toBe('done');
+    expect(run.result!.imagesGenerated).toBe(8);
+    expect(run.result!.budget).toBe(8);
+    expect(readdirSync(path.join(dir, 'images')).filter((f) => f.endsWith('.png'))).toHaveLength(8);
+    expect(existsSync(path.join(dir, 'report.html'))).toBe(true);
+    expect(r.stdout).toContain(`best: ${run.result!.bestPath}`);
+    expect(r.stdout).toMatch(/budget: 8\/8 images/);
+    const events = readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.role === 'verify')).toHaveLength(8);
+    for (const e of events) expect(Object.keys(e)).toEqual(expect.arrayContaining(['role', 'backend', 'inputIds', 'ms', 'candidateId']));
+  });
+
+  it('dry-runs GenEval’s own 553-prompt file and an official config', () => {
+    const r = cli(['run', '--prompts', GENEVAL, '--config', path.join(ROOT, 'test/fixtures/official_flux.1_dev_nvilascore.json'), '--backend', FAKE, '--dry-run']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('plan: 553 prompts');
+    expect(r.stdout).toContain('single_object 80, two_object 99, counting 80, colors 94, position 100, color_attr 100');
+    expect(r.stdout).toContain('strategy: reflection');
+    expect(r.stdout).toContain('budget: 32 images per prompt, 17696 in all');
+  });
+
+  it('dry-run --json prints the plan as JSON', () => {
+    const r = cli(['run', 'x', '--backend', FAKE, '--strategy', 'noise', '--samples', '16', '--depth', '0', '--dry-run', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ prompts: 1, strategy: 'noise', budgetPerPrompt: 16 });
+  });
+});
+
+describe('bad input: one line on stderr, exit 2, nothing written', () => {
+  const cases: Array<[string, (dir: string) => string[], RegExp]> = [
+    ['empty prompt', () => ['run', '  ', '--backend', FAKE], /prompt is empty/],
+    ['missing prompt', () => ['run', '--backend', FAKE], /missing prompt/],
+    ['zero samples', () => ['run', 'x', '--samples', '0', '--backend', FAKE], /--samples.*positive integer/],
+    ['fractional width', () => ['run', 'x', '--width', '1.5', '--backend', FAKE], /--width.*positive integer/],
+    ['negative depth', () => ['run', 'x', '--depth', '-1', '--backend', FAKE], /depth/],
+    ['unknown strategy', () => ['run', 'x', '--strategy', 'magic', '--backend', FAKE], /unknown strategy 'magic'/],
+    ['unknown backend', () => ['run', 'x', '--backend', 'nope'], /unknown backend 'nope'/],
+    ['no backend', () => ['run', 'x'], /no backend/],
+    ['unreadable config', (d) => ['run', 'x', '--config', path.join(d, 'none.json')], /cannot read config/],
+    ['invalid JSON config', (d) => ['run', 'x', '--config', write(d, 'bad.json', '{"search": ')], /not valid JSON/],
+    ['invalid YAML config', (d) => ['run', 'x', '--config', write(d, 'bad.yaml', 'search: [\n')], /not valid YAML/],
+    ['wrong config value', (d) => ['run', 'x', '--config', write(d, 'c.json', '{"search":{"samples":-3}}')], /search\.samples/],
+    ['unknown config key', (d) => ['run', 'x', '--config', write(d, 'c.json', '{"serach":{}}')], /serach|Unrecognized/],
+    ['malformed JSONL line', (d) => ['run', '--backend', FAKE, '--prompts', write(d, 'p.jsonl', '{"tag":"colors","include":[{"class":"cup","count":1}],"prompt":"a cup"}\n{oops\n')], /p\.jsonl:2: not valid JSON/],
+    ['JSONL record missing prompt', (d) => ['run', '--backend', FAKE, '--prompts', write(d, 'p.jsonl', '{"tag":"colors","include":[{"class":"cup","count":1}]}\n')], /p\.jsonl:1: prompt/],
+    ['unwritable output dir', (d) => ['run', 'x', '--backend', FAKE, '--out', path.join(write(d, 'file', ''), 'sub')], /not writable/],
+    ['resume of a non-run', (d) => ['run', '--resume', d], /cannot read .*run\.json/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    it(name, () => {
+      const dir = tmpDir();
+      const out = path.join(dir, 'out');
+      const argv = args(dir);
+      const r = cli(argv.includes('--out') ? argv : [...argv, '--out', out]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(pattern);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
+    });
+  }
+});
+
+function write(dir: string, name: string, text: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('kill -9 and --resume', () => {
+  it('continues a killed run without redoing a finished call and chooses as an uninterrupted run', async () => {
+    const base = tmpDir();
+    const config = write(base, 'slow.json', JSON.stringify({ backend: FAKE, options: { latencyMs: 40, concurrency: 2 } }));
+    const args = ['--config', config, '--samples', '8', '--width', '2', '--depth', '4', '--seed', '11', '--quiet'];
+
+    const refOut = path.join(base, 'ref');
+    const ref = cli(['run', 'a blue star', ...args, '--out', refOut, '--no-report']);
+    expect(ref.code).toBe(0);
+    const refRun = JSON.parse(readFileSync(path.join(onlyRun(refOut), 'run.json'), 'utf8')) as RunRecord;
+
+    const out = path.join(base, 'killed');
+    mkdirSync(out);
+    const child = cliAsync(['run', 'a blue star', ...args, '--out', out]);
+    // wait until some calls have finished, then kill without warning
+    await new Promise<void>((resolve, reject) => {
+      const started = Date.now();
+      const timer = setInterval(() => {
+        const dirs = readdirSync(out);
+        const events = dirs[0] ? path.join(out, dirs[0], 'events.jsonl') : '';
+        const n = events && existsSync(events) ? readFileSync(events, 'utf8').split('\n').length - 1 : 0;
+        if (n >= 12) {
+          clearInterval(timer);
+          child.kill('SIGKILL');
+          resolve();
+        } else if (Date.now() - started > 20_000) {
+          clearInterval(timer);
+          child.kill('SIGKILL');
+          reject(new Error('run made no progress'));
+        }
+      }, 5);
+    });
+    await new Promise((r) => child.on('exit', r));
+    const dir = onlyRun(out);
+    const before = JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunRecord;
+    expect(before.status).toBe('running');
+
+    const resumed = cli(['run', '--resume', dir, '--quiet']);
+    expect(resumed.stderr).toBe('');
+    expect(resumed.code).toBe(0);
+    const after = JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunRecord;
+    expect(after.status).toBe('done');
+    expect(after.result!.bestId).toBe(refRun.result!.bestId);
+    expect(after.result!.bestScore).toBe(refRun.result!.bestScore);
+    expect(after.candidates.map((c) => c.id)).toEqual(refRun.candidates.map((c) => c.id));
+    const events = await readEvents(path.join(dir, 'events.jsonl'));
+    const keys = events.filter((e) => !e.error).map((e) => e.key);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys.length).toBe(8 + 8 + 4 * 2 * 4); // 8 pool gen+verify, then reflect, refine, correct, verify per step
+    expect(readdirSync(path.join(dir, 'images')).filter((f) => f.endsWith('.png')).sort()).toEqual(
+      refRun.candidates.map((c) => `${c.id}.png`).sort(),
+    );
+  });
+});

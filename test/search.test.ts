@@ -1,0 +1,189 @@
+import { describe, expect, it } from 'vitest';
+import { search, type SearchInput } from '../src/search/loop.js';
+import { MemoryIO } from '../src/search/io.js';
+import { makePlan } from '../src/search/plan.js';
+import { rank } from '../src/search/select.js';
+import type { Candidate, SearchParams } from '../src/core/types.js';
+import { createBackend, qualityOf } from './fixtures/fake-backend.mjs';
+
+const params = (p: Partial<SearchParams>): SearchParams => ({
+  strategy: 'reflection',
+  samples: 8,
+  width: 2,
+  depth: 3,
+  seed: 7,
+  chainHead: 'latest',
+  ...p,
+});
+
+async function run(p: Partial<SearchParams>, opts: Parameters<typeof createBackend>[0] = {}, extra: Partial<SearchInput> = {}) {
+  const backend = createBackend(opts);
+  const io = new MemoryIO();
+  const result = await search({ prompt: 'a red circle', params: params(p), roles: backend, io, ...extra });
+  return { result, io, backend };
+}
+
+describe('plan and budget', () => {
+  it('budget is samples + width × depth for every strategy', () => {
+    for (const strategy of ['noise', 'noise+prompt', 'reflection'] as const) {
+      expect(makePlan(params({ strategy, samples: 8, width: 2, depth: 3 })).budget).toBe(14);
+    }
+  });
+  it('noise spends the whole budget on the pool', () => {
+    const plan = makePlan(params({ strategy: 'noise', samples: 4, width: 2, depth: 2 }));
+    expect(plan.pool).toBe(8);
+    expect(plan.depth).toBe(0);
+  });
+  it('a cap cuts the pool first, then rounds in order', () => {
+    const plan = makePlan(params({ samples: 4, width: 2, depth: 3, maxImages: 7 }));
+    expect(plan.budget).toBe(7);
+    expect(plan.pool).toBe(4);
+    expect(plan.steps).toEqual([
+      [true, true],
+      [true, false],
+      [false, false],
+    ]);
+    expect(makePlan(params({ samples: 4, width: 2, depth: 3, maxImages: 3 }))).toMatchObject({ pool: 3, budget: 3 });
+  });
+  it('width never exceeds the pool', () => {
+    expect(makePlan(params({ samples: 2, width: 5, depth: 1 })).width).toBe(2);
+  });
+});
+
+describe('strategies', () => {
+  it('noise is best-of-N over the whole budget', async () => {
+    const { result, io, backend } = await run({ strategy: 'noise', samples: 6, width: 2, depth: 1 });
+    expect(result.imagesGenerated).toBe(8);
+    expect(backend.stats.calls).toEqual({ generate: 8, verify: 8 });
+    const qs = await Promise.all([...io.images.values()].map(qualityOf));
+    const best = result.candidates.find((c) => c.id === result.bestId)!;
+    expect(await qualityOf(io.images.get(best.id)!)).toBe(Math.max(...qs));
+  });
+
+  it('noise+prompt regenerates from fresh seeds with each chain’s refined prompt', async () => {
+    const { result, backend } = await run({ strategy: 'noise+prompt', samples: 4, width: 2, depth: 2 });
+    expect(result.imagesGenerated).toBe(8);
+    expect(backend.stats.calls.correct).toBeUndefined();
+    expect(backend.stats.calls.reflect).toBeUndefined();
+    const later = result.candidates.filter((c) => c.round > 0);
+    expect(later).toHaveLength(4);
+    for (const c of later) {
+      expect(c.origin).toBe('generate');
+      const parent = result.candidates.find((p) => p.id === c.parentId)!;
+      expect(c.prompt).toBe(parent.refinedPrompt);
+    }
+  });
+
+  it('reflection keeps every chain’s full history', async () => {
+    const { result, backend } = await run({ strategy: 'reflection', samples: 6, width: 2, depth: 3 });
+    expect(result.imagesGenerated).toBe(12);
+    expect(backend.stats.calls).toMatchObject({ generate: 6, correct: 6, reflect: 6, refine: 6, verify: 12 });
+    expect(result.chains).toHaveLength(2);
+    const byId = new Map(result.candidates.map((c) => [c.id, c]));
+    // chain heads are the top-2 of the pool
+    const pool = result.candidates.filter((c) => c.round === 0);
+    const top2 = rank(pool).slice(0, 2).map((c) => c.id);
+    expect(result.chains.map((ch) => ch.ids[0])).toEqual(top2);
+    for (const chain of result.chains) {
+      expect(chain.ids).toHaveLength(4);
+      chain.ids.slice(1).forEach((id, i) => {
+        const c = byId.get(id)!;
+        expect(c.round).toBe(i + 1);
+        expect(c.chain).toBe(chain.chain);
+        expect(c.parentId).toBe(chain.ids[i]); // chainHead latest: each image corrects the one before
+        expect(c.origin).toBe('correct');
+        expect(c.reflection).toEqual(byId.get(c.parentId!)!.reflectionOut);
+        expect(c.prompt).toBe(byId.get(c.parentId!)!.refinedPrompt);
+      });
+      const best = rank(chain.ids.map((id) => byId.get(id)!))[0]!;
+      expect(chain.bestId).toBe(best.id);
+    }
+    expect(result.bestId).toBe(rank(result.candidates)[0]!.id);
+  });
+
+  it('chainHead best keeps the better of old and new as the next parent', async () => {
+    const { result } = await run({ strategy: 'reflection', samples: 4, width: 1, depth: 4, chainHead: 'best' });
+    const byId = new Map(result.candidates.map((c) => [c.id, c]));
+    const chain = result.chains[0]!.ids.map((id) => byId.get(id)!);
+    let head = chain[0]!;
+    for (const c of chain.slice(1)) {
+      expect(c.parentId).toBe(head.id);
+      if (c.evaluation!.score > head.evaluation!.score) head = c;
+    }
+  });
+
+  it('never exceeds --max-images', async () => {
+    const { result, backend } = await run({ strategy: 'reflection', samples: 4, width: 2, depth: 5, maxImages: 7 });
+    expect(result.imagesGenerated).toBe(7);
+    expect(backend.stats.calls.generate! + backend.stats.calls.correct!).toBe(7);
+  });
+
+  it('a failed verification ranks last and the run goes on', async () => {
+    const { result } = await run({ strategy: 'noise', samples: 12, width: 1, depth: 0 }, { failVerifyAbove: 100 });
+    const failed = result.candidates.filter((c) => c.verifyError);
+    expect(failed.length).toBeGreaterThan(0);
+    const best = result.candidates.find((c) => c.id === result.bestId)!;
+    expect(best.verifyError).toBeUndefined();
+    expect(rank(result.candidates).slice(-failed.length).every((c) => c.verifyError)).toBe(true);
+  });
+
+  it('says which role a strategy is missing', async () => {
+    const b = createBackend();
+    await expect(
+      search({ prompt: 'x', params: params({}), roles: { generator: b.generator, verifier: b.verifier }, io: new MemoryIO() }),
+    ).rejects.toThrow(/needs a reflector/);
+  });
+});
+
+describe('concurrency and alignment', () => {
+  it('every score, reflection and refined prompt stays bound to its own image under random completion order', async () => {
+    const runs = await Promise.all(
+      [0, 1, 2].map(() => run({ samples: 16, width: 4, depth: 3 }, { latencyMs: 1, jitterMs: 25, concurrency: 8 })),
+    );
+    for (const { result, io } of runs) {
+      for (const c of result.candidates) {
+        const q = await qualityOf(io.images.get(c.id)!);
+        expect(c.evaluation!.score).toBe(q / 255);
+        if (c.reflectionOut) expect(c.reflectionOut.text).toContain(`q=${q}`);
+        if (c.refinedPrompt) expect(c.refinedPrompt.endsWith(`+q${q}`)).toBe(true);
+      }
+      // each event names the candidate whose image it read
+      for (const e of io.events.filter((e) => e.role === 'verify')) {
+        const q = await qualityOf(io.images.get(e.candidateId)!);
+        expect(e.evaluation!.score).toBe(q / 255);
+      }
+    }
+    const ids = runs.map((r) => r.result.candidates.map((c: Candidate) => c.id));
+    expect(ids[1]).toEqual(ids[0]);
+    expect(ids[2]).toEqual(ids[0]);
+    expect(new Set(runs.map((r) => r.result.bestId)).size).toBe(1);
+  });
+
+  it('respects the backend’s concurrency limit', async () => {
+    const { backend } = await run({ strategy: 'noise', samples: 24, width: 1, depth: 0 }, { latencyMs: 5, concurrency: 3 });
+    expect(backend.stats.maxInFlight).toBe(3);
+  });
+
+  it('same seed ⇒ same ids and choice; another seed ⇒ other images', async () => {
+    const a = await run({ seed: 3 });
+    const b = await run({ seed: 3 });
+    const c = await run({ seed: 4 });
+    expect(b.result.candidates.map((x) => x.id)).toEqual(a.result.candidates.map((x) => x.id));
+    expect(b.result.bestId).toBe(a.result.bestId);
+    for (const [id, img] of a.io.images) expect(Buffer.from(b.io.images.get(id)!.png).equals(Buffer.from(img.png))).toBe(true);
+    expect(c.result.candidates.map((x) => x.id)).not.toEqual(a.result.candidates.map((x) => x.id));
+  });
+
+  it('replays finished calls instead of redoing them', async () => {
+    const first = await run({ samples: 6, width: 2, depth: 2 });
+    const io = first.io;
+    // forget the last round, as if the process died there
+    const keep = io.events.filter((e) => !e.candidateId.startsWith('r2-'));
+    io.events.splice(0, io.events.length, ...keep);
+    const backend = createBackend();
+    const again = await search({ prompt: 'a red circle', params: params({ samples: 6, width: 2, depth: 2 }), roles: backend, io });
+    expect(backend.stats.calls).toEqual({ correct: 2, verify: 2 });
+    expect(again.bestId).toBe(first.result.bestId);
+    expect(again.candidates.map((c) => c.id)).toEqual(first.result.candidates.map((c) => c.id));
+  });
+});
