@@ -1,0 +1,144 @@
+import pLimit from 'p-limit';
+import type { RoleSet } from '../core/roles.js';
+import type { Strategy } from '../core/types.js';
+import type { PromptRecord } from '../config/prompts.js';
+import { metaOf } from '../config/prompts.js';
+import { search } from '../search/loop.js';
+import { paramsForBudget } from './budget.js';
+import { SharedPoolIO } from './shared-pool.js';
+
+/** Judges one final image against its GenEval record (the benchmark's detector, never the search's verifier). */
+export type Judge = (png: Uint8Array, record: PromptRecord) => Promise<{ correct: boolean; reason?: string }>;
+
+export interface EvalOptions {
+  records: PromptRecord[];
+  strategies: Strategy[];
+  budgets: number[];
+  roles: RoleSet;
+  judge: Judge;
+  /** searches per prompt, each with its own run seed */
+  seedsPerPrompt: number;
+  width: number;
+  seed: number;
+  /** prompts searched at once (backend limits still apply) */
+  jobs: number;
+  signal?: AbortSignal;
+  onResult?: (r: EvalSample, done: number, total: number) => void;
+}
+
+export interface EvalSample {
+  prompt: string;
+  tag: string;
+  strategy: Strategy;
+  budget: number;
+  seed: number;
+  correct: boolean;
+  reason?: string;
+  score: number | null;
+  imagesGenerated: number;
+}
+
+export interface EvalCell {
+  strategy: Strategy;
+  budget: number;
+  /** accuracy per GenEval tag */
+  categories: Record<string, { correct: number; total: number; accuracy: number }>;
+  /** mean of the category accuracies, as GenEval reports */
+  overall: number;
+  images: number;
+}
+
+export interface EvalReport {
+  strategies: Strategy[];
+  budgets: number[];
+  tags: string[];
+  cells: EvalCell[];
+  samples: EvalSample[];
+  wallMs: number;
+}
+
+/**
+ * The benchmark: every prompt × run seed × strategy × budget is one search; its final image is judged. Searches of
+ * one prompt and seed share their noise pool (same seeds, same images), so a budget ladder costs little more than
+ * its largest rung for `noise`.
+ */
+export async function runEval(opts: EvalOptions): Promise<EvalReport> {
+  const started = performance.now();
+  const samples: EvalSample[] = [];
+  const units = opts.records.flatMap((record, p) =>
+    Array.from({ length: opts.seedsPerPrompt }, (_, k) => ({ record, seed: opts.seed + p * 1000 + k })),
+  );
+  const total = units.length * opts.strategies.length * opts.budgets.length;
+  const limit = pLimit(Math.max(1, opts.jobs));
+  await Promise.all(
+    units.map(({ record, seed }) =>
+      limit(async () => {
+        const pool = new SharedPoolIO();
+        for (const strategy of opts.strategies) {
+          for (const budget of [...opts.budgets].sort((a, b) => a - b)) {
+            opts.signal?.throwIfAborted();
+            const params = paramsForBudget(strategy, budget, opts.width, seed);
+            const io = pool.session();
+            const result = await search({
+              prompt: record.prompt,
+              meta: metaOf(record),
+              params,
+              roles: opts.roles,
+              io,
+              ...(opts.signal ? { signal: opts.signal } : {}),
+            });
+            const best = result.candidates.find((c) => c.id === result.bestId);
+            const verdict = best ? await opts.judge((await io.loadImage(best.id)).png, record) : { correct: false, reason: 'no image' };
+            const sample: EvalSample = {
+              prompt: record.prompt,
+              tag: record.tag,
+              strategy,
+              budget,
+              seed,
+              correct: verdict.correct,
+              ...(verdict.reason ? { reason: verdict.reason } : {}),
+              score: best?.evaluation?.score ?? null,
+              imagesGenerated: result.imagesGenerated,
+            };
+            samples.push(sample);
+            opts.onResult?.(sample, samples.length, total);
+          }
+        }
+      }),
+    ),
+  );
+  return summarise(samples, opts.strategies, opts.budgets, performance.now() - started);
+}
+
+export function summarise(samples: EvalSample[], strategies: Strategy[], budgets: number[], wallMs: number): EvalReport {
+  const tags = [...new Set(samples.map((s) => s.tag))].sort((a, b) => tagOrder(a) - tagOrder(b) || a.localeCompare(b));
+  const cells: EvalCell[] = [];
+  for (const strategy of strategies) {
+    for (const budget of budgets) {
+      const mine = samples.filter((s) => s.strategy === strategy && s.budget === budget);
+      const categories: EvalCell['categories'] = {};
+      for (const tag of tags) {
+        const t = mine.filter((s) => s.tag === tag);
+        const correct = t.filter((s) => s.correct).length;
+        categories[tag] = { correct, total: t.length, accuracy: t.length ? correct / t.length : 0 };
+      }
+      const accs = Object.values(categories).filter((c) => c.total > 0).map((c) => c.accuracy);
+      cells.push({
+        strategy,
+        budget,
+        categories,
+        overall: accs.length ? accs.reduce((a, b) => a + b, 0) / accs.length : 0,
+        images: mine.reduce((a, s) => a + s.imagesGenerated, 0),
+      });
+    }
+  }
+  return { strategies, budgets, tags, cells, samples, wallMs: Math.round(wallMs) };
+}
+
+/** GenEval's column order. */
+export const GENEVAL_TAGS = ['single_object', 'two_object', 'counting', 'colors', 'position', 'color_attr'];
+
+function tagOrder(tag: string): number {
+  const i = GENEVAL_TAGS.indexOf(tag);
+  return i < 0 ? GENEVAL_TAGS.length : i;
+}

@@ -1,0 +1,69 @@
+import type { EvalReport } from './harness.js';
+
+/** A GenEval-style table: one row per strategy and budget, one column per category, then overall. */
+export function markdownTable(report: EvalReport): string {
+  const head = ['strategy', 'budget', ...report.tags, 'overall'];
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`];
+  for (const cell of report.cells) {
+    const cats = report.tags.map((t) => {
+      const c = cell.categories[t]!;
+      return c.total ? c.accuracy.toFixed(3) : '–';
+    });
+    lines.push(`| ${cell.strategy} | ${cell.budget} | ${cats.join(' | ')} | **${cell.overall.toFixed(3)}** |`);
+  }
+  const n = report.tags.map((t) => `${t} ${report.cells[0]?.categories[t]?.total ?? 0}`).join(', ');
+  lines.push('', `Judged images per cell: ${n}. Overall = mean of the category accuracies (as GenEval).`);
+  return lines.join('\n') + '\n';
+}
+
+const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#9333ea', '#dc2626'];
+
+/** The scaling curve: overall score vs budget (log2 axis), one line per strategy, as a standalone SVG. */
+export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'): string {
+  const W = 640;
+  const H = 400;
+  const m = { l: 56, r: 150, t: 40, b: 48 };
+  const budgets = [...report.budgets].sort((a, b) => a - b);
+  const lx = budgets.map((b) => Math.log2(b));
+  const x0 = Math.min(...lx);
+  const x1 = Math.max(...lx) === x0 ? x0 + 1 : Math.max(...lx);
+  const ys = report.cells.map((c) => c.overall);
+  const y0 = Math.max(0, Math.floor(Math.min(...ys) * 10) / 10 - 0.1);
+  const y1 = Math.min(1, Math.ceil(Math.max(...ys) * 10) / 10 + 0.05);
+  const px = (b: number) => m.l + ((Math.log2(b) - x0) / (x1 - x0)) * (W - m.l - m.r);
+  const py = (v: number) => H - m.b - ((v - y0) / (y1 - y0)) * (H - m.t - m.b);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${m.l}" y="24" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+  for (let v = Math.ceil(y0 * 10) / 10; v <= y1 + 1e-9; v += 0.1) {
+    out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${py(v)}" y2="${py(v)}" stroke="#e5e7eb"/>`);
+    out.push(`<text x="${m.l - 8}" y="${py(v) + 4}" text-anchor="end" fill="#374151">${v.toFixed(1)}</text>`);
+  }
+  for (const b of budgets) {
+    out.push(`<line x1="${px(b)}" x2="${px(b)}" y1="${H - m.b}" y2="${H - m.b + 5}" stroke="#374151"/>`);
+    out.push(`<text x="${px(b)}" y="${H - m.b + 18}" text-anchor="middle" fill="#374151">${b}</text>`);
+  }
+  out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="#374151"/>`);
+  out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">budget (images generated)</text>`);
+  out.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">overall accuracy</text>`);
+  report.strategies.forEach((s, i) => {
+    const color = COLORS[i % COLORS.length]!;
+    const pts = budgets.map((b) => {
+      const cell = report.cells.find((c) => c.strategy === s && c.budget === b)!;
+      return [px(b), py(cell.overall)] as const;
+    });
+    out.push(`<polyline fill="none" stroke="${color}" stroke-width="2.5" points="${pts.map((p) => p.join(',')).join(' ')}"/>`);
+    for (const [x, y] of pts) out.push(`<circle cx="${x}" cy="${y}" r="4" fill="${color}"/>`);
+    const ly = m.t + 10 + i * 20;
+    out.push(`<line x1="${W - m.r + 16}" x2="${W - m.r + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"/>`);
+    out.push(`<text x="${W - m.r + 46}" y="${ly + 4}">${escapeXml(s)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}

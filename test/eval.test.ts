@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { paramsForBudget } from '../src/eval/budget.js';
+import { runEval, type Judge } from '../src/eval/harness.js';
+import { markdownTable, scalingSvg } from '../src/eval/output.js';
+import { makePlan } from '../src/search/plan.js';
+import type { PromptRecord } from '../src/config/prompts.js';
+import { createBackend, qualityOf } from './fixtures/fake-backend.mjs';
+
+const judge: Judge = async (png) => ({ correct: (await qualityOf({ png })) >= 140 });
+
+const records: PromptRecord[] = ['single_object', 'colors', 'position'].flatMap((tag) =>
+  [0, 1, 2].map((i) => ({ tag, include: [{ class: 'circle', count: 1 }], prompt: `${tag} prompt ${i}` })),
+);
+
+describe('eval budgets', () => {
+  it('spends exactly the budget for every strategy', () => {
+    for (const strategy of ['noise', 'noise+prompt', 'reflection'] as const) {
+      for (const b of [1, 2, 3, 4, 8, 16, 32]) {
+        expect(makePlan(paramsForBudget(strategy, b, 2, 0)).budget).toBe(b);
+      }
+    }
+    expect(paramsForBudget('reflection', 32, 2, 0)).toMatchObject({ samples: 16, width: 2, depth: 8 });
+  });
+});
+
+describe('runEval', () => {
+  it('judges the final image of every budget and shares the noise pool across budgets', async () => {
+    const backend = createBackend();
+    const report = await runEval({
+      records,
+      strategies: ['noise', 'reflection'],
+      budgets: [1, 2, 4, 8],
+      roles: backend,
+      judge,
+      seedsPerPrompt: 2,
+      width: 2,
+      seed: 0,
+      jobs: 3,
+    });
+    expect(report.samples).toHaveLength(records.length * 2 * 2 * 4);
+    // the 8-image noise pool holds every smaller pool, the reflection runs' pools too (same seeds, same ids):
+    // 8 generations per prompt and seed, not 1+2+4+8 (+1+1+2+4)
+    expect(backend.stats.calls.generate).toBe(records.length * 2 * 8);
+    const noise = report.cells.filter((c) => c.strategy === 'noise').map((c) => c.overall);
+    for (let i = 1; i < noise.length; i++) expect(noise[i]!).toBeGreaterThanOrEqual(noise[i - 1]!);
+    expect(report.tags).toEqual(['single_object', 'colors', 'position']);
+    const cell = report.cells[0]!;
+    expect(cell.categories.colors!.total).toBe(6);
+    const table = markdownTable(report);
+    expect(table).toContain('| strategy | budget | single_object | colors | position | overall |');
+    expect(table.split('\n').filter((l) => l.startsWith('| noise') || l.startsWith('| reflection'))).toHaveLength(8);
+    const svg = scalingSvg(report);
+    expect(svg).toContain('<polyline');
+    expect((svg.match(/<polyline/g) ?? []).length).toBe(2);
+  });
+});
