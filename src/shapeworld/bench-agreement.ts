@@ -9,7 +9,7 @@ import { evaluateImage } from './evaluate.js';
 import { mixSeed, Rng } from './random.js';
 import { renderScene, MODEL_SIZE } from './render.js';
 import { TAGS, type PromptRecord, type Tag } from './rules.js';
-import { applicableDefects, judgeScene, sceneForSpec, type Defect } from './scene.js';
+import { applicableDefects, judgeScene, pickDefect, sceneForSpec, type Defect } from './scene.js';
 import { testPrompts } from './prompts.js';
 
 export interface AgreementCell {
@@ -36,19 +36,6 @@ export interface AgreementOptions {
   /** test prompts to draw from (default: the test split) */
   prompts?: readonly PromptRecord[];
   onProgress?: (done: number, total: number) => void;
-}
-
-/** The defects characteristic of a category (extra, wrong colour/relation, swapped binding) come up more often. */
-const DEFECT_WEIGHT: Record<Defect, number> = { missing: 1, wrong_class: 1, extra: 2, wrong_color: 2, wrong_relation: 3, swapped_binding: 3 };
-
-export function pickDefect(defects: readonly Defect[], rng: Rng): Defect {
-  const total = defects.reduce((a, d) => a + DEFECT_WEIGHT[d], 0);
-  let x = rng.float() * total;
-  for (const d of defects) {
-    x -= DEFECT_WEIGHT[d];
-    if (x < 0) return d;
-  }
-  return defects[defects.length - 1] as Defect;
 }
 
 function cell(): AgreementCell {

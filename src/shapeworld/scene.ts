@@ -91,6 +91,11 @@ function compatible(o: SceneObject, others: readonly SceneObject[], overlap: boo
   return true;
 }
 
+/** Whether an object may stand where it is among `others`: inside the frame and apart from same-coloured objects. */
+export function canStand(o: SceneObject, others: readonly SceneObject[], overlap = false): boolean {
+  return fits(o) && compatible(o, others, overlap);
+}
+
 /** What to place: shape/colour, and optionally a relation to an earlier placed object. */
 interface Slot {
   shape: Shape;
@@ -113,43 +118,63 @@ export function relationMargin(a: SceneObject, b: SceneObject, rel: Relation): n
   return dx * ax + dy * ay;
 }
 
+export interface PlaceOptions {
+  /** object scale; default drawn from `sizes`, else from the size range for a scene of `scene.length + 1` objects */
+  r?: number;
+  sizes?: [number, number];
+  /** place it so that it is `rel` the anchor (or, with `violate`, clearly is not) */
+  relation?: { rel: Relation; anchor: SceneObject; violate?: boolean };
+  /** allow a slight overlap with differently coloured objects */
+  overlap?: boolean;
+  attempts?: number;
+}
+
+/**
+ * Find a place for a new object among `scene`'s: inside the frame, apart from same-coloured objects, and with a
+ * relation to an anchor held (or broken) by a clear margin around GenEval's threshold. Null when none is found.
+ */
+export function placeObject(scene: readonly SceneObject[], shape: Shape, color: Color, rng: Rng, opts: PlaceOptions = {}): SceneObject | null {
+  const [lo, hi] = opts.sizes ?? sizeRange(scene.length + 1);
+  const relation = opts.relation;
+  for (let attempt = 0; attempt < (opts.attempts ?? 300); attempt++) {
+    const r = opts.r ?? rng.range(lo, hi);
+    let cx: number;
+    let cy: number;
+    if (relation) {
+      const [ax, ay] = AXIS[relation.rel];
+      const angle = relation.violate
+        ? Math.atan2(ay, ax) + rng.pick([Math.PI, Math.PI / 2, -Math.PI / 2]) + rng.range(-0.5, 0.5)
+        : Math.atan2(ay, ax) + rng.range(-0.55, 0.55);
+      const dist = rng.range(0.25, 0.7);
+      cx = relation.anchor.cx + dist * Math.cos(angle);
+      cy = relation.anchor.cy + dist * Math.sin(angle);
+    } else {
+      cx = rng.range(0.1, 0.9);
+      cy = rng.range(0.1, 0.9);
+    }
+    const o: SceneObject = { shape, color, cx, cy, r };
+    if (!fits(o) || !compatible(o, scene, opts.overlap ?? false)) continue;
+    if (relation) {
+      const m = relationMargin(o, relation.anchor, relation.rel);
+      // keep well clear of GenEval's 0.5 threshold, so that pixels and truth cannot disagree
+      if (relation.violate ? m > 0.3 : m < 0.7) continue;
+    }
+    return o;
+  }
+  return null;
+}
+
 function placeSlots(slots: readonly Slot[], rng: Rng, overlap: boolean): Scene | null {
-  const [lo, hi] = sizeRange(slots.length);
+  const sizes = sizeRange(slots.length);
   const scene: SceneObject[] = [];
   for (const slot of slots) {
-    let placed: SceneObject | null = null;
-    for (let attempt = 0; attempt < 300 && !placed; attempt++) {
-      const r = rng.range(lo, hi);
-      let cx: number;
-      let cy: number;
-      const relation = slot.relation;
-      const anchor = relation ? scene[relation.of] : undefined;
-      if (relation && anchor) {
-        const [ax, ay] = AXIS[relation.rel];
-        let angle: number;
-        if (relation.violate) {
-          // opposite direction or one of the perpendicular ones
-          const base = Math.atan2(ay, ax) + rng.pick([Math.PI, Math.PI / 2, -Math.PI / 2]);
-          angle = base + rng.range(-0.5, 0.5);
-        } else {
-          angle = Math.atan2(ay, ax) + rng.range(-0.55, 0.55);
-        }
-        const dist = rng.range(0.25, 0.7);
-        cx = anchor.cx + dist * Math.cos(angle);
-        cy = anchor.cy + dist * Math.sin(angle);
-      } else {
-        cx = rng.range(0.1, 0.9);
-        cy = rng.range(0.1, 0.9);
-      }
-      const o: SceneObject = { shape: slot.shape, color: slot.color, cx, cy, r };
-      if (!fits(o) || !compatible(o, scene, overlap)) continue;
-      if (relation && anchor) {
-        const m = relationMargin(o, anchor, relation.rel);
-        // keep well clear of GenEval's 0.5 threshold, so pixels and truth cannot disagree
-        if (relation.violate ? m > 0.3 : m < 0.7) continue;
-      }
-      placed = o;
-    }
+    const anchor = slot.relation ? scene[slot.relation.of] : undefined;
+    const placed = placeObject(scene, slot.shape, slot.color, rng, {
+      sizes,
+      overlap,
+      ...(slot.relation && anchor ? { relation: { rel: slot.relation.rel, anchor, violate: slot.relation.violate } } : {}),
+      attempts: 300,
+    });
     if (!placed) return null;
     scene.push(placed);
   }
@@ -197,6 +222,19 @@ export function applicableDefects(spec: PromptSpec): Defect[] {
   }
   if (new Set(spec.include.map((c) => c.class)).size < SHAPES.length) out.push('wrong_class');
   return out;
+}
+
+/** The defects characteristic of a category (extra, wrong colour/relation, swapped binding) come up more often. */
+const DEFECT_WEIGHT: Record<Defect, number> = { missing: 1, wrong_class: 1, extra: 2, wrong_color: 2, wrong_relation: 3, swapped_binding: 3 };
+
+export function pickDefect(defects: readonly Defect[], rng: Rng): Defect {
+  const total = defects.reduce((a, d) => a + DEFECT_WEIGHT[d], 0);
+  let x = rng.float() * total;
+  for (const d of defects) {
+    x -= DEFECT_WEIGHT[d];
+    if (x < 0) return d;
+  }
+  return defects[defects.length - 1] as Defect;
 }
 
 /**
