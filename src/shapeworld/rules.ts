@@ -13,26 +13,27 @@ export const RELATIONS = ['left of', 'right of', 'above', 'below'] as const;
 export type Relation = (typeof RELATIONS)[number];
 
 /** One GenEval include clause. `position: [relation, index of the include clause it refers to]`. */
-export interface IncludeClause {
+// (type aliases, not interfaces, so that records pass as the engine's PromptMeta)
+export type IncludeClause = {
   class: string;
   count: number;
   color?: string;
   position?: [Relation, number];
-}
-export interface ExcludeClause {
+};
+export type ExcludeClause = {
   class: string;
   count: number;
-}
+};
 /** What a prompt asks for, in GenEval's terms. */
-export interface PromptSpec {
+export type PromptSpec = {
   include: IncludeClause[];
   exclude?: ExcludeClause[];
-}
+};
 /** A GenEval metadata record: `{tag, include, exclude?, prompt}`. */
-export interface PromptRecord extends PromptSpec {
+export type PromptRecord = PromptSpec & {
   tag: Tag;
   prompt: string;
-}
+};
 
 /** One detected (or ground-truth) object. Coordinates are normalised to [0, 1] of the image side. */
 export interface Detection {

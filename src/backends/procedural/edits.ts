@@ -196,13 +196,12 @@ export function applyEdit(scene: Scene, edit: Edit, rng: Rng): Scene | null {
   switch (edit.op) {
     case 'add': {
       const color = edit.object.color ?? rng.pick(COLORS);
-      let relation: { rel: Relation; anchor: SceneObject } | undefined;
       if (edit.relation) {
         const j = find(out, edit.relation.ref);
         if (j < 0) return null;
-        relation = { rel: edit.relation.rel, anchor: out[j] as SceneObject };
+        return placeRelated(out, j, { shape: edit.object.shape, color }, edit.relation.rel, rng, undefined);
       }
-      const placed = placeObject(out, edit.object.shape, color, rng, relation ? { relation } : {});
+      const placed = placeObject(out, edit.object.shape, color, rng);
       if (!placed) return null;
       out.push(placed);
       return out;
@@ -235,11 +234,34 @@ export function applyEdit(scene: Scene, edit: Edit, rng: Rng): Scene | null {
       const anchor = out[j] as SceneObject;
       if (relationMargin(obj, anchor, edit.relation.rel) >= 0.7) return out;
       const rest = out.filter((_, k) => k !== i);
-      const placed = placeObject(rest, obj.shape, obj.color, rng, { r: obj.r, relation: { rel: edit.relation.rel, anchor } });
-      if (!placed) return null;
-      out[i] = placed;
-      return out;
+      return placeRelated(rest, j > i ? j - 1 : j, obj, edit.relation.rel, rng, obj.r);
     }
   }
 }
 
+
+/**
+ * Put `obj` into `scene` so that it is `rel` scene[anchor]. When the anchor leaves no room on that side (it sits at
+ * the edge), the anchor is moved too, as an editor would.
+ */
+function placeRelated(
+  scene: SceneObject[],
+  anchor: number,
+  obj: { shape: Shape; color: Color },
+  rel: Relation,
+  rng: Rng,
+  r: number | undefined,
+): Scene | null {
+  const a = scene[anchor] as SceneObject;
+  const direct = placeObject(scene, obj.shape, obj.color, rng, { ...(r ? { r } : {}), relation: { rel, anchor: a } });
+  if (direct) return [...scene, direct];
+  const rest = scene.filter((_, k) => k !== anchor);
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const moved = placeObject(rest, a.shape, a.color, rng, { r: a.r, attempts: 20 });
+    if (!moved) continue;
+    const withAnchor = [...rest, moved];
+    const placed = placeObject(withAnchor, obj.shape, obj.color, rng, { ...(r ? { r } : {}), relation: { rel, anchor: moved }, attempts: 60 });
+    if (placed) return [...withAnchor, placed];
+  }
+  return null;
+}
