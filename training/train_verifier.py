@@ -1,0 +1,309 @@
+"""Train the ShapeWorld yes/no verifier (P(image matches prompt)) and export ONNX.
+
+  /usr/bin/python3 training/train_verifier.py --data D --out models/verifier.onnx --minutes 15 --seed 0
+
+D must contain labels.u8 (1 = image matches its prompt). A seeded 10% of D is
+held out for validation; every epoch logs train loss, validation loss, ROC-AUC
+and accuracy (logit > 0) to training/logs/<name>.csv and stdout. The exported
+weights are those with the best validation AUC. No augmentation (flips would
+change left/right relations, colour jitter would change colours).
+--minutes is the total wall-clock budget including resumed time (--resume).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train_generator.py
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import datetime  # noqa: E402
+import math  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (CKPT_DIR, LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
+                    command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, roc_auc,
+                    save_checkpoint, setup_torch, write_json)
+from nets import Verifier  # noqa: E402
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="dataset folder with labels.u8")
+    ap.add_argument("--out", default="models/verifier.onnx")
+    ap.add_argument("--minutes", type=float, default=15.0, help="total wall-clock training budget (incl. resumed time)")
+    ap.add_argument("--max-epochs", type=int, default=0, help="also stop after this many epochs (0 = no limit)")
+    ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0 = no limit)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--val-frac", type=float, default=0.1)
+    ap.add_argument("--eval-every", type=float, default=3.0, help="also evaluate every this many minutes within an epoch")
+    ap.add_argument("--channels", default="32,64,128,128")
+    ap.add_argument("--text-layers", type=int, default=2)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--ckpt", default=None, help="checkpoint path (default training/checkpoints/<name>.pt)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--log-every", type=int, default=50, help="print train loss every N steps")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-card", action="store_true")
+    return ap.parse_args(argv)
+
+
+def build_model(cfg):
+    return Verifier(cfg["vocab_size"], cfg["max_tokens"], ch=tuple(cfg["channels"]), text_layers=cfg["text_layers"],
+                    dropout=cfg["dropout"])
+
+
+@torch.no_grad()
+def evaluate(model, ds: Dataset, idx: torch.Tensor, batch: int = 256):
+    was = model.training
+    model.eval()
+    logits = []
+    for i in range(0, len(idx), batch):
+        j = idx[i:i + batch]
+        logits.append(model(images_to_float(ds.images[j]), ds.tokens[j]))
+    model.train(was)
+    lg = torch.cat(logits)
+    y = ds.labels[idx]
+    loss = F.binary_cross_entropy_with_logits(lg, y).item()
+    lg_np, y_np = lg.numpy(), y.numpy()
+    acc = float(((lg_np > 0) == (y_np > 0.5)).mean())
+    return {"val_loss": loss, "val_auc": roc_auc(lg_np, y_np), "val_acc": acc, "logits": lg_np, "labels": y_np}
+
+
+def best_threshold(logits: np.ndarray, labels: np.ndarray):
+    """Logit threshold maximising validation accuracy (predict match iff logit > threshold)."""
+    order = np.argsort(logits)
+    s, y = logits[order], labels[order] > 0.5
+    n = len(s)
+    # threshold just below s[k]: predictions 1 for indices >= k
+    best_acc, best_thr = float((y == 1).mean()), float(s[0] - 1.0) if n else 0.0
+    neg_below = np.cumsum(~y)              # negatives among the first k+1
+    pos_total = y.sum()
+    for k in range(1, n):
+        if s[k] == s[k - 1]:
+            continue
+        acc = (neg_below[k - 1] + (pos_total - (y[:k].sum()))) / n
+        if acc > best_acc:
+            best_acc, best_thr = float(acc), float(0.5 * (s[k] + s[k - 1]))
+    return best_thr, best_acc
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_torch(args.seed, args.threads)
+    name = model_name(args.out)
+    ckpt_path = args.ckpt or os.path.join(CKPT_DIR, f"{name}.pt")
+    log_path = os.path.join(LOG_DIR, f"{name}.csv")
+    summary_path = os.path.join(LOG_DIR, f"{name}.summary.json")
+
+    ds = Dataset(args.data, need_labels=True)
+    pos_rate = float(ds.labels.mean())
+    print(f"data: {args.data}: {ds.count} pairs, {pos_rate:.3f} positive, vocab {len(ds.vocab)}, "
+          f"maxTokens {ds.max_tokens}")
+    split_gen = torch.Generator().manual_seed(args.seed)
+    perm = torch.randperm(ds.count, generator=split_gen)
+    n_val = max(1, int(round(ds.count * args.val_frac)))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:]
+    cfg = {"vocab_size": len(ds.vocab), "max_tokens": ds.max_tokens,
+           "channels": [int(c) for c in args.channels.split(",")], "text_layers": args.text_layers,
+           "dropout": args.dropout}
+
+    ck = None
+    if args.resume and os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location="cpu")
+        if ck["cfg"]["vocab_size"] != cfg["vocab_size"] or ck["cfg"]["max_tokens"] != cfg["max_tokens"]:
+            raise SystemExit(f"checkpoint {ckpt_path} was trained on a different vocab/maxTokens")
+        cfg = ck["cfg"]
+        print(f"resuming from {ckpt_path}: step {ck['step']}, epoch {ck['epoch']}, {ck['elapsed'] / 60:.1f} min")
+    elif args.resume:
+        print(f"--resume: no checkpoint at {ckpt_path}, starting fresh")
+
+    model = build_model(cfg)
+    n_params = count_params(model)
+    print(f"model: Verifier channels {cfg['channels']}, {n_params / 1e6:.3f}M parameters "
+          f"(text encoder {count_params(model.text) / 1e6:.3f}M); split {len(train_idx)} train / {n_val} val")
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step, epoch, elapsed0 = 0, 0, 0.0
+    best = {"val_auc": -1.0}
+    best_state = None
+    history = []
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, epoch, elapsed0 = ck["step"], ck["epoch"], ck["elapsed"]
+        best, best_state, history = ck["best"], ck["best_state"], ck.get("history", [])
+        gen.manual_seed(args.seed + 1 + 1000003 * step)
+
+    timer = Timer(offset=elapsed0)
+    budget = args.minutes * 60.0
+    log = CsvLog(log_path, ["epoch", "step", "elapsed_s", "lr", "train_loss", "val_loss", "val_auc", "val_acc",
+                            "steps_per_s"], append=ck is not None)
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        print(f"signal {signum}: stopping after this step", flush=True)
+        stop["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    history.append({"start_step": step, "start_elapsed": round(elapsed0, 1), "command": command_line()})
+    run_start, run_start_step = time.time(), step
+    last = {"t": time.time(), "step": step}
+    summary = {"kind": "verifier", "name": name, "command": command_line(), "data": os.path.abspath(args.data),
+               "data_count": ds.count, "train_count": len(train_idx), "val_count": n_val, "pos_rate": pos_rate,
+               "vocab_size": len(ds.vocab), "max_tokens": ds.max_tokens, "params": n_params,
+               "channels": cfg["channels"], "batch": args.batch, "lr": args.lr, "minutes_budget": args.minutes,
+               "seed": args.seed, "torch": torch.__version__, "threads": args.threads, "out": args.out}
+
+    def do_eval(train_loss):
+        nonlocal best, best_state
+        r = evaluate(model, ds, val_idx)
+        now = time.time()
+        sps = (step - last["step"]) / max(now - last["t"], 1e-9)
+        last.update(t=now, step=step)
+        log.write({"epoch": epoch, "step": step, "elapsed_s": round(timer.elapsed(), 1),
+                   "lr": f"{opt.param_groups[0]['lr']:.3e}",
+                   "train_loss": "" if train_loss is None else round(train_loss, 5),
+                   "val_loss": round(r["val_loss"], 5), "val_auc": round(r["val_auc"], 5),
+                   "val_acc": round(r["val_acc"], 5), "steps_per_s": round(sps, 3)})
+        print(f"eval epoch {epoch} step {step}: train loss {train_loss if train_loss is not None else float('nan'):.4f} "
+              f"val loss {r['val_loss']:.4f} AUC {r['val_auc']:.4f} acc {r['val_acc']:.4f} "
+              f"({timer.elapsed() / 60:.1f} min)", flush=True)
+        if not (r["val_auc"] <= best["val_auc"]):  # also true for the first (NaN-safe)
+            best = {k: r[k] for k in ("val_loss", "val_auc", "val_acc")}
+            best.update(step=step, epoch=epoch)
+            best["threshold"], best["threshold_acc"] = best_threshold(r["logits"], r["labels"])
+            best_state = copy.deepcopy(model.state_dict())
+        return r
+
+    def checkpoint():
+        save_checkpoint(ckpt_path, {"cfg": cfg, "model": model.state_dict(), "opt": opt.state_dict(),
+                                    "step": step, "epoch": epoch, "elapsed": timer.elapsed(), "best": best,
+                                    "best_state": best_state, "args": vars(args), "vocab": ds.vocab,
+                                    "history": history})
+        print(f"checkpoint: {ckpt_path} (step {step})")
+
+    def done():
+        return (stop["flag"] or timer.elapsed() >= budget or (args.max_steps > 0 and step >= args.max_steps)
+                or (args.max_epochs > 0 and epoch >= args.max_epochs))
+
+    model.train()
+    r = None
+    last_eval = time.time()
+    while not done():
+        order = train_idx[torch.randperm(len(train_idx), generator=gen)]
+        tot, cnt, win, wcnt = 0.0, 0, 0.0, 0
+        for i in range(0, len(order) - args.batch + 1 if len(order) >= args.batch else 1, args.batch):
+            if done():
+                break
+            j = order[i:i + args.batch]
+            x = images_to_float(ds.images[j])
+            progress = timer.elapsed() / budget if budget > 0 else 1.0
+            if args.max_steps > 0:
+                progress = max(progress, step / args.max_steps)
+            lr = cosine_lr(args.lr, progress, step, args.warmup)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = F.binary_cross_entropy_with_logits(model(x, ds.tokens[j]), ds.labels[j])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            lv = loss.item()
+            if not math.isfinite(lv):
+                raise SystemExit(f"non-finite loss at step {step}")
+            tot, cnt, win, wcnt = tot + lv, cnt + 1, win + lv, wcnt + 1
+            if step % args.log_every == 0:
+                print(f"step {step} ep {epoch} loss {win / wcnt:.4f} lr {lr:.2e} ({timer.elapsed() / 60:.1f} min)",
+                      flush=True)
+                win, wcnt = 0.0, 0
+            if time.time() - last_eval >= args.eval_every * 60:
+                r = do_eval(tot / cnt)
+                checkpoint()
+                last_eval = time.time()
+        else:
+            epoch += 1
+            r = do_eval(tot / max(cnt, 1))
+            summary["train_loss"] = tot / max(cnt, 1)
+            checkpoint()
+            last_eval = time.time()
+            continue
+        # broke out mid-epoch (time / step budget / signal)
+        if cnt:
+            r = do_eval(tot / cnt)
+            summary["train_loss"] = tot / cnt
+        break
+    if r is None:
+        r = do_eval(None)
+    run_secs = time.time() - run_start
+    history[-1].update({"end_step": step, "seconds": round(run_secs, 1)})
+    checkpoint()
+    log.close()
+    summary.update({"steps": step, "epochs": epoch, "wall_seconds": timer.elapsed(), "samples_seen": step * args.batch,
+                    "steps_per_s": (step - run_start_step) / max(run_secs, 1e-9),
+                    "val_auc": r["val_auc"], "val_acc": r["val_acc"], "val_loss": r["val_loss"],
+                    "best_val_auc": best["val_auc"], "best": best, "exported": "best validation AUC",
+                    "checkpoint": ckpt_path, "log": os.path.relpath(log_path, REPO_ROOT), "history": history})
+    print(f"done: {step} steps, {epoch} epochs, {timer.elapsed() / 60:.1f} min; final val AUC {r['val_auc']:.4f} "
+          f"acc {r['val_acc']:.4f}; best AUC {best['val_auc']:.4f} at step {best['step']} (exported)")
+
+    # export the best weights
+    model = build_model(cfg)
+    model.load_state_dict(best_state)
+    model.eval()
+    b = 2
+    dummy = (images_to_float(ds.images[val_idx[:b]]), ds.tokens[val_idx[:b]].clone())
+    info = export_onnx(model, dummy, args.out, ["image", "tokens"], ["logit"])
+    j = val_idx[:5]
+    with torch.no_grad():
+        ref = model(images_to_float(ds.images[j]), ds.tokens[j])
+    info["check"] = check_with_onnxruntime_node(args.out, {"image": images_to_float(ds.images[j]),
+                                                           "tokens": ds.tokens[j]}, {"logit": ref})
+    print("onnx numeric check:", info["check"])
+    summary["onnx"] = info
+    meta = {
+        "name": name,
+        "kind": "verifier",
+        "size": ds.size,
+        "maxTokens": ds.max_tokens,
+        "vocab": ds.vocab,
+        "padId": 0,
+        "inputs": {"image": {"dtype": "float32", "shape": ["B", 3, ds.size, ds.size],
+                             "layout": "NCHW RGB", "range": "[-1, 1] = pixel/127.5 - 1"},
+                   "tokens": {"dtype": "int64", "shape": ["B", ds.max_tokens], "pad": 0}},
+        "outputs": {"logit": {"dtype": "float32", "shape": ["B"], "meaning": "P(match) = sigmoid(logit)"}},
+        "threshold": 0.0,
+        "bestThreshold": best.get("threshold"),
+        "valAuc": best["val_auc"],
+        "valAcc": best["val_acc"],
+        "valAccAtBestThreshold": best.get("threshold_acc"),
+        "opset": 14,
+        "params": n_params,
+        "trainingSteps": step,
+        "trainingMinutes": round(timer.elapsed() / 60, 2),
+        "seed": args.seed,
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(os.path.splitext(args.out)[0] + ".json", meta)
+    print("wrote", os.path.splitext(args.out)[0] + ".json")
+    write_json(summary_path, summary)
+    if not args.no_card:
+        from write_card import write_card
+        write_card(name, out_dir=os.path.dirname(os.path.abspath(args.out)))
+
+
+if __name__ == "__main__":
+    main()
