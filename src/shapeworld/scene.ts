@@ -68,7 +68,7 @@ function sizeRange(n: number): [number, number] {
   if (n <= 2) return [0.13, 0.19];
   if (n === 3) return [0.115, 0.16];
   if (n <= 5) return [0.1, 0.135];
-  return [0.085, 0.115];
+  return [0.095, 0.12];
 }
 
 function fits(o: SceneObject): boolean {
