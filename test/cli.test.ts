@@ -145,3 +145,25 @@ describe('kill -9 and --resume', () => {
     );
   });
 });
+
+describe('reflectionflow eval', () => {
+  it('runs strategies × budgets on the test split and writes table, JSON and plot', () => {
+    const out = tmpDir();
+    const r = cli(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'noise,reflection', '--budgets', '1,4', '--limit', '1', '--seeds', '2', '--out', out, '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('| strategy | budget | single_object | two_object | counting | colors | position | color_attr | overall |');
+    const dir = path.join(out, readdirSync(out)[0]!);
+    expect(readdirSync(dir).sort()).toEqual(['results.json', 'samples.jsonl', 'scaling.svg', 'table.md']);
+    const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8'));
+    expect(results.cells).toHaveLength(4);
+    expect(readFileSync(path.join(dir, 'samples.jsonl'), 'utf8').trim().split('\n')).toHaveLength(6 * 2 * 2 * 2);
+  });
+
+  it('refuses a prompt file the evaluator cannot judge, naming the class', () => {
+    const r = cli(['eval', '--prompts', GENEVAL, '--backend', 'procedural', '--out', tmpDir()]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/prompt 1 \('a photo of a bench'\): ShapeWorld cannot judge class 'bench'/);
+  });
+});

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { UserError, errorMessage } from '../core/errors.js';
 import { registerBuiltinBackends } from '../backends/builtin.js';
 import { backendsCommand } from './commands/backends.js';
+import { datasetCommand } from './commands/dataset.js';
+import { evalCommand } from './commands/eval.js';
 import { reportCommand } from './commands/report.js';
 import { Interrupted, runCommand } from './commands/run.js';
 
@@ -16,7 +18,7 @@ export function buildProgram(): Command {
     .description('ReflectionFlow: better images for hard prompts by spending compute at inference time')
     .version(version())
     .showHelpAfterError(false);
-  for (const cmd of [runCommand(), reportCommand(), backendsCommand()]) program.addCommand(cmd);
+  for (const cmd of [runCommand(), evalCommand(), reportCommand(), datasetCommand(), backendsCommand()]) program.addCommand(cmd);
   return program;
 }
 

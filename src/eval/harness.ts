@@ -16,8 +16,8 @@ export interface EvalOptions {
   budgets: number[];
   roles: RoleSet;
   judge: Judge;
-  /** searches per prompt, each with its own run seed */
-  seedsPerPrompt: number;
+  /** searches per prompt, each with its own run seed (a number, or per record) */
+  seedsPerPrompt: number | ((record: PromptRecord) => number);
   width: number;
   seed: number;
   /** prompts searched at once (backend limits still apply) */
@@ -65,8 +65,9 @@ export interface EvalReport {
 export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   const started = performance.now();
   const samples: EvalSample[] = [];
+  const seeds = typeof opts.seedsPerPrompt === 'number' ? () => opts.seedsPerPrompt as number : opts.seedsPerPrompt;
   const units = opts.records.flatMap((record, p) =>
-    Array.from({ length: opts.seedsPerPrompt }, (_, k) => ({ record, seed: opts.seed + p * 1000 + k })),
+    Array.from({ length: seeds(record) }, (_, k) => ({ record, seed: opts.seed + p * 1000 + k })),
   );
   const total = units.length * opts.strategies.length * opts.budgets.length;
   const limit = pLimit(Math.max(1, opts.jobs));

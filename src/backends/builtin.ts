@@ -1,0 +1,11 @@
+import { proceduralProvider } from './procedural/index.js';
+import { registerBackend } from './registry.js';
+
+let registered = false;
+
+/** The backends this package ships. */
+export function registerBuiltinBackends(): void {
+  if (registered) return;
+  registered = true;
+  registerBackend(proceduralProvider);
+}

@@ -1,0 +1,146 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { loadConfigFile } from '../../config/load.js';
+import { loadPromptFile, type PromptRecord } from '../../config/prompts.js';
+import { buildRoles, planRoles } from '../../config/resolve.js';
+import type { ConfigFile } from '../../config/schema.js';
+import { UserError } from '../../core/errors.js';
+import { STRATEGIES, type Strategy } from '../../core/types.js';
+import { runEval, type EvalReport } from '../../eval/harness.js';
+import { markdownTable, scalingSvg } from '../../eval/output.js';
+import { evaluateImage } from '../../shapeworld/evaluate.js';
+import { seedsPerPrompt, testPrompts } from '../../shapeworld/prompts.js';
+import { validateSpec, type PromptSpec, type Tag } from '../../shapeworld/rules.js';
+import { intList, nonNegativeInt, positiveInt } from '../args.js';
+
+interface EvalFlags {
+  prompts?: string;
+  split?: string;
+  strategies: string;
+  budgets: number[];
+  backend?: string;
+  config?: string;
+  oracle?: boolean;
+  seeds?: number;
+  width: number;
+  seed: number;
+  jobs: number;
+  limit?: number;
+  out: string;
+  quiet?: boolean;
+}
+
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description('benchmark strategies × budgets on a GenEval-style prompt set, judged by the ShapeWorld evaluator')
+    .option('--prompts <file>', 'GenEval metadata JSONL with ShapeWorld classes')
+    .option('--split <name>', 'the built-in GenEval-Shapes split (test)')
+    .option('--strategies <list>', 'comma-separated: noise, noise+prompt, reflection', 'noise')
+    .option('--strategy <list>', 'alias of --strategies')
+    .option('--budgets <list>', 'comma-separated budgets (images per search)', intList, [1, 2, 4, 8, 16, 32])
+    .option('--backend <name>', 'backend for every role not set in the config')
+    .option('--config <file>', 'config file (ours or the official layout)')
+    .option('--oracle', 'verify with the ShapeWorld evaluator itself (the ceiling), not the configured verifier')
+    .option('--seeds <n>', 'searches per prompt (default: enough for ≥ 80 judged images per category)', positiveInt)
+    .option('--width <n>', 'chains for noise+prompt and reflection', positiveInt, 2)
+    .option('--seed <n>', 'base seed', nonNegativeInt, 0)
+    .option('--jobs <n>', 'prompts searched at once', positiveInt, 4)
+    .option('--limit <n>', 'only the first N prompts of each category (quick looks)', positiveInt)
+    .option('--out <dir>', 'where the results folder goes', 'evals')
+    .option('--quiet', 'no progress output')
+    .action(async (flags: EvalFlags & { strategy?: string }) => {
+      await evalAction({ ...flags, strategies: flags.strategy ?? flags.strategies });
+    });
+}
+
+function parseStrategies(list: string): Strategy[] {
+  const items = list.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of items) {
+    if (!(STRATEGIES as readonly string[]).includes(s)) throw new UserError(`unknown strategy '${s}' (choose ${STRATEGIES.join(', ')})`);
+  }
+  if (items.length === 0) throw new UserError('no strategy given');
+  return items as Strategy[];
+}
+
+async function evalAction(flags: EvalFlags): Promise<void> {
+  const strategies = parseStrategies(flags.strategies);
+  let records: PromptRecord[];
+  if (flags.prompts && flags.split) throw new UserError('give --prompts or --split, not both');
+  if (flags.prompts) records = loadPromptFile(flags.prompts);
+  else if (flags.split === 'test') records = testPrompts();
+  else if (flags.split) throw new UserError(`unknown split '${flags.split}' (eval uses the test split; see 'dataset prompts')`);
+  else throw new UserError('give the prompts: --split test or --prompts <file.jsonl>');
+  // the judge must be able to judge every record before anything runs
+  records.forEach((r, i) => {
+    try {
+      validateSpec(r as unknown as PromptSpec);
+    } catch (err) {
+      throw new UserError(`prompt ${i + 1} ('${r.prompt}'): ${(err as Error).message}`);
+    }
+  });
+  if (flags.limit) {
+    const seen = new Map<string, number>();
+    records = records.filter((r) => {
+      const n = (seen.get(r.tag) ?? 0) + 1;
+      seen.set(r.tag, n);
+      return n <= flags.limit!;
+    });
+  }
+
+  const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
+  if (flags.backend) config.backend = flags.backend;
+  if (flags.oracle) config.roles = { ...config.roles, verifier: { backend: 'procedural' } };
+  const needed = new Map<string, ReturnType<typeof planRoles>[number]>();
+  for (const s of strategies) for (const p of planRoles(config, s)) needed.set(p.role, p);
+  const roles = await buildRoles([...needed.values()]);
+
+  const perTag = seedsPerPrompt(records as never);
+  const seeds = flags.seeds ? () => flags.seeds! : (r: PromptRecord) => Math.max(1, perTag[r.tag as Tag] ?? 1);
+  const started = new Date();
+  let last = 0;
+  const report = await runEval({
+    records,
+    strategies,
+    budgets: flags.budgets,
+    roles,
+    judge: async (png, record) => evaluateImage(png, record as unknown as PromptSpec),
+    seedsPerPrompt: seeds,
+    width: flags.width,
+    seed: flags.seed,
+    jobs: flags.jobs,
+    onResult: (_s, done, total) => {
+      if (flags.quiet) return;
+      const now = Date.now();
+      if (done === total || now - last > 2000) {
+        last = now;
+        process.stderr.write(`eval ${done}/${total} searches  ${((now - started.getTime()) / 1000).toFixed(0)}s\n`);
+      }
+    },
+  });
+  const dir = writeResults(flags.out, started, report, {
+    prompts: flags.prompts ?? `split:${flags.split}`,
+    strategies,
+    budgets: flags.budgets,
+    roles: Object.fromEntries([...needed.values()].map((p) => [p.role, p.backend])),
+    oracle: Boolean(flags.oracle),
+    width: flags.width,
+    seed: flags.seed,
+  });
+  process.stdout.write(markdownTable(report));
+  process.stdout.write(`\nwall ${(report.wallMs / 1000).toFixed(1)}s; results in ${dir}\n`);
+}
+
+function writeResults(out: string, started: Date, report: EvalReport, setup: Record<string, unknown>): string {
+  const stamp = started.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  const dir = path.resolve(out, `eval-${stamp}`);
+  mkdirSync(dir, { recursive: true });
+  const samples = [...report.samples].sort(
+    (a, b) => a.tag.localeCompare(b.tag) || a.prompt.localeCompare(b.prompt) || a.seed - b.seed || a.strategy.localeCompare(b.strategy) || a.budget - b.budget,
+  );
+  writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ setup, cells: report.cells, tags: report.tags, wallMs: report.wallMs }, null, 2) + '\n');
+  writeFileSync(path.join(dir, 'samples.jsonl'), samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
+  writeFileSync(path.join(dir, 'table.md'), markdownTable(report));
+  writeFileSync(path.join(dir, 'scaling.svg'), scalingSvg(report, `GenEval-Shapes: overall vs budget (${setup.oracle ? 'oracle verifier' : 'configured verifier'})`));
+  return dir;
+}
