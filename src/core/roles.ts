@@ -56,6 +56,8 @@ export interface RefineRequest {
 }
 
 export interface Generator extends RoleInfo {
+  /** identifies model and sampler settings: same identity, prompt and seed ⇒ same image (enables eval caches) */
+  readonly identity?: string;
   generate(req: GenerateRequest, opts?: CallOptions): Promise<Image>;
 }
 

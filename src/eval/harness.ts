@@ -23,6 +23,8 @@ export interface EvalOptions {
   /** prompts searched at once (backend limits still apply) */
   jobs: number;
   signal?: AbortSignal;
+  /** keep pool images on disk across eval runs (same generator identity ⇒ same images) */
+  cache?: { dir: string; generatorKey: string };
   onResult?: (r: EvalSample, done: number, total: number) => void;
 }
 
@@ -74,7 +76,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   await Promise.all(
     units.map(({ record, seed }) =>
       limit(async () => {
-        const pool = new SharedPoolIO();
+        const pool = new SharedPoolIO(opts.cache ? { ...opts.cache, prompt: record.prompt } : undefined);
         for (const strategy of opts.strategies) {
           for (const budget of [...opts.budgets].sort((a, b) => a - b)) {
             opts.signal?.throwIfAborted();

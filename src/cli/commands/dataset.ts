@@ -1,5 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { UserError } from '../../core/errors.js';
+import { FlowGenerator } from '../../backends/embedded/generator.js';
+import { MODELS_DIR } from '../../backends/embedded/onnx.js';
+import { writeGeneratorDataset, writeVerifierDataset } from '../../datasets/images.js';
+import { evaluateImage } from '../../shapeworld/evaluate.js';
 import { promptsToJsonl, splitPrompts, writePromptsJsonl, type SplitName } from '../../shapeworld/prompts.js';
 
 function intArg(name: string, min: number) {
@@ -33,6 +37,38 @@ export function datasetCommand(): Command {
       } else {
         process.stdout.write(promptsToJsonl(splitPrompts(split, { count: opts.count, seed: opts.seed })));
       }
+    });
+  dataset
+    .command('images')
+    .description('write a training set for training/ (images.u8, tokens.i32, labels.u8, meta.json, records.jsonl)')
+    .requiredOption('--kind <kind>', 'generator (correct renders of training prompts) or verifier (generator samples labelled by the evaluator, plus renders with defects)')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--count <n>', 'generator: renders; verifier: generator samples', intArg('--count', 1), 50000)
+    .option('--rendered <n>', 'verifier: rendered correct/defective scenes added', intArg('--rendered', 0), 6000)
+    .option('--seed <s>', 'seed', intArg('--seed', 0), 1)
+    .option('--steps <n>', 'verifier: generator sampler steps', intArg('--steps', 1))
+    .option('--models <dir>', 'verifier: folder with generator.onnx (default: the shipped models)')
+    .action(async (opts: { kind: string; out: string; count: number; rendered: number; seed: number; steps?: number; models?: string }) => {
+      const started = performance.now();
+      const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
+      if (opts.kind === 'generator') {
+        await writeGeneratorDataset(opts.out, opts.count, opts.seed, (n) => n % 10240 === 0 && log(`rendered ${n}/${opts.count}`));
+      } else if (opts.kind === 'verifier') {
+        const generator = await FlowGenerator.load(opts.models ?? MODELS_DIR, opts.steps ? { steps: opts.steps } : {});
+        const r = await writeVerifierDataset(opts.out, {
+          generated: opts.count,
+          rendered: opts.rendered,
+          seed: opts.seed,
+          generate: async (records, seeds) =>
+            (await generator.sample(records.map((rec, i) => ({ tokens: generator.tokenizer.encode(rec.prompt), seed: seeds[i]! })))).map((im) => im.png),
+          judge: async (png, record) => (await evaluateImage(png, record)).correct,
+          onProgress: (done, total, pos) => done % 640 === 0 && log(`sampled ${done}/${total}, ${pos} judged correct`),
+        });
+        log(`wrote ${r.count} items (${r.positives} generator samples judged correct)`);
+      } else {
+        throw new UserError(`unknown kind '${opts.kind}' (kinds: generator, verifier)`);
+      }
+      process.stderr.write(`dataset in ${opts.out}\n`);
     });
   return dataset;
 }

@@ -28,6 +28,7 @@ interface EvalFlags {
   jobs: number;
   limit?: number;
   out: string;
+  cache?: string;
   quiet?: boolean;
 }
 
@@ -48,6 +49,7 @@ export function evalCommand(): Command {
     .option('--jobs <n>', 'prompts searched at once', positiveInt, 4)
     .option('--limit <n>', 'only the first N prompts of each category (quick looks)', positiveInt)
     .option('--out <dir>', 'where the results folder goes', 'evals')
+    .option('--cache <dir>', 'keep noise-pool images here across eval runs (needs a generator with an identity)')
     .option('--quiet', 'no progress output')
     .action(async (flags: EvalFlags & { strategy?: string }) => {
       await evalAction({ ...flags, strategies: flags.strategy ?? flags.strategies });
@@ -95,6 +97,9 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   for (const s of strategies) for (const p of planRoles(config, s)) needed.set(p.role, p);
   const roles = await buildRoles([...needed.values()]);
 
+  if (flags.cache && !roles.generator.identity) {
+    throw new UserError(`--cache needs a generator that declares its identity; '${roles.generator.name}' does not`);
+  }
   const perTag = seedsPerPrompt(records as never);
   const seeds = flags.seeds ? () => flags.seeds! : (r: PromptRecord) => Math.max(1, perTag[r.tag as Tag] ?? 1);
   const started = new Date();
@@ -109,6 +114,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     width: flags.width,
     seed: flags.seed,
     jobs: flags.jobs,
+    ...(flags.cache ? { cache: { dir: flags.cache, generatorKey: roles.generator.identity! } } : {}),
     onResult: (_s, done, total) => {
       if (flags.quiet) return;
       const now = Date.now();

@@ -1,0 +1,165 @@
+/**
+ * Training data for the embedded models, in the format training/ reads (see training/README.md):
+ * meta.json, images.u8 (N×S×S×3), tokens.i32 (N×maxTokens), labels.u8 (verifier sets), records.jsonl.
+ */
+import { mkdirSync, openSync, closeSync, writeSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import sharp from 'sharp';
+import { NULL_TOKEN, PAD, Tokenizer } from '../backends/embedded/tokenizer.js';
+import { MODEL_SIZE, renderScene } from '../shapeworld/render.js';
+import { sceneForSpec, applicableDefects } from '../shapeworld/scene.js';
+import { testPrompts, trainPrompts } from '../shapeworld/prompts.js';
+import { mixSeed, Rng } from '../shapeworld/random.js';
+import type { PromptRecord, Tag } from '../shapeworld/rules.js';
+
+export const MAX_TOKENS = 20;
+
+/**
+ * The embedded models' vocabulary: every word of the test prompts and of a large sample of training prompts
+ * (all paraphrases), sorted, after the two special tokens. Deterministic.
+ */
+export function shapeWorldVocab(): string[] {
+  const tok = new Tokenizer(['<pad>', '<null>'], 1);
+  const words = new Set<string>();
+  for (const r of [...testPrompts(), ...trainPrompts({ count: 100_000, seed: 12345 })]) {
+    for (const w of tok.words(r.prompt)) words.add(w);
+  }
+  const vocab = ['<pad>', '<null>', ...[...words].sort()];
+  if (vocab[PAD] !== '<pad>' || vocab[NULL_TOKEN] !== '<null>') throw new Error('special tokens out of place');
+  return vocab;
+}
+
+/** Category mix of generator training data: position and colour binding are the hard ones, so they come twice. */
+export const GENERATOR_TAG_MIX: readonly Tag[] = [
+  'single_object',
+  'two_object',
+  'counting',
+  'colors',
+  'position',
+  'position',
+  'color_attr',
+  'color_attr',
+];
+
+export interface DatasetItem {
+  record: PromptRecord;
+  png: Uint8Array;
+  label?: 0 | 1;
+}
+
+export class DatasetWriter {
+  private readonly images: number;
+  private readonly tokens: number;
+  private readonly labels: number | undefined;
+  private readonly records: number;
+  private count = 0;
+  readonly tokenizer: Tokenizer;
+
+  constructor(
+    readonly dir: string,
+    readonly vocab: string[],
+    readonly size: number,
+    withLabels: boolean,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    this.tokenizer = new Tokenizer(vocab, MAX_TOKENS);
+    this.images = openSync(path.join(dir, 'images.u8'), 'w');
+    this.tokens = openSync(path.join(dir, 'tokens.i32'), 'w');
+    this.labels = withLabels ? openSync(path.join(dir, 'labels.u8'), 'w') : undefined;
+    this.records = openSync(path.join(dir, 'records.jsonl'), 'w');
+  }
+
+  async add(item: DatasetItem): Promise<void> {
+    const raw = await sharp(Buffer.from(item.png)).removeAlpha().resize(this.size, this.size).raw().toBuffer();
+    writeSync(this.images, raw);
+    writeSync(this.tokens, Buffer.from(new Int32Array(this.tokenizer.encode(item.record.prompt)).buffer));
+    if (this.labels !== undefined) writeSync(this.labels, Buffer.from([item.label ?? 0]));
+    writeSync(this.records, JSON.stringify({ tag: item.record.tag, prompt: item.record.prompt, ...(item.label !== undefined ? { label: item.label } : {}) }) + '\n');
+    this.count++;
+  }
+
+  close(extra: Record<string, unknown> = {}): void {
+    for (const fd of [this.images, this.tokens, this.records, this.labels]) if (fd !== undefined) closeSync(fd);
+    writeFileSync(
+      path.join(this.dir, 'meta.json'),
+      JSON.stringify({ count: this.count, size: this.size, vocab: this.vocab, maxTokens: MAX_TOKENS, ...extra }, null, 2) + '\n',
+    );
+  }
+}
+
+/** Correct renders of training prompts: what the generator learns from. */
+export async function writeGeneratorDataset(dir: string, count: number, seed: number, onProgress?: (n: number) => void): Promise<void> {
+  const vocab = shapeWorldVocab();
+  const records = trainPrompts({ count, seed, tags: GENERATOR_TAG_MIX });
+  const writer = new DatasetWriter(dir, vocab, MODEL_SIZE, false);
+  const limit = pLimit(8);
+  const CHUNK = 512;
+  for (let i = 0; i < records.length; i += CHUNK) {
+    const chunk = records.slice(i, i + CHUNK);
+    const pngs = await Promise.all(chunk.map((r, j) => limit(() => renderScene(sceneForSpec(r, mixSeed(seed, 'gen', i + j))))));
+    for (let j = 0; j < chunk.length; j++) await writer.add({ record: chunk[j]!, png: pngs[j]! });
+    onProgress?.(i + chunk.length);
+  }
+  writer.close({ kind: 'generator', seed, tagMix: GENERATOR_TAG_MIX });
+}
+
+/**
+ * Renders for the verifier: half correct, half with one defect each (missing, extra, wrong colour, wrong
+ * relation, swapped binding, wrong class), of training prompts; labelled by construction.
+ */
+export async function writeRenderedVerifierItems(
+  writer: DatasetWriter,
+  count: number,
+  seed: number,
+): Promise<void> {
+  const records = trainPrompts({ count, seed });
+  const rng = new Rng(mixSeed(seed, 'verifier-defects'));
+  const limit = pLimit(8);
+  const items = await Promise.all(
+    records.map((r, i) =>
+      limit(async () => {
+        const bad = rng.chance(0.5);
+        const defect = bad ? rng.pick(applicableDefects(r)) : null;
+        const png = await renderScene(sceneForSpec(r, mixSeed(seed, 'ver', i), { defect }));
+        return { record: r, png, label: (bad ? 0 : 1) as 0 | 1 };
+      }),
+    ),
+  );
+  for (const item of items) await writer.add(item);
+}
+
+/**
+ * The verifier's data: the generator's own samples of training prompts, labelled by the evaluator (what the
+ * verifier will face at inference), plus rendered correct/defective scenes. Training prompts only.
+ */
+export async function writeVerifierDataset(
+  dir: string,
+  opts: {
+    generated: number;
+    rendered: number;
+    seed: number;
+    generate: (records: PromptRecord[], seeds: number[]) => Promise<Uint8Array[]>;
+    judge: (png: Uint8Array, record: PromptRecord) => Promise<boolean>;
+    onProgress?: (done: number, total: number, positives: number) => void;
+  },
+): Promise<{ count: number; positives: number }> {
+  const writer = new DatasetWriter(dir, shapeWorldVocab(), MODEL_SIZE, true);
+  const records = trainPrompts({ count: opts.generated, seed: mixSeed(opts.seed, 'verifier-generated') });
+  let positives = 0;
+  const BATCH = 64;
+  for (let i = 0; i < records.length; i += BATCH) {
+    const chunk = records.slice(i, i + BATCH);
+    const seeds = chunk.map((_, j) => mixSeed(opts.seed, 'sample', i + j));
+    const pngs = await opts.generate(chunk, seeds);
+    for (let j = 0; j < chunk.length; j++) {
+      const ok = await opts.judge(pngs[j]!, chunk[j]!);
+      if (ok) positives++;
+      await writer.add({ record: chunk[j]!, png: pngs[j]!, label: ok ? 1 : 0 });
+    }
+    opts.onProgress?.(i + chunk.length, records.length, positives);
+  }
+  await writeRenderedVerifierItems(writer, opts.rendered, mixSeed(opts.seed, 'verifier-rendered'));
+  writer.close({ kind: 'verifier', seed: opts.seed, generated: opts.generated, rendered: opts.rendered, generatedPositives: positives });
+  return { count: opts.generated + opts.rendered, positives };
+}

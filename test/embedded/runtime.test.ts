@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { MicroBatcher } from '../../src/backends/embedded/batcher.js';
+import { gaussianNoise } from '../../src/backends/embedded/noise.js';
+import { Tokenizer } from '../../src/backends/embedded/tokenizer.js';
+import { UserError } from '../../src/core/errors.js';
+import { shapeWorldVocab } from '../../src/datasets/images.js';
+import { testPrompts, trainPrompts } from '../../src/shapeworld/prompts.js';
+
+describe('tokenizer', () => {
+  const vocab = shapeWorldVocab();
+  const tok = new Tokenizer(vocab, 20);
+
+  it('covers every test prompt and fresh training prompts', () => {
+    for (const r of [...testPrompts(), ...trainPrompts({ count: 2000, seed: 99 })]) {
+      const ids = tok.encode(r.prompt);
+      expect(ids).toHaveLength(20);
+      expect(ids.every((id) => id >= 0 && id < vocab.length)).toBe(true);
+    }
+  });
+
+  it('names unknown words and lists the vocabulary', () => {
+    expect(() => tok.encode('a photo of a purple giraffe')).toThrow(UserError);
+    expect(() => tok.encode('a photo of a purple giraffe')).toThrow(/'giraffe'.*vocabulary: .*circle/);
+  });
+
+  it('pads, and has a null prompt for guidance', () => {
+    const ids = tok.encode('a red circle');
+    expect(ids.slice(3).every((i) => i === 0)).toBe(true);
+    expect(tok.nullTokens()).toEqual([1, ...new Array(19).fill(0)]);
+    expect(vocab.slice(0, 2)).toEqual(['<pad>', '<null>']);
+  });
+});
+
+describe('noise', () => {
+  it('is a deterministic standard normal per seed', () => {
+    const a = gaussianNoise(7, 3072);
+    expect(gaussianNoise(7, 3072)).toEqual(a);
+    expect(gaussianNoise(8, 3072)).not.toEqual(a);
+    const mean = a.reduce((s, v) => s + v, 0) / a.length;
+    const variance = a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length;
+    expect(Math.abs(mean)).toBeLessThan(0.06);
+    expect(Math.abs(variance - 1)).toBeLessThan(0.08);
+  });
+});
+
+describe('MicroBatcher', () => {
+  it('batches requests of one turn, keeps each answer with its request, and respects the batch cap', async () => {
+    const sizes: number[] = [];
+    const b = new MicroBatcher<number, number>(4, async (xs) => {
+      sizes.push(xs.length);
+      await new Promise((r) => setTimeout(r, Math.random() * 5));
+      return xs.map((x) => x * 10);
+    });
+    const out = await Promise.all(Array.from({ length: 10 }, (_, i) => b.submit(i)));
+    expect(out).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    expect(sizes).toEqual([4, 4, 2]);
+  });
+
+  it('fails every request of a failed batch, and later batches still run', async () => {
+    let calls = 0;
+    const b = new MicroBatcher<number, number>(8, async (xs) => {
+      calls++;
+      if (calls === 1) throw new Error('boom');
+      return xs;
+    });
+    await expect(Promise.all([b.submit(1), b.submit(2)])).rejects.toThrow('boom');
+    await expect(b.submit(3)).resolves.toBe(3);
+  });
+});
