@@ -1,3 +1,4 @@
+import { embeddedProvider } from './embedded/index.js';
 import { proceduralProvider } from './procedural/index.js';
 import { registerBackend } from './registry.js';
 
@@ -7,5 +8,6 @@ let registered = false;
 export function registerBuiltinBackends(): void {
   if (registered) return;
   registered = true;
+  registerBackend(embeddedProvider);
   registerBackend(proceduralProvider);
 }

@@ -13,6 +13,8 @@ export const ROLE_KEYS: readonly RoleKey[] = ['generator', 'verifier', 'reflecto
 export interface BackendProvider {
   name: string;
   description: string;
+  /** the roles it can serve */
+  roles: readonly RoleKey[];
   create(options: Record<string, unknown>): Partial<RoleSet> | Promise<Partial<RoleSet>>;
 }
 
@@ -24,6 +26,10 @@ export function registerBackend(provider: BackendProvider): void {
 
 export function listBackends(): BackendProvider[] {
   return [...providers.values()];
+}
+
+export function getBackend(name: string): BackendProvider | undefined {
+  return providers.get(name);
 }
 
 /**

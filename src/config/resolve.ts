@@ -1,7 +1,8 @@
 import { UserError } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
 import type { SearchParams } from '../core/types.js';
-import { createBackend, type RoleKey } from '../backends/registry.js';
+import { embeddedModelsPresent } from '../backends/embedded/index.js';
+import { createBackend, getBackend, type RoleKey } from '../backends/registry.js';
 import { requiredRoles } from '../search/loop.js';
 import { searchSchema, type ConfigFile, type RoleSpec } from './schema.js';
 
@@ -12,9 +13,32 @@ const OPTIONAL_ROLES: Record<SearchParams['strategy'], RoleKey[]> = {
   reflection: ['refiner'],
 };
 
+/** The backend of roles no config names: the embedded ShapeWorld models, when they are installed. */
+export function defaultBackend(): string | undefined {
+  return embeddedModelsPresent() ? 'embedded' : undefined;
+}
+
+function backendOf(config: ConfigFile, role: RoleKey): string | undefined {
+  return config.roles?.[role]?.backend ?? config.backend ?? defaultBackend();
+}
+
+/**
+ * The strategy when none is given: the full method (`reflection`) when the configured backends can reflect and
+ * correct, else best-of-N (`noise`) — the embedded models have no reflector or corrector yet.
+ */
+export function defaultStrategy(config: ConfigFile): SearchParams['strategy'] {
+  for (const role of ['reflector', 'corrector'] as const) {
+    const name = backendOf(config, role);
+    const provider = name ? getBackend(name) : undefined;
+    if (provider && !provider.roles.includes(role)) return 'noise';
+  }
+  return 'reflection';
+}
+
 /** Search parameters: defaults, then the config file, then flags. */
 export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>): SearchParams {
   const merged = { ...config.search, ...stripUndefined(flags) };
+  merged.strategy ??= defaultStrategy(config);
   const parsed = searchSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -42,10 +66,10 @@ export function planRoles(config: ConfigFile, strategy: SearchParams['strategy']
       if (needed.includes(role)) throw new UserError(`strategy '${strategy}' needs a ${role}; it cannot be disabled`);
       continue;
     }
-    const backend = spec.backend ?? config.backend;
+    const backend = backendOf(config, role);
     if (!backend) {
       throw new UserError(
-        `no backend for the ${role}: pass --backend <name> or set "backend" in a config file (see 'reflectionflow backends')`,
+        `no backend for the ${role}: the embedded models are not installed; pass --backend <name> or set "backend" in a config file (see 'reflectionflow backends')`,
       );
     }
     const { backend: _b, enabled: _e, ...own } = spec;

@@ -15,7 +15,8 @@ export const roleSpecSchema = z
 
 export const searchSchema = z
   .object({
-    strategy: z.enum(STRATEGIES as [string, ...string[]]).default('reflection'),
+    /** default: reflection when the configured backends can reflect and correct, else noise */
+    strategy: z.enum(STRATEGIES as [string, ...string[]]).optional(),
     samples: positiveInt.default(8),
     width: positiveInt.default(2),
     depth: z.number().int().nonnegative().default(4),

@@ -1,12 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { UserError, errorMessage } from '../../core/errors.js';
-
-/** The models shipped with the package: `<package>/models/`. */
-export const MODELS_DIR = fileURLToPath(new URL('../../../models/', import.meta.url));
 
 export interface ModelFiles<M> {
   session: ort.InferenceSession;

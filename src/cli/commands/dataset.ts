@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { UserError } from '../../core/errors.js';
-import { FlowGenerator } from '../../backends/embedded/generator.js';
-import { MODELS_DIR } from '../../backends/embedded/onnx.js';
+import { MODELS_DIR } from '../../backends/embedded/files.js';
 import { writeGeneratorDataset, writeVerifierDataset } from '../../datasets/images.js';
 import { evaluateImage } from '../../shapeworld/evaluate.js';
 import { promptsToJsonl, splitPrompts, writePromptsJsonl, type SplitName } from '../../shapeworld/prompts.js';
@@ -54,6 +53,7 @@ export function datasetCommand(): Command {
       if (opts.kind === 'generator') {
         await writeGeneratorDataset(opts.out, opts.count, opts.seed, (n) => n % 10240 === 0 && log(`rendered ${n}/${opts.count}`));
       } else if (opts.kind === 'verifier') {
+        const { FlowGenerator } = await import('../../backends/embedded/generator.js');
         const generator = await FlowGenerator.load(opts.models ?? MODELS_DIR, opts.steps ? { steps: opts.steps } : {});
         const r = await writeVerifierDataset(opts.out, {
           generated: opts.count,

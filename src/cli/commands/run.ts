@@ -37,7 +37,7 @@ export function runCommand(): Command {
   return new Command('run')
     .description('search for the best image for a prompt (or every prompt of a GenEval JSONL file)')
     .argument('[prompt]', 'the text prompt')
-    .addOption(new Option('--strategy <name>', 'noise | noise+prompt | reflection (default reflection)').argParser(strategy))
+    .addOption(new Option('--strategy <name>', 'noise | noise+prompt | reflection (default: reflection if the backends can reflect and correct, else noise)').argParser(strategy))
     .option('--samples <n>', 'initial noise pool (default 8)', positiveInt)
     .option('--width <n>', 'chains kept after the pool (default 2)', positiveInt)
     .option('--depth <n>', 'refinement rounds (default 4)', nonNegativeInt)
