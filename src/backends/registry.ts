@@ -28,6 +28,11 @@ export function listBackends(): BackendProvider[] {
   return [...providers.values()];
 }
 
+/** `module:./x.mjs` → `module:/abs/x.mjs`, so a run resumed from another folder finds it. */
+export function absoluteBackendName(name: string): string {
+  return name.startsWith('module:') ? `module:${path.resolve(name.slice('module:'.length))}` : name;
+}
+
 export function getBackend(name: string): BackendProvider | undefined {
   return providers.get(name);
 }

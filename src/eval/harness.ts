@@ -20,6 +20,7 @@ export interface EvalOptions {
   seedsPerPrompt: number | ((record: PromptRecord) => number);
   width: number;
   seed: number;
+  chainHead?: 'latest' | 'best';
   /** prompts searched at once (backend limits still apply) */
   jobs: number;
   signal?: AbortSignal;
@@ -80,7 +81,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         for (const strategy of opts.strategies) {
           for (const budget of [...opts.budgets].sort((a, b) => a - b)) {
             opts.signal?.throwIfAborted();
-            const params = paramsForBudget(strategy, budget, opts.width, seed);
+            const params = paramsForBudget(strategy, budget, opts.width, seed, opts.chainHead ?? 'latest');
             const io = pool.session();
             const result = await search({
               prompt: record.prompt,

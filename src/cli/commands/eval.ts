@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { loadConfigFile } from '../../config/load.js';
 import { loadPromptFile, type PromptRecord } from '../../config/prompts.js';
 import { buildRoles, planRoles } from '../../config/resolve.js';
@@ -26,6 +26,7 @@ interface EvalFlags {
   width: number;
   seed: number;
   jobs: number;
+  chainHead: 'latest' | 'best';
   limit?: number;
   out: string;
   cache?: string;
@@ -47,6 +48,7 @@ export function evalCommand(): Command {
     .option('--width <n>', 'chains for noise+prompt and reflection', positiveInt, 2)
     .option('--seed <n>', 'base seed', nonNegativeInt, 0)
     .option('--jobs <n>', 'prompts searched at once', positiveInt, 4)
+    .addOption(new Option('--chain-head <mode>', 'next round starts from the latest image or the best so far').choices(['latest', 'best']).default('latest'))
     .option('--limit <n>', 'only the first N prompts of each category (quick looks)', positiveInt)
     .option('--out <dir>', 'where the results folder goes', 'evals')
     .option('--cache <dir>', 'keep noise-pool images here across eval runs (needs a generator with an identity)')
@@ -113,6 +115,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     seedsPerPrompt: seeds,
     width: flags.width,
     seed: flags.seed,
+    chainHead: flags.chainHead,
     jobs: flags.jobs,
     ...(flags.cache ? { cache: { dir: flags.cache, generatorKey: roles.generator.identity! } } : {}),
     onResult: (_s, done, total) => {
@@ -132,6 +135,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     oracle: Boolean(flags.oracle),
     width: flags.width,
     seed: flags.seed,
+    chainHead: flags.chainHead,
   });
   process.stdout.write(markdownTable(report));
   process.stdout.write(`\nwall ${(report.wallMs / 1000).toFixed(1)}s; results in ${dir}\n`);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { listBackends } from '../../backends/registry.js';
+import { absoluteBackendName, listBackends } from '../../backends/registry.js';
 import { loadConfigFile, redactSecrets } from '../../config/load.js';
 import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.js';
 import { buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
@@ -70,6 +70,8 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   // everything the user gave is checked before anything is written
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
   if (flags.backend) config.backend = flags.backend;
+  if (config.backend) config.backend = absoluteBackendName(config.backend);
+  for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
   const jobs = collectJobs(promptArg, flags.prompts);
   const params = resolveParams(config, {
     strategy: flags.strategy,
