@@ -70,6 +70,8 @@ export async function resumeSearch(
 
 async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
   const started = performance.now();
+  const before = store.run.elapsedMs ?? 0;
+  const elapsed = () => Math.round(before + performance.now() - started);
   let outcome: SearchOutcome;
   try {
     outcome = await search({
@@ -84,13 +86,18 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
     });
   } catch (err) {
     const interrupted = opts.signal?.aborted ?? false;
-    await store.update({ status: interrupted ? 'interrupted' : 'failed', error: String((err as Error)?.message ?? err) });
+    await store.update({
+      status: interrupted ? 'interrupted' : 'failed',
+      error: String((err as Error)?.message ?? err),
+      elapsedMs: elapsed(),
+    });
     await store.close();
     throw err;
   }
   const best = outcome.candidates.find((c) => c.id === outcome.bestId);
   await store.update({
     status: 'done',
+    elapsedMs: elapsed(),
     candidates: outcome.candidates,
     result: {
       bestId: outcome.bestId,
@@ -100,7 +107,7 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
       imagesGenerated: outcome.imagesGenerated,
       budget: outcome.budget,
       timePerRole: outcome.timePerRole,
-      wallMs: Math.round(performance.now() - started),
+      wallMs: elapsed(),
     },
   });
   await store.close();

@@ -54,6 +54,8 @@ export interface RunRecord {
   };
   /** every image, with what made it and what was said of it */
   candidates: Candidate[];
+  /** wall time of the attempts so far (a resumed run adds its own) */
+  elapsedMs?: number;
   error?: string;
 }
 
