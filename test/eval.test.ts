@@ -54,3 +54,14 @@ describe('runEval', () => {
     expect((svg.match(/<polyline/g) ?? []).length).toBe(2);
   });
 });
+
+describe('rocAuc', () => {
+  it('is 1 for a perfect ranking, 0.5 for ties, and counts ties half', async () => {
+    const { rocAuc } = await import('../src/eval/harness.js');
+    expect(rocAuc([{ score: 0.1, correct: false }, { score: 0.9, correct: true }])).toBe(1);
+    expect(rocAuc([{ score: 0.9, correct: false }, { score: 0.1, correct: true }])).toBe(0);
+    expect(rocAuc([{ score: 0.5, correct: false }, { score: 0.5, correct: true }])).toBe(0.5);
+    // 2 pos, 2 neg: pairs (p>n): 0.8>0.3, 0.8>0.6, 0.4>0.3; 0.4<0.6 → 3/4
+    expect(rocAuc([{ score: 0.8, correct: true }, { score: 0.4, correct: true }, { score: 0.3, correct: false }, { score: 0.6, correct: false }])).toBe(0.75);
+  });
+});

@@ -24,6 +24,11 @@ export interface EvalOptions {
   /** prompts searched at once (backend limits still apply) */
   jobs: number;
   signal?: AbortSignal;
+  /**
+   * Also judge every image of the largest noise pool and report the verifier's ROC-AUC against the judge
+   * (how well the search's verifier ranks what the benchmark calls correct).
+   */
+  verifierAuc?: boolean;
   /** keep pool images on disk across eval runs (same generator identity ⇒ same images) */
   cache?: { dir: string; generatorKey: string };
   onResult?: (r: EvalSample, done: number, total: number) => void;
@@ -51,7 +56,17 @@ export interface EvalCell {
   images: number;
 }
 
+export interface VerifierAgreement {
+  /** ROC-AUC of the verifier's score against the judge's verdict, over every pool image judged */
+  auc: number;
+  images: number;
+  positives: number;
+  /** share of images where the verifier's yes/no label agrees with the judge (yes/no verifiers) */
+  labelAccuracy: number | null;
+}
+
 export interface EvalReport {
+  verifier?: VerifierAgreement;
   strategies: Strategy[];
   budgets: number[];
   tags: string[];
@@ -68,6 +83,8 @@ export interface EvalReport {
 export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   const started = performance.now();
   const samples: EvalSample[] = [];
+  const judged: Array<{ score: number; label?: 'yes' | 'no'; correct: boolean }> = [];
+  const maxBudget = Math.max(...opts.budgets);
   const seeds = typeof opts.seedsPerPrompt === 'number' ? () => opts.seedsPerPrompt as number : opts.seedsPerPrompt;
   const units = opts.records.flatMap((record, p) =>
     Array.from({ length: seeds(record) }, (_, k) => ({ record, seed: opts.seed + p * 1000 + k })),
@@ -105,13 +122,50 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
               imagesGenerated: result.imagesGenerated,
             };
             samples.push(sample);
+            if (opts.verifierAuc && strategy === 'noise' && budget === maxBudget) {
+              for (const c of result.candidates) {
+                if (!c.evaluation) continue;
+                const v = await opts.judge((await io.loadImage(c.id)).png, record);
+                judged.push({ score: c.evaluation.score, ...(c.evaluation.label ? { label: c.evaluation.label } : {}), correct: v.correct });
+              }
+            }
             opts.onResult?.(sample, samples.length, total);
           }
         }
       }),
     ),
   );
-  return summarise(samples, opts.strategies, opts.budgets, performance.now() - started);
+  const report = summarise(samples, opts.strategies, opts.budgets, performance.now() - started);
+  if (judged.length) report.verifier = agreement(judged);
+  return report;
+}
+
+/** ROC-AUC by the rank-sum (Mann–Whitney) statistic, ties counted half. */
+export function rocAuc(items: ReadonlyArray<{ score: number; correct: boolean }>): number {
+  const sorted = [...items].sort((a, b) => a.score - b.score);
+  let rankSumPos = 0;
+  let i = 0;
+  while (i < sorted.length) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1]!.score === sorted[i]!.score) j++;
+    const rank = (i + j) / 2 + 1;
+    for (let k = i; k <= j; k++) if (sorted[k]!.correct) rankSumPos += rank;
+    i = j + 1;
+  }
+  const pos = items.filter((x) => x.correct).length;
+  const neg = items.length - pos;
+  if (pos === 0 || neg === 0) return NaN;
+  return (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
+}
+
+function agreement(judged: Array<{ score: number; label?: 'yes' | 'no'; correct: boolean }>): VerifierAgreement {
+  const labelled = judged.filter((j) => j.label);
+  return {
+    auc: rocAuc(judged),
+    images: judged.length,
+    positives: judged.filter((j) => j.correct).length,
+    labelAccuracy: labelled.length ? labelled.filter((j) => (j.label === 'yes') === j.correct).length / labelled.length : null,
+  };
 }
 
 export function summarise(samples: EvalSample[], strategies: Strategy[], budgets: number[], wallMs: number): EvalReport {

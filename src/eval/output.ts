@@ -13,6 +13,14 @@ export function markdownTable(report: EvalReport): string {
   }
   const n = report.tags.map((t) => `${t} ${report.cells[0]?.categories[t]?.total ?? 0}`).join(', ');
   lines.push('', `Judged images per cell: ${n}. Overall = mean of the category accuracies (as GenEval).`);
+  if (report.verifier) {
+    const v = report.verifier;
+    lines.push(
+      '',
+      `Verifier vs evaluator on ${v.images} pool images (${v.positives} judged correct): ROC-AUC ${v.auc.toFixed(3)}` +
+        (v.labelAccuracy !== null ? `, yes/no label accuracy ${v.labelAccuracy.toFixed(3)}` : '') + '.',
+    );
+  }
   return lines.join('\n') + '\n';
 }
 

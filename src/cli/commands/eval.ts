@@ -30,6 +30,7 @@ interface EvalFlags {
   limit?: number;
   out: string;
   cache?: string;
+  auc?: boolean;
   quiet?: boolean;
 }
 
@@ -52,6 +53,7 @@ export function evalCommand(): Command {
     .option('--limit <n>', 'only the first N prompts of each category (quick looks)', positiveInt)
     .option('--out <dir>', 'where the results folder goes', 'evals')
     .option('--cache <dir>', 'keep noise-pool images here across eval runs (needs a generator with an identity)')
+    .option('--auc', "also judge every image of the largest noise pool and report the verifier's ROC-AUC")
     .option('--quiet', 'no progress output')
     .action(async (flags: EvalFlags & { strategy?: string }) => {
       await evalAction({ ...flags, strategies: flags.strategy ?? flags.strategies });
@@ -116,6 +118,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     width: flags.width,
     seed: flags.seed,
     chainHead: flags.chainHead,
+    verifierAuc: Boolean(flags.auc),
     jobs: flags.jobs,
     ...(flags.cache ? { cache: { dir: flags.cache, generatorKey: roles.generator.identity! } } : {}),
     onResult: (_s, done, total) => {
@@ -148,7 +151,7 @@ function writeResults(out: string, started: Date, report: EvalReport, setup: Rec
   const samples = [...report.samples].sort(
     (a, b) => a.tag.localeCompare(b.tag) || a.prompt.localeCompare(b.prompt) || a.seed - b.seed || a.strategy.localeCompare(b.strategy) || a.budget - b.budget,
   );
-  writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ setup, cells: report.cells, tags: report.tags, wallMs: report.wallMs }, null, 2) + '\n');
+  writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ setup, cells: report.cells, tags: report.tags, verifier: report.verifier ?? null, wallMs: report.wallMs }, null, 2) + '\n');
   writeFileSync(path.join(dir, 'samples.jsonl'), samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
   writeFileSync(path.join(dir, 'table.md'), markdownTable(report));
   writeFileSync(path.join(dir, 'scaling.svg'), scalingSvg(report, `GenEval-Shapes: overall vs budget (${setup.oracle ? 'oracle verifier' : 'configured verifier'})`));
