@@ -1,0 +1,229 @@
+/**
+ * OpenAI and OpenAI-compatible servers (vLLM, SGLang, Ollama, LM Studio, …) through the `openai` SDK with a
+ * configurable `baseURL`:
+ *
+ * - chat (vision) roles: verifier (`mode: rubric` | `yesno`), reflector, prompt refiner — images go as
+ *   `data:image/png;base64,…` URLs;
+ * - Images API roles: generator (`images.generate`) and corrector (`images.edit` with the image and
+ *   `prompt [Reflexion]: reflection`).
+ *
+ * The key comes from the environment variable `apiKeyEnv` names (default OPENAI_API_KEY); with a `baseURL` it is
+ * optional (local servers usually take none).
+ */
+import OpenAI, { toFile } from 'openai';
+import type { ChatCompletionContentPart, ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { ModelOutputError } from '../../core/errors.js';
+import { correctorInstruction, type CallOptions, type CorrectRequest, type Corrector, type GenerateRequest, type Generator, type Verifier, type VerifyRequest } from '../../core/roles.js';
+import type { Evaluation, Image } from '../../core/types.js';
+import type { BackendProvider } from '../registry.js';
+import { imageFromBase64, imageFromUrl, pngDataUrl } from '../http/images.js';
+import { OptionReader } from '../http/options.js';
+import { readReliability, ReliableClient } from '../http/reliability.js';
+import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
+import { OVERALL } from '../../roles/rubric.js';
+import { YESNO_REPAIR, yesNoQuestion } from '../../roles/templates.js';
+import { makeReflector, makeRefiner, makeRubricVerifier, type ChatRequest, type VlmChat, type VlmRoleOptions } from '../../roles/vlm.js';
+import { yesNoEvaluation, type TokenLogprob } from '../../roles/yesno.js';
+
+export interface OpenAIBackend {
+  verifier: Verifier;
+  reflector: ReturnType<typeof makeReflector>;
+  refiner: ReturnType<typeof makeRefiner>;
+  generator: Generator;
+  corrector: Corrector;
+}
+
+export function createOpenAIBackend(options: Record<string, unknown> = {}): OpenAIBackend {
+  refuseInlineSecrets('openai', options);
+  const r = new OptionReader('openai', options);
+  const baseURL = r.string('baseURL');
+  const apiKey = readApiKey('openai', r.string('apiKeyEnv'), 'OPENAI_API_KEY', baseURL === undefined);
+  const model = r.string('model', 'gpt-4o');
+  const imageModel = r.string('imageModel', 'gpt-image-1');
+  const mode = r.oneOf('mode', ['rubric', 'yesno'] as const, 'rubric');
+  const metric = r.string('metric', OVERALL);
+  const structuredOutput = r.bool('structuredOutput', true);
+  const template = r.oneOf('template', ['default', 'reflection-generator'] as const, 'default');
+  const output = r.oneOf('output', ['text', 'json'] as const, 'text');
+  const maxTokens = r.int('maxTokens', 0, 0) || undefined;
+  const temperature = r.number('temperature', undefined, 0, 2);
+  const imageSize = r.string('imageSize');
+  const quality = r.string('quality');
+  const responseFormat = r.has('responseFormat') ? r.oneOf('responseFormat', ['b64_json', 'url'] as const, 'b64_json') : undefined;
+  const sendSeed = r.bool('sendSeed', false);
+  const rel = readReliability(r, { timeoutMs: 120_000, concurrency: 4 });
+  r.check();
+
+  const http = new ReliableClient('openai', rel);
+  const client = new OpenAI({
+    apiKey: apiKey ?? 'none',
+    ...(baseURL ? { baseURL } : {}),
+    maxRetries: 0, // the reliability layer retries
+    timeout: rel.timeoutMs + 1_000, // our deadline fires first
+    fetch: http.fetch,
+  });
+  const run = http.run.bind(http);
+
+  const chat: VlmChat = {
+    async complete(req, signal) {
+      const body: ChatCompletionCreateParamsNonStreaming = {
+        model,
+        messages: toMessages(req),
+        ...(req.maxTokens ? { max_tokens: req.maxTokens } : {}),
+        ...(temperature !== undefined ? { temperature } : {}),
+        ...(req.json
+          ? { response_format: { type: 'json_schema', json_schema: { name: req.json.name, schema: req.json.schema, strict: true } } }
+          : {}),
+      };
+      const res = await client.chat.completions.create(body, { signal });
+      const content = res.choices?.[0]?.message?.content;
+      if (typeof content !== 'string') throw new ModelOutputError('the answer has no text content');
+      return content;
+    },
+  };
+
+  const chatName = `openai:${model}`;
+  const roleOpts: VlmRoleOptions = {
+    name: chatName,
+    concurrency: http.concurrency,
+    limitGroup: http.limitGroup,
+    run,
+    metric,
+    structuredOutput,
+    output,
+    template,
+    ...(maxTokens ? { maxTokens } : {}),
+  };
+
+  const yesNoVerifier: Verifier = {
+    name: chatName,
+    concurrency: http.concurrency,
+    limitGroup: http.limitGroup,
+    verify(req: VerifyRequest, opts?: CallOptions): Promise<Evaluation> {
+      return run(
+        'verify',
+        async (signal) => {
+          const ask = async (repair?: { previous: string; text: string }): Promise<Evaluation> => {
+            const res = await client.chat.completions.create(
+              {
+                model,
+                messages: toMessages({ text: yesNoQuestion(req.prompt), image: req.image, ...(repair ? { repair } : {}) }),
+                max_tokens: 1,
+                logprobs: true,
+                top_logprobs: 5,
+                temperature: temperature ?? 0,
+              },
+              { signal },
+            );
+            const choice = res.choices?.[0];
+            const first = choice?.logprobs?.content?.[0];
+            const answer = choice?.message?.content ?? first?.token ?? '';
+            const top: TokenLogprob[] = (first?.top_logprobs ?? []).map((t) => ({ token: t.token, logprob: t.logprob }));
+            if (first && !top.some((t) => t.token === first.token)) top.push({ token: first.token, logprob: first.logprob });
+            if (!first) throw new ModelOutputError('the answer carries no logprobs (does the server support logprobs?)');
+            return yesNoEvaluation(answer, top);
+          };
+          try {
+            return await ask();
+          } catch (err) {
+            if (!(err instanceof ModelOutputError)) throw err;
+            try {
+              return await ask({ previous: '', text: YESNO_REPAIR });
+            } catch (err2) {
+              if (!(err2 instanceof ModelOutputError)) throw err2;
+              throw new ModelOutputError(`malformed answer after one repair request: ${err2.message}`);
+            }
+          }
+        },
+        opts?.signal,
+      );
+    },
+  };
+
+  const imageName = `openai:${imageModel}`;
+  const imageParams = (): Record<string, unknown> => ({
+    model: imageModel,
+    n: 1,
+    ...(imageSize ? { size: imageSize } : {}),
+    ...(quality ? { quality } : {}),
+    ...(responseFormat ? { response_format: responseFormat } : {}),
+  });
+  const firstImage = async (res: OpenAI.Images.ImagesResponse, signal: AbortSignal, what: string): Promise<Image> => {
+    const d = res.data?.[0];
+    if (d?.b64_json) return imageFromBase64(d.b64_json, what);
+    if (d?.url) return imageFromUrl(d.url, http.fetch, signal, what);
+    throw new ModelOutputError(`${what}: the answer holds no image (neither b64_json nor url)`);
+  };
+
+  const generator: Generator = {
+    name: imageName,
+    concurrency: http.concurrency,
+    limitGroup: http.limitGroup,
+    identity: `openai:${baseURL ?? 'api.openai.com'}:${imageModel}:${imageSize ?? ''}:${quality ?? ''}`,
+    generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
+      return run(
+        'generate',
+        async (signal) => {
+          const body = { ...imageParams(), prompt: req.prompt, ...(sendSeed ? { seed: req.seed } : {}) };
+          const res = await client.images.generate(body as unknown as OpenAI.Images.ImageGenerateParamsNonStreaming, { signal });
+          return firstImage(res, signal, 'generate');
+        },
+        opts?.signal,
+      );
+    },
+  };
+
+  const corrector: Corrector = {
+    name: imageName,
+    concurrency: http.concurrency,
+    limitGroup: http.limitGroup,
+    correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
+      return run(
+        'correct',
+        async (signal) => {
+          const image = await toFile(req.image.png, 'image.png', { type: 'image/png' });
+          const body = {
+            ...imageParams(),
+            image,
+            prompt: correctorInstruction(req.prompt, req.reflection),
+            ...(sendSeed ? { seed: req.seed } : {}),
+          };
+          const res = await client.images.edit(body as unknown as OpenAI.Images.ImageEditParamsNonStreaming, { signal });
+          return firstImage(res, signal, 'correct');
+        },
+        opts?.signal,
+      );
+    },
+  };
+
+  return {
+    verifier: mode === 'yesno' ? yesNoVerifier : makeRubricVerifier(chat, roleOpts),
+    reflector: makeReflector(chat, roleOpts),
+    refiner: makeRefiner(chat, roleOpts),
+    generator,
+    corrector,
+  };
+}
+
+/** A chat request as OpenAI messages: system, the user turn (image, then text), and the repair turns. */
+export function toMessages(req: ChatRequest): ChatCompletionMessageParam[] {
+  const messages: ChatCompletionMessageParam[] = [];
+  if (req.system) messages.push({ role: 'system', content: req.system });
+  const content: ChatCompletionContentPart[] = [];
+  if (req.image) content.push({ type: 'image_url', image_url: { url: pngDataUrl(req.image) } });
+  content.push({ type: 'text', text: req.text });
+  messages.push({ role: 'user', content });
+  if (req.repair) {
+    if (req.repair.previous) messages.push({ role: 'assistant', content: req.repair.previous });
+    messages.push({ role: 'user', content: req.repair.text });
+  }
+  return messages;
+}
+
+export const openaiProvider: BackendProvider = {
+  name: 'openai',
+  roles: ['generator', 'verifier', 'reflector', 'refiner', 'corrector'],
+  description:
+    'OpenAI or any OpenAI-compatible server (baseURL: vLLM, SGLang, Ollama, LM Studio): chat VLM verifier (rubric | yesno), reflector, refiner; Images API generator and corrector. Key from $OPENAI_API_KEY (apiKeyEnv).',
+  create: (options) => createOpenAIBackend(options),
+};
