@@ -57,7 +57,7 @@ export function jsonBody(req: Recorded): any {
 
 /** Parse a multipart/form-data request body with the platform's own parser. */
 export async function formData(req: Recorded): Promise<FormData> {
-  return new Response(req.body, { headers: { 'content-type': String(req.headers['content-type']) } }).formData();
+  return new Response(new Uint8Array(req.body), { headers: { 'content-type': String(req.headers['content-type']) } }).formData();
 }
 
 let png: Buffer | undefined;
