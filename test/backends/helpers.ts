@@ -79,3 +79,24 @@ export function isPng(bytes: Uint8Array): boolean {
 
 /** A recognisable fake key: tests assert it never leaves the process except in the auth header. */
 export const FAKE_KEY = 'sk-test-FAKEKEY-0123456789abcdef';
+
+/** A ComfyUI that finishes each prompt after `pollsBeforeDone` history polls. */
+export function comfyHandler(pollsBeforeDone = 1): Handler {
+  let polls = 0;
+  return async (req, res) => {
+    if (req.method === 'POST' && req.path === '/prompt') return json(res, 200, { prompt_id: 'p-1', number: 0, node_errors: {} });
+    if (req.method === 'POST' && req.path === '/upload/image') return json(res, 200, { name: 'up.png', subfolder: '', type: 'input' });
+    if (req.path === '/history/p-1') {
+      if (polls++ < pollsBeforeDone) return json(res, 200, {});
+      return json(res, 200, {
+        'p-1': { status: { status_str: 'success', completed: true, messages: [] }, outputs: { '10': { images: [{ filename: 'rf_0001.png', subfolder: '', type: 'output' }] } } },
+      });
+    }
+    if (req.path.startsWith('/view?')) {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      return res.end(await tinyPng());
+    }
+    json(res, 404, {});
+  };
+}
+

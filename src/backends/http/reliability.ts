@@ -184,10 +184,15 @@ export class ReliableClient {
   /** `fetch` with retries, backoff, Retry-After and the rate limit; hand it to SDKs. */
   readonly fetch: typeof fetch;
 
+  /**
+   * `finalFailure: 'error'` makes `fetch` throw a BackendError (instead of returning the last 429/5xx response, or
+   * rethrowing the network error) once retries are spent — for SDKs that would otherwise retry again on top.
+   */
   constructor(
     readonly backend: string,
     readonly opts: ReliabilityOptions,
     private readonly baseFetch: typeof fetch = (...args) => globalThis.fetch(...args),
+    private readonly finalFailure: 'response' | 'error' = 'response',
   ) {
     this.concurrency = opts.concurrency;
     this.slots = new Semaphore(opts.concurrency);
@@ -204,11 +209,18 @@ export class ReliableClient {
         res = await this.baseFetch(input, init);
       } catch (err) {
         if (signal?.aborted) throw abortReason(signal);
-        if (attempt >= this.opts.maxRetries) throw err;
+        if (attempt >= this.opts.maxRetries) {
+          if (this.finalFailure === 'error') throw new BackendError(`${this.backend}: request failed: ${errorMessage(err)}`);
+          throw err;
+        }
         await sleep(backoffDelay(attempt, this.opts.retryBaseMs, this.opts.retryMaxMs), signal);
         continue;
       }
-      if (!isRetryableStatus(res.status) || attempt >= this.opts.maxRetries) return res;
+      if (!isRetryableStatus(res.status)) return res;
+      if (attempt >= this.opts.maxRetries) {
+        if (this.finalFailure === 'error') await ensureOk(res, `${this.backend}: request failed after ${attempt + 1} attempts`);
+        return res;
+      }
       const after = parseRetryAfter(res.headers.get('retry-after'));
       await res.body?.cancel().catch(() => undefined);
       const wait = after !== undefined ? Math.min(after, this.opts.retryMaxMs) : backoffDelay(attempt, this.opts.retryBaseMs, this.opts.retryMaxMs);
