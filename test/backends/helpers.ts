@@ -10,7 +10,7 @@ export interface Recorded {
   at: number;
 }
 
-export type Handler = (req: Recorded, res: http.ServerResponse, n: number) => void | Promise<void>;
+export type Handler = (req: Recorded, res: http.ServerResponse, n: number) => unknown;
 
 export interface TestServer {
   url: string;
