@@ -1,4 +1,8 @@
+import { comfyuiProvider } from './comfyui/index.js';
 import { embeddedProvider } from './embedded/index.js';
+import { falProvider } from './fal/index.js';
+import { geminiProvider } from './gemini/index.js';
+import { openaiProvider } from './openai/index.js';
 import { proceduralProvider } from './procedural/index.js';
 import { registerBackend } from './registry.js';
 
@@ -10,4 +14,8 @@ export function registerBuiltinBackends(): void {
   registered = true;
   registerBackend(embeddedProvider);
   registerBackend(proceduralProvider);
+  registerBackend(openaiProvider);
+  registerBackend(geminiProvider);
+  registerBackend(falProvider);
+  registerBackend(comfyuiProvider);
 }
