@@ -1,0 +1,67 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfigFile } from '../../config/load.js';
+import type { ConfigFile } from '../../config/schema.js';
+import { UserError } from '../../core/errors.js';
+import { resolveServedRoles } from '../../server/roles.js';
+import { DEFAULT_HOST, DEFAULT_PORT, startServer } from '../../server/server.js';
+
+interface ServeFlags {
+  backend?: string;
+  config?: string;
+  host: string;
+  port: number;
+  apiKeyEnv?: string;
+  quiet?: boolean;
+}
+
+function port(value: string): number {
+  if (!/^\s*\d+\s*$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got '${value}'`);
+  return Number(value);
+}
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('serve the roles as an OpenAI-compatible HTTP API (models, images generations/edits, chat completions)')
+    .option('--backend <name>', 'backend for every role not set in the config (default: the embedded models)')
+    .option('--config <file>', 'config file (backends and options per role, as for run)')
+    .option('--host <host>', 'address to bind', DEFAULT_HOST)
+    .option('--port <port>', 'port (0 picks a free one)', port, DEFAULT_PORT)
+    .option('--api-key-env <VAR>', 'require Authorization: Bearer $VAR on every request')
+    .option('--quiet', 'no request log on stderr')
+    .action(async (flags: ServeFlags) => {
+      await serveAction(flags);
+    });
+}
+
+async function serveAction(flags: ServeFlags): Promise<void> {
+  const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
+  if (flags.backend) config.backend = flags.backend;
+  let apiKey: string | undefined;
+  if (flags.apiKeyEnv !== undefined) {
+    apiKey = process.env[flags.apiKeyEnv];
+    if (!apiKey) throw new UserError(`--api-key-env ${flags.apiKeyEnv}: the environment variable is not set`);
+  }
+  const roles = await resolveServedRoles(config);
+  const server = await startServer({
+    roles,
+    host: flags.host,
+    port: flags.port,
+    ...(apiKey ? { apiKey } : {}),
+    ...(flags.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
+  });
+  process.stdout.write(`${server.url}\n`);
+  process.stderr.write(`serving ${server.models.map((m) => `${m.id} (${m.backend})`).join(', ')}${apiKey ? '; bearer key required' : ''}\n`);
+  if (!apiKey && !/^(127\.|::1$|localhost$)/.test(flags.host)) {
+    process.stderr.write(`warning: listening on ${flags.host} without --api-key-env: anyone who can reach it can use it\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      server.close().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  process.stderr.write('stopped\n');
+}

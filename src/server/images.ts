@@ -1,0 +1,130 @@
+/** images/generations → generator; images/edits → corrector (prompt `refined prompt [Reflexion]: reflection`). */
+import { randomInt } from 'node:crypto';
+import sharp from 'sharp';
+import type { Image, Reflection } from '../core/types.js';
+import { ApiError, badRequest } from './errors.js';
+import { roleForModel } from './models.js';
+import type { FormParts } from './multipart.js';
+import { editFieldsSchema, generationRequestSchema, MAX_SEED, validate } from './schemas.js';
+import type { HandlerContext } from './context.js';
+
+/** The marker `correctorInstruction` puts between the prompt and the reflection. */
+export const REFLEXION_MARKER = ' [Reflexion]: ';
+
+/**
+ * Split a corrector instruction back into the round's prompt and the reflection, one item per line. Line breaks
+ * become `\n` (multipart encoders send field values with CRLF). Undefined when the marker is missing.
+ */
+export function splitCorrectorInstruction(text: string): { prompt: string; reflection: Reflection } | undefined {
+  const normal = text.replace(/\r\n?/g, '\n');
+  const at = normal.indexOf(REFLEXION_MARKER);
+  if (at < 0) return undefined;
+  const prompt = normal.slice(0, at);
+  const reflectionText = normal.slice(at + REFLEXION_MARKER.length);
+  const items = reflectionText
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return { prompt, reflection: { text: reflectionText, items } };
+}
+
+function checkCommon(body: { response_format?: string | null; stream?: boolean | null; output_format?: string | null }): void {
+  if (body.response_format === 'url') {
+    throw badRequest("response_format 'url' is not supported: this server keeps no files; use 'b64_json'", 'response_format', 'unsupported_value');
+  }
+  if (body.stream) throw badRequest('stream is not supported', 'stream', 'unsupported_value');
+  if (body.output_format && body.output_format !== 'png') {
+    throw badRequest(`output_format '${body.output_format}' is not supported: images are PNG`, 'output_format', 'unsupported_value');
+  }
+}
+
+/** `auto` or none → undefined (the role's own size); `NxN` → N; anything else is a 400. */
+export function parseSize(size: string | null | undefined): number | undefined {
+  if (size === undefined || size === null || size === 'auto') return undefined;
+  const m = /^(\d{1,4})x(\d{1,4})$/.exec(size);
+  if (!m) throw badRequest(`Invalid 'size': expected 'auto' or '<width>x<height>', got '${size}'`, 'size', 'invalid_value');
+  if (m[1] !== m[2]) throw badRequest(`Invalid 'size': images are square, got '${size}'`, 'size', 'invalid_value');
+  const n = Number(m[1]);
+  if (n < 1) throw badRequest(`Invalid 'size': '${size}'`, 'size', 'invalid_value');
+  return n;
+}
+
+/** Seeds of an n-image request: seed, seed+1, …; a request without a seed gets a random one. */
+function seedsFor(seed: number | null | undefined, n: number): number[] {
+  const first = seed ?? randomInt(0, MAX_SEED - 16);
+  if (first + n - 1 > MAX_SEED) throw badRequest(`Invalid 'seed': seed + n − 1 must be at most ${MAX_SEED}`, 'seed', 'invalid_value');
+  return Array.from({ length: n }, (_, i) => first + i);
+}
+
+function answer(images: Array<{ image: Image; seed: number }>) {
+  return {
+    created: Math.floor(Date.now() / 1000),
+    data: images.map(({ image, seed }) => ({ b64_json: Buffer.from(image.png).toString('base64'), seed })),
+  };
+}
+
+export async function handleGeneration(ctx: HandlerContext, raw: unknown) {
+  const body = validate(generationRequestSchema, raw);
+  checkCommon(body);
+  roleForModel(ctx.roles, body.model ?? 'reflectionflow-generator', 'images/generations', ['generator']);
+  const generator = ctx.roles.generator!;
+  const size = parseSize(body.size);
+  const seeds = seedsFor(body.seed, body.n ?? 1);
+  const images = await Promise.all(
+    seeds.map(async (seed) => ({
+      seed,
+      image: await ctx.limits.run(generator, () =>
+        generator.generate({ prompt: body.prompt, seed, ...(size !== undefined ? { size } : {}) }, { signal: ctx.signal }),
+      ),
+    })),
+  );
+  return answer(images);
+}
+
+/** Decode an uploaded or inline image to PNG; anything sharp cannot read is a 400. */
+export async function readImage(bytes: Uint8Array, param: string): Promise<Image> {
+  try {
+    const meta = await sharp(bytes).metadata();
+    if (meta.format === 'png') return { png: bytes };
+    const png = await sharp(bytes).png().toBuffer();
+    return { png: new Uint8Array(png.buffer, png.byteOffset, png.byteLength) };
+  } catch {
+    throw badRequest(`Invalid '${param}': ${bytes.byteLength} bytes that are not a readable image`, param, 'invalid_image');
+  }
+}
+
+export async function handleEdit(ctx: HandlerContext, form: FormParts) {
+  if (form.files.has('mask')) throw badRequest('mask is not supported: the corrector edits the whole image', 'mask', 'unsupported_value');
+  const fields = validate(editFieldsSchema, Object.fromEntries(form.fields));
+  checkCommon(fields);
+  roleForModel(ctx.roles, fields.model ?? 'reflectionflow-corrector', 'images/edits', ['corrector']);
+  const corrector = ctx.roles.corrector!;
+  const file = form.files.get('image') ?? form.files.get('image[]');
+  if (!file) {
+    if (form.fields.has('image')) throw badRequest("Invalid 'image': expected a file part", 'image', 'invalid_value');
+    throw new ApiError(400, "Missing required parameter: 'image'.", 'missing_required_parameter', 'image');
+  }
+  const image = await readImage(new Uint8Array(file.data.buffer, file.data.byteOffset, file.data.byteLength), 'image');
+  const split = splitCorrectorInstruction(fields.prompt);
+  if (!split) {
+    throw badRequest(
+      "Invalid 'prompt': the corrector takes 'refined prompt [Reflexion]: reflection' (one instruction per line after the marker)",
+      'prompt',
+      'invalid_value',
+    );
+  }
+  const size = parseSize(fields.size);
+  const seeds = seedsFor(fields.seed, fields.n ?? 1);
+  const images = await Promise.all(
+    seeds.map(async (seed) => ({
+      seed,
+      image: await ctx.limits.run(corrector, () =>
+        corrector.correct(
+          { image, prompt: split.prompt, reflection: split.reflection, seed, ...(size !== undefined ? { size } : {}) },
+          { signal: ctx.signal },
+        ),
+      ),
+    })),
+  );
+  return answer(images);
+}

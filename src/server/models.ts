@@ -1,0 +1,55 @@
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { RoleInfo, RoleSet } from '../core/roles.js';
+import { ROLE_KEYS, type RoleKey } from '../backends/registry.js';
+import { ApiError } from './errors.js';
+
+/** `reflectionflow-generator`, `reflectionflow-verifier`, … */
+export function modelId(role: RoleKey): string {
+  return `reflectionflow-${role}`;
+}
+
+export interface ServedModel {
+  id: string;
+  role: RoleKey;
+  /** the backend name the role reports (e.g. `embedded`, `procedural`, `oracle`) */
+  backend: string;
+}
+
+/** The models a role set serves, one per role it has, in role order. */
+export function servedModels(roles: Partial<RoleSet>): ServedModel[] {
+  return ROLE_KEYS.filter((k) => roles[k]).map((k) => ({ id: modelId(k), role: k, backend: roles[k]!.name }));
+}
+
+/**
+ * The role a request's model names. An id this server does not serve is 404 model_not_found; a served model asked
+ * for on an endpoint it does not answer is 400 (e.g. the verifier on images/generations).
+ */
+export function roleForModel(roles: Partial<RoleSet>, model: string, endpoint: string, accepted: readonly RoleKey[]): RoleKey {
+  const served = servedModels(roles).find((m) => m.id === model);
+  if (!served) {
+    throw new ApiError(404, `The model '${model}' does not exist (served: ${servedModels(roles).map((m) => m.id).join(', ') || 'none'})`, 'model_not_found', 'model');
+  }
+  if (!accepted.includes(served.role)) {
+    const ok = accepted.filter((k) => roles[k]).map(modelId);
+    throw new ApiError(400, `The model '${model}' is not served on ${endpoint} (use ${ok.join(' or ') || 'none: this server has no such role'})`, 'model_not_supported', 'model');
+  }
+  return served.role;
+}
+
+/**
+ * Concurrency as the roles declare it: at most `concurrency` calls in flight per role, and roles with one
+ * `limitGroup` share the first limit made for the group — the same rule the search engine follows.
+ */
+export class RoleLimits {
+  private readonly limits = new WeakMap<object, LimitFunction>();
+
+  run<T>(role: RoleInfo, fn: () => Promise<T>): Promise<T> {
+    const key = role.limitGroup ?? role;
+    let limit = this.limits.get(key);
+    if (!limit) {
+      limit = pLimit(Math.max(1, role.concurrency));
+      this.limits.set(key, limit);
+    }
+    return limit(fn);
+  }
+}
