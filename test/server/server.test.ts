@@ -364,3 +364,50 @@ describe('bearer key', () => {
     }
   });
 });
+
+describe('calls', () => {
+  it('a client that goes away aborts its call; calls respect the role concurrency', async () => {
+    let active = 0;
+    let most = 0;
+    const aborted: number[] = [];
+    const png = (await direct.generator.generate({ prompt: PROMPT, seed: 1 })).png;
+    const generator = {
+      name: 'slow',
+      concurrency: 2,
+      generate: (req: { seed: number }, opts?: { signal?: AbortSignal }) =>
+        new Promise<Image>((resolve, reject) => {
+          most = Math.max(most, ++active);
+          const timer = setTimeout(() => {
+            active--;
+            resolve({ png });
+          }, req.seed === 999 ? 10_000 : 50);
+          opts?.signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            active--;
+            aborted.push(req.seed);
+            reject(new Error('aborted'));
+          });
+        }),
+    };
+    const s = await serve({ generator, verifier: direct.verifier });
+    try {
+      const controller = new AbortController();
+      const gone = fetch(`${s.url}/images/generations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'x', seed: 999 }),
+        signal: controller.signal,
+      }).catch(() => 'aborted');
+      await new Promise((r) => setTimeout(r, 100));
+      controller.abort();
+      expect(await gone).toBe('aborted');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(aborted).toEqual([999]);
+      const res = await sdk(s).images.generate({ prompt: 'x', n: 6, seed: 1 } as any);
+      expect(res.data).toHaveLength(6);
+      expect(most).toBe(2);
+    } finally {
+      await s.close();
+    }
+  });
+});
