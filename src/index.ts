@@ -17,3 +17,15 @@ export { loadPromptFile, type PromptRecord } from './config/prompts.js';
 export { configSchema, type ConfigFile } from './config/schema.js';
 export { registerBackend, createBackend, listBackends, type BackendProvider } from './backends/registry.js';
 export { writeReport, renderReport } from './report/html.js';
+export { startServer, type RunningServer, type ServerOptions } from './server/index.js';
+export { runEval, rocAuc, type EvalReport, type EvalOptions } from './eval/harness.js';
+export { evaluateImage } from './shapeworld/evaluate.js';
+export { testPrompts, trainPrompts, parsePrompt } from './shapeworld/prompts.js';
+export { renderScene } from './shapeworld/render.js';
+export { createProceduralBackend } from './backends/procedural/index.js';
+export { embeddedProvider, embeddedModelsPresent, MODELS_DIR } from './backends/embedded/index.js';
+export { registerBuiltinBackends } from './backends/builtin.js';
+
+import { registerBuiltinBackends as registerBuiltins } from './backends/builtin.js';
+// the shipped backends are available by name to library users too (onnxruntime loads only when used)
+registerBuiltins();

@@ -211,7 +211,7 @@ function printSummary(o: RunOutcome, label: string): void {
   const lines = [
     `${label ? label + ' ' : ''}${o.run.prompt}`,
     `  best: ${r.bestPath ?? '(no image)'}${r.bestScore !== null ? `  score ${r.bestScore.toFixed(4)}` : ''}`,
-    `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s  (${roles})`,
+    `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s  call time per role: ${roles}`,
     `  run: ${o.dir}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
