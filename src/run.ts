@@ -1,6 +1,6 @@
 import type { RoleSet } from './core/roles.js';
 import type { PromptMeta, Role, SearchParams } from './core/types.js';
-import { search, type SearchOutcome } from './search/loop.js';
+import { checkPrompt, search, type SearchOutcome } from './search/loop.js';
 import type { CallListener } from './search/calls.js';
 import { RunStore } from './store/run-store.js';
 import type { RunRecord } from './store/types.js';
@@ -41,6 +41,7 @@ export function backendNames(roles: RoleSet): Partial<Record<Role, string>> {
 
 /** Run one search into a new run directory. */
 export async function runSearch(opts: RunOptions): Promise<RunOutcome> {
+  checkPrompt(opts.roles, opts.prompt); // before the run directory exists
   const store = await RunStore.create(opts.outDir ?? 'runs', {
     prompt: opts.prompt,
     ...(opts.meta ? { meta: opts.meta } : {}),

@@ -59,7 +59,8 @@ describe('bad input: one line on stderr, exit 2, nothing written', () => {
     ['negative depth', () => ['run', 'x', '--depth', '-1', '--backend', FAKE], /depth/],
     ['unknown strategy', () => ['run', 'x', '--strategy', 'magic', '--backend', FAKE], /unknown strategy 'magic'/],
     ['unknown backend', () => ['run', 'x', '--backend', 'nope'], /unknown backend 'nope'/],
-    ['no backend', () => ['run', 'x'], /no backend/],
+    ['a word the embedded models do not know', () => ['run', 'a photo of a cat'], /'cat'.*vocabulary: .*circle/],
+    ['a prompt the procedural backend cannot parse', () => ['run', 'a photo of a cat', '--backend', 'procedural'], /cat/],
     ['unreadable config', (d) => ['run', 'x', '--config', path.join(d, 'none.json')], /cannot read config/],
     ['invalid JSON config', (d) => ['run', 'x', '--config', write(d, 'bad.json', '{"search": ')], /not valid JSON/],
     ['invalid YAML config', (d) => ['run', 'x', '--config', write(d, 'bad.yaml', 'search: [\n')], /not valid YAML/],
@@ -165,5 +166,14 @@ describe('reflectionflow eval', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/prompt 1 \('a photo of a bench'\): ShapeWorld cannot judge class 'bench'/);
+  });
+});
+
+describe('the offline default', () => {
+  it('uses the embedded models with best-of-N when no backend is named', () => {
+    const r = cli(['run', 'a photo of a red circle', '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('strategy: noise');
+    expect(r.stdout).toContain('roles: generator=embedded  verifier=embedded');
   });
 });

@@ -2,6 +2,11 @@ import type { Evaluation, Image, PromptMeta, Reflection } from './types.js';
 
 /** What every role object declares: who it is and how many calls it takes at once. */
 export interface RoleInfo {
+  /**
+   * Throws a UserError when this role can never handle the prompt (e.g. a word outside a closed vocabulary), so
+   * that a run refuses it before anything is written rather than failing every call.
+   */
+  checkPrompt?(prompt: string): void;
   /** backend name as written in events and run.json, e.g. `embedded`, `openai:gpt-4o` */
   readonly name: string;
   /** most calls in flight at once */

@@ -51,6 +51,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
   for (const role of requiredRoles(params.strategy)) {
     if (!roles[role]) throw new UserError(`strategy '${params.strategy}' needs a ${role}, and none is configured`);
   }
+  checkPrompt(roles, prompt);
   const plan = makePlan(params);
   const calls = new CallRunner(io, signal, input.onCall);
   const candidates: Candidate[] = [];
@@ -227,6 +228,11 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     budget: plan.budget,
     timePerRole: calls.timePerRole,
   };
+}
+
+/** Ask every role that can tell whether it will be able to handle the prompt at all. */
+export function checkPrompt(roles: RoleSet, prompt: string): void {
+  for (const role of [roles.generator, roles.verifier, roles.reflector, roles.refiner, roles.corrector]) role?.checkPrompt?.(prompt);
 }
 
 function childOf(

@@ -31,8 +31,8 @@ afterAll(() => {
 });
 
 describe('examples/', () => {
-  it('ships the five configs', () => {
-    expect(files.sort()).toEqual(['comfyui-local.json', 'fal-flux-vllm.json', 'gemini.json', 'mixed-embedded.json', 'openai.json']);
+  it('ships the six configs', () => {
+    expect(files.sort()).toEqual(['comfyui-local.json', 'embedded-steps12.json', 'fal-flux-vllm.json', 'gemini.json', 'mixed-embedded.json', 'openai.json']);
   });
 
   it.each(files)('%s validates, plans and builds', async (file) => {

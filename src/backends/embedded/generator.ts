@@ -53,6 +53,10 @@ export class FlowGenerator implements Generator {
     return new FlowGenerator(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash);
   }
 
+  checkPrompt(prompt: string): void {
+    this.tokenizer.encode(prompt);
+  }
+
   async generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
     opts?.signal?.throwIfAborted();
     return this.batcher.submit({ tokens: this.tokenizer.encode(req.prompt), seed: req.seed });

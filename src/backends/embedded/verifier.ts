@@ -35,6 +35,10 @@ export class EmbeddedVerifier implements Verifier {
     return new EmbeddedVerifier(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts.maxBatch ?? 64);
   }
 
+  checkPrompt(prompt: string): void {
+    this.tokenizer.encode(prompt);
+  }
+
   async verify(req: VerifyRequest, opts?: CallOptions): Promise<Evaluation> {
     opts?.signal?.throwIfAborted();
     const tokens = this.tokenizer.encode(req.prompt);

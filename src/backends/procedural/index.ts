@@ -105,6 +105,9 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
   const generator: Generator = {
     name: 'procedural',
     concurrency,
+    checkPrompt(prompt: string): void {
+      parsePrompt(prompt);
+    },
     async generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
       throwIfAborted(opts);
       const spec = parsePrompt(req.prompt);

@@ -8,6 +8,7 @@ import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
 import { resumeSearch, runSearch, type RunOutcome } from '../../run.js';
+import { checkPrompt } from '../../search/loop.js';
 import { makePlan } from '../../search/plan.js';
 import { readRunRecord } from '../../store/run-store.js';
 import { nonNegativeInt, positiveInt, strategy } from '../args.js';
@@ -98,6 +99,15 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   }
 
   const roles = await buildRoles(rolePlans);
+  // every prompt is checked before the first run directory is made
+  for (const [i, job] of jobs.entries()) {
+    try {
+      checkPrompt(roles, job.prompt);
+    } catch (err) {
+      if (err instanceof UserError && jobs.length > 1) throw new UserError(`prompt ${i + 1} ('${job.prompt}'): ${err.message}`);
+      throw err;
+    }
+  }
   const stored = redactSecrets({ ...config, search: params, ...(size ? { size } : {}) });
   const controller = interruptible();
   const outcomes: RunOutcome[] = [];
