@@ -187,3 +187,12 @@ describe('concurrency and alignment', () => {
     expect(again.candidates.map((c) => c.id)).toEqual(first.result.candidates.map((c) => c.id));
   });
 });
+
+describe('noise keeps no chains', () => {
+  it('every image stays a pool image and the best is over all of them', async () => {
+    const { result } = await run({ strategy: 'noise', samples: 5, width: 2, depth: 1 });
+    expect(result.chains).toEqual([]);
+    expect(result.candidates.every((c) => c.chain === null && c.round === 0)).toBe(true);
+    expect(result.bestId).toBe(rank(result.candidates)[0]!.id);
+  });
+});

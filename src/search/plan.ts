@@ -30,7 +30,8 @@ export function makePlan(p: SearchParams): SearchPlan {
   const cap = p.maxImages ?? Infinity;
   if (p.strategy === 'noise') {
     const pool = Math.min(requested, cap);
-    return { strategy: p.strategy, pool, width: Math.min(p.width, pool), depth: 0, steps: [], budget: pool, requested };
+    // best-of-N keeps no chains: every image is a pool image
+    return { strategy: p.strategy, pool, width: 0, depth: 0, steps: [], budget: pool, requested };
   }
   const pool = Math.min(p.samples, cap);
   const width = Math.min(p.width, pool);
