@@ -204,7 +204,9 @@ function printPlan(jobs: Job[], params: SearchParams, rolePlans: RolePlan[], out
   }
   const lines = [
     `plan: ${jobs.length} prompt${jobs.length === 1 ? '' : 's'}${tags.size ? ` (${[...tags].map(([t, n]) => `${t} ${n}`).join(', ')})` : ''}`,
-    `strategy: ${params.strategy}  samples ${params.samples}  width ${plan.width}  depth ${plan.depth}  seed ${params.seed}  chain head ${params.chainHead}`,
+    params.strategy === 'noise'
+      ? `strategy: noise (best-of-N)  pool ${plan.pool} = samples ${params.samples} + width ${params.width} × depth ${params.depth}  seed ${params.seed}`
+      : `strategy: ${params.strategy}  samples ${params.samples}  width ${plan.width}  depth ${plan.depth}  seed ${params.seed}  chain head ${params.chainHead}`,
     `budget: ${plan.budget} images per prompt${plan.budget < plan.requested ? ` (capped from ${plan.requested} by --max-images)` : ''}, ${summary.budgetTotal} in all`,
     `roles: ${rolePlans.map((p) => `${p.role}=${p.backend}`).join('  ')}`,
     `out: ${summary.out}`,
