@@ -211,7 +211,6 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
   if (params.strategy !== 'noise') await Promise.all(chains.map((_, i) => runChain(i)));
 
   // completion order must not leak into the result
-  candidates.sort((a, b) => a.round - b.round || (a.chain ?? -1) - (b.chain ?? -1) || a.id.localeCompare(b.id));
   sortByPlan(candidates, pool);
 
   const chainSummaries: ChainSummary[] = chains.map((chain, i) => ({
@@ -256,12 +255,19 @@ function childOf(
   };
 }
 
-/** Pool images in plan order (index), whatever order they finished in; later rounds after them, unchanged. */
+/**
+ * Plan order, whatever order calls finished in: pool images by index, then later images by round and chain (each
+ * (round, chain) holds at most one image).
+ */
 function sortByPlan(candidates: Candidate[], pool: Candidate[]): void {
-  const order = new Map(pool.map((c, i) => [c.id, i]));
-  const poolPart = candidates.filter((c) => order.has(c.id)).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
-  const rest = candidates.filter((c) => !order.has(c.id));
-  candidates.splice(0, candidates.length, ...poolPart, ...rest);
+  const index = new Map(pool.map((c, i) => [c.id, i]));
+  const key = (c: Candidate): [number, number, number] =>
+    index.has(c.id) ? [0, index.get(c.id)!, 0] : [1, c.round, c.chain ?? 0];
+  candidates.sort((a, b) => {
+    const ka = key(a);
+    const kb = key(b);
+    return ka[0] - kb[0] || ka[1] - kb[1] || ka[2] - kb[2];
+  });
 }
 
 function pad(i: number): string {
