@@ -109,6 +109,16 @@ class Dataset:
             self.labels = torch.from_numpy(lab.astype(np.float32))
         elif need_labels:
             raise ValueError(f"{folder} has no labels.u8 (needed for the verifier)")
+        # pair sets (`dataset pairs`): source image of each pair, own-prompt flag, 8x8 detection map per pair
+        self.groups = self._optional(folder, "groups.i32", "<i4", n)
+        self.own = self._optional(folder, "own.u8", np.uint8, n)
+        aux = self._optional(folder, "aux.u8", np.uint8, None)
+        if aux is not None:
+            if aux.numel() % n != 0 or (aux.numel() // n) % 2 != 0:
+                raise ValueError(f"aux.u8 has {aux.numel()} bytes, not a multiple of 2x{n}")
+            g = int(round(((aux.numel() // n) // 2) ** 0.5))
+            aux = aux.reshape(n, 2, g, g).long()
+        self.aux = aux
         self.records = []
         rp = os.path.join(folder, "records.jsonl")
         if os.path.exists(rp):
@@ -120,6 +130,16 @@ class Dataset:
                             self.records.append(json.loads(line))
                         except json.JSONDecodeError:
                             self.records.append({})
+
+    @staticmethod
+    def _optional(folder, name, dtype, n):
+        p = os.path.join(folder, name)
+        if not os.path.exists(p):
+            return None
+        a = np.fromfile(p, dtype=dtype)
+        if n is not None and a.size != n:
+            raise ValueError(f"{name} has {a.size} entries, expected {n}")
+        return torch.from_numpy(a.astype(np.int64))
 
     def prompt_text(self, i: int) -> str:
         if i < len(self.records):

@@ -144,9 +144,11 @@ class Verifier(nn.Module):
     """
 
     def __init__(self, vocab_size: int, max_tokens: int, ch=(32, 64, 128, 128), text_dim: int = 128,
-                 text_layers: int = 2, heads: int = 4, dropout: float = 0.1):
+                 text_layers: int = 2, heads: int = 4, dropout: float = 0.1, aux_outputs: int = 0):
         super().__init__()
         c0, c1, c2, c3 = ch
+        # auxiliary dense head (training only): per 8x8 cell, logits of what the evaluator detected there
+        self.aux = nn.Conv2d(c2, aux_outputs, 1) if aux_outputs > 0 else None
         self.heads = heads
         self.text = TextEncoder(vocab_size, max_tokens, text_dim, text_layers, heads, 2 * text_dim)
         self.stem = nn.Conv2d(3, c0, 3, padding=1)
@@ -178,11 +180,12 @@ class Verifier(nn.Module):
         self.head_drop = nn.Dropout(dropout)
         self.head2 = Dense(text_dim, 1)
 
-    def forward(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, tokens: torch.Tensor, with_aux: bool = False):
         txt, _bias, pooled = self.text(tokens)                 # txt B,D,T
         h = self.s0(self.stem(image))
         h = self.s1(F.avg_pool2d(h, 2))
         h8 = self.s2(F.avg_pool2d(h, 2))
+        aux = self.aux(h8) if with_aux and self.aux is not None else None
         g = self.film(pooled)[:, :, None, None]
         gamma, beta = g.chunk(2, dim=1)
         h8 = h8 * (1 + gamma) + beta
@@ -206,4 +209,5 @@ class Verifier(nn.Module):
         fused = (q_tokens * keep).sum(2) / keep.sum(2).clamp(min=1.0)
         gpool = img.mean(2)
         z = self.head1(self.head_ln(torch.cat([fused, gpool], 1)))
-        return self.head2(self.head_drop(F.gelu(z)))[:, 0]
+        logit = self.head2(self.head_drop(F.gelu(z)))[:, 0]
+        return (logit, aux) if with_aux else logit

@@ -55,17 +55,19 @@ def parse_args(argv=None):
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--log-every", type=int, default=50, help="print train loss every N steps")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--aux-weight", type=float, default=0.5,
+                    help="weight of the auxiliary per-cell class/colour loss when the data has aux.u8 (0 = off)")
     ap.add_argument("--no-card", action="store_true")
     return ap.parse_args(argv)
 
 
 def build_model(cfg):
     return Verifier(cfg["vocab_size"], cfg["max_tokens"], ch=tuple(cfg["channels"]), text_layers=cfg["text_layers"],
-                    dropout=cfg["dropout"])
+                    dropout=cfg["dropout"], aux_outputs=cfg.get("aux_outputs", 0))
 
 
 @torch.no_grad()
-def evaluate(model, ds: Dataset, idx: torch.Tensor, batch: int = 256):
+def evaluate(model, ds: Dataset, idx: torch.Tensor, batch: int = 256, focus: torch.Tensor = None):
     was = model.training
     model.eval()
     logits = []
@@ -78,7 +80,12 @@ def evaluate(model, ds: Dataset, idx: torch.Tensor, batch: int = 256):
     loss = F.binary_cross_entropy_with_logits(lg, y).item()
     lg_np, y_np = lg.numpy(), y.numpy()
     acc = float(((lg_np > 0) == (y_np > 0.5)).mean())
-    return {"val_loss": loss, "val_auc": roc_auc(lg_np, y_np), "val_acc": acc, "logits": lg_np, "labels": y_np}
+    out = {"val_loss": loss, "val_auc": roc_auc(lg_np, y_np), "val_acc": acc, "logits": lg_np, "labels": y_np}
+    # focus: the pairs the verifier meets at inference (generator samples with their own prompt)
+    f = focus.numpy().astype(bool) if focus is not None else None
+    out["val_auc_focus"] = roc_auc(lg_np[f], y_np[f]) if f is not None and f.any() else out["val_auc"]
+    out["select"] = out["val_auc_focus"]
+    return out
 
 
 def best_threshold(logits: np.ndarray, labels: np.ndarray):
@@ -112,19 +119,37 @@ def main(argv=None):
     print(f"data: {args.data}: {ds.count} pairs, {pos_rate:.3f} positive, vocab {len(ds.vocab)}, "
           f"maxTokens {ds.max_tokens}")
     split_gen = torch.Generator().manual_seed(args.seed)
-    perm = torch.randperm(ds.count, generator=split_gen)
-    n_val = max(1, int(round(ds.count * args.val_frac)))
-    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:]
+    if ds.groups is not None:
+        # hold out whole source images: all prompts of a validation image are validation pairs
+        uniq = torch.unique(ds.groups)
+        held = uniq[torch.randperm(len(uniq), generator=split_gen)[:max(1, int(round(len(uniq) * args.val_frac)))]]
+        is_val = torch.isin(ds.groups, held)
+        val_idx, train_idx = torch.nonzero(is_val)[:, 0], torch.nonzero(~is_val)[:, 0]
+        train_idx = train_idx[torch.randperm(len(train_idx), generator=split_gen)]
+    else:
+        perm = torch.randperm(ds.count, generator=split_gen)
+        n_val = max(1, int(round(ds.count * args.val_frac)))
+        val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:]
+    n_val = len(val_idx)
+    focus = None
+    if ds.own is not None:
+        sampled = int(ds.meta.get("sampledImages", ds.count))
+        focus_all = (ds.own == 1) & (ds.groups < sampled if ds.groups is not None else True)
+        focus = focus_all[val_idx]
+        print(f"validation focus: {int(focus.sum())} generator samples with their own prompt")
+    aux_on = ds.aux is not None and args.aux_weight > 0
+    n_cls = len(ds.meta.get("aux", {}).get("classes", [])) if aux_on else 0
+    n_col = len(ds.meta.get("aux", {}).get("colors", [])) if aux_on else 0
     cfg = {"vocab_size": len(ds.vocab), "max_tokens": ds.max_tokens,
            "channels": [int(c) for c in args.channels.split(",")], "text_layers": args.text_layers,
-           "dropout": args.dropout}
+           "dropout": args.dropout, "aux_outputs": n_cls + n_col}
 
     ck = None
     if args.resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location="cpu")
         if ck["cfg"]["vocab_size"] != cfg["vocab_size"] or ck["cfg"]["max_tokens"] != cfg["max_tokens"]:
             raise SystemExit(f"checkpoint {ckpt_path} was trained on a different vocab/maxTokens")
-        cfg = ck["cfg"]
+        cfg = {**ck["cfg"], "aux_outputs": ck["cfg"].get("aux_outputs", 0)}
         print(f"resuming from {ckpt_path}: step {ck['step']}, epoch {ck['epoch']}, {ck['elapsed'] / 60:.1f} min")
     elif args.resume:
         print(f"--resume: no checkpoint at {ckpt_path}, starting fresh")
@@ -149,7 +174,7 @@ def main(argv=None):
     timer = Timer(offset=elapsed0)
     budget = args.minutes * 60.0
     log = CsvLog(log_path, ["epoch", "step", "elapsed_s", "lr", "train_loss", "val_loss", "val_auc", "val_acc",
-                            "steps_per_s"], append=ck is not None)
+                            "steps_per_s", "val_auc_focus"], append=ck is not None)
     stop = {"flag": False}
 
     def on_signal(signum, frame):
@@ -169,7 +194,7 @@ def main(argv=None):
 
     def do_eval(train_loss):
         nonlocal best, best_state
-        r = evaluate(model, ds, val_idx)
+        r = evaluate(model, ds, val_idx, focus=focus)
         now = time.time()
         sps = (step - last["step"]) / max(now - last["t"], 1e-9)
         last.update(t=now, step=step)
@@ -177,12 +202,13 @@ def main(argv=None):
                    "lr": f"{opt.param_groups[0]['lr']:.3e}",
                    "train_loss": "" if train_loss is None else round(train_loss, 5),
                    "val_loss": round(r["val_loss"], 5), "val_auc": round(r["val_auc"], 5),
+                   "val_auc_focus": round(r["val_auc_focus"], 5),
                    "val_acc": round(r["val_acc"], 5), "steps_per_s": round(sps, 3)})
         print(f"eval epoch {epoch} step {step}: train loss {train_loss if train_loss is not None else float('nan'):.4f} "
-              f"val loss {r['val_loss']:.4f} AUC {r['val_auc']:.4f} acc {r['val_acc']:.4f} "
+              f"val loss {r['val_loss']:.4f} AUC {r['val_auc']:.4f} (focus {r['val_auc_focus']:.4f}) acc {r['val_acc']:.4f} "
               f"({timer.elapsed() / 60:.1f} min)", flush=True)
-        if not (r["val_auc"] <= best["val_auc"]):  # also true for the first (NaN-safe)
-            best = {k: r[k] for k in ("val_loss", "val_auc", "val_acc")}
+        if not (r["select"] <= best.get("select", -1.0)):  # also true for the first (NaN-safe)
+            best = {k: r[k] for k in ("val_loss", "val_auc", "val_acc", "val_auc_focus", "select")}
             best.update(step=step, epoch=epoch)
             best["threshold"], best["threshold_acc"] = best_threshold(r["logits"], r["labels"])
             best_state = copy.deepcopy(model.state_dict())
@@ -216,7 +242,14 @@ def main(argv=None):
             lr = cosine_lr(args.lr, progress, step, args.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = F.binary_cross_entropy_with_logits(model(x, ds.tokens[j]), ds.labels[j])
+            if aux_on:
+                logit, aux = model(x, ds.tokens[j], with_aux=True)
+                target = ds.aux[j]                                           # B,2,g,g
+                aux_loss = 0.5 * (F.cross_entropy(aux[:, :n_cls], target[:, 0])
+                                  + F.cross_entropy(aux[:, n_cls:], target[:, 1]))
+                loss = F.binary_cross_entropy_with_logits(logit, ds.labels[j]) + args.aux_weight * aux_loss
+            else:
+                loss = F.binary_cross_entropy_with_logits(model(x, ds.tokens[j]), ds.labels[j])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -255,7 +288,8 @@ def main(argv=None):
     summary.update({"steps": step, "epochs": epoch, "wall_seconds": timer.elapsed(), "samples_seen": step * args.batch,
                     "steps_per_s": (step - run_start_step) / max(run_secs, 1e-9),
                     "val_auc": r["val_auc"], "val_acc": r["val_acc"], "val_loss": r["val_loss"],
-                    "best_val_auc": best["val_auc"], "best": best, "exported": "best validation AUC",
+                    "val_auc_focus": r["val_auc_focus"], "aux_weight": args.aux_weight if aux_on else 0,
+                    "best_val_auc": best["val_auc"], "best": best, "exported": "best validation AUC on the focus pairs (generator samples, own prompt) when the data marks them",
                     "checkpoint": ckpt_path, "log": os.path.relpath(log_path, REPO_ROOT), "history": history})
     print(f"done: {step} steps, {epoch} epochs, {timer.elapsed() / 60:.1f} min; final val AUC {r['val_auc']:.4f} "
           f"acc {r['val_acc']:.4f}; best AUC {best['val_auc']:.4f} at step {best['step']} (exported)")
@@ -288,6 +322,7 @@ def main(argv=None):
         "threshold": 0.0,
         "bestThreshold": best.get("threshold"),
         "valAuc": best["val_auc"],
+        "valAucFocus": best.get("val_auc_focus"),
         "valAcc": best["val_acc"],
         "valAccAtBestThreshold": best.get("threshold_acc"),
         "opset": 14,

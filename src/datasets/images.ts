@@ -72,6 +72,13 @@ export class DatasetWriter {
 
   async add(item: DatasetItem): Promise<void> {
     const raw = await sharp(Buffer.from(item.png)).removeAlpha().resize(this.size, this.size).raw().toBuffer();
+    this.addRaw(item.record, raw, item.label);
+  }
+
+  /** One item from raw RGB pixels (size × size × 3), already at the dataset's size. */
+  addRaw(record: { tag: string; prompt: string }, raw: Uint8Array, label?: 0 | 1): void {
+    if (raw.length !== this.size * this.size * 3) throw new Error(`raw image has ${raw.length} bytes, expected ${this.size}×${this.size}×3`);
+    const item = { record, label };
     writeSync(this.images, raw);
     writeSync(this.tokens, Buffer.from(new Int32Array(this.tokenizer.encode(item.record.prompt)).buffer));
     if (this.labels !== undefined) writeSync(this.labels, Buffer.from([item.label ?? 0]));

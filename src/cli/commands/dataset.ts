@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { UserError } from '../../core/errors.js';
 import { MODELS_DIR } from '../../backends/embedded/files.js';
 import { writeGeneratorDataset, writeVerifierDataset } from '../../datasets/images.js';
+import { writeVerifierPairs } from '../../datasets/pairs.js';
 import { evaluateImage } from '../../shapeworld/evaluate.js';
 import { promptsToJsonl, splitPrompts, writePromptsJsonl, type SplitName } from '../../shapeworld/prompts.js';
 
@@ -69,6 +70,35 @@ export function datasetCommand(): Command {
         throw new UserError(`unknown kind '${opts.kind}' (kinds: generator, verifier)`);
       }
       process.stderr.write(`dataset in ${opts.out}\n`);
+    });
+  dataset
+    .command('pairs')
+    .description("write the verifier's pair set: each image (generator samples from --samples folders, plus renders) judged by the evaluator against its own and related training prompts")
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--samples <dir...>', 'folders written by `dataset images --kind verifier` (their generator samples)', [])
+    .option('--rendered <n>', 'rendered correct/defective scenes added as images', intArg('--rendered', 0), 10000)
+    .option('--prompts-per-image <n>', 'prompts judged per image, its own included', intArg('--prompts-per-image', 1), 6)
+    .option('--seed <s>', 'seed', intArg('--seed', 0), 1)
+    .action(async (opts: { out: string; samples: string[]; rendered: number; promptsPerImage: number; seed: number }) => {
+      const started = performance.now();
+      const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
+      let next = 0;
+      const r = await writeVerifierPairs(opts.out, {
+        sampleDirs: opts.samples,
+        rendered: opts.rendered,
+        promptsPerImage: opts.promptsPerImage,
+        seed: opts.seed,
+        onProgress: (n, total) => {
+          if (n >= next || n === total) {
+            log(`images ${n}/${total}`);
+            next = n + 5000;
+          }
+        },
+      });
+      log(
+        `wrote ${r.pairs} pairs of ${r.images} images to ${opts.out}: ${(r.positives / Math.max(1, r.pairs)).toFixed(3)} positive; ` +
+          `own prompts ${r.own}, ${(r.ownPositives / Math.max(1, r.own)).toFixed(3)} positive`,
+      );
     });
   return dataset;
 }

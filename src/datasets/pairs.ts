@@ -1,0 +1,222 @@
+/**
+ * The verifier's main training set: image–prompt pairs. Each image (a generator sample or a render) is detected
+ * once by the ShapeWorld evaluator and then judged against several training prompts: its own prompt plus prompts
+ * about the classes it shows (the hard cases: right objects, wrong count, colour or place) and one unrelated prompt.
+ * Every label is the evaluator's verdict, so one sampled image yields several exact labels.
+ *
+ * Besides the pair files the training side reads (images.u8, tokens.i32, labels.u8, records.jsonl, meta.json) it
+ * writes `groups.i32` (source image id of each pair, so the validation split holds out whole images), `own.u8`
+ * (1 where the prompt is the one the image was sampled for: the pairs the verifier meets at inference) and
+ * `aux.u8`, a per-image 8×8 map of what the evaluator detected (class id and colour id per cell, 0 = background),
+ * which training uses as an auxiliary dense target so the image encoder learns to see objects.
+ */
+import { existsSync, readFileSync, openSync, closeSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import sharp from 'sharp';
+import { UserError } from '../core/errors.js';
+import { detectObjects } from '../shapeworld/evaluate.js';
+import { judge, type Detection, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
+import { renderScene, MODEL_SIZE } from '../shapeworld/render.js';
+import { applicableDefects, sceneForSpec } from '../shapeworld/scene.js';
+import { trainPrompts } from '../shapeworld/prompts.js';
+import { COLORS, SHAPES } from '../shapeworld/shapes.js';
+import { mixSeed, Rng } from '../shapeworld/random.js';
+import { DatasetWriter, shapeWorldVocab } from './images.js';
+
+export const AUX_GRID = 8;
+
+export interface PairsOptions {
+  /** folders written by `dataset images --kind verifier` (their generator samples are used; renders are skipped) */
+  sampleDirs: string[];
+  /** rendered scenes (correct or with one defect) added as further source images */
+  rendered: number;
+  /** prompts judged per image, its own included */
+  promptsPerImage: number;
+  seed: number;
+  onProgress?: (images: number, total: number) => void;
+}
+
+interface SourceImage {
+  png: Uint8Array;
+  /** own prompt, when known */
+  own?: { record: PromptRecord | { tag: string; prompt: string }; spec?: PromptSpec; label?: 0 | 1 };
+}
+
+/** Class ids 1..6 (SHAPES order) and colour ids 1..10 (COLORS order) per cell of an 8×8 grid; 0 = nothing. */
+export function auxGrid(dets: readonly Detection[]): Uint8Array {
+  const g = AUX_GRID;
+  const out = new Uint8Array(2 * g * g);
+  const area = new Float64Array(g * g);
+  for (const d of dets) {
+    const a = (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
+    const mark = (cx: number, cy: number) => {
+      const i = cy * g + cx;
+      if (out[i] !== 0 && area[i]! >= a) return;
+      out[i] = SHAPES.indexOf(d.shape) + 1;
+      out[g * g + i] = COLORS.indexOf(d.color) + 1;
+      area[i] = a;
+    };
+    for (let cy = 0; cy < g; cy++) {
+      for (let cx = 0; cx < g; cx++) {
+        const x = (cx + 0.5) / g;
+        const y = (cy + 0.5) / g;
+        if (x >= d.box[0] && x <= d.box[2] && y >= d.box[1] && y <= d.box[3]) mark(cx, cy);
+      }
+    }
+    // an object smaller than a cell still marks the cell of its centre
+    mark(Math.min(g - 1, Math.floor(d.cx * g)), Math.min(g - 1, Math.floor(d.cy * g)));
+  }
+  return out;
+}
+
+function classSet(spec: PromptSpec): string {
+  return [...new Set(spec.include.map((c) => c.class))].sort().join('|');
+}
+
+/** Generator samples of a `dataset images --kind verifier` folder (also one whose writing was stopped early). */
+function readSamples(dir: string): SourceImage[] {
+  const metaPath = path.join(dir, 'meta.json');
+  const meta = existsSync(metaPath) ? (JSON.parse(readFileSync(metaPath, 'utf8')) as { generated?: number; size?: number }) : {};
+  if ((meta.size ?? MODEL_SIZE) !== MODEL_SIZE) throw new UserError(`${dir}: images are ${meta.size} px, expected ${MODEL_SIZE}`);
+  let records: Array<{ tag: string; prompt: string; label?: number }>;
+  let images: Buffer;
+  try {
+    records = readFileSync(path.join(dir, 'records.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l)];
+        } catch {
+          return []; // a torn last line of a stopped writer
+        }
+      });
+    images = readFileSync(path.join(dir, 'images.u8'));
+  } catch (e) {
+    throw new UserError(`${dir}: not a verifier dataset folder (${(e as Error).message})`);
+  }
+  const px = MODEL_SIZE * MODEL_SIZE * 3;
+  const n = Math.min(meta.generated ?? Infinity, records.length, Math.floor(images.length / px));
+  const out: SourceImage[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = records[i]!;
+    out.push({ png: images.subarray(i * px, (i + 1) * px), own: { record: { tag: r.tag, prompt: r.prompt }, label: r.label === 1 ? 1 : 0 } });
+  }
+  return out;
+}
+
+async function rawToPng(raw: Uint8Array): Promise<Uint8Array> {
+  return sharp(Buffer.from(raw), { raw: { width: MODEL_SIZE, height: MODEL_SIZE, channels: 3 } }).png().toBuffer();
+}
+
+export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promise<{ images: number; pairs: number; positives: number; ownPositives: number; own: number }> {
+  if (opts.promptsPerImage < 1) throw new UserError('--prompts-per-image must be ≥ 1');
+  const sources: SourceImage[] = opts.sampleDirs.flatMap(readSamples);
+  const sampledCount = sources.length;
+  // Renders, half correct and half with one defect, of training prompts. Their raw pixels are kept as PNG.
+  const renderRecords = trainPrompts({ count: opts.rendered, seed: mixSeed(opts.seed, 'pairs-rendered') });
+  const defectRng = new Rng(mixSeed(opts.seed, 'pairs-defects'));
+  const limit = pLimit(8);
+  const renders = await Promise.all(
+    renderRecords.map((r, i) =>
+      limit(async () => {
+        const defect = defectRng.chance(0.5) ? defectRng.pick(applicableDefects(r)) : null;
+        return { png: await renderScene(sceneForSpec(r, mixSeed(opts.seed, 'pairs-scene', i), { defect })), own: { record: r, spec: r } } as SourceImage;
+      }),
+    ),
+  );
+  sources.push(...renders);
+
+  // A large pool of training prompts, indexed by the set of classes they name.
+  const pool = trainPrompts({ count: 60_000, seed: mixSeed(opts.seed, 'pairs-pool') });
+  // (class set → category → prompts), so the related prompts of an image spread over the categories
+  const byClasses = new Map<string, Map<string, PromptRecord[]>>();
+  for (const r of pool) {
+    const k = classSet(r);
+    let tags = byClasses.get(k);
+    if (!tags) byClasses.set(k, (tags = new Map()));
+    let list = tags.get(r.tag);
+    if (!list) tags.set(r.tag, (list = []));
+    list.push(r);
+  }
+
+  const writer = new DatasetWriter(dir, shapeWorldVocab(), MODEL_SIZE, true);
+  const groups = openSync(path.join(dir, 'groups.i32'), 'w');
+  const own = openSync(path.join(dir, 'own.u8'), 'w');
+  const aux = openSync(path.join(dir, 'aux.u8'), 'w');
+  const rng = new Rng(mixSeed(opts.seed, 'pairs-pick'));
+  let pairs = 0;
+  let positives = 0;
+  let ownCount = 0;
+  let ownPositives = 0;
+  try {
+    const CHUNK = 256;
+    for (let start = 0; start < sources.length; start += CHUNK) {
+      const chunk = sources.slice(start, start + CHUNK);
+      const prepared = await Promise.all(
+        chunk.map((s, j) =>
+          limit(async () => {
+            const sampled = start + j < sampledCount;
+            const png = sampled ? await rawToPng(s.png) : s.png;
+            const raw = sampled ? s.png : await sharp(Buffer.from(png)).removeAlpha().resize(MODEL_SIZE, MODEL_SIZE).raw().toBuffer();
+            return { raw, dets: await detectObjects(png, `image ${start + j}`) };
+          }),
+        ),
+      );
+      for (let j = 0; j < chunk.length; j++) {
+        const src = chunk[j]!;
+        const { raw, dets } = prepared[j]!;
+        const grid = Buffer.from(auxGrid(dets));
+        const present = [...new Set(dets.map((d) => d.shape))].sort();
+        // candidate class sets: every non-empty subset of up to two present classes
+        const keys: string[] = [];
+        for (let a = 0; a < present.length; a++) {
+          keys.push(present[a]!);
+          for (let b = a + 1; b < present.length; b++) keys.push(`${present[a]}|${present[b]}`);
+        }
+        const items: Array<{ record: { tag: string; prompt: string }; label: 0 | 1; own: boolean }> = [];
+        if (src.own) {
+          const label = src.own.spec ? (judge(dets, src.own.spec).correct ? 1 : 0) : (src.own.label ?? 0);
+          items.push({ record: src.own.record, label, own: true });
+        }
+        while (items.length < opts.promptsPerImage) {
+          const related = keys.length > 0 && items.length < opts.promptsPerImage - 1;
+          const tags = related ? byClasses.get(rng.pick(keys)) : undefined;
+          const list = tags ? tags.get(rng.pick([...tags.keys()])) : undefined;
+          const rec = list && list.length > 0 ? rng.pick(list) : rng.pick(pool);
+          items.push({ record: rec, label: judge(dets, rec).correct ? 1 : 0, own: false });
+        }
+        for (const it of items) {
+          writer.addRaw(it.record, raw, it.label);
+          writeSync(groups, Buffer.from(new Int32Array([start + j]).buffer));
+          writeSync(own, Buffer.from([it.own ? 1 : 0]));
+          writeSync(aux, grid);
+          pairs++;
+          positives += it.label;
+          if (it.own) {
+            ownCount++;
+            ownPositives += it.label;
+          }
+        }
+      }
+      opts.onProgress?.(Math.min(start + CHUNK, sources.length), sources.length);
+    }
+  } finally {
+    for (const fd of [groups, own, aux]) closeSync(fd);
+  }
+  writer.close({
+    kind: 'verifier-pairs',
+    seed: opts.seed,
+    images: sources.length,
+    sampledImages: sampledCount,
+    renderedImages: renders.length,
+    promptsPerImage: opts.promptsPerImage,
+    positives,
+    own: ownCount,
+    ownPositives,
+    aux: { grid: AUX_GRID, classes: ['<none>', ...SHAPES], colors: ['<none>', ...COLORS] },
+    sources: opts.sampleDirs,
+  });
+  return { images: sources.length, pairs, positives, own: ownCount, ownPositives };
+}
