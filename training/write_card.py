@@ -42,7 +42,7 @@ VER_DESC = """Learned P(image matches prompt), a small NVILA-style yes/no verifi
 (4 stages, channels {channels}, 32→4 px, learned 2-D positions at 8×8 and 4×4) and a small
 transformer text encoder ({text_layers} layers, width 128), fused by FiLM (pooled text on the 8×8 map)
 and two rounds of cross-attention of the text tokens over the image tokens, then a binary logit.
-Trained with BCE on `labels.u8`; no augmentation (no flips: left/right matters)."""
+Trained with BCE on `labels.u8`{aux}; no augmentation (no flips: left/right matters)."""
 
 VER_INTERFACE = """Inputs: `image` float32 [B,3,32,32] (NCHW RGB, pixel/127.5 − 1 ∈ [−1,1]), `tokens` int64 [B,{max_tokens}]
 (ids = index in `vocab` of the json, padded with 0). Output: `logit` float32 [B];
@@ -139,18 +139,28 @@ def write_card(name: str, out_dir: str = None, template: str = None) -> str:
                             "that is what the verifier/reflection loop is for.")
     else:
         v["kind_title"] = "image–prompt verifier (P(image matches prompt))"
-        v["description"] = VER_DESC.format(channels="/".join(map(str, s.get("channels", []))), text_layers=2)
+        aux = ""
+        if s.get("aux_weight"):
+            aux = (f", plus (training only, weight {s['aux_weight']}) a per-cell cross-entropy on an 8×8 map of\n"
+                   "the class and colour the evaluator detected there (`aux.u8`), so the image encoder learns to see objects")
+        v["description"] = VER_DESC.format(channels="/".join(map(str, s.get("channels", []))), text_layers=2, aux=aux)
         v["interface"] = VER_INTERFACE.format(max_tokens=s.get("max_tokens"),
                                               threshold=fmt_num(meta.get("threshold", 0.0), 3))
         v["extra_rows"] = (f"| Split | {s.get('train_count')} train / {s.get('val_count')} validation (held out, "
                            f"seeded) |\n| Positives | {fmt_num(s.get('pos_rate'), 3)} of the data |")
         ep_rows = [r for r in rows if r.get("val_auc")]
-        table = ["| epoch | step | train loss | val loss | val AUC | val acc |", "|---|---|---|---|---|---|"]
+        table = ["| epoch | step | train loss | val loss | val AUC | val AUC (samples, own prompt) | val acc |",
+                 "|---|---|---|---|---|---|---|"]
         for r in ep_rows[-12:]:
             table.append(f"| {r['epoch']} | {r['step']} | {fmt_num(r['train_loss'])} | {fmt_num(r['val_loss'])} | "
-                         f"{fmt_num(r['val_auc'])} | {fmt_num(r['val_acc'])} |")
-        v["results"] = (f"- final validation ROC-AUC: **{fmt_num(s.get('val_auc'))}**, accuracy "
-                        f"{fmt_num(s.get('val_acc'))} at threshold 0 (logit), best AUC {fmt_num(s.get('best_val_auc'))}\n"
+                         f"{fmt_num(r['val_auc'])} | {fmt_num(r.get('val_auc_focus') or r['val_auc'])} | "
+                         f"{fmt_num(r['val_acc'])} |")
+        best = s.get("best", {})
+        v["results"] = (f"- final validation ROC-AUC: **{fmt_num(s.get('val_auc'))}** on all held-out pairs, "
+                        f"**{fmt_num(s.get('val_auc_focus', s.get('val_auc')))}** on held-out generator samples with "
+                        f"their own prompt; accuracy {fmt_num(s.get('val_acc'))} at threshold 0 (logit)\n"
+                        f"- exported: the {s.get('exported', 'best validation AUC')} — step {best.get('step')}, "
+                        f"AUC {fmt_num(best.get('val_auc'))} (samples, own prompt: {fmt_num(best.get('val_auc_focus'))})\n"
                         f"- ONNX export: onnx.checker OK; numeric check vs torch: {check}\n\n" + "\n".join(table))
         v["limitations"] = ("Only as good as the negatives in its training data: mismatch types not represented "
                             "(e.g. new attribute words) are not detected. 32×32 input only.")
