@@ -64,4 +64,22 @@ describe('rocAuc', () => {
     // 2 pos, 2 neg: pairs (p>n): 0.8>0.3, 0.8>0.6, 0.4>0.3; 0.4<0.6 → 3/4
     expect(rocAuc([{ score: 0.8, correct: true }, { score: 0.4, correct: true }, { score: 0.3, correct: false }, { score: 0.6, correct: false }])).toBe(0.75);
   });
+
+  it('separates ranking within a pool from telling prompts apart, and reports per tag', async () => {
+    const { verifierAgreement } = await import('../src/eval/harness.js');
+    const j = (pool: string, tag: string, score: number, correct: boolean) => ({ pool, tag, score, correct });
+    const v = verifierAgreement([
+      // an easy prompt: high scores, ranked right inside its pool
+      j('a', 'colors', 0.9, true), j('a', 'colors', 0.8, false),
+      // a hard prompt: low scores, ranked wrong inside its pool
+      j('b', 'position', 0.1, true), j('b', 'position', 0.2, false),
+      // a pool with one verdict only: no within-pool AUC
+      j('c', 'position', 0.3, false), j('c', 'position', 0.4, false),
+    ]);
+    expect(v.mixedPools).toBe(2);
+    expect(v.withinPoolAuc).toBe(0.5);
+    expect(v.byTag.colors).toEqual({ auc: 1, images: 2, positives: 1 });
+    expect(v.byTag.position).toMatchObject({ auc: 0, images: 4, positives: 1 });
+    expect(v.auc).toBe(0.5); // 0.9 beats all four wrong images, 0.1 none
+  });
 });

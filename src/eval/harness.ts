@@ -63,6 +63,16 @@ export interface VerifierAgreement {
   positives: number;
   /** share of images where the verifier's yes/no label agrees with the judge (yes/no verifiers) */
   labelAccuracy: number | null;
+  /**
+   * Mean ROC-AUC within one search's pool (one prompt and seed), over the pools holding both verdicts: how well the
+   * verifier ranks candidates of the same prompt, which is what best-of-N needs (the pooled AUC also credits telling
+   * easy prompts from hard ones).
+   */
+  withinPoolAuc: number | null;
+  /** pools that hold both correct and wrong images (the ones withinPoolAuc averages) */
+  mixedPools: number;
+  /** the same figures per GenEval tag */
+  byTag: Record<string, { auc: number; images: number; positives: number }>;
 }
 
 export interface EvalReport {
@@ -83,7 +93,7 @@ export interface EvalReport {
 export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   const started = performance.now();
   const samples: EvalSample[] = [];
-  const judged: Array<{ score: number; label?: 'yes' | 'no'; correct: boolean }> = [];
+  const judged: Judged[] = [];
   const maxBudget = Math.max(...opts.budgets);
   const seeds = typeof opts.seedsPerPrompt === 'number' ? () => opts.seedsPerPrompt as number : opts.seedsPerPrompt;
   const units = opts.records.flatMap((record, p) =>
@@ -123,10 +133,11 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
             };
             samples.push(sample);
             if (opts.verifierAuc && strategy === 'noise' && budget === maxBudget) {
+              const pool = `${record.prompt}\u0000${seed}`;
               for (const c of result.candidates) {
                 if (!c.evaluation) continue;
                 const v = await opts.judge((await io.loadImage(c.id)).png, record);
-                judged.push({ score: c.evaluation.score, ...(c.evaluation.label ? { label: c.evaluation.label } : {}), correct: v.correct });
+                judged.push({ score: c.evaluation.score, ...(c.evaluation.label ? { label: c.evaluation.label } : {}), correct: v.correct, tag: record.tag, pool });
               }
             }
             opts.onResult?.(sample, samples.length, total);
@@ -136,7 +147,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     ),
   );
   const report = summarise(samples, opts.strategies, opts.budgets, performance.now() - started);
-  if (judged.length) report.verifier = agreement(judged);
+  if (judged.length) report.verifier = verifierAgreement(judged);
   return report;
 }
 
@@ -158,9 +169,31 @@ export function rocAuc(items: ReadonlyArray<{ score: number; correct: boolean }>
   return (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
 }
 
-function agreement(judged: Array<{ score: number; label?: 'yes' | 'no'; correct: boolean }>): VerifierAgreement {
+export type Judged = { score: number; label?: 'yes' | 'no'; correct: boolean; tag: string; pool: string };
+
+function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const list = out.get(k);
+    if (list) list.push(it);
+    else out.set(k, [it]);
+  }
+  return out;
+}
+
+/** How the verifier's scores agree with the judge: pooled, within each search's pool, and per tag. */
+export function verifierAgreement(judged: Judged[]): VerifierAgreement {
   const labelled = judged.filter((j) => j.label);
+  const pools = [...groupBy(judged, (j) => j.pool).values()].map(rocAuc).filter((a) => !Number.isNaN(a));
+  const byTag: VerifierAgreement['byTag'] = {};
+  for (const [tag, items] of groupBy(judged, (j) => j.tag)) {
+    byTag[tag] = { auc: rocAuc(items), images: items.length, positives: items.filter((j) => j.correct).length };
+  }
   return {
+    withinPoolAuc: pools.length ? pools.reduce((a, b) => a + b, 0) / pools.length : null,
+    mixedPools: pools.length,
+    byTag,
     auc: rocAuc(judged),
     images: judged.length,
     positives: judged.filter((j) => j.correct).length,
