@@ -144,8 +144,10 @@ class Verifier(nn.Module):
     """
 
     def __init__(self, vocab_size: int, max_tokens: int, ch=(32, 64, 128, 128), text_dim: int = 128,
-                 text_layers: int = 2, heads: int = 4, dropout: float = 0.1, aux_outputs: int = 0):
+                 text_layers: int = 2, heads: int = 4, dropout: float = 0.1, aux_outputs: int = 0,
+                 film: bool = True):
         super().__init__()
+        self.use_film = film
         c0, c1, c2, c3 = ch
         # auxiliary dense head (training only): per 8x8 cell, logits of what the evaluator detected there
         self.aux = nn.Conv2d(c2, aux_outputs, 1) if aux_outputs > 0 else None
@@ -186,9 +188,10 @@ class Verifier(nn.Module):
         h = self.s1(F.avg_pool2d(h, 2))
         h8 = self.s2(F.avg_pool2d(h, 2))
         aux = self.aux(h8) if with_aux and self.aux is not None else None
-        g = self.film(pooled)[:, :, None, None]
-        gamma, beta = g.chunk(2, dim=1)
-        h8 = h8 * (1 + gamma) + beta
+        if self.use_film:
+            g = self.film(pooled)[:, :, None, None]
+            gamma, beta = g.chunk(2, dim=1)
+            h8 = h8 * (1 + gamma) + beta
         h4 = self.s3(F.avg_pool2d(h8, 2))
         b = image.shape[0]
         f8 = self.img8(h8 + self.pos8).flatten(2)       # B,D,64

@@ -57,13 +57,16 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--aux-weight", type=float, default=0.5,
                     help="weight of the auxiliary per-cell class/colour loss when the data has aux.u8 (0 = off)")
+    ap.add_argument("--no-film", action="store_true",
+                    help="no FiLM of the image features by the pooled prompt: the prompt reaches the image only "
+                         "token by token through cross-attention")
     ap.add_argument("--no-card", action="store_true")
     return ap.parse_args(argv)
 
 
 def build_model(cfg):
     return Verifier(cfg["vocab_size"], cfg["max_tokens"], ch=tuple(cfg["channels"]), text_layers=cfg["text_layers"],
-                    dropout=cfg["dropout"], aux_outputs=cfg.get("aux_outputs", 0))
+                    dropout=cfg["dropout"], aux_outputs=cfg.get("aux_outputs", 0), film=cfg.get("film", True))
 
 
 @torch.no_grad()
@@ -142,7 +145,7 @@ def main(argv=None):
     n_col = len(ds.meta.get("aux", {}).get("colors", [])) if aux_on else 0
     cfg = {"vocab_size": len(ds.vocab), "max_tokens": ds.max_tokens,
            "channels": [int(c) for c in args.channels.split(",")], "text_layers": args.text_layers,
-           "dropout": args.dropout, "aux_outputs": n_cls + n_col}
+           "dropout": args.dropout, "aux_outputs": n_cls + n_col, "film": not args.no_film}
 
     ck = None
     if args.resume and os.path.exists(ckpt_path):
