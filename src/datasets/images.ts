@@ -78,11 +78,10 @@ export class DatasetWriter {
   /** One item from raw RGB pixels (size × size × 3), already at the dataset's size. */
   addRaw(record: { tag: string; prompt: string }, raw: Uint8Array, label?: 0 | 1): void {
     if (raw.length !== this.size * this.size * 3) throw new Error(`raw image has ${raw.length} bytes, expected ${this.size}×${this.size}×3`);
-    const item = { record, label };
     writeSync(this.images, raw);
-    writeSync(this.tokens, Buffer.from(new Int32Array(this.tokenizer.encode(item.record.prompt)).buffer));
-    if (this.labels !== undefined) writeSync(this.labels, Buffer.from([item.label ?? 0]));
-    writeSync(this.records, JSON.stringify({ tag: item.record.tag, prompt: item.record.prompt, ...(item.label !== undefined ? { label: item.label } : {}) }) + '\n');
+    writeSync(this.tokens, Buffer.from(new Int32Array(this.tokenizer.encode(record.prompt)).buffer));
+    if (this.labels !== undefined) writeSync(this.labels, Buffer.from([label ?? 0]));
+    writeSync(this.records, JSON.stringify({ tag: record.tag, prompt: record.prompt, ...(label !== undefined ? { label } : {}) }) + '\n');
     this.count++;
   }
 
@@ -120,20 +119,31 @@ export async function writeRenderedVerifierItems(
   count: number,
   seed: number,
 ): Promise<void> {
-  const records = trainPrompts({ count, seed });
-  const rng = new Rng(mixSeed(seed, 'verifier-defects'));
+  const items = await renderWithDefects(trainPrompts({ count, seed }), mixSeed(seed, 'verifier-defects'), (i) => mixSeed(seed, 'ver', i));
+  for (const item of items) await writer.add(item);
+}
+
+/**
+ * Renders of `records`, each correct or (half of them, drawn from `defectSeed`) with one defect that breaks it;
+ * scene `i` is laid out from `sceneSeed(i)`. Labelled by construction (1 = correct).
+ */
+export async function renderWithDefects(
+  records: readonly PromptRecord[],
+  defectSeed: number,
+  sceneSeed: (i: number) => number,
+): Promise<Array<DatasetItem & { label: 0 | 1 }>> {
+  const rng = new Rng(defectSeed);
   const limit = pLimit(8);
-  const items = await Promise.all(
+  return Promise.all(
     records.map((r, i) =>
       limit(async () => {
         const bad = rng.chance(0.5);
         const defect = bad ? rng.pick(applicableDefects(r)) : null;
-        const png = await renderScene(sceneForSpec(r, mixSeed(seed, 'ver', i), { defect }));
+        const png = await renderScene(sceneForSpec(r, sceneSeed(i), { defect }));
         return { record: r, png, label: (bad ? 0 : 1) as 0 | 1 };
       }),
     ),
   );
-  for (const item of items) await writer.add(item);
 }
 
 /**

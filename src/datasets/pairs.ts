@@ -17,12 +17,11 @@ import sharp from 'sharp';
 import { UserError } from '../core/errors.js';
 import { detectObjects } from '../shapeworld/evaluate.js';
 import { judge, type Detection, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
-import { renderScene, MODEL_SIZE } from '../shapeworld/render.js';
-import { applicableDefects, sceneForSpec } from '../shapeworld/scene.js';
+import { MODEL_SIZE } from '../shapeworld/render.js';
 import { trainPrompts } from '../shapeworld/prompts.js';
 import { COLORS, SHAPES } from '../shapeworld/shapes.js';
 import { mixSeed, Rng } from '../shapeworld/random.js';
-import { DatasetWriter, shapeWorldVocab } from './images.js';
+import { DatasetWriter, renderWithDefects, shapeWorldVocab } from './images.js';
 
 export const AUX_GRID = 8;
 
@@ -40,7 +39,7 @@ export interface PairsOptions {
 interface SourceImage {
   png: Uint8Array;
   /** own prompt, when known */
-  own?: { record: PromptRecord | { tag: string; prompt: string }; spec?: PromptSpec; label?: 0 | 1 };
+  own?: { record: { tag: string; prompt: string }; spec?: PromptSpec; label?: 0 | 1 };
 }
 
 /** Class ids 1..6 (SHAPES order) and colour ids 1..10 (COLORS order) per cell of an 8×8 grid; 0 = nothing. */
@@ -115,18 +114,14 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
   const sources: SourceImage[] = opts.sampleDirs.flatMap(readSamples);
   const sampledCount = sources.length;
   // Renders, half correct and half with one defect, of training prompts. Their raw pixels are kept as PNG.
-  const renderRecords = trainPrompts({ count: opts.rendered, seed: mixSeed(opts.seed, 'pairs-rendered') });
-  const defectRng = new Rng(mixSeed(opts.seed, 'pairs-defects'));
-  const limit = pLimit(8);
-  const renders = await Promise.all(
-    renderRecords.map((r, i) =>
-      limit(async () => {
-        const defect = defectRng.chance(0.5) ? defectRng.pick(applicableDefects(r)) : null;
-        return { png: await renderScene(sceneForSpec(r, mixSeed(opts.seed, 'pairs-scene', i), { defect })), own: { record: r, spec: r } } as SourceImage;
-      }),
-    ),
+  const renders = await renderWithDefects(
+    trainPrompts({ count: opts.rendered, seed: mixSeed(opts.seed, 'pairs-rendered') }),
+    mixSeed(opts.seed, 'pairs-defects'),
+    (i) => mixSeed(opts.seed, 'pairs-scene', i),
   );
-  sources.push(...renders);
+  // their own label is the evaluator's verdict, like every other pair's
+  sources.push(...renders.map(({ record, png }) => ({ png, own: { record, spec: record } })));
+  const limit = pLimit(8);
 
   // A large pool of training prompts, indexed by the set of classes they name.
   const pool = trainPrompts({ count: 60_000, seed: mixSeed(opts.seed, 'pairs-pool') });
