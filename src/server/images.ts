@@ -56,7 +56,9 @@ function seedsFor(seed: number | null | undefined, n: number): number[] {
   return Array.from({ length: n }, (_, i) => first + i);
 }
 
-function answer(images: Array<{ image: Image; seed: number }>) {
+/** One image per seed, made concurrently (each call under the role's limits), in the Images API's response shape. */
+async function imagesPerSeed(seeds: number[], make: (seed: number) => Promise<Image>) {
+  const images = await Promise.all(seeds.map(async (seed) => ({ seed, image: await make(seed) })));
   return {
     created: Math.floor(Date.now() / 1000),
     data: images.map(({ image, seed }) => ({ b64_json: Buffer.from(image.png).toString('base64'), seed })),
@@ -69,16 +71,11 @@ export async function handleGeneration(ctx: HandlerContext, raw: unknown) {
   roleForModel(ctx.roles, body.model ?? 'reflectionflow-generator', 'images/generations', ['generator']);
   const generator = ctx.roles.generator!;
   const size = parseSize(body.size);
-  const seeds = seedsFor(body.seed, body.n ?? 1);
-  const images = await Promise.all(
-    seeds.map(async (seed) => ({
-      seed,
-      image: await ctx.limits.run(generator, () =>
-        generator.generate({ prompt: body.prompt, seed, ...(size !== undefined ? { size } : {}) }, { signal: ctx.signal }),
-      ),
-    })),
+  return imagesPerSeed(seedsFor(body.seed, body.n ?? 1), (seed) =>
+    ctx.limits.run(generator, () =>
+      generator.generate({ prompt: body.prompt, seed, ...(size !== undefined ? { size } : {}) }, { signal: ctx.signal }),
+    ),
   );
-  return answer(images);
 }
 
 /** Decode an uploaded or inline image to PNG; anything sharp cannot read is a 400. */
@@ -114,17 +111,12 @@ export async function handleEdit(ctx: HandlerContext, form: FormParts) {
     );
   }
   const size = parseSize(fields.size);
-  const seeds = seedsFor(fields.seed, fields.n ?? 1);
-  const images = await Promise.all(
-    seeds.map(async (seed) => ({
-      seed,
-      image: await ctx.limits.run(corrector, () =>
-        corrector.correct(
-          { image, prompt: split.prompt, reflection: split.reflection, seed, ...(size !== undefined ? { size } : {}) },
-          { signal: ctx.signal },
-        ),
+  return imagesPerSeed(seedsFor(fields.seed, fields.n ?? 1), (seed) =>
+    ctx.limits.run(corrector, () =>
+      corrector.correct(
+        { image, prompt: split.prompt, reflection: split.reflection, seed, ...(size !== undefined ? { size } : {}) },
+        { signal: ctx.signal },
       ),
-    })),
+    ),
   );
-  return answer(images);
 }
