@@ -20,18 +20,16 @@ export function markdownTable(report: EvalReport): string {
       `Verifier vs evaluator on ${v.images} pool images (${v.positives} judged correct): ROC-AUC ${v.auc.toFixed(3)}` +
         (v.labelAccuracy !== null ? `, yes/no label accuracy ${v.labelAccuracy.toFixed(3)}` : '') + '.',
     );
-    if (v.withinPoolAuc !== null && v.withinPoolAuc !== undefined) {
+    if (v.withinPoolAuc !== null) {
       lines.push(`Within one search's pool (mean over the ${v.mixedPools} pools holding both verdicts): ROC-AUC ${v.withinPoolAuc.toFixed(3)}.`);
     }
-    if (v.byTag) {
-      lines.push(
-        '',
-        `| verifier | ${report.tags.join(' | ')} |`,
-        `| --- | ${report.tags.map(() => '---:').join(' | ')} |`,
-        `| ROC-AUC | ${report.tags.map((t) => (v.byTag[t] && !Number.isNaN(v.byTag[t].auc) ? v.byTag[t].auc.toFixed(3) : '–')).join(' | ')} |`,
-        `| images (correct) | ${report.tags.map((t) => (v.byTag[t] ? `${v.byTag[t].images} (${v.byTag[t].positives})` : '–')).join(' | ')} |`,
-      );
-    }
+    lines.push(
+      '',
+      `| verifier | ${report.tags.join(' | ')} |`,
+      `| --- | ${report.tags.map(() => '---:').join(' | ')} |`,
+      `| ROC-AUC | ${report.tags.map((t) => (v.byTag[t] && !Number.isNaN(v.byTag[t].auc) ? v.byTag[t].auc.toFixed(3) : '–')).join(' | ')} |`,
+      `| images (correct) | ${report.tags.map((t) => (v.byTag[t] ? `${v.byTag[t].images} (${v.byTag[t].positives})` : '–')).join(' | ')} |`,
+    );
   }
   return lines.join('\n') + '\n';
 }
