@@ -87,7 +87,6 @@ def evaluate(model, ds: Dataset, idx: torch.Tensor, batch: int = 256, focus: tor
     # focus: the pairs the verifier meets at inference (generator samples with their own prompt)
     f = focus.numpy().astype(bool) if focus is not None else None
     out["val_auc_focus"] = roc_auc(lg_np[f], y_np[f]) if f is not None and f.any() else out["val_auc"]
-    out["select"] = out["val_auc_focus"]
     return out
 
 
@@ -152,7 +151,7 @@ def main(argv=None):
         ck = torch.load(ckpt_path, map_location="cpu")
         if ck["cfg"]["vocab_size"] != cfg["vocab_size"] or ck["cfg"]["max_tokens"] != cfg["max_tokens"]:
             raise SystemExit(f"checkpoint {ckpt_path} was trained on a different vocab/maxTokens")
-        cfg = {**ck["cfg"], "aux_outputs": ck["cfg"].get("aux_outputs", 0)}
+        cfg = ck["cfg"]
         print(f"resuming from {ckpt_path}: step {ck['step']}, epoch {ck['epoch']}, {ck['elapsed'] / 60:.1f} min")
     elif args.resume:
         print(f"--resume: no checkpoint at {ckpt_path}, starting fresh")
@@ -210,8 +209,9 @@ def main(argv=None):
         print(f"eval epoch {epoch} step {step}: train loss {train_loss if train_loss is not None else float('nan'):.4f} "
               f"val loss {r['val_loss']:.4f} AUC {r['val_auc']:.4f} (focus {r['val_auc_focus']:.4f}) acc {r['val_acc']:.4f} "
               f"({timer.elapsed() / 60:.1f} min)", flush=True)
-        if not (r["select"] <= best.get("select", -1.0)):  # also true for the first (NaN-safe)
-            best = {k: r[k] for k in ("val_loss", "val_auc", "val_acc", "val_auc_focus", "select")}
+        # selection on the focus pairs (all pairs when the data marks none); also true for the first (NaN-safe)
+        if not (r["val_auc_focus"] <= best.get("val_auc_focus", -1.0)):
+            best = {k: r[k] for k in ("val_loss", "val_auc", "val_acc", "val_auc_focus")}
             best.update(step=step, epoch=epoch)
             best["threshold"], best["threshold_acc"] = best_threshold(r["logits"], r["labels"])
             best_state = copy.deepcopy(model.state_dict())
