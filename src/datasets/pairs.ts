@@ -36,11 +36,11 @@ export interface PairsOptions {
   onProgress?: (images: number, total: number) => void;
 }
 
-interface SourceImage {
-  png: Uint8Array;
+/** A generator sample comes as raw RGB pixels (how `dataset images` stores it), a render as PNG. */
+type SourceImage = ({ raw: Uint8Array; png?: undefined } | { png: Uint8Array; raw?: undefined }) & {
   /** own prompt, when known */
   own?: { record: { tag: string; prompt: string }; spec?: PromptSpec; label?: 0 | 1 };
-}
+};
 
 /** Class ids 1..6 (SHAPES order) and colour ids 1..10 (COLORS order) per cell of an 8×8 grid; 0 = nothing. */
 export function auxGrid(dets: readonly Detection[]): Uint8Array {
@@ -100,7 +100,7 @@ function readSamples(dir: string): SourceImage[] {
   const out: SourceImage[] = [];
   for (let i = 0; i < n; i++) {
     const r = records[i]!;
-    out.push({ png: images.subarray(i * px, (i + 1) * px), own: { record: { tag: r.tag, prompt: r.prompt }, label: r.label === 1 ? 1 : 0 } });
+    out.push({ raw: images.subarray(i * px, (i + 1) * px), own: { record: { tag: r.tag, prompt: r.prompt }, label: r.label === 1 ? 1 : 0 } });
   }
   return out;
 }
@@ -113,7 +113,7 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
   if (opts.promptsPerImage < 1) throw new UserError('--prompts-per-image must be ≥ 1');
   const sources: SourceImage[] = opts.sampleDirs.flatMap(readSamples);
   const sampledCount = sources.length;
-  // Renders, half correct and half with one defect, of training prompts. Their raw pixels are kept as PNG.
+  // Renders of training prompts, half correct and half with one defect.
   const renders = await renderWithDefects(
     trainPrompts({ count: opts.rendered, seed: mixSeed(opts.seed, 'pairs-rendered') }),
     mixSeed(opts.seed, 'pairs-defects'),
@@ -152,9 +152,8 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
       const prepared = await Promise.all(
         chunk.map((s, j) =>
           limit(async () => {
-            const sampled = start + j < sampledCount;
-            const png = sampled ? await rawToPng(s.png) : s.png;
-            const raw = sampled ? s.png : await sharp(Buffer.from(png)).removeAlpha().resize(MODEL_SIZE, MODEL_SIZE).raw().toBuffer();
+            const png = s.png ?? (await rawToPng(s.raw));
+            const raw = s.raw ?? (await sharp(Buffer.from(png)).removeAlpha().resize(MODEL_SIZE, MODEL_SIZE).raw().toBuffer());
             return { raw, dets: await detectObjects(png, `image ${start + j}`) };
           }),
         ),
