@@ -8,7 +8,10 @@
  * writes `groups.i32` (source image id of each pair, so the validation split holds out whole images), `own.u8`
  * (1 where the prompt is the one the image was sampled for: the pairs the verifier meets at inference) and
  * `aux.u8`, a per-image 8×8 map of what the evaluator detected (class id and colour id per cell, 0 = background),
- * which training uses as an auxiliary dense target so the image encoder learns to see objects.
+ * which training uses as an auxiliary dense target so the image encoder learns to see objects. For the module
+ * verifier it also writes `spec.i32` (each pair's prompt as the verifier reads it: parsed and laid out by
+ * `encodePrompt`) and `objects.f32` (per pair, the image's detections: up to OBJECT_SLOTS rows of class id, colour
+ * id, centre x, centre y, width, height, normalised; class 0 = empty row), the dense target of its object map.
  */
 import { existsSync, readFileSync, openSync, closeSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -21,9 +24,24 @@ import { MODEL_SIZE } from '../shapeworld/render.js';
 import { trainPrompts } from '../shapeworld/prompts.js';
 import { COLORS, SHAPES } from '../shapeworld/shapes.js';
 import { mixSeed, Rng } from '../shapeworld/random.js';
+import { encodePrompt, encodeSpec, SPEC_LAYOUT, SPEC_LENGTH } from '../backends/embedded/spec.js';
 import { DatasetWriter, renderWithDefects, shapeWorldVocab } from './images.js';
 
 export const AUX_GRID = 8;
+export const OBJECT_SLOTS = 8;
+const OBJECT_FIELDS = 6;
+
+/** The detections of an image as OBJECT_SLOTS rows of (class id, colour id, cx, cy, w, h); most confident first. */
+export function objectRows(dets: readonly Detection[]): Float32Array {
+  const out = new Float32Array(OBJECT_SLOTS * OBJECT_FIELDS);
+  [...dets]
+    .sort((a, b) => b.score - a.score)
+    .slice(0, OBJECT_SLOTS)
+    .forEach((d, i) => {
+      out.set([SHAPES.indexOf(d.shape) + 1, COLORS.indexOf(d.color) + 1, d.cx, d.cy, d.box[2] - d.box[0], d.box[3] - d.box[1]], i * OBJECT_FIELDS);
+    });
+  return out;
+}
 
 export interface PairsOptions {
   /** folders written by `dataset images --kind verifier` (their generator samples are used; renders are skipped) */
@@ -140,6 +158,11 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
   const groups = openSync(path.join(dir, 'groups.i32'), 'w');
   const own = openSync(path.join(dir, 'own.u8'), 'w');
   const aux = openSync(path.join(dir, 'aux.u8'), 'w');
+  const specs = openSync(path.join(dir, 'spec.i32'), 'w');
+  const objects = openSync(path.join(dir, 'objects.f32'), 'w');
+  // the verifier reads the parse of the prompt text; count where it differs from the record's own spec
+  let specMismatches = 0;
+  let truncatedObjects = 0;
   const rng = new Rng(mixSeed(opts.seed, 'pairs-pick'));
   let pairs = 0;
   let positives = 0;
@@ -162,6 +185,8 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
         const src = chunk[j]!;
         const { raw, dets } = prepared[j]!;
         const grid = Buffer.from(auxGrid(dets));
+        const rows = Buffer.from(objectRows(dets).buffer);
+        if (dets.length > OBJECT_SLOTS) truncatedObjects++;
         const present = [...new Set(dets.map((d) => d.shape))].sort();
         // candidate class sets: every non-empty subset of up to two present classes
         const keys: string[] = [];
@@ -186,6 +211,11 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
           writeSync(groups, Buffer.from(new Int32Array([start + j]).buffer));
           writeSync(own, Buffer.from([it.own ? 1 : 0]));
           writeSync(aux, grid);
+          const spec = encodePrompt(it.record.prompt);
+          const recordSpec = 'include' in it.record ? encodeSpec(it.record as PromptSpec) : spec;
+          if (recordSpec.some((v, k) => v !== spec[k])) specMismatches++;
+          writeSync(specs, Buffer.from(spec.buffer));
+          writeSync(objects, rows);
           pairs++;
           positives += it.label;
           if (it.own) {
@@ -197,7 +227,7 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
       opts.onProgress?.(Math.min(start + CHUNK, sources.length), sources.length);
     }
   } finally {
-    for (const fd of [groups, own, aux]) closeSync(fd);
+    for (const fd of [groups, own, aux, specs, objects]) closeSync(fd);
   }
   writer.close({
     kind: 'verifier-pairs',
@@ -210,6 +240,8 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
     own: ownCount,
     ownPositives,
     aux: { grid: AUX_GRID, classes: ['<none>', ...SHAPES], colors: ['<none>', ...COLORS] },
+    spec: { ...SPEC_LAYOUT, length: SPEC_LENGTH, mismatches: specMismatches },
+    objects: { slots: OBJECT_SLOTS, fields: ['class', 'color', 'cx', 'cy', 'w', 'h'], truncated: truncatedObjects },
     sources: opts.sampleDirs,
   });
   return { images: sources.length, pairs, positives, own: ownCount, ownPositives };

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DatasetWriter, shapeWorldVocab } from '../../src/datasets/images.js';
-import { AUX_GRID, auxGrid, writeVerifierPairs } from '../../src/datasets/pairs.js';
+import { AUX_GRID, auxGrid, OBJECT_SLOTS, writeVerifierPairs } from '../../src/datasets/pairs.js';
+import { encodePrompt, SPEC_LENGTH } from '../../src/backends/embedded/spec.js';
 import { COLORS, SHAPES } from '../../src/shapeworld/shapes.js';
 import { MODEL_SIZE, renderScene } from '../../src/shapeworld/render.js';
 import { sceneForSpec } from '../../src/shapeworld/scene.js';
@@ -78,5 +79,29 @@ describe('writeVerifierPairs', () => {
     }
     expect(r.positives).toBeGreaterThan(0);
     expect(r.positives).toBeLessThan(36);
+
+    // the module verifier's inputs: each pair's prompt parsed, and the image's detections as rows
+    const spec = new Int32Array(new Uint8Array(readFileSync(path.join(out, 'spec.i32'))).buffer);
+    const objects = new Float32Array(new Uint8Array(readFileSync(path.join(out, 'objects.f32'))).buffer);
+    expect(spec.length).toBe(36 * SPEC_LENGTH);
+    expect(objects.length).toBe(36 * OBJECT_SLOTS * 6);
+    expect(meta.spec).toMatchObject({ version: 1, length: SPEC_LENGTH, mismatches: 0 });
+    for (let i = 0; i < 36; i++) {
+      expect([...spec.subarray(i * SPEC_LENGTH, (i + 1) * SPEC_LENGTH)]).toEqual([...encodePrompt(records[i].prompt)]);
+      const rows = objects.subarray(i * OBJECT_SLOTS * 6, (i + 1) * OBJECT_SLOTS * 6);
+      // every detected class (from the aux map) has a row, and every row lies inside the image
+      const grid = aux.subarray(i * 2 * AUX_GRID * AUX_GRID, i * 2 * AUX_GRID * AUX_GRID + AUX_GRID * AUX_GRID);
+      const rowClasses = new Set<number>();
+      for (let k = 0; k < OBJECT_SLOTS; k++) {
+        const [cls, col, cx, cy, w, h] = rows.subarray(k * 6, k * 6 + 6);
+        if (cls === 0) continue;
+        rowClasses.add(cls!);
+        expect(col).toBeGreaterThan(0);
+        for (const v of [cx, cy, w, h]) expect(v! > 0 && v! < 1).toBe(true);
+      }
+      expect([...rowClasses].sort()).toEqual([...new Set([...grid].filter((v) => v > 0))].sort());
+      // the pairs of one image share its rows
+      if (i % per !== 0) expect([...rows]).toEqual([...objects.subarray((i - 1) * OBJECT_SLOTS * 6, i * OBJECT_SLOTS * 6)]);
+    }
   });
 });
