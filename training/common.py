@@ -119,6 +119,22 @@ class Dataset:
             g = int(round(((aux.numel() // n) // 2) ** 0.5))
             aux = aux.reshape(n, 2, g, g).long()
         self.aux = aux
+        # module-verifier inputs and targets: each pair's parsed prompt (spec.i32, layout in meta["spec"]) and the
+        # image's detections (objects.f32: rows of class, colour, cx, cy, w, h; class 0 = empty row)
+        self.spec = None
+        self.objects = None
+        if "spec" in self.meta and os.path.exists(os.path.join(folder, "spec.i32")):
+            length = int(self.meta["spec"]["length"])
+            sp = np.fromfile(os.path.join(folder, "spec.i32"), dtype="<i4")
+            if sp.size != n * length:
+                raise ValueError(f"spec.i32 has {sp.size} ints, expected {n}x{length}")
+            self.spec = torch.from_numpy(sp.reshape(n, length).astype(np.int64))
+        if "objects" in self.meta and os.path.exists(os.path.join(folder, "objects.f32")):
+            slots, fields = int(self.meta["objects"]["slots"]), len(self.meta["objects"]["fields"])
+            ob = np.fromfile(os.path.join(folder, "objects.f32"), dtype="<f4")
+            if ob.size != n * slots * fields:
+                raise ValueError(f"objects.f32 has {ob.size} floats, expected {n}x{slots}x{fields}")
+            self.objects = torch.from_numpy(ob.reshape(n, slots, fields).copy())
         self.records = []
         rp = os.path.join(folder, "records.jsonl")
         if os.path.exists(rp):

@@ -214,3 +214,166 @@ class Verifier(nn.Module):
         z = self.head1(self.head_ln(torch.cat([fused, gpool], 1)))
         logit = self.head2(self.head_drop(F.gelu(z)))[:, 0]
         return (logit, aux) if with_aux else logit
+
+
+class ModuleVerifier(nn.Module):
+    """P(image matches prompt) as a neural module network over the prompt's parse.
+
+    Image side (learned): a conv net to an 8x8 object map; per cell, the logit that an object's centre lies in
+    the cell, class and colour logits of that object, its centre offset inside the cell and its size.
+    Prompt side: the parse (spec rows, layout in src/backends/embedded/spec.ts) picks the modules:
+      find(class, colour)  per cell P(centre) * P(class) * P(colour)   (a conjunction: binds colour to class)
+      count(>= n)          exact count distribution of those cells (independent Bernoullis), saturating at max
+      relate(rel)          a small MLP on the two found objects' expected centres and sizes, put in the
+                           relation's own frame so one module serves left/right/above/below
+    and log P(match) sums log P(each include clause) + log P(each relation) + log(1 - P(each exclude clause)),
+    then a learned affine map turns it into the output logit. Every module is shared across classes and colours,
+    which is what lets held-out combinations be judged from parts seen in training.
+    """
+
+    def __init__(self, n_classes: int = 6, n_colors: int = 10, ch=(32, 64, 128), grid: int = 8,
+                 include_slots: int = 4, exclude_slots: int = 4, max_count: int = 9, rel_hidden: int = 32):
+        super().__init__()
+        c0, c1, c2 = ch
+        self.n_classes, self.n_colors, self.grid = n_classes, n_colors, grid
+        self.include_slots, self.exclude_slots, self.max_count = include_slots, exclude_slots, max_count
+        self.stem = nn.Conv2d(3, c0, 3, padding=1)
+        self.s0 = ConvBlock(c0, c0)                    # 32
+        self.s1 = ConvBlock(c0, c1)                    # 16
+        self.s2 = ConvBlock(c1, c2)                    # 8
+        self.s3 = ConvBlock(c2, c2)                    # 4 (context)
+        self.s4 = ConvBlock(2 * c2, c2)                # 8, with the 4x4 context
+        self.head = nn.Conv2d(c2, 1 + n_classes + n_colors + 4, 1)
+        self.rel1 = nn.Linear(6, rel_hidden)
+        self.rel2 = nn.Linear(rel_hidden, 1)
+        self.out_scale = nn.Parameter(torch.ones(()))
+        self.out_bias = nn.Parameter(torch.zeros(()))
+        g = grid
+        ys, xs = torch.meshgrid(torch.arange(g, dtype=torch.float32), torch.arange(g, dtype=torch.float32), indexing="ij")
+        self.register_buffer("cell_x", xs.reshape(1, 1, g * g), persistent=False)
+        self.register_buffer("cell_y", ys.reshape(1, 1, g * g), persistent=False)
+        # tail[k, n] = 1 where k >= n: P(N >= n) = dist @ tail
+        k = torch.arange(max_count + 1)
+        self.register_buffer("tail", (k[:, None] >= k[None, :]).float(), persistent=False)
+        # relation frames (rows: none, left of, right of, above, below): along = (dx, dy) . A, across = (dx, dy) . C
+        self.register_buffer("rel_along", torch.tensor([[0., 0.], [-1., 0.], [1., 0.], [0., -1.], [0., 1.]]), persistent=False)
+        self.register_buffer("rel_across", torch.tensor([[0., 0.], [0., 1.], [0., 1.], [1., 0.], [1., 0.]]), persistent=False)
+
+    def object_map(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.s0(self.stem(image))
+        h = self.s1(F.avg_pool2d(h, 2))
+        h8 = self.s2(F.avg_pool2d(h, 2))
+        h4 = self.s3(F.avg_pool2d(h8, 2))
+        h8 = self.s4(torch.cat([h8, F.interpolate(h4, scale_factor=2.0, mode="nearest")], 1))
+        return self.head(h8)                           # B, 1+K+C+4, g, g
+
+    def forward(self, image: torch.Tensor, spec: torch.Tensor, with_map: bool = False):
+        b = image.shape[0]
+        g2 = self.grid * self.grid
+        m = self.object_map(image).flatten(2)          # B, ch, g*g
+        k, c = self.n_classes, self.n_colors
+        centre = torch.sigmoid(m[:, 0:1])                                   # B,1,N
+        p_cls = torch.softmax(m[:, 1:1 + k], 1)                              # B,K,N
+        p_col = torch.softmax(m[:, 1 + k:1 + k + c], 1)                      # B,C,N
+        off = torch.sigmoid(m[:, 1 + k + c:3 + k + c])                       # B,2,N
+        size = torch.sigmoid(m[:, 3 + k + c:5 + k + c])                      # B,2,N
+        xs = (self.cell_x + off[:, 0:1]) / self.grid
+        ys = (self.cell_y + off[:, 1:2]) / self.grid
+
+        si, se = self.include_slots, self.exclude_slots
+        inc = spec[:, :si * 5].reshape(b, si, 5)
+        exc = spec[:, si * 5:si * 5 + se * 2].reshape(b, se, 2)
+        cls = torch.cat([inc[:, :, 0], exc[:, :, 0]], 1)                     # B,S
+        col = torch.cat([inc[:, :, 1], torch.zeros_like(exc[:, :, 0])], 1)  # 0 = any colour
+        count = torch.cat([inc[:, :, 2], exc[:, :, 1]], 1).clamp(1, self.max_count)
+        used = (cls > 0).float()
+        cls_1h = F.one_hot((cls - 1).clamp(min=0), k).float()               # B,S,K
+        col_1h = F.one_hot(col, c + 1).float()                               # B,S,C+1
+        p_col_any = torch.cat([torch.ones_like(p_col[:, :1]), p_col], 1)     # B,C+1,N
+        found = centre * torch.matmul(cls_1h, p_cls) * torch.matmul(col_1h, p_col_any)   # B,S,N
+
+        # count: distribution of the number of found centres, states 0..max_count (the last one: max_count or more)
+        s = found.shape[1]
+        dist = F.one_hot(torch.zeros(b, s, dtype=torch.long), self.max_count + 1).float()
+        zero = torch.zeros_like(dist[:, :, :1])
+        for n in range(g2):
+            q = found[:, :, n:n + 1]
+            moved = torch.cat([zero, dist[:, :, :-2], dist[:, :, -2:-1] + dist[:, :, -1:]], 2)
+            dist = dist * (1 - q) + moved * q
+        at_least = torch.matmul(dist, self.tail)                             # B,S,max+1: P(N >= n)
+        p_count = (at_least * F.one_hot(count, self.max_count + 1).float()).sum(2)   # B,S
+        eps = 1e-6
+        log_inc = torch.log(p_count[:, :si].clamp(eps, 1.0)) * used[:, :si]
+        log_exc = torch.log((1 - p_count[:, si:]).clamp(eps, 1.0)) * used[:, si:]
+
+        # relate: expected centre and size of each include clause's found objects
+        w = found[:, :si]
+        mass = w.sum(2)                                                      # B,Si
+        wn = w / (mass.unsqueeze(2) + eps)
+        cx, cy = (wn * xs).sum(2), (wn * ys).sum(2)
+        sw, sh = (wn * size[:, 0:1]).sum(2), (wn * size[:, 1:2]).sum(2)
+        rel = inc[:, :, 3]
+        tgt_1h = F.one_hot(inc[:, :, 4].clamp(0, si - 1), si).float()       # B,Si,Si
+        tx, ty = (tgt_1h * cx.unsqueeze(1)).sum(2), (tgt_1h * cy.unsqueeze(1)).sum(2)
+        tw, th = (tgt_1h * sw.unsqueeze(1)).sum(2), (tgt_1h * sh.unsqueeze(1)).sum(2)
+        tm = (tgt_1h * mass.unsqueeze(1)).sum(2)
+        rel_1h = F.one_hot(rel, 5).float()                                   # B,Si,5
+        along_w = torch.matmul(rel_1h, self.rel_along)                       # B,Si,2
+        across_w = torch.matmul(rel_1h, self.rel_across)
+        dx, dy = cx - tx, cy - ty
+        along = along_w[..., 0] * dx + along_w[..., 1] * dy
+        across = (across_w[..., 0] * dx + across_w[..., 1] * dy).abs()
+        size_along = along_w[..., 0].abs() * (sw + tw) + along_w[..., 1].abs() * (sh + th)
+        size_across = across_w[..., 0] * (sw + tw) + across_w[..., 1] * (sh + th)
+        feats = torch.stack([along * 4, across * 4, size_along * 4, size_across * 4,
+                             mass.clamp(max=4.0), tm.clamp(max=4.0)], 2)     # B,Si,6 (scaled to ~unit range)
+        rel_logit = self.rel2(F.gelu(self.rel1(feats)))[..., 0]              # B,Si
+        has_rel = (rel > 0).float() * used[:, :si]
+        log_rel = F.logsigmoid(rel_logit) * has_rel
+
+        log_p = (log_inc.sum(1) + log_exc.sum(1) + log_rel.sum(1)).clamp(max=-eps)
+        z = log_p - torch.log((1 - torch.exp(log_p)).clamp(min=1e-7))     # logit of P
+        logit = self.out_scale * z + self.out_bias
+        return (logit, m) if with_map else logit
+
+
+def object_map_targets(objects: torch.Tensor, grid: int):
+    """Dense targets of ModuleVerifier's object map from detection rows (class, colour, cx, cy, w, h; class 0 =
+    empty): centre cell flags, class/colour ids there (-100 elsewhere), in-cell centre offsets and sizes."""
+    b, o, _ = objects.shape
+    n = grid * grid
+    centre = torch.zeros(b, n)
+    cls = torch.full((b, n), -100, dtype=torch.long)
+    col = torch.full((b, n), -100, dtype=torch.long)
+    box = torch.zeros(b, 4, n)
+    gx = (objects[:, :, 2] * grid).floor().clamp(0, grid - 1)
+    gy = (objects[:, :, 3] * grid).floor().clamp(0, grid - 1)
+    cell = (gy * grid + gx).long()
+    # rows come most confident first: write them last so they win a shared cell
+    for r in range(o - 1, -1, -1):
+        bi = torch.nonzero(objects[:, r, 0] > 0)[:, 0]
+        if len(bi) == 0:
+            continue
+        ci = cell[bi, r]
+        centre[bi, ci] = 1.0
+        cls[bi, ci] = objects[bi, r, 0].long() - 1
+        col[bi, ci] = objects[bi, r, 1].long() - 1
+        box[bi, 0, ci] = objects[bi, r, 2] * grid - gx[bi, r]
+        box[bi, 1, ci] = objects[bi, r, 3] * grid - gy[bi, r]
+        box[bi, 2, ci] = objects[bi, r, 4]
+        box[bi, 3, ci] = objects[bi, r, 5]
+    return centre, cls, col, box
+
+
+def object_map_loss(m: torch.Tensor, objects: torch.Tensor, n_classes: int, n_colors: int, grid: int):
+    """Centre BCE + class/colour cross-entropy and box L1 at centre cells; m is the flattened map (B, ch, g*g)."""
+    centre, cls, col, box = object_map_targets(objects, grid)
+    k, c = n_classes, n_colors
+    loss = F.binary_cross_entropy_with_logits(m[:, 0], centre, pos_weight=torch.tensor(4.0))
+    pos = centre > 0
+    if pos.any():
+        loss = loss + F.cross_entropy(m[:, 1:1 + k], cls, ignore_index=-100)
+        loss = loss + F.cross_entropy(m[:, 1 + k:1 + k + c], col, ignore_index=-100)
+        pred = torch.sigmoid(m[:, 1 + k + c:5 + k + c])                      # B,4,N
+        loss = loss + 5.0 * (pred - box).abs().sum(1)[pos].mean()
+    return loss

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import check_with_onnxruntime_node, export_onnx, null_tokens, roc_auc, setup_torch  # noqa: E402
-from nets import FlowUNet, Verifier  # noqa: E402
+from nets import FlowUNet, ModuleVerifier, Verifier, object_map_targets  # noqa: E402
 
 
 def test_auc():
@@ -103,10 +103,67 @@ def test_onnx():
         print("verifier logits", lg.tolist())
         print("verifier:", check_with_onnxruntime_node(p, {"image": img, "tokens": tok}, {"logit": lg}, tol=1e-3))
 
+        m = ModuleVerifier()
+        randomize(m)
+        m.eval()
+        spec = torch.zeros(3, 28, dtype=torch.long)
+        spec[0, :5] = torch.tensor([1, 1, 1, 0, 0])                          # a red circle
+        spec[1, :10] = torch.tensor([2, 5, 1, 0, 0, 1, 0, 1, 1, 0])           # a circle left of a blue square
+        spec[2, :5] = torch.tensor([4, 0, 3, 0, 0])                          # exactly three stars
+        spec[2, 20:22] = torch.tensor([4, 4])
+        p = os.path.join(d, "m.onnx")
+        export_onnx(m, (torch.rand(2, 3, 32, 32) * 2 - 1, spec[:2]), p, ["image", "spec"], ["logit"])
+        with torch.no_grad():
+            lg = m(img, spec)
+        print("module verifier:", check_with_onnxruntime_node(p, {"image": img, "spec": spec}, {"logit": lg}, tol=1e-3))
+
+
+def test_modules():
+    """The module verifier's find/count composition on a hand-made object map (centres known for sure)."""
+    m = ModuleVerifier()
+    objects = torch.zeros(1, 8, 6)
+    objects[0, 0] = torch.tensor([1, 1, 0.15, 0.5, 0.2, 0.2])              # red circle, left
+    objects[0, 1] = torch.tensor([2, 5, 0.85, 0.5, 0.2, 0.2])              # blue square, right
+    objects[0, 2] = torch.tensor([4, 4, 0.5, 0.1, 0.1, 0.1])               # two green stars
+    objects[0, 3] = torch.tensor([4, 4, 0.5, 0.9, 0.1, 0.1])
+    centre, cls, col, box = object_map_targets(objects, 8)
+    assert int(centre.sum()) == 4 and int((cls >= 0).sum()) == 4
+    big = 12.0
+    omap = torch.full((1, 21, 64), -big)
+    omap[:, 0] = torch.where(centre > 0, big, -big)
+    omap[:, 1:7] = -big + 2 * big * torch.nn.functional.one_hot(cls.clamp(min=0), 6).float().permute(0, 2, 1)
+    omap[:, 7:17] = -big + 2 * big * torch.nn.functional.one_hot(col.clamp(min=0), 10).float().permute(0, 2, 1)
+    m.object_map = lambda image: omap.reshape(1, 21, 8, 8).expand(image.shape[0], -1, -1, -1)
+
+    def row(*includes, exclude=()):
+        r = torch.zeros(28, dtype=torch.long)
+        for i, inc in enumerate(includes):
+            r[i * 5:i * 5 + len(inc)] = torch.tensor(inc)
+        for i, exc in enumerate(exclude):
+            r[20 + 2 * i:22 + 2 * i] = torch.tensor(exc)
+        return r
+
+    cases = {
+        "a red circle": (row([1, 1, 1]), True),
+        "a blue circle": (row([1, 5, 1]), False),
+        "a red circle and a blue square": (row([1, 1, 1], [2, 5, 1]), True),
+        "a blue circle and a red square": (row([1, 5, 1], [2, 1, 1]), False),
+        "two stars": (row([4, 0, 2], exclude=[[4, 3]]), True),
+        "three stars": (row([4, 0, 3], exclude=[[4, 4]]), False),
+        "one star (exactly)": (row([4, 0, 1], exclude=[[4, 2]]), False),
+        "a triangle": (row([3, 0, 1]), False),
+    }
+    with torch.no_grad():
+        p = torch.sigmoid(m(torch.zeros(len(cases), 3, 32, 32), torch.stack([r for r, _ in cases.values()])))
+    for (name, (_, want)), pv in zip(cases.items(), p.tolist()):
+        assert (pv > 0.9) if want else (pv < 0.1), (name, pv)
+    print("modules ok")
+
 
 if __name__ == "__main__":
     setup_torch(0, 2)
     test_auc()
     test_png()
     test_onnx()
+    test_modules()
     print("selftest ok")

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (CKPT_DIR, LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, roc_auc,
                     save_checkpoint, setup_torch, write_json)
-from nets import Verifier  # noqa: E402
+from nets import ModuleVerifier, Verifier, object_map_loss  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -48,7 +48,7 @@ def parse_args(argv=None):
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--val-frac", type=float, default=0.1)
     ap.add_argument("--eval-every", type=float, default=3.0, help="also evaluate every this many minutes within an epoch")
-    ap.add_argument("--channels", default="32,64,128,128")
+    ap.add_argument("--channels", default=None, help="conv widths (default 32,64,128 for modules, 32,64,128,128 for tokens)")
     ap.add_argument("--text-layers", type=int, default=2)
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--ckpt", default=None, help="checkpoint path (default training/checkpoints/<name>.pt)")
@@ -60,11 +60,17 @@ def parse_args(argv=None):
     ap.add_argument("--no-film", action="store_true",
                     help="no FiLM of the image features by the pooled prompt: the prompt reaches the image only "
                          "token by token through cross-attention")
+    ap.add_argument("--arch", choices=["modules", "tokens"], default="modules",
+                    help="modules: the neural module network over the prompt's parse (needs spec.i32 and objects.f32 "
+                         "from `dataset pairs`); tokens: the earlier token cross-attention verifier")
     ap.add_argument("--no-card", action="store_true")
     return ap.parse_args(argv)
 
 
 def build_model(cfg):
+    if cfg.get("arch") == "modules":
+        return ModuleVerifier(ch=tuple(cfg["channels"]), include_slots=cfg["include_slots"],
+                              exclude_slots=cfg["exclude_slots"], max_count=cfg["max_count"])
     return Verifier(cfg["vocab_size"], cfg["max_tokens"], ch=tuple(cfg["channels"]), text_layers=cfg["text_layers"],
                     dropout=cfg["dropout"], aux_outputs=cfg.get("aux_outputs", 0), film=cfg.get("film", True))
 
@@ -76,7 +82,7 @@ def evaluate(model, ds: Dataset, idx: torch.Tensor, batch: int = 256, focus: tor
     logits = []
     for i in range(0, len(idx), batch):
         j = idx[i:i + batch]
-        logits.append(model(images_to_float(ds.images[j]), ds.tokens[j]))
+        logits.append(model(images_to_float(ds.images[j]), prompt_input(model, ds, j)))
     model.train(was)
     lg = torch.cat(logits)
     y = ds.labels[idx]
@@ -88,6 +94,11 @@ def evaluate(model, ds: Dataset, idx: torch.Tensor, batch: int = 256, focus: tor
     f = focus.numpy().astype(bool) if focus is not None else None
     out["val_auc_focus"] = roc_auc(lg_np[f], y_np[f]) if f is not None and f.any() else out["val_auc"]
     return out
+
+
+def prompt_input(model, ds: Dataset, j):
+    """What the model reads of the prompt: the parse rows (module verifier) or the tokens."""
+    return ds.spec[j] if isinstance(model, ModuleVerifier) else ds.tokens[j]
 
 
 def best_threshold(logits: np.ndarray, labels: np.ndarray):
@@ -139,12 +150,21 @@ def main(argv=None):
         focus_all = (ds.own == 1) & (ds.groups < sampled if ds.groups is not None else True)
         focus = focus_all[val_idx]
         print(f"validation focus: {int(focus.sum())} generator samples with their own prompt")
-    aux_on = ds.aux is not None and args.aux_weight > 0
-    n_cls = len(ds.meta.get("aux", {}).get("classes", [])) if aux_on else 0
-    n_col = len(ds.meta.get("aux", {}).get("colors", [])) if aux_on else 0
+    modules = args.arch == "modules"
+    if modules and (ds.spec is None or ds.objects is None):
+        raise SystemExit(f"{args.data} has no spec.i32/objects.f32: write it with `reflectionflow dataset pairs` "
+                         f"(or train --arch tokens)")
+    aux_on = (ds.objects is not None if modules else ds.aux is not None) and args.aux_weight > 0
+    n_cls = len(ds.meta.get("aux", {}).get("classes", [])) if aux_on and not modules else 0
+    n_col = len(ds.meta.get("aux", {}).get("colors", [])) if aux_on and not modules else 0
     cfg = {"vocab_size": len(ds.vocab), "max_tokens": ds.max_tokens,
-           "channels": [int(c) for c in args.channels.split(",")], "text_layers": args.text_layers,
-           "dropout": args.dropout, "aux_outputs": n_cls + n_col, "film": not args.no_film}
+           "channels": [int(c) for c in (args.channels or ("32,64,128" if args.arch == "modules" else "32,64,128,128")).split(",")],
+           "text_layers": args.text_layers,
+           "dropout": args.dropout, "aux_outputs": n_cls + n_col, "film": not args.no_film, "arch": args.arch}
+    if modules:
+        sp = ds.meta["spec"]
+        cfg.update(include_slots=int(sp["includeSlots"]), exclude_slots=int(sp["excludeSlots"]),
+                   max_count=int(sp["maxCount"]), grid=8)
 
     ck = None
     if args.resume and os.path.exists(ckpt_path):
@@ -158,8 +178,8 @@ def main(argv=None):
 
     model = build_model(cfg)
     n_params = count_params(model)
-    print(f"model: Verifier channels {cfg['channels']}, {n_params / 1e6:.3f}M parameters "
-          f"(text encoder {count_params(model.text) / 1e6:.3f}M); split {len(train_idx)} train / {n_val} val")
+    print(f"model: {type(model).__name__} channels {cfg['channels']}, {n_params / 1e6:.3f}M parameters; "
+          f"split {len(train_idx)} train / {n_val} val")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, epoch, elapsed0 = 0, 0, 0.0
     best = {"val_auc": -1.0}
@@ -245,14 +265,18 @@ def main(argv=None):
             lr = cosine_lr(args.lr, progress, step, args.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
-            if aux_on:
+            if aux_on and modules:
+                logit, omap = model(x, ds.spec[j], with_map=True)
+                dense = object_map_loss(omap, ds.objects[j], model.n_classes, model.n_colors, model.grid)
+                loss = F.binary_cross_entropy_with_logits(logit, ds.labels[j]) + args.aux_weight * dense
+            elif aux_on:
                 logit, aux = model(x, ds.tokens[j], with_aux=True)
                 target = ds.aux[j]                                           # B,2,g,g
                 aux_loss = 0.5 * (F.cross_entropy(aux[:, :n_cls], target[:, 0])
                                   + F.cross_entropy(aux[:, n_cls:], target[:, 1]))
                 loss = F.binary_cross_entropy_with_logits(logit, ds.labels[j]) + args.aux_weight * aux_loss
             else:
-                loss = F.binary_cross_entropy_with_logits(model(x, ds.tokens[j]), ds.labels[j])
+                loss = F.binary_cross_entropy_with_logits(model(x, prompt_input(model, ds, j)), ds.labels[j])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -291,7 +315,7 @@ def main(argv=None):
     summary.update({"steps": step, "epochs": epoch, "wall_seconds": timer.elapsed(), "samples_seen": step * args.batch,
                     "steps_per_s": (step - run_start_step) / max(run_secs, 1e-9),
                     "val_auc": r["val_auc"], "val_acc": r["val_acc"], "val_loss": r["val_loss"],
-                    "val_auc_focus": r["val_auc_focus"], "aux_weight": args.aux_weight if aux_on else 0,
+                    "val_auc_focus": r["val_auc_focus"], "arch": cfg.get("arch", "tokens"), "aux_weight": args.aux_weight if aux_on else 0,
                     "best_val_auc": best["val_auc"], "best": best, "exported": "best validation AUC on the focus pairs (generator samples, own prompt) when the data marks them",
                     "checkpoint": ckpt_path, "log": os.path.relpath(log_path, REPO_ROOT), "history": history})
     print(f"done: {step} steps, {epoch} epochs, {timer.elapsed() / 60:.1f} min; final val AUC {r['val_auc']:.4f} "
@@ -302,13 +326,14 @@ def main(argv=None):
     model.load_state_dict(best_state)
     model.eval()
     b = 2
-    dummy = (images_to_float(ds.images[val_idx[:b]]), ds.tokens[val_idx[:b]].clone())
-    info = export_onnx(model, dummy, args.out, ["image", "tokens"], ["logit"])
+    prompt_name = "spec" if modules else "tokens"
+    dummy = (images_to_float(ds.images[val_idx[:b]]), prompt_input(model, ds, val_idx[:b]).clone())
+    info = export_onnx(model, dummy, args.out, ["image", prompt_name], ["logit"])
     j = val_idx[:5]
     with torch.no_grad():
-        ref = model(images_to_float(ds.images[j]), ds.tokens[j])
+        ref = model(images_to_float(ds.images[j]), prompt_input(model, ds, j))
     info["check"] = check_with_onnxruntime_node(args.out, {"image": images_to_float(ds.images[j]),
-                                                           "tokens": ds.tokens[j]}, {"logit": ref})
+                                                           prompt_name: prompt_input(model, ds, j)}, {"logit": ref})
     print("onnx numeric check:", info["check"])
     summary["onnx"] = info
     meta = {
@@ -320,8 +345,12 @@ def main(argv=None):
         "padId": 0,
         "inputs": {"image": {"dtype": "float32", "shape": ["B", 3, ds.size, ds.size],
                              "layout": "NCHW RGB", "range": "[-1, 1] = pixel/127.5 - 1"},
-                   "tokens": {"dtype": "int64", "shape": ["B", ds.max_tokens], "pad": 0}},
+                   **({"spec": {"dtype": "int64", "shape": ["B", ds.meta["spec"]["length"]],
+                                "layout": "src/backends/embedded/spec.ts, version " + str(ds.meta["spec"]["version"])}}
+                      if modules else {"tokens": {"dtype": "int64", "shape": ["B", ds.max_tokens], "pad": 0}})},
         "outputs": {"logit": {"dtype": "float32", "shape": ["B"], "meaning": "P(match) = sigmoid(logit)"}},
+        "prompt": {"input": prompt_name, **({"spec": {k: ds.meta["spec"][k] for k in ("version", "length")}}
+                                            if modules else {})},
         "threshold": 0.0,
         "bestThreshold": best.get("threshold"),
         "valAuc": best["val_auc"],

@@ -49,6 +49,23 @@ VER_INTERFACE = """Inputs: `image` float32 [B,3,32,32] (NCHW RGB, pixel/127.5 �
 P(match) = sigmoid(logit). Suggested decision threshold: {threshold}."""
 
 
+MOD_DESC = """Learned P(image matches prompt), a small yes/no verifier built as a neural module network over the
+prompt's parse. Image side: a conv net (channels {channels}, 32→8 px, with a 4×4 context stage) to an 8×8 object
+map — per cell, the logit that an object's centre lies there, its class and colour logits, its in-cell offset and
+size. Prompt side: the prompt is parsed to its GenEval spec (`src/backends/embedded/spec.ts`), which chooses the
+modules: *find* (per cell P(centre)·P(class)·P(colour), binding the colour to the class), *count* (the exact
+distribution of the number of found centres, P(N ≥ n)), *relate* (an MLP on the two found objects' expected centres
+and sizes in the relation's own frame, shared by left/right/above/below); log P(match) sums the include clauses,
+relations and (1 − P) of the exclude clauses, and a learned affine map gives the logit. Every module is shared across
+classes and colours, so held-out combinations are judged from parts seen in training.
+Trained with BCE on `labels.u8`{aux}; no augmentation (no flips: left/right matters)."""
+
+MOD_INTERFACE = """Inputs: `image` float32 [B,3,32,32] (NCHW RGB, pixel/127.5 − 1 ∈ [−1,1]), `spec` int64 [B,{length}]
+(the parse of the prompt, layout version {version} of `src/backends/embedded/spec.ts`: 4 include rows of class,
+colour, count, relation, target and 4 exclude rows of class, count). Output: `logit` float32 [B];
+P(match) = sigmoid(logit). Suggested decision threshold: {threshold}."""
+
+
 def fmt_time(s: float) -> str:
     s = float(s or 0)
     if s < 120:
@@ -143,9 +160,18 @@ def write_card(name: str, out_dir: str = None, template: str = None) -> str:
         if s.get("aux_weight"):
             aux = (f", plus (training only, weight {s['aux_weight']}) a per-cell cross-entropy on an 8×8 map of\n"
                    "the class and colour the evaluator detected there (`aux.u8`), so the image encoder learns to see objects")
-        v["description"] = VER_DESC.format(channels="/".join(map(str, s.get("channels", []))), text_layers=2, aux=aux)
-        v["interface"] = VER_INTERFACE.format(max_tokens=s.get("max_tokens"),
-                                              threshold=fmt_num(meta.get("threshold", 0.0), 3))
+        if meta.get("prompt", {}).get("input") == "spec":
+            if s.get("aux_weight"):
+                aux = (f", plus (weight {s['aux_weight']}) a dense loss on the object map against the evaluator's "
+                       "detections\n(`objects.f32`: centre-cell BCE, class and colour cross-entropy and box L1 at centre cells)")
+            v["description"] = MOD_DESC.format(channels="/".join(map(str, s.get("channels", []))), aux=aux)
+            v["interface"] = MOD_INTERFACE.format(length=meta["prompt"]["spec"]["length"],
+                                                  version=meta["prompt"]["spec"]["version"],
+                                                  threshold=fmt_num(meta.get("threshold", 0.0), 3))
+        else:
+            v["description"] = VER_DESC.format(channels="/".join(map(str, s.get("channels", []))), text_layers=2, aux=aux)
+            v["interface"] = VER_INTERFACE.format(max_tokens=s.get("max_tokens"),
+                                                  threshold=fmt_num(meta.get("threshold", 0.0), 3))
         v["extra_rows"] = (f"| Split | {s.get('train_count')} train / {s.get('val_count')} validation (held out, "
                            f"seeded) |\n| Positives | {fmt_num(s.get('pos_rate'), 3)} of the data |")
         ep_rows = [r for r in rows if r.get("val_auc")]
