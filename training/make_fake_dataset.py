@@ -2,7 +2,8 @@
 
 The real datasets come from the TypeScript command; this mimics their format:
 meta.json, images.u8 (N x S x S x 3), tokens.i32 (N x maxTokens), records.jsonl
-and, with --labels, labels.u8 (half the prompts are corrupted -> label 0).
+and, with --labels, labels.u8 (half the prompts are corrupted -> label 0) plus the module verifier's
+spec.i32 (each prompt's parse) and objects.f32 (the drawn shapes as detection rows).
 
   /usr/bin/python3 training/make_fake_dataset.py --out /tmp/fake_gen --n 256
   /usr/bin/python3 training/make_fake_dataset.py --out /tmp/fake_ver --n 256 --labels
@@ -15,6 +16,10 @@ import numpy as np
 
 COLORS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 70, 220), "yellow": (230, 210, 40)}
 SHAPES = ["circle", "square"]
+# ids in ShapeWorld's order (src/shapeworld/shapes.ts), as spec.i32 and objects.f32 use them
+CLASS_ID = {"circle": 1, "square": 2}
+COLOR_ID = {"red": 1, "yellow": 3, "green": 4, "blue": 5}
+SPEC_LENGTH = 28
 VOCAB = ["<pad>", "<null>", "a", "photo", "of", "left", "right", "the", "to"] + list(COLORS) + SHAPES
 
 
@@ -43,6 +48,8 @@ def main():
     images = np.empty((n, s, s, 3), np.uint8)
     tokens = np.zeros((n, m), np.int32)
     labels = np.ones(n, np.uint8)
+    spec = np.zeros((n, SPEC_LENGTH), np.int32)
+    objects = np.zeros((n, 8, 6), np.float32)
     cols = list(COLORS)
     with open(os.path.join(a.out, "records.jsonl"), "w") as rec:
         for i in range(n):
@@ -52,12 +59,18 @@ def main():
             s1, s2 = rng.choice(SHAPES), rng.choice(SHAPES)
             r = int(rng.integers(4, 7))
             if two:
-                draw(img, s1, COLORS[c1], int(rng.integers(6, 12)), int(rng.integers(8, 24)), r)
-                draw(img, s2, COLORS[c2], int(rng.integers(20, 26)), int(rng.integers(8, 24)), r)
+                x1, y1, x2, y2 = (int(v) for v in (rng.integers(6, 12), rng.integers(8, 24), rng.integers(20, 26),
+                                                     rng.integers(8, 24)))
+                draw(img, s1, COLORS[c1], x1, y1, r)
+                draw(img, s2, COLORS[c2], x2, y2, r)
+                objects[i, 0] = [CLASS_ID[s1], COLOR_ID[c1], (x1 + 0.5) / s, (y1 + 0.5) / s, (2 * r + 1) / s, (2 * r + 1) / s]
+                objects[i, 1] = [CLASS_ID[s2], COLOR_ID[c2], (x2 + 0.5) / s, (y2 + 0.5) / s, (2 * r + 1) / s, (2 * r + 1) / s]
                 words = ["a", c1, s1, "left", "of", "a", c2, s2]
                 tag = "position"
             else:
-                draw(img, s1, COLORS[c1], int(rng.integers(10, 22)), int(rng.integers(10, 22)), r + 2)
+                x1, y1 = int(rng.integers(10, 22)), int(rng.integers(10, 22))
+                draw(img, s1, COLORS[c1], x1, y1, r + 2)
+                objects[i, 0] = [CLASS_ID[s1], COLOR_ID[c1], (x1 + 0.5) / s, (y1 + 0.5) / s, (2 * r + 5) / s, (2 * r + 5) / s]
                 words = ["a", "photo", "of", "a", c1, s1]
                 tag = "single_object"
             label = 1
@@ -70,16 +83,26 @@ def main():
                     j = words.index(c1)
                     words[j] = rng.choice([c for c in cols if c != c1])
             images[i] = img
+            if two:   # GenEval's order: the reference object, then the related one pointing back at it
+                rel = 1 if words[3] == "left" else 2
+                spec[i, :10] = [CLASS_ID[words[7]], COLOR_ID[words[6]], 1, 0, 0, CLASS_ID[words[2]], COLOR_ID[words[1]], 1, rel, 0]
+            else:
+                spec[i, :5] = [CLASS_ID[words[5]], COLOR_ID[words[4]], 1, 0, 0]
             ids = [VOCAB.index(w) for w in words][:m]
             tokens[i, :len(ids)] = ids
             labels[i] = label
             rec.write(json.dumps({"prompt": " ".join(words), "tag": tag, "label": label}) + "\n")
     images.tofile(os.path.join(a.out, "images.u8"))
     tokens.astype("<i4").tofile(os.path.join(a.out, "tokens.i32"))
+    meta = {"count": n, "size": s, "vocab": VOCAB, "maxTokens": m}
     if a.labels:
         labels.tofile(os.path.join(a.out, "labels.u8"))
+        spec.astype("<i4").tofile(os.path.join(a.out, "spec.i32"))
+        objects.astype("<f4").tofile(os.path.join(a.out, "objects.f32"))
+        meta["spec"] = {"version": 1, "length": SPEC_LENGTH, "includeSlots": 4, "excludeSlots": 4, "maxCount": 9}
+        meta["objects"] = {"slots": 8, "fields": ["class", "color", "cx", "cy", "w", "h"]}
     with open(os.path.join(a.out, "meta.json"), "w") as f:
-        json.dump({"count": n, "size": s, "vocab": VOCAB, "maxTokens": m}, f)
+        json.dump(meta, f)
     print(f"wrote {n} samples to {a.out}" + (f" ({int(labels.sum())} positive)" if a.labels else ""))
 
 

@@ -188,8 +188,16 @@ def write_card(name: str, out_dir: str = None, template: str = None) -> str:
                         f"- exported: the {s.get('exported', 'best validation AUC')} — step {best.get('step')}, "
                         f"AUC {fmt_num(best.get('val_auc'))} (samples, own prompt: {fmt_num(best.get('val_auc_focus'))})\n"
                         f"- ONNX export: onnx.checker OK; numeric check vs torch: {check}\n\n" + "\n".join(table))
-        v["limitations"] = ("Only as good as the negatives in its training data: mismatch types not represented "
-                            "(e.g. new attribute words) are not detected. 32×32 input only.")
+        if meta.get("prompt", {}).get("input") == "spec":
+            v["limitations"] = ("Reads only what the ShapeWorld parser reads (GenEval's templates and their paraphrases: "
+                                "classes, colours, counts, four relations); a prompt outside that language is refused, "
+                                "not guessed at. Its composition mirrors GenEval's clause logic, so agreement with the "
+                                "evaluator mostly measures how well the learned object map sees what the evaluator's "
+                                "detector sees; counting (sums over the map) is its weakest part. 32×32 input only. "
+                                "The train loss column includes the object-map loss.")
+        else:
+            v["limitations"] = ("Only as good as the negatives in its training data: mismatch types not represented "
+                                "(e.g. new attribute words) are not detected. 32×32 input only.")
     with open(template) as f:
         text = f.read()
     text = re.sub(r"\{\{(\w+)\}\}", lambda m: str(v.get(m.group(1), m.group(0))), text)

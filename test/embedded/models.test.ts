@@ -6,6 +6,10 @@ import { createEmbeddedBackend } from '../../src/backends/embedded/backend.js';
 import { MODELS_DIR } from '../../src/backends/embedded/files.js';
 import { FlowGenerator } from '../../src/backends/embedded/generator.js';
 import { EmbeddedVerifier } from '../../src/backends/embedded/verifier.js';
+import { SPEC_LENGTH } from '../../src/backends/embedded/spec.js';
+import { testPrompts, withArticle } from '../../src/shapeworld/prompts.js';
+import { renderScene } from '../../src/shapeworld/render.js';
+import { sceneForSpec } from '../../src/shapeworld/scene.js';
 import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
 import { UserError } from '../../src/core/errors.js';
 
@@ -51,10 +55,19 @@ describe('shipped ONNX models', () => {
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 32, 32]);
   });
 
-  it('verifier: image [B,3,32,32] + tokens → logit [B]; deterministic; a probability per image', async () => {
+  it('verifier: image [B,3,32,32] + spec [B,28] → logit [B]; deterministic; a probability per image', async () => {
     const { session } = await loadModel(MODELS_DIR, 'verifier', 1);
-    expect([...session.inputNames].sort()).toEqual(['image', 'tokens']);
+    expect([...session.inputNames].sort()).toEqual(['image', 'spec']);
     expect(session.outputNames).toEqual(['logit']);
+    for (const b of [1, 3]) {
+      const spec = new BigInt64Array(b * SPEC_LENGTH);
+      for (let i = 0; i < b; i++) spec.set([1n, 1n, 1n], i * SPEC_LENGTH); // a red circle
+      const out = await session.run({
+        image: new ort.Tensor('float32', new Float32Array(b * 3 * 32 * 32), [b, 3, 32, 32]),
+        spec: new ort.Tensor('int64', spec, [b, SPEC_LENGTH]),
+      });
+      expect(out.logit!.dims).toEqual([b]);
+    }
     const v = await EmbeddedVerifier.load(MODELS_DIR);
     const g = await FlowGenerator.load(MODELS_DIR, { steps: 4 });
     const image = await g.generate({ prompt: 'a photo of a blue square', seed: 3 });
@@ -64,6 +77,32 @@ describe('shipped ONNX models', () => {
     expect(e1.score).toBeGreaterThanOrEqual(0);
     expect(e1.score).toBeLessThanOrEqual(1);
     expect(e1.label).toBe(e1.score >= 0.5 ? 'yes' : 'no');
+  });
+
+  it('verifier: on rendered scenes of held-out combinations, the true prompt outscores its colour swap and its mirror', async () => {
+    const v = await EmbeddedVerifier.load(MODELS_DIR);
+    // test-split prompts (never in training): a colour pair and a relation
+    const test = testPrompts();
+    const attr = test.find((r) => r.tag === 'color_attr')!;
+    const pos = test.find((r) => r.tag === 'position')!;
+    const [a, b] = attr.include;
+    const swapped = `a photo of ${withArticle(b!.color!)} ${a!.class} and ${withArticle(a!.color!)} ${b!.class}`;
+    const [ref, rel] = pos.include;
+    const mirror = { 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' } as const;
+    const mirrored = `a photo of ${withArticle(rel!.class)} ${mirror[rel!.position![0]]} ${withArticle(ref!.class)}`;
+    for (const [record, wrong] of [
+      [attr, swapped],
+      [pos, mirrored],
+    ] as const) {
+      let wins = 0;
+      for (let seed = 0; seed < 4; seed++) {
+        const png = await renderScene(sceneForSpec(record, seed));
+        const right = await v.verify({ image: { png }, prompt: record.prompt });
+        const other = await v.verify({ image: { png }, prompt: wrong });
+        if (right.score > other.score) wins++;
+      }
+      expect(wins, `${record.prompt} vs ${wrong}`).toBeGreaterThanOrEqual(3);
+    }
   });
 
   it('unknown words and corrupt images are the user’s error, named', async () => {
