@@ -32,5 +32,10 @@ describe('the verifier reads a prompt as its parse', () => {
     expect(() => encodePrompt('   ')).toThrow(UserError);
     const many = { include: ['circle', 'square', 'star', 'cross', 'diamond'].map((c) => ({ class: c, count: 1 })) };
     expect(() => encodeSpec(many)).toThrow(/at most 4 objects/);
+    // the counter tells apart 0..9 (9 = nine or more): "exactly nine" would need "not ten or more"
+    expect(include(encodePrompt('eight stars'), 0)).toEqual([cls('star'), 0, 8, 0, 0]);
+    expect(exclude(encodePrompt('eight stars'), 0)).toEqual([cls('star'), 9]);
+    expect(() => encodePrompt('nine stars')).toThrow(/counts up to 9 objects .*a count of 10/);
+    expect(() => encodePrompt('ten stars')).toThrow(UserError);
   });
 });

@@ -21,7 +21,7 @@ export const EXCLUDE_SLOTS = 4;
 export const INCLUDE_FIELDS = 5;
 export const EXCLUDE_FIELDS = 2;
 export const SPEC_LENGTH = INCLUDE_SLOTS * INCLUDE_FIELDS + EXCLUDE_SLOTS * EXCLUDE_FIELDS;
-/** counts above this read as this many (the model's counter saturates here) */
+/** the largest count the model's counter tells apart (its last state means "this many or more") */
 export const MAX_COUNT = 9;
 
 /** The layout, as the model card records it (the training side decodes by it). */
@@ -45,12 +45,19 @@ export function encodeSpec(spec: PromptSpec): Int32Array {
   if (exclude.length > EXCLUDE_SLOTS) {
     throw new UserError(`the embedded verifier reads at most ${EXCLUDE_SLOTS} exact counts per prompt; this one has ${exclude.length}`);
   }
+  const counts = [...spec.include, ...exclude].map((c) => c.count);
+  if (counts.some((n) => n > MAX_COUNT)) {
+    // an exact count n is "at least n and not at least n + 1", so exactly MAX_COUNT is already out of reach
+    throw new UserError(
+      `the embedded verifier counts up to ${MAX_COUNT} objects (exact counts up to ${MAX_COUNT - 1}); this prompt needs a count of ${Math.max(...counts)}`,
+    );
+  }
   const out = new Int32Array(SPEC_LENGTH);
   spec.include.forEach((c, i) => {
     const o = i * INCLUDE_FIELDS;
     out[o] = classId(c.class);
     out[o + 1] = c.color === undefined ? 0 : colorId(c.color);
-    out[o + 2] = Math.min(c.count, MAX_COUNT);
+    out[o + 2] = c.count;
     if (c.position) {
       out[o + 3] = RELATIONS.indexOf(c.position[0]) + 1;
       out[o + 4] = c.position[1];
@@ -59,7 +66,7 @@ export function encodeSpec(spec: PromptSpec): Int32Array {
   exclude.forEach((c, i) => {
     const o = INCLUDE_SLOTS * INCLUDE_FIELDS + i * EXCLUDE_FIELDS;
     out[o] = classId(c.class);
-    out[o + 1] = Math.min(c.count, MAX_COUNT);
+    out[o + 1] = c.count;
   });
   return out;
 }
