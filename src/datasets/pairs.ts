@@ -19,7 +19,7 @@ import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { UserError } from '../core/errors.js';
 import { detectObjects } from '../shapeworld/evaluate.js';
-import { judge, type Detection, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
+import { judge, rankDetections, type Detection, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
 import { MODEL_SIZE } from '../shapeworld/render.js';
 import { trainPrompts } from '../shapeworld/prompts.js';
 import { COLORS, SHAPES } from '../shapeworld/shapes.js';
@@ -34,8 +34,7 @@ const OBJECT_FIELDS = 6;
 /** The detections of an image as OBJECT_SLOTS rows of (class id, colour id, cx, cy, w, h); most confident first. */
 export function objectRows(dets: readonly Detection[]): Float32Array {
   const out = new Float32Array(OBJECT_SLOTS * OBJECT_FIELDS);
-  [...dets]
-    .sort((a, b) => b.score - a.score)
+  rankDetections(dets)
     .slice(0, OBJECT_SLOTS)
     .forEach((d, i) => {
       out.set([SHAPES.indexOf(d.shape) + 1, COLORS.indexOf(d.color) + 1, d.cx, d.cy, d.box[2] - d.box[0], d.box[3] - d.box[1]], i * OBJECT_FIELDS);
@@ -194,17 +193,18 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
           keys.push(present[a]!);
           for (let b = a + 1; b < present.length; b++) keys.push(`${present[a]}|${present[b]}`);
         }
-        const items: Array<{ record: { tag: string; prompt: string }; label: 0 | 1; own: boolean }> = [];
+        // spec: what the record asks for, when the record carries it (renders and pool prompts; not samples)
+        const items: Array<{ record: { tag: string; prompt: string }; spec?: PromptSpec; label: 0 | 1; own: boolean }> = [];
         if (src.own) {
           const label = src.own.spec ? (judge(dets, src.own.spec).correct ? 1 : 0) : (src.own.label ?? 0);
-          items.push({ record: src.own.record, label, own: true });
+          items.push({ record: src.own.record, ...(src.own.spec ? { spec: src.own.spec } : {}), label, own: true });
         }
         while (items.length < opts.promptsPerImage) {
           const related = keys.length > 0 && items.length < opts.promptsPerImage - 1;
           const tags = related ? byClasses.get(rng.pick(keys)) : undefined;
           const list = tags ? tags.get(rng.pick([...tags.keys()])) : undefined;
           const rec = list && list.length > 0 ? rng.pick(list) : rng.pick(pool);
-          items.push({ record: rec, label: judge(dets, rec).correct ? 1 : 0, own: false });
+          items.push({ record: rec, spec: rec, label: judge(dets, rec).correct ? 1 : 0, own: false });
         }
         for (const it of items) {
           writer.addRaw(it.record, raw, it.label);
@@ -212,8 +212,7 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
           writeSync(own, Buffer.from([it.own ? 1 : 0]));
           writeSync(aux, grid);
           const spec = encodePrompt(it.record.prompt);
-          const recordSpec = 'include' in it.record ? encodeSpec(it.record as PromptSpec) : spec;
-          if (recordSpec.some((v, k) => v !== spec[k])) specMismatches++;
+          if (it.spec && encodeSpec(it.spec).some((v, k) => v !== spec[k])) specMismatches++;
           writeSync(specs, Buffer.from(spec.buffer));
           writeSync(objects, rows);
           pairs++;

@@ -12,8 +12,8 @@
  */
 import { UserError } from '../../core/errors.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
-import { RELATIONS, type PromptSpec } from '../../shapeworld/rules.js';
-import { COLORS, SHAPES } from '../../shapeworld/shapes.js';
+import { RELATIONS, validateSpec, type PromptSpec } from '../../shapeworld/rules.js';
+import { COLORS, SHAPES, type Color, type Shape } from '../../shapeworld/shapes.js';
 
 export const SPEC_VERSION = 1;
 export const INCLUDE_SLOTS = 4;
@@ -38,6 +38,7 @@ export const SPEC_LAYOUT = {
 } as const;
 
 export function encodeSpec(spec: PromptSpec): Int32Array {
+  validateSpec(spec);
   if (spec.include.length > INCLUDE_SLOTS) {
     throw new UserError(`the embedded verifier reads at most ${INCLUDE_SLOTS} objects per prompt; this one names ${spec.include.length}`);
   }
@@ -56,7 +57,7 @@ export function encodeSpec(spec: PromptSpec): Int32Array {
   spec.include.forEach((c, i) => {
     const o = i * INCLUDE_FIELDS;
     out[o] = classId(c.class);
-    out[o + 1] = c.color === undefined ? 0 : colorId(c.color);
+    out[o + 1] = c.color === undefined ? 0 : COLORS.indexOf(c.color as Color) + 1;
     out[o + 2] = c.count;
     if (c.position) {
       out[o + 3] = RELATIONS.indexOf(c.position[0]) + 1;
@@ -71,20 +72,12 @@ export function encodeSpec(spec: PromptSpec): Int32Array {
   return out;
 }
 
-/** Parse and encode a prompt; a prompt the parser cannot read is the user's error (the parser names the word). */
+/** Parse and encode a prompt; a prompt the parser cannot read (an empty one too) is the user's error, named by it. */
 export function encodePrompt(prompt: string): Int32Array {
-  if (prompt.trim() === '') throw new UserError('the prompt is empty');
   return encodeSpec(parsePrompt(prompt));
 }
 
+// validateSpec has checked every class and colour
 function classId(cls: string): number {
-  const i = (SHAPES as readonly string[]).indexOf(cls);
-  if (i < 0) throw new UserError(`the embedded verifier does not know the class '${cls}' (classes: ${SHAPES.join(', ')})`);
-  return i + 1;
-}
-
-function colorId(color: string): number {
-  const i = (COLORS as readonly string[]).indexOf(color);
-  if (i < 0) throw new UserError(`the embedded verifier does not know the colour '${color}' (colours: ${COLORS.join(', ')})`);
-  return i + 1;
+  return SHAPES.indexOf(cls as Shape) + 1;
 }
