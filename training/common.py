@@ -123,12 +123,10 @@ class Dataset:
         # image's detections (objects.f32: rows of class, colour, cx, cy, w, h; class 0 = empty row)
         self.spec = None
         self.objects = None
-        if "spec" in self.meta and os.path.exists(os.path.join(folder, "spec.i32")):
+        if "spec" in self.meta:
             length = int(self.meta["spec"]["length"])
-            sp = np.fromfile(os.path.join(folder, "spec.i32"), dtype="<i4")
-            if sp.size != n * length:
-                raise ValueError(f"spec.i32 has {sp.size} ints, expected {n}x{length}")
-            self.spec = torch.from_numpy(sp.reshape(n, length).astype(np.int64))
+            sp = self._optional(folder, "spec.i32", "<i4", n * length)
+            self.spec = sp.reshape(n, length) if sp is not None else None
         if "objects" in self.meta and os.path.exists(os.path.join(folder, "objects.f32")):
             slots, fields = int(self.meta["objects"]["slots"]), len(self.meta["objects"]["fields"])
             ob = np.fromfile(os.path.join(folder, "objects.f32"), dtype="<f4")

@@ -158,19 +158,21 @@ def main(argv=None):
     n_cls = len(ds.meta.get("aux", {}).get("classes", [])) if aux_on and not modules else 0
     n_col = len(ds.meta.get("aux", {}).get("colors", [])) if aux_on and not modules else 0
     cfg = {"vocab_size": len(ds.vocab), "max_tokens": ds.max_tokens,
-           "channels": [int(c) for c in (args.channels or ("32,64,128" if args.arch == "modules" else "32,64,128,128")).split(",")],
+           "channels": [int(c) for c in (args.channels or ("32,64,128" if modules else "32,64,128,128")).split(",")],
            "text_layers": args.text_layers,
            "dropout": args.dropout, "aux_outputs": n_cls + n_col, "film": not args.no_film, "arch": args.arch}
     if modules:
         sp = ds.meta["spec"]
         cfg.update(include_slots=int(sp["includeSlots"]), exclude_slots=int(sp["excludeSlots"]),
-                   max_count=int(sp["maxCount"]), grid=8)
+                   max_count=int(sp["maxCount"]))
 
     ck = None
     if args.resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location="cpu")
         if ck["cfg"]["vocab_size"] != cfg["vocab_size"] or ck["cfg"]["max_tokens"] != cfg["max_tokens"]:
             raise SystemExit(f"checkpoint {ckpt_path} was trained on a different vocab/maxTokens")
+        if ck["cfg"].get("arch", "tokens") != args.arch:
+            raise SystemExit(f"checkpoint {ckpt_path} is a --arch {ck['cfg'].get('arch', 'tokens')} model, not {args.arch}")
         cfg = ck["cfg"]
         print(f"resuming from {ckpt_path}: step {ck['step']}, epoch {ck['epoch']}, {ck['elapsed'] / 60:.1f} min")
     elif args.resume:
