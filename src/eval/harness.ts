@@ -136,7 +136,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
               const pool = `${record.prompt}\u0000${seed}`;
               for (const c of result.candidates) {
                 if (!c.evaluation) continue;
-                const v = await opts.judge((await io.loadImage(c.id)).png, record);
+                // the final image is already judged
+                const v = c.id === best?.id ? verdict : await opts.judge((await io.loadImage(c.id)).png, record);
                 judged.push({ score: c.evaluation.score, ...(c.evaluation.label ? { label: c.evaluation.label } : {}), correct: v.correct, tag: record.tag, pool });
               }
             }
