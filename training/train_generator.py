@@ -65,7 +65,58 @@ def parse_args(argv=None):
     ap.add_argument("--suggest-steps", type=int, default=20, help="Euler steps suggested in the json")
     ap.add_argument("--suggest-guidance", type=float, default=3.0, help="CFG scale suggested in the json")
     ap.add_argument("--no-card", action="store_true", help="do not write models/<name>.md")
+    ap.add_argument("--init-onnx", default=None,
+                    help="fine-tune: start from the weights of this exported generator (its .json beside it gives "
+                         "its vocab); words and token positions new in --data start from learned rows")
     return ap.parse_args(argv)
+
+
+def init_from_onnx(model: FlowUNet, onnx_path: str, vocab: list) -> dict:
+    """Copy an exported generator's weights (ONNX initializers carry the state-dict names) into `model`, whose
+    vocab and maxTokens may be larger: token rows are matched by word, a new word starts from the mean embedding,
+    new positions from the last learned one. Returns what was copied, for the summary."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(onnx_path).graph
+    src = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    # the exporter decomposes LayerNorm/GroupNorm and names their affine constants onnx::Mul_N / onnx::Add_N; the
+    # node that applies one is named after the module ("/d0/n1/Mul"): Mul is its weight, Add its bias
+    for n in graph.node:
+        if n.op_type in ("Mul", "Add"):
+            for i in n.input:
+                if i.startswith("onnx::") and i in src:
+                    module = n.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
+                    src.setdefault(module + (".weight" if n.op_type == "Mul" else ".bias"), src[i].flatten())
+    with open(os.path.splitext(onnx_path)[0] + ".json") as f:
+        old_vocab = json.load(f)["vocab"]
+    sd = model.state_dict()
+    missing = [k for k in sd if k not in src]
+    if missing:
+        raise SystemExit(f"--init-onnx {onnx_path}: no weights for {missing[:5]} (another architecture?)")
+    new_words = []
+    for k, v in sd.items():
+        w = src[k]
+        if k == "text.tok.weight":
+            mean = w[2:].mean(0)
+            rows = []
+            for word in vocab:
+                if word in old_vocab:
+                    rows.append(w[old_vocab.index(word)])
+                else:
+                    rows.append(mean)
+                    new_words.append(word)
+            w = torch.stack(rows)
+        elif k == "text.pos" and w.shape != v.shape:
+            extra = v.shape[2] - w.shape[2]
+            w = torch.cat([w, w[:, :, -1:].repeat(1, 1, extra)], 2)
+        if w.shape != v.shape:
+            raise SystemExit(f"--init-onnx {onnx_path}: {k} has shape {tuple(w.shape)}, the model {tuple(v.shape)}")
+        sd[k] = w.to(v.dtype)
+    model.load_state_dict(sd)
+    return {"from": os.path.relpath(os.path.abspath(onnx_path), REPO_ROOT), "new_words": new_words,
+            "old_vocab_size": len(old_vocab)}
 
 
 def build_model(cfg: dict) -> FlowUNet:
@@ -188,6 +239,10 @@ def main(argv=None):
     n_params = count_params(model)
     print(f"model: FlowUNet channels {cfg['channels']}, {n_params / 1e6:.3f}M parameters "
           f"(text encoder {count_params(model.text) / 1e6:.3f}M)")
+    init_info = None
+    if ck is None and args.init_onnx:
+        init_info = init_from_onnx(model, args.init_onnx, ds.vocab)
+        print(f"initialised from {args.init_onnx}; new words: {' '.join(init_info['new_words']) or 'none'}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     ema = EMA(model, args.ema)
     step, elapsed0, epoch = 0, 0.0, 0
@@ -199,6 +254,7 @@ def main(argv=None):
         ema.load_state_dict(ck["ema"])
         step, elapsed0, epoch = ck["step"], ck["elapsed"], ck.get("epoch", 0)
         history = ck.get("history", [])
+        init_info = ck.get("init")
         gen.manual_seed(args.seed + 1000003 * step)  # fresh but deterministic stream after resume
 
     summary = {"kind": "generator", "name": name, "command": command_line(), "data": os.path.abspath(args.data),
@@ -206,12 +262,12 @@ def main(argv=None):
                "params": n_params, "channels": cfg["channels"], "batch": args.batch, "lr": args.lr,
                "minutes_budget": args.minutes, "seed": args.seed, "ema": args.ema, "p_null": args.p_null,
                "torch": torch.__version__, "threads": args.threads, "out": args.out,
-               "history": history}
+               "history": history, "init": init_info}
 
     def checkpoint():
         save_checkpoint(ckpt_path, {"cfg": cfg, "model": model.state_dict(), "opt": opt.state_dict(),
                                     "ema": ema.state_dict(), "step": step, "elapsed": timer.elapsed(),
-                                    "epoch": epoch, "args": vars(args), "vocab": ds.vocab,
+                                    "epoch": epoch, "args": vars(args), "vocab": ds.vocab, "init": init_info,
                                     "history": history})
         print(f"checkpoint: {ckpt_path} (step {step})")
 

@@ -10,21 +10,29 @@ import { NULL_TOKEN, PAD, Tokenizer } from '../backends/embedded/tokenizer.js';
 import { MODEL_SIZE, renderScene } from '../shapeworld/render.js';
 import { sceneForSpec, applicableDefects } from '../shapeworld/scene.js';
 import { testPrompts, trainPrompts } from '../shapeworld/prompts.js';
+import { compositionalTrainPrompts } from '../shapeworld/compositional.js';
+import { REGION_PHRASES, sceneLayoutCaption } from '../shapeworld/layout.js';
 import { mixSeed, Rng } from '../shapeworld/random.js';
 import type { PromptRecord, Tag } from '../shapeworld/rules.js';
 
-export const MAX_TOKENS = 20;
+/** Words per prompt the generator reads: a layout prompt of four placed objects needs ~28. */
+export const MAX_TOKENS = 32;
 
 /**
- * The embedded models' vocabulary: every word of the test prompts and of a large sample of training prompts
- * (all paraphrases), sorted, after the two special tokens. Deterministic.
+ * The embedded models' vocabulary: every word of the test prompts, of a large sample of training prompts (all
+ * paraphrases, the compositional kinds included) and of the layout wording, sorted, after the two special tokens.
+ * Deterministic.
  */
 export function shapeWorldVocab(): string[] {
   const tok = new Tokenizer(['<pad>', '<null>'], 1);
   const words = new Set<string>();
-  for (const r of [...testPrompts(), ...trainPrompts({ count: 100_000, seed: 12345 })]) {
-    for (const w of tok.words(r.prompt)) words.add(w);
-  }
+  const texts = [
+    ...testPrompts().map((r) => r.prompt),
+    ...trainPrompts({ count: 100_000, seed: 12345 }).map((r) => r.prompt),
+    ...compositionalTrainPrompts(20_000, 12345).map((r) => r.prompt),
+    ...REGION_PHRASES.map(([p]) => p),
+  ];
+  for (const t of texts) for (const w of tok.words(t)) words.add(w);
   const vocab = ['<pad>', '<null>', ...[...words].sort()];
   if (vocab[PAD] !== '<pad>' || vocab[NULL_TOKEN] !== '<null>') throw new Error('special tokens out of place');
   return vocab;
@@ -94,20 +102,50 @@ export class DatasetWriter {
   }
 }
 
-/** Correct renders of training prompts: what the generator learns from. */
-export async function writeGeneratorDataset(dir: string, count: number, seed: number, onProgress?: (n: number) => void): Promise<void> {
+export interface GeneratorDataOptions {
+  /** share of prompts of the four compositional kinds (compositional.ts; never a check-set spec), default 0 */
+  compositional?: number;
+  /** share of images captioned with their explicit layout (layout.ts: the refiner's wording), default 0 */
+  layout?: number;
+}
+
+/**
+ * Correct renders of training prompts: what the generator learns from. With `layout`, that share of the images is
+ * captioned by where each object stands ("a red circle at the top left and a blue square on the right"), the
+ * wording the embedded refiner writes, so that a refined prompt is one the generator was trained to follow.
+ */
+export async function writeGeneratorDataset(
+  dir: string,
+  count: number,
+  seed: number,
+  onProgress?: (n: number) => void,
+  options: GeneratorDataOptions = {},
+): Promise<void> {
   const vocab = shapeWorldVocab();
-  const records = trainPrompts({ count, seed, tags: GENERATOR_TAG_MIX });
+  const nComp = Math.round(count * (options.compositional ?? 0));
+  const rng = new Rng(mixSeed(seed, 'gen-mix'));
+  const records = rng.shuffle([
+    ...trainPrompts({ count: count - nComp, seed, tags: GENERATOR_TAG_MIX }),
+    ...compositionalTrainPrompts(nComp, mixSeed(seed, 'gen-compositional')),
+  ]);
   const writer = new DatasetWriter(dir, vocab, MODEL_SIZE, false);
   const limit = pLimit(8);
   const CHUNK = 512;
+  let layouts = 0;
   for (let i = 0; i < records.length; i += CHUNK) {
     const chunk = records.slice(i, i + CHUNK);
-    const pngs = await Promise.all(chunk.map((r, j) => limit(() => renderScene(sceneForSpec(r, mixSeed(seed, 'gen', i + j))))));
-    for (let j = 0; j < chunk.length; j++) await writer.add({ record: chunk[j]!, png: pngs[j]! });
+    const scenes = chunk.map((r, j) => sceneForSpec(r, mixSeed(seed, 'gen', i + j)));
+    const pngs = await Promise.all(scenes.map((sc) => limit(() => renderScene(sc))));
+    for (let j = 0; j < chunk.length; j++) {
+      const record = chunk[j]!;
+      const layout = rng.chance(options.layout ?? 0);
+      if (layout) layouts++;
+      const caption = layout ? { ...record, prompt: sceneLayoutCaption(record, scenes[j]!, rng) } : record;
+      await writer.add({ record: caption, png: pngs[j]! });
+    }
     onProgress?.(i + chunk.length);
   }
-  writer.close({ kind: 'generator', seed, tagMix: GENERATOR_TAG_MIX });
+  writer.close({ kind: 'generator', seed, tagMix: GENERATOR_TAG_MIX, compositional: nComp, layoutCaptions: layouts });
 }
 
 /**

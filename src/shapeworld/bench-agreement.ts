@@ -48,7 +48,7 @@ export async function runAgreementBench(options: AgreementOptions = {}): Promise
   const seed = options.seed ?? 1;
   const size = options.size ?? MODEL_SIZE;
   const prompts = options.prompts ?? testPrompts();
-  const byTag = new Map<Tag, PromptRecord[]>();
+  const byTag = new Map<PromptRecord['tag'], PromptRecord[]>();
   for (const p of prompts) byTag.set(p.tag, [...(byTag.get(p.tag) ?? []), p]);
   const tags = TAGS.filter((t) => byTag.has(t));
   const rng = new Rng(seed);

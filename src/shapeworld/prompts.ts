@@ -6,8 +6,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../core/errors.js';
 import { Rng } from './random.js';
-import { RELATIONS, TAGS, type IncludeClause, type PromptRecord, type PromptSpec, type Relation, type Tag } from './rules.js';
+import { COMPOSITIONAL_TAGS, RELATIONS, TAGS, type CompositionalTag, type IncludeClause, type PromptRecord, type PromptSpec, type Relation, type Tag } from './rules.js';
 import { COLORS, PLURALS, SHAPES, isColor, isShape, type Color, type Shape } from './shapes.js';
+import { REGION_PHRASES } from './layout.js';
 
 /** GenEval's number of prompts per category: the test benchmark lists at most this many. */
 export const GENEVAL_COUNTS: Readonly<Record<Tag, number>> = {
@@ -227,11 +228,11 @@ export function testPrompts(): PromptRecord[] {
 export function seedsPerPrompt(
   prompts: readonly PromptRecord[] = testPrompts(),
   minImages: number = MIN_IMAGES_PER_CATEGORY,
-): Record<Tag, number> & { all: number } {
+): Record<Tag, number> & Partial<Record<CompositionalTag, number>> & { all: number } {
   const counts = new Map<string, number>();
   for (const p of prompts) counts.set(p.tag, (counts.get(p.tag) ?? 0) + 1);
-  const out = { all: 0 } as Record<Tag, number> & { all: number };
-  for (const tag of TAGS) {
+  const out = { all: 0 } as Record<Tag, number> & Partial<Record<CompositionalTag, number>> & { all: number };
+  for (const tag of [...TAGS, ...COMPOSITIONAL_TAGS.filter((t) => counts.has(t))]) {
     const n = counts.get(tag) ?? 0;
     out[tag] = n ? Math.ceil(minImages / n) : 0;
     out.all = Math.max(out.all, out[tag]);
@@ -462,7 +463,8 @@ function vocabulary(): string {
   return (
     `classes: ${SHAPES.join(', ')} (plural ${SHAPES.map((s) => PLURALS[s]).join(', ')}); colors: ${COLORS.join(', ')}; ` +
     `numbers: a, an, one, ${NUMBER_WORDS.slice(2, 11).join(', ')} or digits, 'exactly'; relations: ` +
-    `${[...new Set(REL_PHRASES.map(([p]) => p))].join(', ')}; joined by ${SEPARATORS.filter((s) => s !== ',').join(', ')}`
+    `${[...new Set(REL_PHRASES.map(([p]) => p))].join(', ')}; places: ${REGION_PHRASES.map(([p]) => p).join(', ')}; ` +
+    `joined by ${SEPARATORS.filter((s) => s !== ',').join(', ')}`
   );
 }
 
@@ -487,6 +489,13 @@ function tokenize(text: string): Token[] {
     for (const [phrase, rel] of REL_PHRASES) {
       if (matchAt(phrase)) {
         tokens.push({ kind: 'rel', rel });
+        i += phrase.split(' ').length;
+        continue outer;
+      }
+    }
+    // a place on the image ("at the top left"): a placement hint of the object before it, not part of the spec
+    for (const [phrase] of REGION_PHRASES) {
+      if (matchAt(phrase) && tokens.at(-1)?.kind === 'word') {
         i += phrase.split(' ').length;
         continue outer;
       }

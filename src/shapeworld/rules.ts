@@ -8,6 +8,12 @@ import { COLORS, SHAPES, isColor, isShape, type Color, type Shape } from './shap
 
 export const TAGS = ['single_object', 'two_object', 'counting', 'colors', 'position', 'color_attr'] as const;
 export type Tag = (typeof TAGS)[number];
+/**
+ * Compositional kinds just beyond GenEval's six (the project's own check set, see compositional.ts): a coloured
+ * relation, a coloured count, three objects, a count with another object.
+ */
+export const COMPOSITIONAL_TAGS = ['color_position', 'color_count', 'three_object', 'count_object'] as const;
+export type CompositionalTag = (typeof COMPOSITIONAL_TAGS)[number];
 
 export const RELATIONS = ['left of', 'right of', 'above', 'below'] as const;
 export type Relation = (typeof RELATIONS)[number];
@@ -31,7 +37,7 @@ export type PromptSpec = {
 };
 /** A GenEval metadata record: `{tag, include, exclude?, prompt}`. */
 export type PromptRecord = PromptSpec & {
-  tag: Tag;
+  tag: Tag | CompositionalTag;
   prompt: string;
 };
 

@@ -38,4 +38,19 @@ describe('the verifier reads a prompt as its parse', () => {
     expect(() => encodePrompt('nine stars')).toThrow(/counts up to 9 objects .*a count of 10/);
     expect(() => encodePrompt('ten stars')).toThrow(UserError);
   });
+
+  it('reads mirrored wordings of one scene as one input', () => {
+    const pairs: Array<[string, string]> = [
+      ['a square left of a circle', 'a circle right of a square'],
+      ['a red star above a blue cross', 'a blue cross below a red star'],
+      ['two circles to the left of a square', 'a square to the right of two circles'],
+    ];
+    for (const [a, b] of pairs) expect([...encodePrompt(b)]).toEqual([...encodePrompt(a)]);
+    // the canonical form is left of / above, the reference object first
+    const c = encodePrompt('a circle right of a square');
+    expect(include(c, 0)).toEqual([cls('circle'), 0, 1, 0, 0]);
+    expect(include(c, 1)).toEqual([cls('square'), 0, 1, 1, 0]);
+    // not a mirror: different scenes stay different
+    expect([...encodePrompt('a circle left of a square')]).not.toEqual([...encodePrompt('a square left of a circle')]);
+  });
 });

@@ -37,8 +37,26 @@ export const SPEC_LAYOUT = {
   maxCount: MAX_COUNT,
 } as const;
 
-export function encodeSpec(spec: PromptSpec): Int32Array {
-  validateSpec(spec);
+const MIRROR = { 'right of': 'left of', below: 'above' } as const;
+
+/**
+ * One form for mirrored prompts: "A right of B" is "B left of A" under GenEval's rule (the centre offset is
+ * antisymmetric and the margin symmetric), so a two-object relation is always written as left of / above, and the
+ * model reads one input for both wordings of one scene.
+ */
+export function canonicalSpec(spec: PromptSpec): PromptSpec {
+  const [b, x] = spec.include;
+  if (spec.include.length !== 2 || !b || !x?.position || b.position || x.position[1] !== 0) return spec;
+  const rel = x.position[0];
+  if (rel !== 'right of' && rel !== 'below') return spec;
+  const { position: _drop, ...subject } = x;
+  void _drop;
+  return { ...spec, include: [subject, { ...b, position: [MIRROR[rel], 0] }] };
+}
+
+export function encodeSpec(input: PromptSpec): Int32Array {
+  validateSpec(input);
+  const spec = canonicalSpec(input);
   if (spec.include.length > INCLUDE_SLOTS) {
     throw new UserError(`the embedded verifier reads at most ${INCLUDE_SLOTS} objects per prompt; this one names ${spec.include.length}`);
   }
