@@ -16,7 +16,7 @@ import { UserError } from '../../src/core/errors.js';
 describe('shipped ONNX models', () => {
   it('every shipped model loads, has a card, and the files stay small', async () => {
     const onnx = readdirSync(MODELS_DIR).filter((f) => f.endsWith('.onnx'));
-    expect(onnx.sort()).toEqual(['generator.onnx', 'verifier.onnx']);
+    expect(onnx.sort()).toEqual(['generator.onnx', 'reflector.onnx', 'verifier.onnx']);
     let total = 0;
     for (const f of onnx) {
       const name = f.replace(/\.onnx$/, '');
@@ -24,7 +24,7 @@ describe('shipped ONNX models', () => {
       const { session, meta } = await loadModel<{ size: number; vocab: string[] }>(MODELS_DIR, name, 1);
       expect(meta.size).toBe(32);
       expect(session.inputNames.length).toBeGreaterThan(0);
-      expect(readFileSync(path.join(MODELS_DIR, `${name}.md`), 'utf8')).toMatch(/## Reproduce[\s\S]*training\/train_\w+\.py/);
+      expect(readFileSync(path.join(MODELS_DIR, `${name}.md`), 'utf8')).toMatch(/## Reproduce[\s\S]*training\/(train|export)_\w+\.py/);
     }
     expect(total).toBeLessThan(30 * 1024 * 1024);
   });

@@ -4,6 +4,10 @@ import type { RoleSet } from '../../core/roles.js';
 import { FlowGenerator } from './generator.js';
 import { MODELS_DIR } from './files.js';
 import { EmbeddedVerifier } from './verifier.js';
+import { Perception } from './perception.js';
+import { EmbeddedReflector } from './reflector.js';
+import { EmbeddedRefiner } from './refiner.js';
+import { layoutText } from '../../shapeworld/layout.js';
 
 export interface EmbeddedOptions {
   /** folder with generator.onnx/.json and verifier.onnx/.json (default: the models shipped with the package) */
@@ -28,7 +32,20 @@ function num(o: Record<string, unknown>, key: string, min: number, integer: bool
   return v;
 }
 
-/** The embedded ShapeWorld models: generator and verifier (reflection roles join when their models ship). */
+/** A layout prompt as long as the refiner writes (four placed, coloured objects). */
+const LONGEST_LAYOUT = layoutText([
+  { shape: 'triangle', color: 'yellow', count: 1, region: 'bottom right' },
+  { shape: 'diamond', color: 'orange', count: 1, region: 'bottom left' },
+  { shape: 'square', color: 'purple', count: 1, region: 'top right' },
+  { shape: 'cross', color: 'white', count: 1, region: 'top left' },
+]);
+
+/**
+ * The embedded ShapeWorld models: generator, verifier, reflector (perception from the verifier's object map) and
+ * prompt refiner. The refiner writes the layout wording; it joins only with a generator that reads it (one whose
+ * vocabulary and length cover the refiner's longest prompt), since a refined prompt the generator cannot read
+ * would fail every chain.
+ */
 export async function createEmbeddedBackend(options: Record<string, unknown> = {}): Promise<Partial<RoleSet>> {
   for (const k of Object.keys(options)) {
     if (!KNOWN.has(k)) throw new UserError(`embedded backend: unknown option '${k}' (options: ${[...KNOWN].join(', ')})`);
@@ -38,7 +55,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   const maxBatch = num(options, 'maxBatch', 1, true);
   const steps = num(options, 'steps', 1, true);
   const guidance = num(options, 'guidance', 0, false);
-  const [generator, verifier] = await Promise.all([
+  const [generator, verifier, perception] = await Promise.all([
     FlowGenerator.load(dir, {
       ...(steps !== undefined ? { steps } : {}),
       ...(guidance !== undefined ? { guidance } : {}),
@@ -46,7 +63,15 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
       ...(maxBatch !== undefined ? { maxBatch } : {}),
     }),
     EmbeddedVerifier.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
+    Perception.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
   ]);
-  return { generator, verifier };
+  let readsLayouts = true;
+  try {
+    generator.tokenizer.encode(LONGEST_LAYOUT);
+  } catch {
+    readsLayouts = false;
+  }
+  const reflector = new EmbeddedReflector(perception);
+  return readsLayouts ? { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) } : { generator, verifier, reflector };
 }
 

@@ -33,9 +33,9 @@ import { MODEL_SIZE, renderScene } from '../../shapeworld/render.js';
 import type { IncludeClause, PromptSpec, Relation } from '../../shapeworld/rules.js';
 import { applicableDefects, pickDefect, sceneForSpec, type Scene } from '../../shapeworld/scene.js';
 import { PLURALS, type Shape } from '../../shapeworld/shapes.js';
-import { applyEdit, editToText, parseEdit, planEdits } from './edits.js';
+import { applyEdit, editToText, parseEdit, planEdits } from '../../shapeworld/edits.js';
 
-export { applyEdit, editToText, parseEdit, planEdits, type Edit, type ObjectRef } from './edits.js';
+export { applyEdit, editToText, parseEdit, planEdits, type Edit, type ObjectRef } from '../../shapeworld/edits.js';
 
 export interface ProceduralOptions {
   /** probability that a generated image carries one defect (default 0.6) */

@@ -6,10 +6,10 @@
  *   Replace the green star with a blue star
  *   Move the star to the left of the square
  */
-import { RELATIONS, relativePosition, type Detection, type PromptSpec, type Relation } from '../../shapeworld/rules.js';
-import { canStand, relationMargin, placeObject, type Scene, type SceneObject } from '../../shapeworld/scene.js';
-import { COLORS, isColor, isShape, type Color, type Shape } from '../../shapeworld/shapes.js';
-import type { Rng } from '../../shapeworld/random.js';
+import { RELATIONS, relativePosition, type Detection, type PromptSpec, type Relation } from './rules.js';
+import { canStand, relationMargin, placeObject, type Scene, type SceneObject } from './scene.js';
+import { COLORS, isColor, isShape, type Color, type Shape } from './shapes.js';
+import type { Rng } from './random.js';
 
 /** An object as an edit names it: a class, and a colour when it matters. */
 export interface ObjectRef {

@@ -1,0 +1,107 @@
+/**
+ * What the embedded reflector and refiner see in an image: the verifier's learned 8×8 object map (models/
+ * reflector.onnx, cut from the verifier by training/export_reflector.py) read as a list of objects with class,
+ * colour, centre and size. It is a learned model of pixels; it never calls the evaluator.
+ */
+import type { Image } from '../../core/types.js';
+import { UserError } from '../../core/errors.js';
+import type { Detection } from '../../shapeworld/rules.js';
+import { COLORS, SHAPES } from '../../shapeworld/shapes.js';
+import { MicroBatcher } from './batcher.js';
+import { pngToTensor } from './image.js';
+import { loadModel, ort } from './onnx.js';
+
+export interface PerceptionMeta {
+  size: number;
+  grid: number;
+  classes: string[];
+  colors: string[];
+}
+
+/** An object is read where P(centre) ≥ this. */
+export const CENTRE_THRESHOLD = 0.5;
+/**
+ * Two readings of one class and colour closer than this (of the image side) are one object seen in two cells.
+ * ShapeWorld never draws two such objects that close: scale ≥ 0.095 and a 0.06 gap put their centres ≥ 0.2 apart.
+ */
+const SAME_OBJECT = 0.15;
+
+const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
+
+export class Perception {
+  private readonly batcher: MicroBatcher<Float32Array, Detection[]>;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly meta: PerceptionMeta,
+    maxBatch: number,
+  ) {
+    this.batcher = new MicroBatcher(maxBatch, (reqs) => this.run(reqs));
+  }
+
+  static async load(dir: string, opts: { threads?: number; maxBatch?: number } = {}): Promise<Perception> {
+    const { session, meta } = await loadModel<PerceptionMeta>(dir, 'reflector', opts.threads);
+    if (meta.grid !== 8 || meta.classes?.join() !== SHAPES.join() || meta.colors?.join() !== COLORS.join()) {
+      throw new UserError(`${dir}/reflector.json: this version reads an 8×8 object map over ShapeWorld's classes and colours`);
+    }
+    return new Perception(session, meta, opts.maxBatch ?? 64);
+  }
+
+  /** The objects in one image, most confident first. */
+  async detect(image: Image): Promise<Detection[]> {
+    const pixels = new Float32Array(3 * this.meta.size * this.meta.size);
+    await pngToTensor(image, this.meta.size, pixels, 0);
+    return this.batcher.submit(pixels);
+  }
+
+  private async run(reqs: Float32Array[]): Promise<Detection[][]> {
+    const { size, grid } = this.meta;
+    const per = 3 * size * size;
+    const images = new Float32Array(reqs.length * per);
+    reqs.forEach((r, i) => images.set(r, i * per));
+    const out = await this.session.run({ image: new ort.Tensor('float32', images, [reqs.length, 3, size, size]) });
+    const map = out.objects!.data as Float32Array;
+    const channels = out.objects!.dims[1] as number;
+    return reqs.map((_, b) => decodeObjectMap(map.subarray(b * channels * grid * grid, (b + 1) * channels * grid * grid), grid));
+  }
+}
+
+/** One image's object map (channels × grid × grid: centre, class logits, colour logits, offset x/y, size w/h). */
+export function decodeObjectMap(m: Float32Array, grid: number): Detection[] {
+  const cells = grid * grid;
+  const at = (ch: number, cell: number): number => m[ch * cells + cell]!;
+  const K = SHAPES.length;
+  const C = COLORS.length;
+  const argmax = (from: number, n: number, cell: number): number => {
+    let best = 0;
+    for (let k = 1; k < n; k++) if (at(from + k, cell) > at(from + best, cell)) best = k;
+    return best;
+  };
+  const found: Detection[] = [];
+  for (let cell = 0; cell < cells; cell++) {
+    const p = sigmoid(at(0, cell));
+    if (p < CENTRE_THRESHOLD) continue;
+    const gx = cell % grid;
+    const gy = Math.floor(cell / grid);
+    const cx = (gx + sigmoid(at(1 + K + C, cell))) / grid;
+    const cy = (gy + sigmoid(at(2 + K + C, cell))) / grid;
+    const w = sigmoid(at(3 + K + C, cell));
+    const h = sigmoid(at(4 + K + C, cell));
+    found.push({
+      shape: SHAPES[argmax(1, K, cell)]!,
+      color: COLORS[argmax(1 + K, C, cell)]!,
+      cx,
+      cy,
+      r: Math.max(w, h) / 2,
+      box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2],
+      score: p,
+    });
+  }
+  found.sort((a, b) => b.score - a.score);
+  const kept: Detection[] = [];
+  for (const d of found) {
+    if (kept.some((k) => k.shape === d.shape && k.color === d.color && Math.hypot(k.cx - d.cx, k.cy - d.cy) < SAME_OBJECT)) continue;
+    kept.push(d);
+  }
+  return kept;
+}

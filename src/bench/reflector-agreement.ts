@@ -1,0 +1,117 @@
+/**
+ * The embedded reflector against the evaluator, on generator samples of the GenEval-Shapes test split (and the
+ * compositional check set): for each sample, the evaluator's detections give the true edits (the same planner over
+ * what the pixel detector sees); the reflector's edits come from its learned perception.
+ *
+ *   instruction precision  of the reflector's instructions on failing images, the share the truth also asks for
+ *   defect recall          of the true instructions on failing images, the share the reflector writes
+ *   silent on passing      of the images the evaluator passes, the share with no instruction
+ *   mirror                 position prompts and their mirrored wording: mean |Δ verifier score| on one image, and
+ *                          the share of images whose edits match
+ *
+ *   npm run build && node dist/bench/reflector-agreement.js [--seeds 4] [--steps 12] [--set test|compositional]
+ */
+import { FlowGenerator } from '../backends/embedded/generator.js';
+import { MODELS_DIR } from '../backends/embedded/files.js';
+import { Perception } from '../backends/embedded/perception.js';
+import { editKey, reflectOn } from '../backends/embedded/reflector.js';
+import { canonicalSpec, encodePrompt } from '../backends/embedded/spec.js';
+import { EmbeddedVerifier } from '../backends/embedded/verifier.js';
+import { pngToTensor } from '../backends/embedded/image.js';
+import { compositionalCheckPrompts } from '../shapeworld/compositional.js';
+import { parseEdit, planEdits, type Edit } from '../shapeworld/edits.js';
+import { detectObjects } from '../shapeworld/evaluate.js';
+import { testPrompts } from '../shapeworld/prompts.js';
+import { mixSeed } from '../shapeworld/random.js';
+import { judge, type PromptRecord, type PromptSpec, type Relation } from '../shapeworld/rules.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : fallback;
+}
+
+const keys = (items: readonly string[]): string[] => items.map(parseEdit).filter((e): e is Edit => e !== null).map(editKey);
+const MIRROR: Record<Relation, Relation> = { 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' };
+
+/** The same scene in the other wording: "A left of B" ⇄ "B right of A". */
+function mirrored(spec: PromptSpec): PromptSpec | null {
+  const [b, x] = spec.include;
+  if (spec.include.length !== 2 || !b || !x?.position) return null;
+  const { position, ...subject } = x;
+  return { ...spec, include: [subject, { ...b, position: [MIRROR[position[0]], 0] }] };
+}
+
+interface Tally { tp: number; written: number; truth: number; found: number; passing: number; silent: number; failing: number }
+const tally = (): Tally => ({ tp: 0, written: 0, truth: 0, found: 0, passing: 0, silent: 0, failing: 0 });
+
+async function main(): Promise<void> {
+  const seeds = Number(arg('seeds', '4'));
+  const set = arg('set', 'test');
+  const records: PromptRecord[] = set === 'compositional' ? compositionalCheckPrompts() : testPrompts();
+  const generator = await FlowGenerator.load(MODELS_DIR, { steps: Number(arg('steps', '12')) });
+  const perception = await Perception.load(MODELS_DIR);
+  const verifier = await EmbeddedVerifier.load(MODELS_DIR);
+  const byTag = new Map<string, Tally>();
+  const all = tally();
+  let mirrorN = 0;
+  let mirrorDiff = 0;
+  let mirrorSame = 0;
+  const t0 = performance.now();
+  for (let s = 0; s < seeds; s++) {
+    const images = await generator.sample(records.map((r, i) => ({ tokens: generator.tokenizer.encode(r.prompt), seed: mixSeed(977, s, i) })));
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
+      const png = images[i]!.png;
+      const truthDets = await detectObjects(png);
+      const spec = canonicalSpec(rec);
+      const correct = judge(truthDets, rec).correct;
+      const truth = planEdits(truthDets, spec).map((e) => editKey(e));
+      const mine = keys(reflectOn(await perception.detect({ png }), spec).items);
+      const t = byTag.get(rec.tag) ?? tally();
+      byTag.set(rec.tag, t);
+      for (const x of [t, all]) {
+        if (correct) {
+          x.passing++;
+          if (mine.length === 0) x.silent++;
+        } else {
+          x.failing++;
+          x.written += mine.length;
+          x.tp += mine.filter((k) => truth.includes(k)).length;
+          x.truth += truth.length;
+          x.found += truth.filter((k) => mine.includes(k)).length;
+        }
+      }
+      const mir = mirrored(rec);
+      if (mir) {
+        const pixels = new Float32Array(3 * 32 * 32);
+        await pngToTensor({ png }, 32, pixels, 0);
+        const [a, b] = await verifier.score([
+          { pixels, spec: encodePrompt(rec.prompt) },
+          { pixels, spec: encodeSpecOf(mir) },
+        ]);
+        mirrorN++;
+        mirrorDiff += Math.abs(a! - b!);
+        const dets = await perception.detect({ png });
+        const e1 = reflectOn(dets, canonicalSpec(rec)).items.join('\n');
+        const e2 = reflectOn(dets, canonicalSpec(mir)).items.join('\n');
+        if (e1 === e2) mirrorSame++;
+      }
+    }
+  }
+  const pct = (a: number, b: number): string => (b ? (a / b).toFixed(3) : '—');
+  console.log(`reflector vs evaluator on ${all.passing + all.failing} generator samples (${set} set, ${seeds} seeds per prompt), ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  console.log('| category | images | failing | instruction precision | defect recall | silent on passing |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const [tag, t] of [...byTag, ['overall', all] as const]) {
+    console.log(`| ${tag} | ${t.passing + t.failing} | ${t.failing} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+  }
+  if (mirrorN) console.log(`mirror: ${mirrorN} position images, mean |Δ verifier score| ${(mirrorDiff / mirrorN).toFixed(4)}, same edits ${pct(mirrorSame, mirrorN)}`);
+}
+
+import { encodeSpec } from '../backends/embedded/spec.js';
+const encodeSpecOf = (spec: PromptSpec): Int32Array => encodeSpec(spec);
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});

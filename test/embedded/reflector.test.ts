@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { MODELS_DIR } from '../../src/backends/embedded/files.js';
+import { decodeObjectMap, Perception } from '../../src/backends/embedded/perception.js';
+import { EmbeddedReflector, editKey, escalate, reflectOn } from '../../src/backends/embedded/reflector.js';
+import { applyEditsToDetections, refinePrompt } from '../../src/backends/embedded/refiner.js';
+import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
+import { parseEdit, planEdits, type Edit } from '../../src/shapeworld/edits.js';
+import { parsePrompt, testPrompts } from '../../src/shapeworld/prompts.js';
+import { renderScene } from '../../src/shapeworld/render.js';
+import { sceneDetections, sceneForSpec } from '../../src/shapeworld/scene.js';
+import { COLORS, SHAPES } from '../../src/shapeworld/shapes.js';
+
+const G = 8;
+const CH = 1 + SHAPES.length + COLORS.length + 4;
+
+/** A hand-made object map: objects at cells, everything else empty. */
+function map(objects: Array<{ gx: number; gy: number; shape: string; color: string; p?: number }>): Float32Array {
+  const m = new Float32Array(CH * G * G).fill(-8);
+  for (const o of objects) {
+    const cell = o.gy * G + o.gx;
+    m[cell] = Math.log((o.p ?? 0.95) / (1 - (o.p ?? 0.95)));
+    m[(1 + SHAPES.indexOf(o.shape as never)) * G * G + cell] = 5;
+    m[(1 + SHAPES.length + COLORS.indexOf(o.color as never)) * G * G + cell] = 5;
+    for (let k = 0; k < 4; k++) m[(1 + SHAPES.length + COLORS.length + k) * G * G + cell] = 0; // offset 0.5, size 0.5
+  }
+  return m;
+}
+
+describe('perception: the object map read as objects', () => {
+  it('decodes class, colour, centre and confidence; merges one object seen in two cells', () => {
+    const dets = decodeObjectMap(map([{ gx: 1, gy: 2, shape: 'star', color: 'red' }, { gx: 6, gy: 6, shape: 'circle', color: 'blue', p: 0.7 }]), G);
+    expect(dets.map((d) => `${d.color} ${d.shape}`)).toEqual(['red star', 'blue circle']);
+    expect(dets[0]!.cx).toBeCloseTo(1.5 / 8, 5);
+    expect(dets[0]!.cy).toBeCloseTo(2.5 / 8, 5);
+    expect(dets[1]!.score).toBeCloseTo(0.7, 5);
+    // below the centre threshold: nothing
+    expect(decodeObjectMap(map([{ gx: 3, gy: 3, shape: 'star', color: 'red', p: 0.3 }]), G)).toEqual([]);
+    // two adjacent cells of one red star are one object; a blue star there is another
+    const twice = decodeObjectMap(map([{ gx: 3, gy: 3, shape: 'star', color: 'red' }, { gx: 3, gy: 4, shape: 'star', color: 'red', p: 0.8 }]), G);
+    expect(twice).toHaveLength(1);
+    // (cells 1/8 apart are farther than the merge distance only when they are not neighbours)
+    expect(decodeObjectMap(map([{ gx: 1, gy: 1, shape: 'star', color: 'red' }, { gx: 5, gy: 5, shape: 'star', color: 'red' }]), G)).toHaveLength(2);
+  });
+
+  it('the shipped reflector model: image [B,3,32,32] → objects [B,21,8,8], deterministic', async () => {
+    const { session } = await loadModel(MODELS_DIR, 'reflector', 1);
+    for (const b of [1, 3]) {
+      const x = new Float32Array(b * 3 * 32 * 32).map((_, i) => Math.sin(i) * 0.5);
+      const run = async () => (await session.run({ image: new ort.Tensor('float32', x, [b, 3, 32, 32]) })).objects!;
+      const a = await run();
+      expect(a.dims).toEqual([b, CH, 8, 8]);
+      expect([...(await run()).data as Float32Array]).toEqual([...(a.data as Float32Array)]);
+    }
+  });
+});
+
+describe('reflection from what is seen', () => {
+  it('writes the edits that would make the image right, none when it is right', () => {
+    const spec = parsePrompt('a red circle left of a blue square');
+    const ok = sceneDetections(sceneForSpec(spec, 1, { distractorRate: 0 }));
+    expect(reflectOn(ok, spec).items).toEqual([]);
+    const missing = ok.filter((d) => d.shape !== 'circle');
+    expect(reflectOn(missing, spec).items).toEqual(['Add a red circle to the left of the blue square']);
+  });
+
+  it('does not repeat an instruction the last round already gave: a failed move becomes remove and add', () => {
+    const move: Edit = { op: 'move', object: { shape: 'star', color: 'red' }, relation: { rel: 'above', ref: { shape: 'cross', color: 'blue' } } };
+    expect(escalate([move], []).map(editKey)).toEqual([editKey(move)]);
+    const again = escalate([move], [move]);
+    expect(again.map((e) => e.op)).toEqual(['remove', 'add']);
+    const spec = parsePrompt('a red star above a blue cross');
+    const below = [
+      { shape: 'cross', color: 'blue', cx: 0.5, cy: 0.3, r: 0.1, box: [0.4, 0.2, 0.6, 0.4], score: 1 },
+      { shape: 'star', color: 'red', cx: 0.5, cy: 0.8, r: 0.1, box: [0.4, 0.7, 0.6, 0.9], score: 1 },
+    ] as const;
+    const first = reflectOn(below as never, spec);
+    expect(first.items).toEqual(['Move the red star above the blue cross']);
+    expect(reflectOn(below as never, spec, first).items).toEqual(['Remove the red star', 'Add a red star above the blue cross']);
+  });
+
+  it('on renders of test-split prompts, the learned reflector is silent on correct scenes and names a missing object', async () => {
+    const reflector = new EmbeddedReflector(await Perception.load(MODELS_DIR, { threads: 1 }));
+    const records = testPrompts().filter((_, i) => i % 9 === 0).slice(0, 40);
+    let silent = 0;
+    let named = 0;
+    for (const [i, rec] of records.entries()) {
+      const good = { png: await renderScene(sceneForSpec(rec, i, { distractorRate: 0 })) };
+      if ((await reflector.reflect({ image: good, prompt: rec.prompt, currentPrompt: rec.prompt })).items.length === 0) silent++;
+      const badScene = sceneForSpec(rec, i, { defect: 'missing', distractorRate: 0 });
+      const truth = planEdits(sceneDetections(badScene), rec).map(editKey);
+      const got = (await reflector.reflect({ image: { png: await renderScene(badScene) }, prompt: rec.prompt, currentPrompt: rec.prompt })).items;
+      if (got.map(parseEdit).some((e) => e && truth.includes(editKey(e)))) named++;
+    }
+    expect(silent / records.length).toBeGreaterThanOrEqual(0.8);
+    expect(named / records.length).toBeGreaterThanOrEqual(0.7);
+  });
+});
+
+describe('the embedded refiner', () => {
+  it('applies the reflection to what is seen, then writes a layout that satisfies the prompt and parses to its objects', () => {
+    const spec = parsePrompt('a red star above a blue cross');
+    const seen = [
+      { shape: 'cross', color: 'blue', cx: 0.2, cy: 0.3, r: 0.1, box: [0.1, 0.2, 0.3, 0.4], score: 1 },
+      { shape: 'star', color: 'green', cx: 0.8, cy: 0.8, r: 0.1, box: [0.7, 0.7, 0.9, 0.9], score: 1 },
+    ] as never;
+    const edits = planEdits(seen, spec);
+    expect(applyEditsToDetections(seen, edits).map((d) => `${d.color} ${d.shape}`)).toContain('blue cross');
+    const text = refinePrompt(spec, seen, edits);
+    expect(text).toMatch(/red star at the top.* blue cross at the bottom|blue cross at the bottom.* red star at the top/);
+    expect(parsePrompt(text).include.map((c) => `${c.color} ${c.class}`).sort()).toEqual(['blue cross', 'red star']);
+  });
+});
