@@ -24,15 +24,18 @@ function backendOf(config: ConfigFile, role: RoleKey): string | undefined {
 
 /**
  * The strategy when none is given: the full method (`reflection`) when the configured backends can reflect and
- * correct, else best-of-N (`noise`) — the embedded models have no reflector or corrector yet.
+ * correct, else prompt-level scaling (`noise+prompt`) when they can refine, else best-of-N (`noise`). The embedded
+ * models reflect and refine but have no corrector yet, so they default to `noise+prompt`.
  */
 export function defaultStrategy(config: ConfigFile): SearchParams['strategy'] {
-  for (const role of ['reflector', 'corrector'] as const) {
+  const can = (role: RoleKey): boolean => {
     const name = backendOf(config, role);
     const provider = name ? getBackend(name) : undefined;
-    if (provider && !provider.roles.includes(role)) return 'noise';
-  }
-  return 'reflection';
+    return !provider || provider.roles.includes(role);
+  };
+  if (can('reflector') && can('corrector')) return 'reflection';
+  if (can('refiner') && config.roles?.refiner?.enabled !== false) return 'noise+prompt';
+  return 'noise';
 }
 
 /** Search parameters: defaults, then the config file, then flags. */

@@ -1,3 +1,4 @@
+import { compositionalCheckPrompts } from '../../shapeworld/compositional.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
@@ -38,7 +39,7 @@ export function evalCommand(): Command {
   return new Command('eval')
     .description('benchmark strategies × budgets on a GenEval-style prompt set, judged by the ShapeWorld evaluator')
     .option('--prompts <file>', 'GenEval metadata JSONL with ShapeWorld classes')
-    .option('--split <name>', 'the built-in GenEval-Shapes split (test)')
+    .option('--split <name>', 'a built-in prompt set: test (GenEval-Shapes) or compositional (the check set beyond GenEval)')
     .option('--strategies <list>', 'comma-separated: noise, noise+prompt, reflection', 'noise')
     .option('--strategy <list>', 'alias of --strategies')
     .option('--budgets <list>', 'comma-separated budgets (images per search)', intList, [1, 2, 4, 8, 16, 32])
@@ -75,8 +76,9 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   if (flags.prompts && flags.split) throw new UserError('give --prompts or --split, not both');
   if (flags.prompts) records = loadPromptFile(flags.prompts);
   else if (flags.split === 'test') records = testPrompts();
-  else if (flags.split) throw new UserError(`unknown split '${flags.split}' (eval uses the test split; see 'dataset prompts')`);
-  else throw new UserError('give the prompts: --split test or --prompts <file.jsonl>');
+  else if (flags.split === 'compositional') records = compositionalCheckPrompts();
+  else if (flags.split) throw new UserError(`unknown split '${flags.split}' (eval splits: test, compositional)`);
+  else throw new UserError('give the prompts: --split test|compositional or --prompts <file.jsonl>');
   // the judge must be able to judge every record before anything runs
   records.forEach((r, i) => {
     try {
