@@ -184,6 +184,7 @@ export interface GenrefIndex {
 const pad6 = (n: number): string => String(n).padStart(6, '0');
 export const shardName = (i: number): string => `${SHARD_PREFIX}${pad6(i)}.tar`;
 const SHARD_RE = /^genref-(\d{6})\.tar$/;
+const TEMP_RE = /^\.genref-\d{6}\.tar\.\d+\.tmp$/;
 
 /** Writes samples into numbered tar shards, each atomically (temp file, then rename). */
 export class ShardWriter {
@@ -341,11 +342,14 @@ async function prepareOut(out: string): Promise<void> {
   }
 }
 
-/** Shards of an earlier, larger set in the same folder would be read as part of this one: remove them. */
+/**
+ * Shards of an earlier, larger set in the same folder would be read as part of this one: remove them, and the temp
+ * files of a build that was killed.
+ */
 function removeStaleShards(dir: string, kept: number): void {
   for (const f of readdirSync(dir)) {
     const m = SHARD_RE.exec(f);
-    if (m && Number(m[1]) >= kept) rmSync(path.join(dir, f), { force: true });
+    if ((m && Number(m[1]) >= kept) || TEMP_RE.test(f)) rmSync(path.join(dir, f), { force: true });
   }
 }
 

@@ -44,9 +44,10 @@ describe('dataset genref', () => {
   let samples: GenrefSample[];
   let index: GenrefIndex;
   beforeAll(async () => {
-    // a stale shard of an earlier, larger set must not survive the rebuild
+    // a stale shard of an earlier, larger set and a killed build's temp file must not survive the rebuild
     mkdirSync(dir('a'), { recursive: true });
     writeFileSync(path.join(dir('a'), 'genref-000009.tar'), 'stale');
+    writeFileSync(path.join(dir('a'), '.genref-000000.tar.123.tmp'), 'killed build');
     await buildGenref({ ...OPTS, out: dir('a') });
     samples = await readAll(dir('a'));
     index = readIndex(dir('a'));
