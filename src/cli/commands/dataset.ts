@@ -8,7 +8,7 @@ import { evaluateImage } from '../../shapeworld/evaluate.js';
 import { promptsToJsonl, splitPrompts, writePromptsJsonl, type SplitName } from '../../shapeworld/prompts.js';
 
 /** Default of `dataset genref --model-prompts`: what fits beside 100,000 rule-based triplets in 30 min on 2 cores. */
-export const GENREF_MODEL_PROMPTS = 1000;
+export const GENREF_MODEL_PROMPTS = 500;
 
 function intArg(name: string, min: number) {
   return (v: string): number => {
