@@ -170,10 +170,10 @@ describe('reflectionflow eval', () => {
 });
 
 describe('the offline default', () => {
-  it('uses the embedded models with best-of-N when no backend is named', () => {
+  it('uses the embedded models with prompt-level scaling when no backend is named', () => {
     const r = cli(['run', 'a photo of a red circle', '--dry-run']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('strategy: noise');
-    expect(r.stdout).toContain('roles: generator=embedded  verifier=embedded');
+    expect(r.stdout).toContain('strategy: noise+prompt');
+    expect(r.stdout).toContain('roles: generator=embedded  verifier=embedded  refiner=embedded');
   });
 });

@@ -109,4 +109,27 @@ describe('the embedded refiner', () => {
     expect(text).toMatch(/red star at the top.* blue cross at the bottom|blue cross at the bottom.* red star at the top/);
     expect(parsePrompt(text).include.map((c) => `${c.color} ${c.class}`).sort()).toEqual(['blue cross', 'red star']);
   });
+
+  it('every refined prompt parses to the prompt\'s objects and fits the shipped generator', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { Tokenizer } = await import('../../src/backends/embedded/tokenizer.js');
+    const { compositionalCheckPrompts } = await import('../../src/shapeworld/compositional.js');
+    const { canonicalSpec } = await import('../../src/backends/embedded/spec.js');
+    const meta = JSON.parse(readFileSync(`${MODELS_DIR}/generator.json`, 'utf8')) as { vocab: string[]; maxTokens: number };
+    const tok = new Tokenizer(meta.vocab, meta.maxTokens);
+    const objects = (spec: { include: Array<{ class: string; color?: string; count: number }> }) =>
+      spec.include.flatMap((c) => Array.from({ length: c.count }, () => `${c.color ?? '*'} ${c.class}`)).sort();
+    for (const [i, rec] of [...testPrompts(), ...compositionalCheckPrompts()].entries()) {
+      const spec = canonicalSpec(parsePrompt(rec.prompt));
+      for (const defect of [null, 'missing'] as const) {
+        const scene = sceneForSpec(rec, i, { defect });
+        const seen = sceneDetections(scene);
+        const text = refinePrompt(spec, seen, planEdits(seen, spec));
+        const back = parsePrompt(text);
+        const named = back.include.map((c) => ({ ...c, color: c.color ?? spec.include.find((s) => s.class === c.class && !s.color)?.color }));
+        expect(objects({ include: named }), `${rec.prompt} → ${text}`).toEqual(objects(spec));
+        expect(() => tok.encode(text)).not.toThrow();
+      }
+    }
+  });
 });

@@ -5,7 +5,7 @@ export { MODELS_DIR, embeddedModelsPresent } from './files.js';
 /** The embedded ShapeWorld models; onnxruntime loads only when a role is made. */
 export const embeddedProvider: BackendProvider = {
   name: 'embedded',
-  roles: ['generator', 'verifier', 'reflector'],
-  description: 'the ShapeWorld models shipped with the package (ONNX, CPU): flow generator, yes/no verifier, reflector',
+  roles: ['generator', 'verifier', 'reflector', 'refiner'],
+  description: 'the ShapeWorld models shipped with the package (ONNX, CPU): flow generator, yes/no verifier, reflector, prompt refiner',
   create: async (options) => (await import('./backend.js')).createEmbeddedBackend(options),
 };

@@ -20,6 +20,14 @@ function intArg(name: string, min: number) {
   };
 }
 
+function shareArg(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
+    return n;
+  };
+}
+
 /** `reflectionflow dataset prompts --split test|train [--count N] [--seed S] [--out file]` */
 export function datasetCommand(): Command {
   const dataset = new Command('dataset').description('ShapeWorld datasets');
@@ -52,11 +60,18 @@ export function datasetCommand(): Command {
     .option('--seed <s>', 'seed', intArg('--seed', 0), 1)
     .option('--steps <n>', 'verifier: generator sampler steps', intArg('--steps', 1))
     .option('--models <dir>', 'verifier: folder with generator.onnx (default: the shipped models)')
-    .action(async (opts: { kind: string; out: string; count: number; rendered: number; seed: number; steps?: number; models?: string }) => {
+    .option('--compositional <share>', 'generator: share of compositional-kind prompts (0–1)', shareArg('--compositional'), 0)
+    .option('--layout <share>', "generator: share of images captioned with their layout, the refiner's wording (0–1)", shareArg('--layout'), 0)
+    .action(async (opts: {
+      kind: string; out: string; count: number; rendered: number; seed: number; steps?: number; models?: string; compositional: number; layout: number;
+    }) => {
       const started = performance.now();
       const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
       if (opts.kind === 'generator') {
-        await writeGeneratorDataset(opts.out, opts.count, opts.seed, (n) => n % 10240 === 0 && log(`rendered ${n}/${opts.count}`));
+        await writeGeneratorDataset(opts.out, opts.count, opts.seed, (n) => n % 10240 === 0 && log(`rendered ${n}/${opts.count}`), {
+          compositional: opts.compositional,
+          layout: opts.layout,
+        });
       } else if (opts.kind === 'verifier') {
         const { FlowGenerator } = await import('../../backends/embedded/generator.js');
         const generator = await FlowGenerator.load(opts.models ?? MODELS_DIR, opts.steps ? { steps: opts.steps } : {});
@@ -114,7 +129,7 @@ export function datasetCommand(): Command {
     .option('--count <n>', 'rule-based triplets: a correct render and a copy with one defect', intArg('--count', 0), 100_000)
     .option('--model-prompts <n>', 'model-based: training prompts sampled with the embedded generator (0: none)', intArg('--model-prompts', 0), GENREF_MODEL_PROMPTS)
     .option('--model-seeds <k>', 'model-based: generator seeds per prompt (a triplet needs one failing and one passing)', intArg('--model-seeds', 2), 4)
-    .option('--refine-count <n>', 'refinement-based: prompts tried before and after a prompt refiner (none is available yet: 0)', intArg('--refine-count', 0), 0)
+    .option('--refine-count <n>', 'refinement-based: training prompts sampled before and after the embedded prompt refiner (same seed)', intArg('--refine-count', 0), 500)
     .option('--seed <s>', 'seed', intArg('--seed', 0), 0)
     .option('--shard-size <n>', 'triplets per shard', intArg('--shard-size', 1), DEFAULT_SHARD_SIZE)
     .option('--steps <n>', 'generator sampler steps (default: the model card\'s)', intArg('--steps', 1))
@@ -136,14 +151,23 @@ export function datasetCommand(): Command {
         const started = performance.now();
         const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
         let generate: Parameters<typeof buildGenref>[0]['generate'];
+        let refine: Parameters<typeof buildGenref>[0]['refine'];
         let generatorName: string | undefined;
-        if (opts.modelPrompts > 0) {
-          // (the refinement-based source needs a prompt refiner too; the CLI has none yet, so it only ever reports it skipped)
+        if (opts.modelPrompts > 0 || opts.refineCount > 0) {
           const { FlowGenerator } = await import('../../backends/embedded/generator.js');
           const generator = await FlowGenerator.load(opts.models ?? MODELS_DIR, opts.steps ? { steps: opts.steps } : {});
           generatorName = generator.identity;
           generate = async (reqs) =>
             (await generator.sample(reqs.map((r) => ({ tokens: generator.tokenizer.encode(r.prompt), seed: r.seed })))).map((im) => im.png);
+          if (opts.refineCount > 0) {
+            // the embedded refiner's rewrite, from the evaluator's reading of the failing sample and its reflection
+            const { refinePrompt } = await import('../../backends/embedded/refiner.js');
+            const { canonicalSpec } = await import('../../backends/embedded/spec.js');
+            const { parseEdit } = await import('../../shapeworld/edits.js');
+            const { parsePrompt } = await import('../../shapeworld/prompts.js');
+            refine = (prompt, detections, reflection) =>
+              refinePrompt(canonicalSpec(parsePrompt(prompt)), detections, reflection.items.map(parseEdit).filter((e) => e !== null));
+          }
         }
         const next: Record<string, number> = {};
         const r = await buildGenref({
@@ -156,6 +180,7 @@ export function datasetCommand(): Command {
           shardSize: opts.shardSize,
           ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
           ...(generate ? { generate, generatorName } : {}),
+          ...(refine ? { refine } : {}),
           command: commandLine(),
           onLog: log,
           onProgress: (source, done, total) => {
