@@ -15,7 +15,7 @@ import { FlowGenerator } from '../backends/embedded/generator.js';
 import { MODELS_DIR } from '../backends/embedded/files.js';
 import { Perception } from '../backends/embedded/perception.js';
 import { editKey, reflectOn } from '../backends/embedded/reflector.js';
-import { canonicalSpec, encodePrompt } from '../backends/embedded/spec.js';
+import { canonicalSpec, encodePrompt, encodeSpec } from '../backends/embedded/spec.js';
 import { EmbeddedVerifier } from '../backends/embedded/verifier.js';
 import { pngToTensor } from '../backends/embedded/image.js';
 import { compositionalCheckPrompts } from '../shapeworld/compositional.js';
@@ -23,7 +23,7 @@ import { parseEdit, planEdits, type Edit } from '../shapeworld/edits.js';
 import { detectObjects } from '../shapeworld/evaluate.js';
 import { testPrompts } from '../shapeworld/prompts.js';
 import { mixSeed } from '../shapeworld/random.js';
-import { judge, type PromptRecord, type PromptSpec, type Relation } from '../shapeworld/rules.js';
+import { judge, MIRROR, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,7 +31,6 @@ function arg(name: string, fallback: string): string {
 }
 
 const keys = (items: readonly string[]): string[] => items.map(parseEdit).filter((e): e is Edit => e !== null).map(editKey);
-const MIRROR: Record<Relation, Relation> = { 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' };
 
 /** The same scene in the other wording: "A left of B" ⇄ "B right of A". */
 function mirrored(spec: PromptSpec): PromptSpec | null {
@@ -66,7 +65,8 @@ async function main(): Promise<void> {
       const spec = canonicalSpec(rec);
       const correct = judge(truthDets, rec).correct;
       const truth = planEdits(truthDets, spec).map((e) => editKey(e));
-      const mine = keys(reflectOn(await perception.detect({ png }), spec).items);
+      const seen = await perception.detect({ png });
+      const mine = keys(reflectOn(seen, spec).items);
       const t = byTag.get(rec.tag) ?? tally();
       byTag.set(rec.tag, t);
       for (const x of [t, all]) {
@@ -87,13 +87,12 @@ async function main(): Promise<void> {
         await pngToTensor({ png }, 32, pixels, 0);
         const [a, b] = await verifier.score([
           { pixels, spec: encodePrompt(rec.prompt) },
-          { pixels, spec: encodeSpecOf(mir) },
+          { pixels, spec: encodeSpec(mir) },
         ]);
         mirrorN++;
         mirrorDiff += Math.abs(a! - b!);
-        const dets = await perception.detect({ png });
-        const e1 = reflectOn(dets, canonicalSpec(rec)).items.join('\n');
-        const e2 = reflectOn(dets, canonicalSpec(mir)).items.join('\n');
+        const e1 = reflectOn(seen, canonicalSpec(rec)).items.join('\n');
+        const e2 = reflectOn(seen, canonicalSpec(mir)).items.join('\n');
         if (e1 === e2) mirrorSame++;
       }
     }
@@ -107,9 +106,6 @@ async function main(): Promise<void> {
   }
   if (mirrorN) console.log(`mirror: ${mirrorN} position images, mean |Δ verifier score| ${(mirrorDiff / mirrorN).toFixed(4)}, same edits ${pct(mirrorSame, mirrorN)}`);
 }
-
-import { encodeSpec } from '../backends/embedded/spec.js';
-const encodeSpecOf = (spec: PromptSpec): Int32Array => encodeSpec(spec);
 
 main().catch((err) => {
   console.error(err instanceof Error ? err.message : String(err));

@@ -49,7 +49,7 @@ import { evaluateImage } from '../shapeworld/evaluate.js';
 import { inferTag, parsePrompt, trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed, Rng } from '../shapeworld/random.js';
 import { MODEL_SIZE, renderScene } from '../shapeworld/render.js';
-import { RELATIONS, type Detection, type PromptRecord, type PromptSpec, type Relation } from '../shapeworld/rules.js';
+import { MIRROR, RELATIONS, type Detection, type PromptRecord, type PromptSpec, type Relation } from '../shapeworld/rules.js';
 import {
   applicableDefects,
   judgeScene,
@@ -407,7 +407,6 @@ function makeIndex(
 // ---------------------------------------------------------------------------------------------------------------
 // Source (a): rule-based perturbations of correct renders
 
-const OPPOSITE: Record<Relation, Relation> = { 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' };
 
 const refOf = (o: SceneObject): ObjectRef => ({ shape: o.shape, color: o.color });
 const serves = (o: SceneObject, c: PromptSpec['include'][number]): boolean => o.shape === c.class && (!c.color || o.color === c.color);
@@ -448,8 +447,8 @@ function perturbation(scene: Scene, spec: PromptSpec, defect: Defect, rng: Rng):
       const t = include[target];
       const anchor = t ? scene.find((o) => serves(o, t)) : undefined;
       if (!obj || !anchor) return null;
-      const perpendicular = RELATIONS.filter((r) => r !== rel && r !== OPPOSITE[rel]);
-      const to = rng.chance(0.5) ? OPPOSITE[rel] : rng.pick(perpendicular);
+      const perpendicular = RELATIONS.filter((r) => r !== rel && r !== MIRROR[rel]);
+      const to = rng.chance(0.5) ? MIRROR[rel] : rng.pick(perpendicular);
       return [{ op: 'move', object: refOf(obj), relation: { rel: to, ref: refOf(anchor) } }];
     }
     case 'swapped_binding': {

@@ -10,7 +10,7 @@
  */
 import { COUNTS, heldOutCombination, withArticle } from './prompts.js';
 import { Rng } from './random.js';
-import { COMPOSITIONAL_TAGS, RELATIONS, type CompositionalTag, type PromptRecord, type PromptSpec } from './rules.js';
+import { canonicalSpec, COMPOSITIONAL_TAGS, RELATIONS, type CompositionalTag, type PromptRecord, type PromptSpec } from './rules.js';
 import { COLORS, PLURALS, SHAPES, type Color, type Shape } from './shapes.js';
 
 const NUMBER = ['zero', 'one', 'two', 'three', 'four'] as const;
@@ -84,17 +84,9 @@ function sample(tag: CompositionalTag, rng: Rng): Draft {
 }
 
 /** What identifies a spec up to wording and mirrored relations (the check set is held out by it). */
-export function specKey(spec: PromptSpec): string {
+export function specKey(input: PromptSpec): string {
+  const spec = canonicalSpec(input);
   const inc = spec.include.map((c) => `${c.count} ${c.color ?? '*'} ${c.class}${c.position ? ` ${c.position[0]} #${c.position[1]}` : ''}`);
-  if (spec.include.length === 2 && spec.include[1]?.position) {
-    // "A right of B" is "B left of A": write both forms the same way
-    const [b, x] = spec.include as [PromptSpec['include'][0], PromptSpec['include'][0]];
-    const rel = x.position![0];
-    if (rel === 'right of' || rel === 'below') {
-      const mirrored = rel === 'right of' ? 'left of' : 'above';
-      inc.splice(0, 2, `${x.count} ${x.color ?? '*'} ${x.class}`, `${b.count} ${b.color ?? '*'} ${b.class} ${mirrored} #0`);
-    }
-  }
   if (!spec.include.some((c) => c.position)) inc.sort();
   const exc = (spec.exclude ?? []).map((e) => `${e.count} ${e.class}`).sort();
   return `${inc.join(' & ')} | ${exc.join(' & ')}`;

@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../core/errors.js';
 import { Rng } from './random.js';
-import { COMPOSITIONAL_TAGS, RELATIONS, TAGS, type CompositionalTag, type IncludeClause, type PromptRecord, type PromptSpec, type Relation, type Tag } from './rules.js';
+import { COMPOSITIONAL_TAGS, MIRROR, RELATIONS, TAGS, type CompositionalTag, type IncludeClause, type PromptRecord, type PromptSpec, type Relation, type Tag } from './rules.js';
 import { COLORS, PLURALS, SHAPES, isColor, isShape, type Color, type Shape } from './shapes.js';
 import { REGION_PHRASES } from './layout.js';
 
@@ -154,7 +154,6 @@ export function testCombinations(): { colors: string[]; two_object: string[]; po
 // ---------------------------------------------------------------------------------------------------------------
 // GenEval templates
 
-const mirror: Record<Relation, Relation> = { 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' };
 
 function singleObject(s: Shape): PromptRecord {
   return { tag: 'single_object', include: [{ class: s, count: 1 }], prompt: `a photo of ${withArticle(s)}` };
@@ -216,7 +215,7 @@ export function testPrompts(): PromptRecord[] {
   cap('two_object', sp.twoObject.flatMap(([a, b]) => [twoObject(a, b), twoObject(b, a)]));
   cap('counting', SHAPES.flatMap((s) => COUNTS.map((n) => counting(s, n))));
   cap('colors', sp.colors.map(([c, s]) => colorsRecord(c, s)));
-  cap('position', sp.position.flatMap(([a, rel, b]) => [positionRecord(a, rel, b), positionRecord(b, mirror[rel], a)]));
+  cap('position', sp.position.flatMap(([a, rel, b]) => [positionRecord(a, rel, b), positionRecord(b, MIRROR[rel], a)]));
   cap('color_attr', sp.colorAttr.map(([ca, a, cb, b]) => colorAttr(ca, a, cb, b)));
   return out;
 }

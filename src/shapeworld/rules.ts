@@ -63,6 +63,24 @@ export interface Verdict {
   clauses: number;
 }
 
+/** The same relation seen from the other object: "A left of B" is "B right of A". */
+export const MIRROR: Readonly<Record<Relation, Relation>> = { 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' };
+
+/**
+ * One form for mirrored prompts: "A right of B" is "B left of A" under GenEval's rule (the centre offset is
+ * antisymmetric and the margin symmetric), so a two-object relation is always written as left of / above, the
+ * reference object first. Other specs are returned as they are.
+ */
+export function canonicalSpec(spec: PromptSpec): PromptSpec {
+  const [b, x] = spec.include;
+  if (spec.include.length !== 2 || !b || !x?.position || b.position || x.position[1] !== 0) return spec;
+  const rel = x.position[0];
+  if (rel !== 'right of' && rel !== 'below') return spec;
+  const { position: _drop, ...subject } = x;
+  void _drop;
+  return { ...spec, include: [subject, { ...b, position: [MIRROR[rel], 0] }] };
+}
+
 /** GenEval's margin: each axis offset shrinks by this × (sum of the two boxes' sizes on that axis). */
 export const POSITION_THRESHOLD = 0.1;
 

@@ -12,7 +12,9 @@
  */
 import { UserError } from '../../core/errors.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
-import { RELATIONS, validateSpec, type PromptSpec } from '../../shapeworld/rules.js';
+import { canonicalSpec, RELATIONS, validateSpec, type PromptSpec } from '../../shapeworld/rules.js';
+
+export { canonicalSpec };
 import { COLORS, SHAPES, type Color, type Shape } from '../../shapeworld/shapes.js';
 
 export const SPEC_VERSION = 1;
@@ -36,23 +38,6 @@ export const SPEC_LAYOUT = {
   relations: ['<none>', ...RELATIONS],
   maxCount: MAX_COUNT,
 } as const;
-
-const MIRROR = { 'right of': 'left of', below: 'above' } as const;
-
-/**
- * One form for mirrored prompts: "A right of B" is "B left of A" under GenEval's rule (the centre offset is
- * antisymmetric and the margin symmetric), so a two-object relation is always written as left of / above, and the
- * model reads one input for both wordings of one scene.
- */
-export function canonicalSpec(spec: PromptSpec): PromptSpec {
-  const [b, x] = spec.include;
-  if (spec.include.length !== 2 || !b || !x?.position || b.position || x.position[1] !== 0) return spec;
-  const rel = x.position[0];
-  if (rel !== 'right of' && rel !== 'below') return spec;
-  const { position: _drop, ...subject } = x;
-  void _drop;
-  return { ...spec, include: [subject, { ...b, position: [MIRROR[rel], 0] }] };
-}
 
 export function encodeSpec(input: PromptSpec): Int32Array {
   validateSpec(input);
