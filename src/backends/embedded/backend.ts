@@ -40,6 +40,16 @@ const LONGEST_LAYOUT = layoutText([
   { shape: 'cross', color: 'white', count: 1, region: 'top left' },
 ]);
 
+/** Can this generator read the refiner's layout wording (its vocabulary and length cover the longest prompt)? */
+export function readsLayouts(generator: FlowGenerator): boolean {
+  try {
+    generator.tokenizer.encode(LONGEST_LAYOUT);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The embedded ShapeWorld models: generator, verifier, reflector (perception from the verifier's object map) and
  * prompt refiner. The refiner writes the layout wording; it joins only with a generator that reads it (one whose
@@ -65,13 +75,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
     EmbeddedVerifier.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
     Perception.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
   ]);
-  let readsLayouts = true;
-  try {
-    generator.tokenizer.encode(LONGEST_LAYOUT);
-  } catch {
-    readsLayouts = false;
-  }
   const reflector = new EmbeddedReflector(perception);
-  return readsLayouts ? { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) } : { generator, verifier, reflector };
+  return readsLayouts(generator) ? { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) } : { generator, verifier, reflector };
 }
 

@@ -159,6 +159,10 @@ export function datasetCommand(): Command {
           generatorName = generator.identity;
           generate = async (reqs) =>
             (await generator.sample(reqs.map((r) => ({ tokens: generator.tokenizer.encode(r.prompt), seed: r.seed })))).map((im) => im.png);
+          const { readsLayouts } = await import('../../backends/embedded/backend.js');
+          if (opts.refineCount > 0 && !readsLayouts(generator)) {
+            throw new UserError(`--refine-count: the generator in ${opts.models ?? MODELS_DIR} cannot read the refiner's layout wording; pass --refine-count 0`);
+          }
           if (opts.refineCount > 0) {
             // the embedded refiner's rewrite, from the evaluator's reading of the failing sample and its reflection
             const { refinePrompt } = await import('../../backends/embedded/refiner.js');
