@@ -42,6 +42,14 @@ describe('perception: the object map read as objects', () => {
     expect(decodeObjectMap(map([{ gx: 1, gy: 1, shape: 'star', color: 'red' }, { gx: 5, gy: 5, shape: 'star', color: 'red' }]), G)).toHaveLength(2);
   });
 
+  it('reads one image object once: the reflector and refiner of a round share the reading', async () => {
+    const perception = await Perception.load(MODELS_DIR, { threads: 1 });
+    const image = { png: await renderScene(sceneForSpec(parsePrompt('a red circle'), 1, { distractorRate: 0 })) };
+    const first = perception.detect(image);
+    expect(perception.detect(image)).toBe(first);
+    expect(await perception.detect({ png: image.png })).toEqual(await first);
+  });
+
   it('the shipped reflector model: image [B,3,32,32] → objects [B,21,8,8], deterministic', async () => {
     const { session } = await loadModel(MODELS_DIR, 'reflector', 1);
     for (const b of [1, 3]) {

@@ -30,6 +30,8 @@ const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
 export class Perception {
   private readonly batcher: MicroBatcher<Float32Array, Detection[]>;
+  /** the reflector and the refiner read the same image object in one round: one forward pass serves both */
+  private readonly seen = new WeakMap<Image, Promise<Detection[]>>();
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -48,7 +50,17 @@ export class Perception {
   }
 
   /** The objects in one image, most confident first. */
-  async detect(image: Image): Promise<Detection[]> {
+  detect(image: Image): Promise<Detection[]> {
+    let found = this.seen.get(image);
+    if (!found) {
+      found = this.read(image);
+      this.seen.set(image, found);
+      found.catch(() => this.seen.delete(image)); // a failed read is not remembered
+    }
+    return found;
+  }
+
+  private async read(image: Image): Promise<Detection[]> {
     const pixels = new Float32Array(3 * this.meta.size * this.meta.size);
     await pngToTensor(image, this.meta.size, pixels, 0);
     return this.batcher.submit(pixels);
