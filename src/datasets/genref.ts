@@ -373,6 +373,19 @@ function sorted<T>(rec: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(rec).sort(([a], [b]) => a.localeCompare(b)));
 }
 
+/** Close the last shard, write index.json, drop shards an earlier, larger build left behind. */
+async function finish(
+  writer: ShardWriter,
+  out: string,
+  indexOf: (shards: Awaited<ReturnType<ShardWriter['close']>>) => GenrefIndex,
+): Promise<GenrefBuildResult> {
+  const shards = await writer.close();
+  const index = indexOf(shards);
+  writeIndex(out, index);
+  removeStaleShards(out, shards.length);
+  return { index, shards: shards.map((s) => path.join(out, s.file)) };
+}
+
 function writeIndex(dir: string, index: GenrefIndex): void {
   writeFileAtomic(path.join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
 }
@@ -779,18 +792,16 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
       opts.onProgress?.('rule', tally.sources.rule, count);
     });
     while (nextExtra < extras.length) await emit(extras[nextExtra++]!);
-    const shards = await writer.close();
-    const index = makeIndex(opts.command ?? '', seed, shardSize, shards, tally, skipped, {
-      count,
-      modelPrompts,
-      modelSeeds,
-      refineCount,
-      size: MODEL_SIZE,
-      ...(opts.generatorName ? { generator: opts.generatorName } : {}),
-    });
-    writeIndex(opts.out, index);
-    removeStaleShards(opts.out, shards.length);
-    return { index, shards: shards.map((s) => path.join(opts.out, s.file)) };
+    return await finish(writer, opts.out, (shards) =>
+      makeIndex(opts.command ?? '', seed, shardSize, shards, tally, skipped, {
+        count,
+        modelPrompts,
+        modelSeeds,
+        refineCount,
+        size: MODEL_SIZE,
+        ...(opts.generatorName ? { generator: opts.generatorName } : {}),
+      }),
+    );
   } catch (err) {
     await writer.abort();
     throw err;
@@ -1078,11 +1089,9 @@ export async function exportRunTriplets(runDirs: readonly string[], opts: Export
         await writer.add({ record, flawed, enhanced });
       }
     }
-    const shards = await writer.close();
-    const index = makeIndex(opts.command ?? '', null, shardSize, shards, tally, [], { runs: runs.map((r) => r.run.id), improved, fixed });
-    writeIndex(opts.out, index);
-    removeStaleShards(opts.out, shards.length);
-    return { index, shards: shards.map((s) => path.join(opts.out, s.file)) };
+    return await finish(writer, opts.out, (shards) =>
+      makeIndex(opts.command ?? '', null, shardSize, shards, tally, [], { runs: runs.map((r) => r.run.id), improved, fixed }),
+    );
   } catch (err) {
     await writer.abort();
     throw err;
