@@ -49,7 +49,8 @@ import { evaluateImage } from '../shapeworld/evaluate.js';
 import { inferTag, parsePrompt, trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed, Rng } from '../shapeworld/random.js';
 import { MODEL_SIZE, renderScene } from '../shapeworld/render.js';
-import { MIRROR, RELATIONS, type Detection, type PromptRecord, type PromptSpec, type Relation } from '../shapeworld/rules.js';
+import { canonicalSpec, MIRROR, RELATIONS, type Detection, type PromptRecord, type PromptSpec, type Relation } from '../shapeworld/rules.js';
+import { refinePrompt } from '../shapeworld/refine.js';
 import {
   applicableDefects,
   judgeScene,
@@ -118,8 +119,10 @@ export interface GenrefRecord {
   defect?: Defect;
   /** `rule`: the edit(s) that made the flawed scene from the enhanced one (the reflection undoes them) */
   perturbation?: string[];
-  /** `refine`: the refined prompt the enhanced image was generated from; `run`: the prompt the child image was
-   *  made from, when it differs from `prompt` */
+  /** the refined prompt of the step, in the layout wording a corrector reads before `[Reflexion]:` — `rule` and
+   *  `model`: the refiner's rewrite (`refinePrompt`) of the enhanced image's objects, i.e. the layout the step
+   *  arrives at; `refine`: the refined prompt the enhanced image was generated from; `run`: the prompt the child
+   *  image was made from, when it differs from `prompt` */
   refinedPrompt?: string;
   /** seed of the flawed image: `rule` the scene seed (the flawed scene is that scene, edited), `model` and `refine`
    *  the generator seed, `run` the parent candidate's seed */
@@ -552,6 +555,7 @@ export async function ruleTriplet(seed: number, index: number, record: PromptRec
         enhanced: { verdict: true, score: je.score },
         defect,
         perturbation: edits.map(editToText),
+        refinedPrompt: refinePrompt(canonicalSpec(record), sceneDetections(enhancedScene), []),
         seedFlawed: sceneSeed,
         seedEnhanced: sceneSeed,
         index,
@@ -894,6 +898,7 @@ async function modelSource(
               items,
               flawed: { verdict: false, score: jf.score, reason: jf.reason },
               enhanced: { verdict: true, score: js[kp]!.score },
+              refinedPrompt: refinePrompt(canonicalSpec(rec), js[kp]!.detections, []),
               seedFlawed: sampleSeed(i, kf),
               seedEnhanced: sampleSeed(i, kp),
               index: i,

@@ -90,6 +90,10 @@ describe('dataset genref', () => {
       expect(typeof r.seedEnhanced).toBe('number');
       expect(Buffer.from(flawed.subarray(1, 4)).toString()).toBe('PNG');
       expect(Buffer.from(flawed).equals(Buffer.from(enhanced))).toBe(false);
+      // the corrector's instruction: a layout wording of the enhanced image that names the prompt's objects
+      expect(r.refinedPrompt, r.key).toMatch(/ (at the|on the|in the) /);
+      const classes = (p: string): string[] => [...new Set(parsePrompt(p).include.map((c) => c.class))].sort();
+      expect(classes(r.refinedPrompt!), r.key).toEqual(classes(r.prompt));
       if (r.source === 'rule') {
         expect(DEFECTS).toContain(r.defect);
         expect(r.perturbation!.length).toBeGreaterThan(0);

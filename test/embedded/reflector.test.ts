@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MODELS_DIR } from '../../src/backends/embedded/files.js';
 import { decodeObjectMap, Perception } from '../../src/backends/embedded/perception.js';
 import { EmbeddedReflector, editKey, escalate, reflectOn } from '../../src/backends/embedded/reflector.js';
-import { applyEditsToDetections, refinePrompt } from '../../src/backends/embedded/refiner.js';
+import { applyEditsToDetections, refinePrompt } from '../../src/shapeworld/refine.js';
 import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
 import { parseEdit, planEdits, type Edit } from '../../src/shapeworld/edits.js';
 import { parsePrompt, testPrompts } from '../../src/shapeworld/prompts.js';

@@ -165,7 +165,7 @@ export function datasetCommand(): Command {
           }
           if (opts.refineCount > 0) {
             // the embedded refiner's rewrite, from the evaluator's reading of the failing sample and its reflection
-            const { refinePrompt } = await import('../../backends/embedded/refiner.js');
+            const { refinePrompt } = await import('../../shapeworld/refine.js');
             const { canonicalSpec } = await import('../../backends/embedded/spec.js');
             const { parseEdit } = await import('../../shapeworld/edits.js');
             const { parsePrompt } = await import('../../shapeworld/prompts.js');
