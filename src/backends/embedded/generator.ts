@@ -65,40 +65,72 @@ export class FlowGenerator implements Generator {
   /** Sample a batch: cond and uncond halves in one forward pass per step. */
   async sample(reqs: Array<{ tokens: number[]; seed: number }>): Promise<Image[]> {
     const { size, maxTokens } = this.meta;
-    const n = reqs.length;
+    const x = await sampleFlow(this.session, { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens() }, reqs);
     const per = 3 * size * size;
-    const guided = this.guidance !== 1;
-    const rows = guided ? 2 * n : n;
-    const x = new Float32Array(n * per);
-    reqs.forEach((r, i) => x.set(gaussianNoise(r.seed, per), i * per));
-    const tokens = new BigInt64Array(rows * maxTokens);
-    const nullTokens = this.tokenizer.nullTokens();
-    reqs.forEach((r, i) => {
-      r.tokens.forEach((id, j) => (tokens[i * maxTokens + j] = BigInt(id)));
-      if (guided) nullTokens.forEach((id, j) => (tokens[(n + i) * maxTokens + j] = BigInt(id)));
-    });
-    const tokensTensor = new ort.Tensor('int64', tokens, [rows, maxTokens]);
-    const xin = new Float32Array(rows * per);
-    const tin = new Float32Array(rows);
-    for (let s = 0; s < this.steps; s++) {
-      const t = 1 - s / this.steps;
-      const tNext = 1 - (s + 1) / this.steps;
-      xin.set(x, 0);
-      if (guided) xin.set(x, n * per);
-      tin.fill(t);
-      const out = await this.session.run({
-        x: new ort.Tensor('float32', xin, [rows, 3, size, size]),
-        t: new ort.Tensor('float32', tin, [rows]),
-        tokens: tokensTensor,
-      });
-      const v = out.v!.data as Float32Array;
-      const dt = tNext - t;
-      for (let k = 0; k < n * per; k++) {
-        const vc = v[k]!;
-        const vel = guided ? v[n * per + k]! + this.guidance * (vc - v[n * per + k]!) : vc;
-        x[k] = x[k]! + dt * vel;
-      }
-    }
     return Promise.all(reqs.map((_, i) => tensorToPng(x, i * per, size)));
   }
+}
+
+export interface FlowSampling {
+  size: number;
+  maxTokens: number;
+  steps: number;
+  guidance: number;
+  nullTokens: number[];
+}
+
+/**
+ * Euler integration of a rectified flow from the seeds' noise at t = 1 to images at t = 0, with classifier-free
+ * guidance on the tokens: the conditional and unconditional rows go through one forward pass per step. `image`
+ * (CHW in [−1, 1] per request) is an extra input given to both rows (the corrector's previous image).
+ */
+export async function sampleFlow(
+  session: ort.InferenceSession,
+  o: FlowSampling,
+  reqs: ReadonlyArray<{ tokens: number[]; seed: number; image?: Float32Array }>,
+): Promise<Float32Array> {
+  const { size, maxTokens } = o;
+  const n = reqs.length;
+  const per = 3 * size * size;
+  const guided = o.guidance !== 1;
+  const rows = guided ? 2 * n : n;
+  const x = new Float32Array(n * per);
+  reqs.forEach((r, i) => x.set(gaussianNoise(r.seed, per), i * per));
+  const tokens = new BigInt64Array(rows * maxTokens);
+  reqs.forEach((r, i) => {
+    r.tokens.forEach((id, j) => (tokens[i * maxTokens + j] = BigInt(id)));
+    if (guided) o.nullTokens.forEach((id, j) => (tokens[(n + i) * maxTokens + j] = BigInt(id)));
+  });
+  const feeds: Record<string, ort.Tensor> = { tokens: new ort.Tensor('int64', tokens, [rows, maxTokens]) };
+  if (reqs.some((r) => r.image)) {
+    const image = new Float32Array(rows * per);
+    reqs.forEach((r, i) => {
+      if (!r.image) throw new Error('sampleFlow: every request of an image-conditioned batch needs its image');
+      image.set(r.image, i * per);
+      if (guided) image.set(r.image, (n + i) * per);
+    });
+    feeds.image = new ort.Tensor('float32', image, [rows, 3, size, size]);
+  }
+  const xin = new Float32Array(rows * per);
+  const tin = new Float32Array(rows);
+  for (let s = 0; s < o.steps; s++) {
+    const t = 1 - s / o.steps;
+    const tNext = 1 - (s + 1) / o.steps;
+    xin.set(x, 0);
+    if (guided) xin.set(x, n * per);
+    tin.fill(t);
+    const out = await session.run({
+      ...feeds,
+      x: new ort.Tensor('float32', xin, [rows, 3, size, size]),
+      t: new ort.Tensor('float32', tin, [rows]),
+    });
+    const v = out.v!.data as Float32Array;
+    const dt = tNext - t;
+    for (let k = 0; k < n * per; k++) {
+      const vc = v[k]!;
+      const vel = guided ? v[n * per + k]! + o.guidance * (vc - v[n * per + k]!) : vc;
+      x[k] = x[k]! + dt * vel;
+    }
+  }
+  return x;
 }
