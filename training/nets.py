@@ -377,3 +377,64 @@ def object_map_loss(m: torch.Tensor, objects: torch.Tensor, n_classes: int, n_co
         pred = torch.sigmoid(m[:, 1 + k + c:5 + k + c])                      # B,4,N
         loss = loss + 5.0 * (pred - box).abs().sum(1)[pos].mean()
     return loss
+
+
+class CorrectorUNet(FlowUNet):
+    """Image-conditioned velocity model v(x_t, t, tokens, image) of the generator's family (the corrector).
+
+    `tokens` is the instruction `refined prompt [Reflexion]: reflection`, `image` the previous image in [-1, 1].
+    Two ways to see the previous image (`cond`):
+      channels  the image is stacked onto x_t at the stem (6 input channels): pixel-aligned, so copying what
+                stays is easy; moving something needs the U-Net's receptive field
+      tokens    a small conv encoder turns the image into 8x8 = 64 tokens with positions, appended to the text
+                tokens that every cross-attention block reads (the paper's one sequence of text and image tokens):
+                any place of x_t can look at any place of the previous image
+    Initialised from the generator: with the image's stem weights (channels) or its tokens' output (tokens) at
+    zero the corrector starts as the text-to-image generator.
+    """
+
+    def __init__(self, vocab_size: int, max_tokens: int, cond: str = "channels", **kw):
+        super().__init__(vocab_size, max_tokens, **kw)
+        if cond not in ("channels", "tokens"):
+            raise ValueError(f"cond must be channels or tokens, got {cond}")
+        self.cond = cond
+        c0 = self.stem.out_channels
+        text_dim = self.text.tok.embedding_dim
+        if cond == "channels":
+            self.stem = nn.Conv2d(6, c0, 3, padding=1)
+        else:
+            self.img_enc = nn.Sequential(
+                nn.Conv2d(3, 32, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.SiLU(),
+                nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.SiLU(),
+                nn.Conv2d(128, 128, 3, padding=1))
+            self.img_pos = nn.Parameter(torch.zeros(1, 128, 8, 8))
+            nn.init.normal_(self.img_pos, std=0.02)
+            self.img_ln = ChannelLayerNorm(128)
+            self.img_proj = Dense(128, text_dim)
+
+    def forward(self, x, t, tokens, image):
+        txt, bias, pooled = self.text(tokens)
+        if self.cond == "tokens":
+            f = self.img_enc(image) + self.img_pos
+            img = self.img_proj(self.img_ln(f.flatten(2)))                      # B,D,64
+            txt = torch.cat([txt, img], 2)
+            bias = torch.cat([bias, torch.zeros_like(bias[..., :1]).expand(-1, -1, -1, img.shape[2])], 3)
+            h = self.stem(x)
+        else:
+            h = self.stem(torch.cat([x, image], 1))
+        emb = F.silu(self.t_mlp(timestep_embedding(t, 128)) + self.txt_mlp(pooled))
+        s0 = self.d0(h, emb)
+        h = self.down0(s0)
+        s1 = self.x1(self.d1(h, emb), txt, bias)
+        h = self.down1(s1)
+        s2 = self.x2(self.d2(h, emb), txt, bias)
+        h = self.m1(s2, emb)
+        h = self.mx(self.ms(h), txt, bias)
+        h = self.m2(h, emb)
+        h = self.ux2(self.u2(torch.cat([h, s2], 1), emb), txt, bias)
+        h = self.up1(h)
+        h = self.ux1(self.u1(torch.cat([h, s1], 1), emb), txt, bias)
+        h = self.up0(h)
+        h = self.u0(torch.cat([h, s0], 1), emb)
+        return self.out(F.silu(self.out_norm(h)))

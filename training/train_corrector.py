@@ -1,0 +1,459 @@
+"""Reflection-tune the ShapeWorld corrector on GenRef-Shapes and export ONNX.
+
+The corrector is the generator's rectified flow (same convention, see train_generator.py) conditioned also on the
+previous image and reading the instruction `refined prompt [Reflexion]: reflection`. It starts from the shipped
+generator's weights and learns, from (flawed, reflection, enhanced) triplets, to draw the enhanced image given the
+flawed one. Condition dropout as in the paper: the instruction (null prompt), the reflection (refined prompt only)
+and the image (all zeros) are each dropped at random, so one model also serves text-only and image-only calls and
+classifier-free guidance on the instruction works.
+
+  /usr/bin/python3 training/train_corrector.py --data data/genref --cond channels --minutes 40 --seed 0
+  /usr/bin/python3 training/train_corrector.py --data data/genref --minutes 60 --resume
+
+The checkpoint (one file, replaced) holds what a resume needs in 16 bits: the EMA weights (training resumes from
+them) and Adam's moments. --minutes is the total budget including resumed time.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import datetime
+import glob
+import hashlib
+import io
+import json
+import math
+import re
+import signal
+import sys
+import tarfile
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (EMA, LOG_DIR, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
+                    cosine_lr, count_params, export_onnx, images_to_float, model_name, null_tokens,
+                    save_checkpoint, setup_torch, write_json)
+from nets import CorrectorUNet, FlowUNet  # noqa: E402
+from train_generator import CONVENTION, init_from_onnx, sample_t  # noqa: E402
+
+MARKER = "reflexion"          # `[Reflexion]:` as the tokenizer sees it (lower-case words, punctuation dropped)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="GenRef-Shapes folder (genref-*.tar, index.json)")
+    ap.add_argument("--out", default="models/corrector.onnx")
+    ap.add_argument("--init-onnx", default="models/generator.onnx", help="generator to start from (its .json beside it)")
+    ap.add_argument("--cond", choices=["channels", "tokens"], default="channels")
+    ap.add_argument("--minutes", type=float, default=40.0)
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--p-null", type=float, default=0.1, help="drop the instruction (null prompt)")
+    ap.add_argument("--p-no-reflection", type=float, default=0.1, help="drop the reflection (refined prompt only)")
+    ap.add_argument("--p-no-image", type=float, default=0.1, help="drop the previous image (zeros)")
+    ap.add_argument("--model-weight", type=float, default=8.0,
+                    help="sampling weight of model- and refinement-based triplets (generator images) vs rule-based")
+    ap.add_argument("--cond-noise", type=float, default=0.08,
+                    help="max std of noise added to the previous image (rule renders are cleaner than samples)")
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--ckpt", default=None, help="checkpoint (default training/resume/<name>.pt, kept in the repo)")
+    ap.add_argument("--ckpt-every", type=float, default=5.0)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--suggest-steps", type=int, default=12)
+    ap.add_argument("--suggest-guidance", type=float, default=3.0)
+    ap.add_argument("--no-card", action="store_true")
+    return ap.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data
+
+def words(text: str) -> list:
+    """The TypeScript tokenizer's words: lower case, split on anything but letters and digits."""
+    return [w for w in re.split(r"[^a-z0-9]+", text.lower()) if w]
+
+
+def instruction(rec: dict) -> tuple:
+    refined = rec.get("refinedPrompt") or rec["prompt"]
+    return refined, f"{refined} [Reflexion]: {rec['reflection']}"
+
+
+def load_genref(folder: str, cache: str) -> dict:
+    """Every triplet of the folder's shards as arrays (cached as .npz beside the shards, keyed by their hashes)."""
+    with open(os.path.join(folder, "index.json")) as f:
+        index = json.load(f)
+    if index.get("format") != "genref-shapes":
+        raise SystemExit(f"{folder}: index.json is not a GenRef-Shapes index")
+    digest = hashlib.sha256("".join(s["sha256"] for s in index["shards"]).encode()).hexdigest()[:16]
+    if os.path.exists(cache):
+        z = np.load(cache, allow_pickle=False)
+        if str(z["digest"]) == digest:
+            return {k: z[k] for k in z.files}
+    from PIL import Image
+    flawed, enhanced, texts, refined, sources, keys = [], [], [], [], [], []
+    shards = sorted(glob.glob(os.path.join(folder, "genref-*.tar")))
+    t0 = time.time()
+    for path in shards:
+        with tarfile.open(path) as tf:
+            parts = {}
+            for m in tf:
+                if not m.isfile():
+                    continue
+                key, _, ext = m.name.partition(".")
+                parts.setdefault(key, {})[ext] = tf.extractfile(m).read()
+                p = parts[key]
+                if len(p) == 3:
+                    rec = json.loads(p["json"])
+                    if not rec.get("reflection"):
+                        del parts[key]
+                        continue
+                    r, text = instruction(rec)
+                    flawed.append(np.asarray(Image.open(io.BytesIO(p["flawed.png"])).convert("RGB")))
+                    enhanced.append(np.asarray(Image.open(io.BytesIO(p["enhanced.png"])).convert("RGB")))
+                    texts.append(text)
+                    refined.append(r)
+                    sources.append(rec["source"])
+                    keys.append(rec["key"])
+                    del parts[key]
+        print(f"read {path}: {len(texts)} triplets so far ({time.time() - t0:.0f}s)", flush=True)
+    data = {"flawed": np.stack(flawed), "enhanced": np.stack(enhanced), "text": np.array(texts),
+            "refined": np.array(refined), "source": np.array(sources), "key": np.array(keys),
+            "digest": np.array(digest)}
+    np.savez(cache, **data)
+    return data
+
+
+def build_vocab(base_vocab: list, texts) -> list:
+    seen = set(base_vocab)
+    new = sorted({w for t in texts for w in words(str(t)) if w not in seen})
+    return list(base_vocab) + new
+
+
+def encode(texts, vocab: list, max_tokens: int) -> tuple:
+    ids = {w: i for i, w in enumerate(vocab)}
+    out = np.zeros((len(texts), max_tokens), dtype=np.int64)
+    fits = np.ones(len(texts), dtype=bool)
+    for i, t in enumerate(texts):
+        ws = words(str(t))
+        if len(ws) > max_tokens:
+            fits[i] = False
+            ws = ws[:max_tokens]
+        out[i, :len(ws)] = [ids[w] for w in ws]
+    return torch.from_numpy(out), fits
+
+
+def held_out(keys) -> np.ndarray:
+    """About 1 % of triplets, by a hash of the key (stable whatever the order)."""
+    return np.array([int(hashlib.md5(str(k).encode()).hexdigest()[:4], 16) % 100 == 0 for k in keys])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# model
+
+def build_model(cfg: dict) -> CorrectorUNet:
+    return CorrectorUNet(cfg["vocab_size"], cfg["max_tokens"], cond=cfg["cond"], ch=tuple(cfg["channels"]),
+                         text_layers=cfg["text_layers"])
+
+
+def init_from_generator(model: CorrectorUNet, onnx_path: str, vocab: list, channels) -> dict:
+    """The generator's weights, words matched by name; the image's stem channels start at zero; token positions
+    beyond the generator's length start as copies of its positions (so order stays readable past them)."""
+    with open(os.path.splitext(onnx_path)[0] + ".json") as f:
+        gen_tokens = json.load(f)["maxTokens"]
+    gen = FlowUNet(len(vocab), gen_tokens, ch=tuple(channels))
+    info = init_from_onnx(gen, onnx_path, vocab)
+    sd = gen.state_dict()
+    pos = sd["text.pos"]
+    reps = math.ceil(model.text.pos.shape[2] / pos.shape[2])
+    sd["text.pos"] = pos.repeat(1, 1, reps)[:, :, :model.text.pos.shape[2]]
+    if model.cond == "channels":
+        w = torch.zeros_like(model.stem.weight)
+        w[:, :3] = sd["stem.weight"]
+        sd["stem.weight"] = w
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if unexpected:
+        raise SystemExit(f"unexpected weights {unexpected[:5]}")
+    info["fresh"] = missing
+    return info
+
+
+def velocity_loss(model, x0, tokens, image, t, eps):
+    tb = t[:, None, None, None]
+    xt = (1 - tb) * x0 + tb * eps
+    return F.mse_loss(model(xt, t, tokens, image), eps - x0)
+
+
+@torch.no_grad()
+def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234) -> float:
+    g = torch.Generator().manual_seed(seed)
+    was = model.training
+    model.eval()
+    tot, n = 0.0, 0
+    for i in range(0, len(idx), 64):
+        j = idx[i:i + 64]
+        x0 = images_to_float(enhanced[j])
+        eps = torch.randn(x0.shape, generator=g)
+        t = sample_t(len(j), g)
+        tot += velocity_loss(model, x0, tokens[j], images_to_float(flawed[j]), t, eps).item() * len(j)
+        n += len(j)
+    model.train(was)
+    return tot / max(n, 1)
+
+
+def compact(sd: dict, dtype) -> dict:
+    return {k: (v.to(dtype) if torch.is_floating_point(v) else v) for k, v in sd.items()}
+
+
+def opt_state_compact(opt) -> dict:
+    """Adam's moments in bfloat16 (new tensors: the optimizer's own state stays float32)."""
+    st = opt.state_dict()
+    st["state"] = {pid: {k: (v.to(torch.bfloat16) if k in ("exp_avg", "exp_avg_sq") else v) for k, v in s.items()}
+                   for pid, s in st["state"].items()}
+    return st
+
+
+def opt_state_restore(opt, st) -> None:
+    for s in st["state"].values():
+        for k in ("exp_avg", "exp_avg_sq"):
+            s[k] = s[k].float()
+    opt.load_state_dict(st)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def export(cfg, ema_state, args, vocab, summary, sample_tokens):
+    model = build_model(cfg)
+    model.load_state_dict(ema_state)
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    s = 32
+    dummy = (torch.randn(2, 3, s, s, generator=g), torch.rand(2, generator=g), sample_tokens[:2].clone(),
+             torch.rand(2, 3, s, s, generator=g) * 2 - 1)
+    info = export_onnx(model, dummy, args.out, ["x", "t", "tokens", "image"], ["v"])
+    x = torch.randn(3, 3, s, s, generator=g)
+    t = torch.tensor([1.0, 0.5, 0.05])
+    tok = torch.cat([sample_tokens[:2], null_tokens(1, cfg["max_tokens"])], 0)
+    img = torch.rand(3, 3, s, s, generator=g) * 2 - 1
+    with torch.no_grad():
+        v = model(x, t, tok, img)
+    info["check"] = check_with_onnxruntime_node(args.out, {"x": x, "t": t, "tokens": tok, "image": img}, {"v": v})
+    print("onnx numeric check:", info["check"])
+    summary["onnx"] = info
+    meta = {
+        "name": model_name(args.out),
+        "kind": "corrector",
+        "size": s,
+        "maxTokens": cfg["max_tokens"],
+        "vocab": vocab,
+        "padId": 0,
+        "nullId": 1,
+        "nullTokens": null_tokens(1, cfg["max_tokens"])[0].tolist(),
+        "steps": args.suggest_steps,
+        "guidance": args.suggest_guidance,
+        "cond": cfg["cond"],
+        "instruction": "refined prompt [Reflexion]: reflection (instructions joined by newlines)",
+        "convention": CONVENTION,
+        "conventionDetail": {
+            "forward": "x_t = (1 - t) * x0 + t * eps, x0 in [-1, 1] (pixel/127.5 - 1), eps ~ N(0, I)",
+            "prediction": "v = eps - x0",
+            "sampling": "x = eps at t = 1; Euler steps to t = 0, as the generator",
+            "cfg": "v = v(x, t, null, image) + guidance * (v(x, t, instruction, image) - v(x, t, null, image))",
+            "image": "the previous image in [-1, 1], NCHW RGB, in every row (guidance is on the instruction only)",
+        },
+        "inputs": {"x": {"dtype": "float32", "shape": ["B", 3, s, s]},
+                   "t": {"dtype": "float32", "shape": ["B"]},
+                   "tokens": {"dtype": "int64", "shape": ["B", cfg["max_tokens"]], "pad": 0},
+                   "image": {"dtype": "float32", "shape": ["B", 3, s, s], "layout": "NCHW RGB in [-1, 1]"}},
+        "outputs": {"v": {"dtype": "float32", "shape": ["B", 3, s, s]}},
+        "opset": 14,
+        "params": summary.get("params"),
+        "trainingSteps": summary.get("steps"),
+        "trainingMinutes": round(summary.get("wall_seconds", 0) / 60, 2),
+        "evalLoss": summary.get("eval_loss"),
+        "seed": args.seed,
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(os.path.splitext(args.out)[0] + ".json", meta)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_torch(args.seed, args.threads)
+    name = model_name(args.out)
+    ckpt_path = args.ckpt or os.path.join(TRAINING_DIR, "resume", f"{name}.pt")
+    log_path = os.path.join(LOG_DIR, f"{name}.csv")
+    summary_path = os.path.join(LOG_DIR, f"{name}.summary.json")
+
+    data = load_genref(args.data, os.path.join(args.data, "corrector-cache.npz"))
+    with open(os.path.splitext(args.init_onnx)[0] + ".json") as f:
+        gen_meta = json.load(f)
+    ck = None
+    if args.resume or args.export_only:
+        if os.path.exists(ckpt_path):
+            ck = torch.load(ckpt_path, map_location="cpu")
+            print(f"resuming from {ckpt_path}: step {ck['step']}, {ck['elapsed'] / 60:.1f} min trained")
+        elif args.export_only:
+            raise SystemExit(f"--export-only: no checkpoint at {ckpt_path}")
+    if ck is not None:
+        cfg, vocab = ck["cfg"], ck["vocab"]
+    else:
+        vocab = build_vocab(gen_meta["vocab"], data["text"])
+        cfg = {"vocab_size": len(vocab), "max_tokens": args.max_tokens, "channels": [32, 64, 128], "text_layers": 2,
+               "cond": args.cond}
+    unknown = {w for t in data["text"] for w in words(str(t))} - set(vocab)
+    if unknown:
+        raise SystemExit(f"the data has words the checkpoint's vocab lacks: {sorted(unknown)[:10]}")
+    tokens, fits = encode(data["text"], vocab, cfg["max_tokens"])
+    refined_tokens, _ = encode(data["refined"], vocab, cfg["max_tokens"])
+    flawed = torch.from_numpy(data["flawed"].transpose(0, 3, 1, 2).copy())
+    enhanced = torch.from_numpy(data["enhanced"].transpose(0, 3, 1, 2).copy())
+    hold = held_out(data["key"])
+    generated = np.isin(data["source"], ["model", "refine", "run"])
+    train_idx = np.nonzero(~hold & fits)[0]
+    val_idx = torch.from_numpy(np.nonzero(hold & fits)[0])
+    val_gen_idx = torch.from_numpy(np.nonzero(hold & fits & generated)[0])
+    weights = torch.from_numpy(np.where(generated[train_idx], args.model_weight, 1.0))
+    train_idx = torch.from_numpy(train_idx)
+    print(f"data: {len(fits)} triplets ({int(generated.sum())} of generator images), {int((~fits).sum())} longer than "
+          f"{cfg['max_tokens']} words left out, {len(val_idx)} held out; vocab {len(vocab)}")
+
+    model = build_model(cfg)
+    n_params = count_params(model)
+    print(f"model: corrector ({cfg['cond']}), {n_params / 1e6:.3f}M parameters")
+    init_info = ck.get("init") if ck else None
+    if ck is None:
+        init_info = init_from_generator(model, args.init_onnx, vocab, cfg["channels"])
+        print(f"initialised from {args.init_onnx}; new: {init_info['fresh']}; new words: {' '.join(init_info['new_words'])}")
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
+    step, elapsed0 = 0, 0.0
+    history = []
+    if ck is not None:
+        ema_sd = {k: v.float() if torch.is_floating_point(v) else v for k, v in ck["ema"].items()}
+        model.load_state_dict(ema_sd)
+        opt_state_restore(opt, ck["opt"])
+        step, elapsed0, history = ck["step"], ck["elapsed"], ck.get("history", [])
+    ema = EMA(model, args.ema)
+    gen = torch.Generator().manual_seed(args.seed + 1000003 * step)
+
+    summary = {"kind": "corrector", "name": name, "command": command_line(), "data": os.path.relpath(args.data, REPO_ROOT),
+               "data_count": int(len(fits)), "generated_count": int(generated.sum()), "vocab_size": len(vocab),
+               "max_tokens": cfg["max_tokens"], "params": n_params, "cond": cfg["cond"], "batch": args.batch,
+               "lr": args.lr, "minutes_budget": args.minutes, "seed": args.seed, "ema": args.ema,
+               "p_null": args.p_null, "p_no_reflection": args.p_no_reflection, "p_no_image": args.p_no_image,
+               "model_weight": args.model_weight, "cond_noise": args.cond_noise, "torch": torch.__version__,
+               "init": init_info, "history": history, "out": args.out}
+
+    def checkpoint():
+        save_checkpoint(ckpt_path, {"cfg": cfg, "vocab": vocab, "ema": compact(ema.state_dict(), torch.float16),
+                                    "opt": opt_state_compact(opt), "step": step, "elapsed": timer.elapsed(),
+                                    "init": init_info, "history": history, "args": vars(args)})
+        print(f"checkpoint: {ckpt_path} (step {step}, {os.path.getsize(ckpt_path) / 1e6:.1f} MB)", flush=True)
+
+    timer = Timer(offset=elapsed0)
+    budget = args.minutes * 60.0
+    null = null_tokens(1, cfg["max_tokens"])[0]
+    if not args.export_only:
+        log = CsvLog(log_path, ["step", "elapsed_s", "loss", "lr", "steps_per_s", "val_loss", "val_gen_loss"],
+                     append=ck is not None)
+        stop = {"flag": False}
+
+        def on_signal(signum, frame):
+            print(f"signal {signum}: stopping after this step", flush=True)
+            stop["flag"] = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        run_start_step, run_start = step, time.time()
+        history.append({"start_step": step, "start_elapsed": round(elapsed0, 1), "command": command_line()})
+        model.train()
+        loss_acc, n_acc, last_t, last_step, last_ckpt = 0.0, 0, time.time(), step, time.time()
+        while not stop["flag"] and timer.elapsed() < budget and (args.max_steps <= 0 or step < args.max_steps):
+            pick = torch.multinomial(weights, args.batch, replacement=True, generator=gen)
+            idx = train_idx[pick]
+            b = len(idx)
+            x0 = images_to_float(enhanced[idx])
+            image = images_to_float(flawed[idx])
+            image = image + torch.randn(image.shape, generator=gen) * (torch.rand(b, 1, 1, 1, generator=gen) * args.cond_noise)
+            tok = tokens[idx].clone()
+            u = torch.rand(b, generator=gen)
+            no_refl = u < args.p_no_reflection
+            tok[no_refl] = refined_tokens[idx][no_refl]
+            drop = (u >= args.p_no_reflection) & (u < args.p_no_reflection + args.p_null)
+            tok[drop] = null
+            no_img = torch.rand(b, generator=gen) < args.p_no_image
+            image[no_img] = 0.0
+            t = sample_t(b, gen)
+            eps = torch.randn(x0.shape, generator=gen)
+            progress = timer.elapsed() / budget if budget > 0 else 1.0
+            lr = cosine_lr(args.lr, progress, step, args.warmup)
+            for gp in opt.param_groups:
+                gp["lr"] = lr
+            loss = velocity_loss(model, x0, tok, image, t, eps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            ema.update(model, step)
+            lv = loss.item()
+            if not math.isfinite(lv):
+                raise SystemExit(f"non-finite loss at step {step}")
+            loss_acc += lv
+            n_acc += 1
+            if step % args.log_every == 0:
+                now = time.time()
+                sps = (step - last_step) / max(now - last_t, 1e-9)
+                log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "loss": round(loss_acc / n_acc, 5),
+                           "lr": f"{lr:.3e}", "steps_per_s": round(sps, 3), "val_loss": "", "val_gen_loss": ""})
+                print(f"step {step} {timer.elapsed() / 60:.1f}min loss {loss_acc / n_acc:.4f} lr {lr:.2e} {sps:.2f} it/s",
+                      flush=True)
+                summary["final_loss"] = loss_acc / n_acc
+                loss_acc, n_acc, last_t, last_step = 0.0, 0, now, step
+            if time.time() - last_ckpt >= args.ckpt_every * 60:
+                checkpoint()
+                last_ckpt = time.time()
+        run_secs = time.time() - run_start
+        ev = build_model(cfg)
+        ev.load_state_dict(ema.state_dict())
+        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx)
+        summary["eval_loss_generated"] = eval_loss(ev, enhanced, flawed, tokens, val_gen_idx)
+        log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "loss": round(summary.get("final_loss", float("nan")), 5),
+                   "lr": "", "steps_per_s": round((step - run_start_step) / max(run_secs, 1e-9), 3),
+                   "val_loss": round(summary["eval_loss"], 5), "val_gen_loss": round(summary["eval_loss_generated"], 5)})
+        log.close()
+        history[-1].update({"end_step": step, "seconds": round(run_secs, 1)})
+        summary["steps_per_s"] = (step - run_start_step) / max(run_secs, 1e-9)
+        print(f"done: {step - run_start_step} steps this run; total {step}; EMA val loss {summary['eval_loss']:.4f} "
+              f"(generator images {summary['eval_loss_generated']:.4f})", flush=True)
+        checkpoint()
+    elif os.path.exists(summary_path):
+        with open(summary_path) as f:
+            prev = json.load(f)
+        for k in ("final_loss", "eval_loss", "eval_loss_generated", "steps_per_s"):
+            if k in prev:
+                summary[k] = prev[k]
+    summary.update({"steps": step, "wall_seconds": timer.elapsed() if not args.export_only else elapsed0,
+                    "samples_seen": step * args.batch, "checkpoint": os.path.relpath(ckpt_path, REPO_ROOT),
+                    "log": os.path.relpath(log_path, REPO_ROOT), "history": history})
+    ema_state = ema.state_dict() if not args.export_only else model.state_dict()
+    export(cfg, ema_state, args, vocab, summary, tokens[:2])
+    write_json(summary_path, summary)
+
+
+if __name__ == "__main__":
+    main()
