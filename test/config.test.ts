@@ -4,9 +4,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfig, redactSecrets } from '../src/config/load.js';
 import { loadPromptFile } from '../src/config/prompts.js';
-import { planRoles, resolveParams } from '../src/config/resolve.js';
+import { defaultStrategy, planRoles, resolveParams } from '../src/config/resolve.js';
 import { makePlan } from '../src/search/plan.js';
 import { UserError } from '../src/core/errors.js';
+import { registerBuiltinBackends } from '../src/backends/builtin.js';
 
 const FIX = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), 'fixtures');
 
@@ -79,5 +80,17 @@ describe('GenEval prompt files', () => {
     expect(position.include[1]!.position).toEqual([expect.any(String), 0]);
     const counting = records.find((r) => r.tag === 'counting')!;
     expect(counting.exclude![0]!.count).toBe(counting.include[0]!.count + 1);
+  });
+});
+
+describe('the default strategy', () => {
+  it('is the fullest the backends allow, unless one backend serving every role names its best', () => {
+    registerBuiltinBackends();
+    expect(defaultStrategy(parseConfig({ backend: 'procedural' }).config)).toBe('reflection');
+    // the embedded models serve all five roles, but their corrector does not yet beat noise+prompt
+    expect(defaultStrategy(parseConfig({ backend: 'embedded' }).config)).toBe('noise+prompt');
+    expect(defaultStrategy(parseConfig({ backend: 'embedded', roles: { refiner: { enabled: false } } }).config)).not.toBe('noise+prompt');
+    // mixed backends: no single preference, so reflection when reflector and corrector are there
+    expect(defaultStrategy(parseConfig({ backend: 'embedded', roles: { corrector: { backend: 'procedural' } } }).config)).toBe('reflection');
   });
 });

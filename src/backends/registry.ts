@@ -16,6 +16,9 @@ export interface BackendProvider {
   /** the roles it can serve */
   roles: readonly RoleKey[];
   create(options: Record<string, unknown>): Partial<RoleSet> | Promise<Partial<RoleSet>>;
+  /** the strategy to default to when this backend serves every role, if not the fullest its roles allow (the
+   *  best one measured for its own models) */
+  preferredStrategy?: 'noise' | 'noise+prompt' | 'reflection';
 }
 
 const providers = new Map<string, BackendProvider>();

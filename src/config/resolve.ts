@@ -2,7 +2,7 @@ import { UserError } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
 import type { SearchParams } from '../core/types.js';
 import { embeddedModelsPresent } from '../backends/embedded/index.js';
-import { createBackend, getBackend, type RoleKey } from '../backends/registry.js';
+import { createBackend, getBackend, ROLE_KEYS, type RoleKey } from '../backends/registry.js';
 import { requiredRoles } from '../search/loop.js';
 import { searchSchema, type ConfigFile, type RoleSpec } from './schema.js';
 
@@ -24,10 +24,15 @@ function backendOf(config: ConfigFile, role: RoleKey): string | undefined {
 
 /**
  * The strategy when none is given: the full method (`reflection`) when the configured backends can reflect and
- * correct, else prompt-level scaling (`noise+prompt`) when they can refine, else best-of-N (`noise`). The embedded
- * models reflect and refine but have no corrector yet, so they default to `noise+prompt`.
+ * correct, else prompt-level scaling (`noise+prompt`) when they can refine, else best-of-N (`noise`) — unless one
+ * backend serves every role and names the strategy its models do best (the embedded models have a corrector that
+ * does not yet beat `noise+prompt`, so they keep that).
  */
 export function defaultStrategy(config: ConfigFile): SearchParams['strategy'] {
+  const names = new Set(ROLE_KEYS.map((role) => backendOf(config, role)));
+  const only = names.size === 1 ? [...names][0] : undefined;
+  const preferred = only ? getBackend(only)?.preferredStrategy : undefined;
+  if (preferred && (config.roles?.refiner?.enabled !== false || !requiredRoles(preferred).includes('refiner'))) return preferred;
   const can = (role: RoleKey): boolean => {
     const name = backendOf(config, role);
     const provider = name ? getBackend(name) : undefined;

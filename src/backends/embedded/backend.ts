@@ -7,6 +7,8 @@ import { EmbeddedVerifier } from './verifier.js';
 import { Perception } from './perception.js';
 import { EmbeddedReflector } from './reflector.js';
 import { EmbeddedRefiner } from './refiner.js';
+import { EmbeddedCorrector } from './corrector.js';
+import { existsSync } from 'node:fs';
 import { layoutText } from '../../shapeworld/layout.js';
 
 export interface EmbeddedOptions {
@@ -51,8 +53,8 @@ export function readsLayouts(generator: FlowGenerator): boolean {
 }
 
 /**
- * The embedded ShapeWorld models: generator, verifier, reflector (perception from the verifier's object map) and
- * prompt refiner. The refiner writes the layout wording; it joins only with a generator that reads it (one whose
+ * The embedded ShapeWorld models: generator, verifier, reflector (perception from the verifier's object map),
+ * prompt refiner and corrector (when the folder has one). The refiner writes the layout wording; it joins only with a generator that reads it (one whose
  * vocabulary and length cover the refiner's longest prompt), since a refined prompt the generator cannot read
  * would fail every chain.
  */
@@ -76,6 +78,17 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
     Perception.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
   ]);
   const reflector = new EmbeddedReflector(perception);
-  return readsLayouts(generator) ? { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) } : { generator, verifier, reflector };
+  if (!readsLayouts(generator)) return { generator, verifier, reflector };
+  const roles: Partial<RoleSet> = { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) };
+  // the corrector reads the refiner's wording too; a models folder without one serves the other four roles
+  if (existsSync(path.join(dir, 'corrector.onnx'))) {
+    roles.corrector = await EmbeddedCorrector.load(dir, {
+      ...(steps !== undefined ? { steps } : {}),
+      ...(guidance !== undefined ? { guidance } : {}),
+      ...(threads !== undefined ? { threads } : {}),
+      ...(maxBatch !== undefined ? { maxBatch } : {}),
+    });
+  }
+  return roles;
 }
 

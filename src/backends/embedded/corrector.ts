@@ -1,0 +1,88 @@
+import type { CallOptions, CorrectRequest, Corrector } from '../../core/roles.js';
+import { correctorInstruction } from '../../core/roles.js';
+import { UserError } from '../../core/errors.js';
+import type { Image } from '../../core/types.js';
+import { MicroBatcher } from './batcher.js';
+import { sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
+import { pngToTensor, tensorToPng } from './image.js';
+import { loadModel, ort } from './onnx.js';
+import { Tokenizer } from './tokenizer.js';
+
+export interface CorrectorMeta extends FlowModelMeta {
+  /** how the previous image is seen: stacked on x_t (`channels`) or as attention tokens (`tokens`) */
+  cond: 'channels' | 'tokens';
+}
+
+/**
+ * The embedded corrector: the generator's rectified flow, also conditioned on the previous image and reading
+ * `refined prompt [Reflexion]: reflection` (models/corrector.onnx, reflection-tuned on GenRef-Shapes by
+ * training/train_corrector.py). The seed sets the starting noise; guidance is on the instruction, the image goes to
+ * both halves.
+ */
+export class EmbeddedCorrector implements Corrector {
+  readonly name = 'embedded';
+  readonly concurrency = 64;
+  readonly steps: number;
+  readonly guidance: number;
+  readonly identity: string;
+  private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number; image: Image }, Image>;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly meta: CorrectorMeta,
+    readonly tokenizer: Tokenizer,
+    opts: FlowGeneratorOptions,
+    hash: string,
+  ) {
+    this.steps = opts.steps ?? meta.steps ?? 12;
+    this.guidance = opts.guidance ?? meta.guidance ?? 3;
+    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs) => this.sample(reqs));
+    this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}`;
+  }
+
+  static async load(dir: string, opts: FlowGeneratorOptions = {}): Promise<EmbeddedCorrector> {
+    const { session, meta, hash } = await loadModel<CorrectorMeta>(dir, 'corrector', opts.threads);
+    if (meta.cond !== 'channels' && meta.cond !== 'tokens') throw new UserError(`${dir}/corrector.json: unknown conditioning '${String(meta.cond)}'`);
+    return new EmbeddedCorrector(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash);
+  }
+
+  checkPrompt(prompt: string): void {
+    this.tokenizer.encode(prompt);
+  }
+
+  /**
+   * The instruction's tokens. A reflection too long to read in full keeps its first instructions (the reflector
+   * writes the most important first); a refined prompt that alone is too long is the caller's error.
+   */
+  encode(req: Pick<CorrectRequest, 'prompt' | 'reflection'>): number[] {
+    const items = req.reflection.items.slice();
+    for (;;) {
+      const text = items.length ? correctorInstruction(req.prompt, { text: items.join('\n'), items }) : req.prompt;
+      if (this.tokenizer.words(text).length <= this.meta.maxTokens || !items.length) return this.tokenizer.encode(text);
+      items.pop();
+    }
+  }
+
+  async correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
+    opts?.signal?.throwIfAborted();
+    return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image });
+  }
+
+  private async sample(reqs: Array<{ tokens: number[]; seed: number; image: Image }>): Promise<Image[]> {
+    const { size, maxTokens } = this.meta;
+    const per = 3 * size * size;
+    const images = await Promise.all(
+      reqs.map(async (r) => {
+        const t = new Float32Array(per);
+        await pngToTensor(r.image, size, t, 0);
+        return t;
+      }),
+    );
+    const x = await sampleFlow(
+      this.session,
+      { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens() },
+      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]! })),
+    );
+    return Promise.all(reqs.map((_, i) => tensorToPng(x, i * per, size)));
+  }
+}
