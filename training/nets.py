@@ -100,8 +100,11 @@ class FlowUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         txt, bias, pooled = self.text(tokens)
+        return self.unet(self.stem(x), t, txt, bias, pooled)
+
+    def unet(self, h, t, txt, bias, pooled):
+        """The U-Net after the stem: h is the stem's output, txt/bias the tokens every cross-attention reads."""
         emb = F.silu(self.t_mlp(timestep_embedding(t, 128)) + self.txt_mlp(pooled))
-        h = self.stem(x)
         s0 = self.d0(h, emb)
         h = self.down0(s0)
         s1 = self.x1(self.d1(h, emb), txt, bias)
@@ -423,18 +426,4 @@ class CorrectorUNet(FlowUNet):
             h = self.stem(x)
         else:
             h = self.stem(torch.cat([x, image], 1))
-        emb = F.silu(self.t_mlp(timestep_embedding(t, 128)) + self.txt_mlp(pooled))
-        s0 = self.d0(h, emb)
-        h = self.down0(s0)
-        s1 = self.x1(self.d1(h, emb), txt, bias)
-        h = self.down1(s1)
-        s2 = self.x2(self.d2(h, emb), txt, bias)
-        h = self.m1(s2, emb)
-        h = self.mx(self.ms(h), txt, bias)
-        h = self.m2(h, emb)
-        h = self.ux2(self.u2(torch.cat([h, s2], 1), emb), txt, bias)
-        h = self.up1(h)
-        h = self.ux1(self.u1(torch.cat([h, s1], 1), emb), txt, bias)
-        h = self.up0(h)
-        h = self.u0(torch.cat([h, s0], 1), emb)
-        return self.out(F.silu(self.out_norm(h)))
+        return self.unet(h, t, txt, bias, pooled)
