@@ -67,13 +67,15 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   const maxBatch = num(options, 'maxBatch', 1, true);
   const steps = num(options, 'steps', 1, true);
   const guidance = num(options, 'guidance', 0, false);
+  // the generator's and the corrector's sampler settings
+  const flow = {
+    ...(steps !== undefined ? { steps } : {}),
+    ...(guidance !== undefined ? { guidance } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+    ...(maxBatch !== undefined ? { maxBatch } : {}),
+  };
   const [generator, verifier, perception] = await Promise.all([
-    FlowGenerator.load(dir, {
-      ...(steps !== undefined ? { steps } : {}),
-      ...(guidance !== undefined ? { guidance } : {}),
-      ...(threads !== undefined ? { threads } : {}),
-      ...(maxBatch !== undefined ? { maxBatch } : {}),
-    }),
+    FlowGenerator.load(dir, flow),
     EmbeddedVerifier.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
     Perception.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
   ]);
@@ -82,12 +84,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   const roles: Partial<RoleSet> = { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) };
   // the corrector reads the refiner's wording too; a models folder without one serves the other four roles
   if (existsSync(path.join(dir, 'corrector.onnx'))) {
-    roles.corrector = await EmbeddedCorrector.load(dir, {
-      ...(steps !== undefined ? { steps } : {}),
-      ...(guidance !== undefined ? { guidance } : {}),
-      ...(threads !== undefined ? { threads } : {}),
-      ...(maxBatch !== undefined ? { maxBatch } : {}),
-    });
+    roles.corrector = await EmbeddedCorrector.load(dir, flow);
   }
   return roles;
 }
