@@ -63,10 +63,11 @@ def parse_args(argv=None):
     ap.add_argument("--p-null", type=float, default=0.1, help="drop the instruction (null prompt)")
     ap.add_argument("--p-no-reflection", type=float, default=0.1, help="drop the reflection (refined prompt only)")
     ap.add_argument("--p-no-image", type=float, default=0.1, help="drop the previous image (zeros)")
-    ap.add_argument("--model-weight", type=float, default=8.0,
-                    help="sampling weight of model- and refinement-based triplets (generator images) vs rule-based")
+    ap.add_argument("--source-weights", default="rule=1,edit=3,model=1,refine=1,run=1", type=source_weights,
+                    help="sampling weight of a triplet per GenRef source (0 leaves a source out)")
     ap.add_argument("--cond-noise", type=float, default=0.08,
-                    help="max std of noise added to the previous image (rule renders are cleaner than samples)")
+                    help="max std of noise added to a rule-based triplet's previous image (renders are cleaner than "
+                         "samples)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--ckpt", default=None, help="checkpoint (default training/resume/<name>.pt, kept in the repo)")
     ap.add_argument("--ckpt-every", type=float, default=5.0)
@@ -82,6 +83,19 @@ def parse_args(argv=None):
 
 # ---------------------------------------------------------------------------------------------------------------
 # data
+
+def source_weights(text: str) -> dict:
+    out = {}
+    for part in text.split(","):
+        k, sep, v = part.partition("=")
+        try:
+            out[k.strip()] = float(v)
+        except ValueError:
+            sep = ""
+        if not sep or out[k.strip()] < 0:
+            raise argparse.ArgumentTypeError(f"expected source=weight,… with weights ≥ 0, got '{part}'")
+    return out
+
 
 def words(text: str) -> list:
     """The TypeScript tokenizer's words: lower case, split on anything but letters and digits."""
@@ -323,14 +337,19 @@ def main(argv=None):
     flawed = torch.from_numpy(data["flawed"].transpose(0, 3, 1, 2).copy())
     enhanced = torch.from_numpy(data["enhanced"].transpose(0, 3, 1, 2).copy())
     hold = held_out(data["key"])
-    generated = np.isin(data["source"], ["model", "refine", "run"])
-    train_idx = np.nonzero(~hold & fits)[0]
-    val_idx = torch.from_numpy(np.nonzero(hold & fits)[0])
-    val_gen_idx = torch.from_numpy(np.nonzero(hold & fits & generated)[0])
-    weights = torch.from_numpy(np.where(generated[train_idx], args.model_weight, 1.0))
+    generated = np.isin(data["source"], ["model", "refine", "edit", "run"])
+    per_triplet = np.array([args.source_weights.get(str(s), 1.0) for s in data["source"]])
+    train_idx = np.nonzero(~hold & fits & (per_triplet > 0))[0]
+    val_idx = torch.from_numpy(np.nonzero(hold & fits & (per_triplet > 0))[0])
+    val_gen_idx = torch.from_numpy(np.nonzero(hold & fits & generated & (per_triplet > 0))[0])
+    if not len(train_idx):
+        raise SystemExit("no triplet to train on (every source weighted 0, or none fits)")
+    weights = torch.from_numpy(per_triplet[train_idx])
+    is_render = torch.from_numpy(data["source"] == "rule")
     train_idx = torch.from_numpy(train_idx)
-    print(f"data: {len(fits)} triplets ({int(generated.sum())} of generator images), {int((~fits).sum())} longer than "
-          f"{cfg['max_tokens']} words left out, {len(val_idx)} held out; vocab {len(vocab)}")
+    counts = {str(s): int(n) for s, n in zip(*np.unique(data["source"], return_counts=True))}
+    print(f"data: {len(fits)} triplets {counts}, {int((~fits).sum())} longer than {cfg['max_tokens']} words left out, "
+          f"{len(val_idx)} held out; vocab {len(vocab)}")
 
     model = build_model(cfg)
     n_params = count_params(model)
@@ -355,7 +374,7 @@ def main(argv=None):
                "max_tokens": cfg["max_tokens"], "params": n_params, "cond": cfg["cond"], "batch": args.batch,
                "lr": args.lr, "minutes_budget": args.minutes, "seed": args.seed, "ema": args.ema,
                "p_null": args.p_null, "p_no_reflection": args.p_no_reflection, "p_no_image": args.p_no_image,
-               "model_weight": args.model_weight, "cond_noise": args.cond_noise, "torch": torch.__version__,
+               "source_weights": args.source_weights, "source_counts": counts, "cond_noise": args.cond_noise, "torch": torch.__version__,
                "init": init_info, "history": history, "out": args.out}
 
     def checkpoint():
@@ -388,7 +407,8 @@ def main(argv=None):
             b = len(idx)
             x0 = images_to_float(enhanced[idx])
             image = images_to_float(flawed[idx])
-            image = image + torch.randn(image.shape, generator=gen) * (torch.rand(b, 1, 1, 1, generator=gen) * args.cond_noise)
+            scale = torch.rand(b, 1, 1, 1, generator=gen) * args.cond_noise * is_render[idx].float().view(b, 1, 1, 1)
+            image = image + torch.randn(image.shape, generator=gen) * scale
             tok = tokens[idx].clone()
             u = torch.rand(b, generator=gen)
             no_refl = u < args.p_no_reflection

@@ -8,6 +8,10 @@
  * - `model`  K generator samples of a training prompt judged by the evaluator: the first failing sample (flawed)
  *            and the first passing one (enhanced); the reflection is planned from the failing sample's detections.
  * - `refine` one generator seed before (flawed) and after (enhanced) a refined prompt; the refiner is injected.
+ * - `edit`   a generator sample and the same sample with one side edited on its own pixels (pixel-edit.ts), so that
+ *            the two images differ only where the reflection says: a failing sample (flawed) and its reflection
+ *            carried out (enhanced), or a passing sample (enhanced) and a copy given one rule-based defect (flawed).
+ *            What a corrector should learn to do to the images it is really given: keep everything, change one thing.
  * - `run`    every chain step of a finished search run (`exportRunTriplets`): parent image, the reflection the
  *            corrector was given, child image, both verifier scores.
  *
@@ -46,6 +50,7 @@ import { writeFileAtomic } from '../store/atomic.js';
 import { IMAGES_DIR, readRunRecord } from '../store/run-store.js';
 import type { RunRecord } from '../store/types.js';
 import { evaluateImage } from '../shapeworld/evaluate.js';
+import { editPixels } from '../shapeworld/pixel-edit.js';
 import { inferTag, parsePrompt, trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed, Rng } from '../shapeworld/random.js';
 import { MODEL_SIZE, renderScene } from '../shapeworld/render.js';
@@ -73,8 +78,8 @@ export const DEFAULT_SHARD_SIZE = 10_000;
 /** Member suffixes of one sample, after `<key>.` */
 export const MEMBERS = { record: 'json', flawed: 'flawed.png', enhanced: 'enhanced.png' } as const;
 
-export type GenrefSource = 'rule' | 'model' | 'refine' | 'run';
-export const GENREF_SOURCES: readonly GenrefSource[] = ['rule', 'model', 'refine', 'run'];
+export type GenrefSource = 'rule' | 'model' | 'refine' | 'edit' | 'run';
+export const GENREF_SOURCES: readonly GenrefSource[] = ['rule', 'model', 'refine', 'edit', 'run'];
 
 /** What is known of one image of a triplet. */
 export interface GenrefJudgement {
@@ -115,17 +120,20 @@ export interface GenrefRecord {
   flawed: GenrefJudgement;
   /** the enhanced image (official GenRef: good_image) */
   enhanced: GenrefJudgement;
-  /** `rule`: which defect the flawed image carries */
+  /** `rule`, and `edit` when the flawed image is the edited one: which defect the flawed image carries */
   defect?: Defect;
-  /** `rule`: the edit(s) that made the flawed scene from the enhanced one (the reflection undoes them) */
+  /** `rule`, and `edit` when the flawed image is the edited one: the edit(s) that made the flawed image from the
+   *  enhanced one (the reflection undoes them) */
   perturbation?: string[];
+  /** `edit`: which image is the pixel-edited copy of the other (the other is the generator sample) */
+  edited?: 'flawed' | 'enhanced';
   /** the refined prompt of the step, in the layout wording a corrector reads before `[Reflexion]:` — `rule` and
    *  `model`: the refiner's rewrite (`refinePrompt`) of the enhanced image's objects, i.e. the layout the step
    *  arrives at; `refine`: the refined prompt the enhanced image was generated from; `run`: the prompt the child
    *  image was made from, when it differs from `prompt` */
   refinedPrompt?: string;
-  /** seed of the flawed image: `rule` the scene seed (the flawed scene is that scene, edited), `model` and `refine`
-   *  the generator seed, `run` the parent candidate's seed */
+  /** seed of the flawed image: `rule` the scene seed (the flawed scene is that scene, edited), `model`, `refine` and
+   *  `edit` the generator seed, `run` the parent candidate's seed */
   seedFlawed?: number;
   /** seed of the enhanced image (same conventions) */
   seedEnhanced?: number;
@@ -357,7 +365,7 @@ function removeStaleShards(dir: string, kept: number): void {
 }
 
 class Tally {
-  readonly sources: Record<GenrefSource, number> = { rule: 0, model: 0, refine: 0, run: 0 };
+  readonly sources: Record<GenrefSource, number> = { rule: 0, model: 0, refine: 0, edit: 0, run: 0 };
   readonly defects: Partial<Record<Defect, number>> = {};
   readonly tags: Record<string, number> = {};
   readonly dropped: Partial<Record<GenrefSource, Record<string, number>>> = {};
@@ -566,6 +574,76 @@ export async function ruleTriplet(seed: number, index: number, record: PromptRec
   };
 }
 
+/**
+ * Edit-based triplet `index` of a build with `seed`, from generator sample `png` (seed `sampleSeed`) of training
+ * prompt `record`. A failing sample is the flawed image and its reflection, carried out on its pixels, the enhanced
+ * one; a passing sample is the enhanced image and a copy given one rule-based defect the flawed one. Pure in its
+ * arguments.
+ */
+export async function editTriplet(seed: number, index: number, record: PromptRecord, png: Uint8Array, sampleSeed: number): Promise<RuleOutcome> {
+  const rng = new Rng(mixSeed(seed, 'genref-edit', index));
+  const seen = await judgePng(png, record);
+  let flawed: Uint8Array;
+  let enhanced: Uint8Array;
+  let jf: PngJudgement;
+  let je: PngJudgement;
+  let items: string[];
+  let broken: { defect: Defect; edits: Edit[] } | null = null;
+  if (!seen.correct) {
+    const edits = planEdits(seen.detections, record);
+    if (!edits.length) return { ok: false, reason: 'no_reflection' };
+    const done = await editPixels(png, edits, rng);
+    if (!done) return { ok: false, reason: 'edit_not_applicable' };
+    je = await judgePng(done.png, record);
+    if (!je.correct) return { ok: false, reason: 'edited_still_fails' };
+    [flawed, enhanced, jf, items] = [png, done.png, seen, edits.map(editToText)];
+  } else {
+    const scene: Scene = seen.detections.map((d) => ({ shape: d.shape, color: d.color, cx: d.cx, cy: d.cy, r: d.r }));
+    let remaining = applicableDefects(record);
+    let made: { png: Uint8Array; judged: PngJudgement } | null = null;
+    while (remaining.length && !made) {
+      const d = pickDefect(remaining, rng);
+      remaining = remaining.filter((x) => x !== d);
+      const plan = perturbation(scene, record, d, rng);
+      if (!plan) continue;
+      const res = await editPixels(png, plan, rng);
+      if (!res || ambiguousRelation(res.after, record)) continue;
+      const judged = await judgePng(res.png, record);
+      if (judged.correct) continue;
+      made = { png: res.png, judged };
+      broken = { defect: d, edits: plan };
+    }
+    if (!made || !broken) return { ok: false, reason: 'no_perturbation' };
+    items = planEdits(made.judged.detections, record).map(editToText);
+    if (!items.length) return { ok: false, reason: 'no_reflection' };
+    [flawed, enhanced, jf, je] = [made.png, png, made.judged, seen];
+  }
+  return {
+    ok: true,
+    sample: {
+      record: {
+        key: buildKey(seed, 'edit', index),
+        source: 'edit',
+        prompt: record.prompt,
+        tag: record.tag,
+        spec: specOf(record),
+        reflection: items.join('\n'),
+        items,
+        flawed: { verdict: false, score: jf.score, reason: jf.reason },
+        enhanced: { verdict: true, score: je.score },
+        ...(broken ? { defect: broken.defect, perturbation: broken.edits.map(editToText) } : {}),
+        edited: broken ? 'flawed' : 'enhanced',
+        refinedPrompt: refinePrompt(canonicalSpec(record), je.detections, []),
+        seedFlawed: sampleSeed,
+        seedEnhanced: sampleSeed,
+        index,
+      },
+      flawed: own(flawed),
+      enhanced: own(enhanced),
+    },
+  };
+}
+
 export function buildKey(seed: number, source: GenrefSource, index: number): string {
   return `s${seed}-${source}-${String(index).padStart(7, '0')}`;
 }
@@ -595,11 +673,16 @@ async function judgePng(png: Uint8Array, spec: PromptSpec): Promise<PngJudgement
 // Workers: the evaluator is CPU-bound JavaScript, so rule triplets and judgements run on worker threads (this very
 // module, started with a flag). From TypeScript sources (tests) the work runs in-process; results are the same.
 
-type Task = { type: 'rule'; seed: number; index: number; record: PromptRecord } | { type: 'judge'; png: Uint8Array; spec: PromptSpec };
-type TaskResult<T extends Task> = T extends { type: 'rule' } ? RuleOutcome : PngJudgement;
+type Task =
+  | { type: 'rule'; seed: number; index: number; record: PromptRecord }
+  | { type: 'edit'; seed: number; index: number; sampleSeed: number; record: PromptRecord; png: Uint8Array }
+  | { type: 'judge'; png: Uint8Array; spec: PromptSpec };
+type TaskResult<T extends Task> = T extends { type: 'rule' | 'edit' } ? RuleOutcome : PngJudgement;
 
 async function runTask(task: Task): Promise<RuleOutcome | PngJudgement> {
-  return task.type === 'rule' ? ruleTriplet(task.seed, task.index, task.record) : judgePng(task.png, task.spec);
+  if (task.type === 'rule') return ruleTriplet(task.seed, task.index, task.record);
+  if (task.type === 'edit') return editTriplet(task.seed, task.index, task.record, task.png, task.sampleSeed);
+  return judgePng(task.png, task.spec);
 }
 
 const WORKER_FLAG = 'reflectionflow-genref-worker';
@@ -708,9 +791,13 @@ export interface GenrefBuildOptions {
   modelSeeds?: number;
   /** refinement-based: training prompts tried (each gives at most one triplet) */
   refineCount?: number;
+  /** edit-based: training prompts sampled (each sample gives at most one triplet) */
+  editPrompts?: number;
+  /** edit-based: generator seeds per prompt */
+  editSeeds?: number;
   seed: number;
   shardSize?: number;
-  /** the generator of the model- and refinement-based sources; without it those sources are skipped */
+  /** the generator of the model-, refinement- and edit-based sources; without it those sources are skipped */
   generate?: GenerateFn;
   /** its name (and settings) for index.json, e.g. `embedded:<hash>:steps=12:guidance=3` */
   generatorName?: string;
@@ -748,6 +835,8 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
   const modelPrompts = positiveInt('--model-prompts', opts.modelPrompts ?? 0, 0);
   const modelSeeds = positiveInt('--model-seeds', opts.modelSeeds ?? 4, 2);
   const refineCount = positiveInt('--refine-count', opts.refineCount ?? 0, 0);
+  const editPrompts = positiveInt('--edit-prompts', opts.editPrompts ?? 0, 0);
+  const editSeeds = positiveInt('--edit-seeds', opts.editSeeds ?? 4, 1);
   const shardSize = positiveInt('--shard-size', opts.shardSize ?? DEFAULT_SHARD_SIZE, 1);
   const seed = positiveInt('--seed', opts.seed, 0);
   const workers = positiveInt('--workers', opts.workers ?? availableParallelism(), 0);
@@ -779,7 +868,15 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
         log(`refinement-based: ${made.length} triplets from ${refineCount} prompts`);
       }
     }
-    // extras (model, then refine) go to evenly spaced places among the rule-based triplets, so every shard mixes them
+    if (editPrompts > 0) {
+      if (!opts.generate) skipped.push(`edit: ${editPrompts} prompts asked for, but no generator was given`);
+      else {
+        const made = await editSource(opts.generate, pool, tally, { seed, prompts: editPrompts, seeds: editSeeds, onProgress: opts.onProgress });
+        extras.push(...made);
+        log(`edit-based: ${made.length} triplets from ${editPrompts} prompts × ${editSeeds} seeds`);
+      }
+    }
+    // extras (model, refine, then edit) go to evenly spaced places among the rule-based triplets, so every shard mixes them
     const total = count + extras.length;
     const slots = extras.map((_, e) => Math.floor(((e + 1) * total) / (extras.length + 1)));
     let nextExtra = 0;
@@ -802,6 +899,8 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
         modelPrompts,
         modelSeeds,
         refineCount,
+        editPrompts,
+        editSeeds,
         size: MODEL_SIZE,
         ...(opts.generatorName ? { generator: opts.generatorName } : {}),
       }),
@@ -909,6 +1008,42 @@ async function modelSource(
         });
         done += idx.length;
         o.onProgress?.('model', done, records.length);
+      }),
+    );
+  }
+  await Promise.all(work);
+  return out.filter((s): s is GenrefSample => s !== null);
+}
+
+async function editSource(
+  generate: GenerateFn,
+  pool: TaskPool,
+  tally: Tally,
+  o: { seed: number; prompts: number; seeds: number; onProgress?: GenrefBuildOptions['onProgress'] },
+): Promise<GenrefSample[]> {
+  const records = trainPrompts({ count: o.prompts, seed: mixSeed(o.seed, 'genref-edit-prompts') });
+  const out: Array<GenrefSample | null> = new Array(records.length * o.seeds).fill(null);
+  const sampleSeed = (i: number, k: number): number => mixSeed(o.seed, 'genref-edit-sample', i, k);
+  const batches = pLimit(2);
+  let done = 0;
+  const work: Array<Promise<void>> = [];
+  for (let start = 0; start < records.length; start += MODEL_BATCH) {
+    const idx = Array.from({ length: Math.min(MODEL_BATCH, records.length - start) }, (_, j) => start + j);
+    work.push(
+      batches(async () => {
+        const reqs = idx.flatMap((i) => Array.from({ length: o.seeds }, (_, k) => ({ i, k, prompt: records[i]!.prompt, seed: sampleSeed(i, k) })));
+        const pngs = await generate(reqs.map(({ prompt, seed }) => ({ prompt, seed })));
+        if (pngs.length !== reqs.length) throw new Error(`generator returned ${pngs.length} images for ${reqs.length} requests`);
+        const made = await Promise.all(
+          reqs.map((r, n) => pool.run({ type: 'edit', seed: o.seed, index: r.i * o.seeds + r.k, sampleSeed: r.seed, record: records[r.i]!, png: own(pngs[n]!) })),
+        );
+        made.forEach((m, n) => {
+          const r = reqs[n]!;
+          if (m.ok) out[r.i * o.seeds + r.k] = m.sample;
+          else tally.drop('edit', m.reason);
+        });
+        done += idx.length;
+        o.onProgress?.('edit', done, records.length);
       }),
     );
   }

@@ -314,35 +314,63 @@ function refine(init: Fit, region: Parameters<typeof softIoU>[4]): Fit {
   return cur;
 }
 
-/** Detect the objects in a PNG: shape, colour, centre, scale and box, normalised to [0, 1]. */
-export async function detectObjects(png: Uint8Array, label = 'image'): Promise<Detection[]> {
+/** One detected object and the pixels it was detected from. */
+export interface SegmentedObject {
+  detection: Detection;
+  /** pixel indices (y · width + x) of its component, anti-aliased rim included */
+  pixels: number[];
+}
+
+/** The decoded image, what each pixel was read as, and the detected objects with their pixels. */
+export interface Segmentation {
+  width: number;
+  height: number;
+  /** RGB bytes, row-major */
+  data: Uint8Array;
+  /** component per pixel (an index into `objects`, or -1: background, an unexplained blend, or debris) */
+  owner: Int32Array;
+  objects: SegmentedObject[];
+}
+
+/** Segment a PNG into objects: each detection with its pixels (what pixel-level edits of an image work on). */
+export async function segmentObjects(png: Uint8Array, label = 'image'): Promise<Segmentation> {
   const img = await decode(png, label);
   const px = classifyPixels(img);
   const { comps, label: labels } = components(img, px);
   const minArea = MIN_AREA_FRACTION * img.width * img.height;
-  const out: Detection[] = [];
+  const owner = new Int32Array(img.width * img.height).fill(-1);
+  const objects: SegmentedObject[] = [];
   comps.forEach((comp, id) => {
     let area = 0;
     for (const i of comp.pixels) area += px.alpha[i] as number;
     if (area < minArea) return;
     const fit = fitComponent(comp, img, px, labels, id);
     const [bx1, by1, bx2, by2] = unitBox(fit.shape);
-    out.push({
-      shape: fit.shape,
-      color: COLORS[comp.color] as Color,
-      cx: fit.cx / img.width,
-      cy: fit.cy / img.height,
-      r: fit.r / img.width,
-      box: [
-        (fit.cx + bx1 * fit.r) / img.width,
-        (fit.cy + by1 * fit.r) / img.height,
-        (fit.cx + bx2 * fit.r) / img.width,
-        (fit.cy + by2 * fit.r) / img.height,
-      ],
-      score: area / (img.width * img.height),
+    for (const i of comp.pixels) owner[i] = objects.length;
+    objects.push({
+      detection: {
+        shape: fit.shape,
+        color: COLORS[comp.color] as Color,
+        cx: fit.cx / img.width,
+        cy: fit.cy / img.height,
+        r: fit.r / img.width,
+        box: [
+          (fit.cx + bx1 * fit.r) / img.width,
+          (fit.cy + by1 * fit.r) / img.height,
+          (fit.cx + bx2 * fit.r) / img.width,
+          (fit.cy + by2 * fit.r) / img.height,
+        ],
+        score: area / (img.width * img.height),
+      },
+      pixels: comp.pixels,
     });
   });
-  return out;
+  return { width: img.width, height: img.height, data: img.data, owner, objects };
+}
+
+/** Detect the objects in a PNG: shape, colour, centre, scale and box, normalised to [0, 1]. */
+export async function detectObjects(png: Uint8Array, label = 'image'): Promise<Detection[]> {
+  return (await segmentObjects(png, label)).objects.map((o) => o.detection);
 }
 
 /**

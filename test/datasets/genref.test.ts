@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createProceduralBackend, explicitPrompt, parseEdit } from '../../src/backends/procedural/index.js';
@@ -59,7 +60,7 @@ describe('dataset genref', () => {
     expect(model).toBeGreaterThan(0);
     expect(model).toBeLessThanOrEqual(8);
     expect(index.triplets).toBe(samples.length);
-    expect(index.sources).toEqual({ rule: 60, model, refine: 0, run: 0 });
+    expect(index.sources).toEqual({ rule: 60, model, refine: 0, edit: 0, run: 0 });
     expect(index.shards.map((s) => s.triplets)).toEqual([25, 25, samples.length - 50]);
     expect(readdirSync(dir('a')).sort()).toEqual(['genref-000000.tar', 'genref-000001.tar', 'genref-000002.tar', 'index.json']);
     expect(Object.values(index.defects).reduce((a, b) => a + b, 0)).toBe(60);
@@ -157,9 +158,35 @@ describe('dataset genref', () => {
     }
     const logs: string[] = [];
     const none = await buildGenref({ out: dir('d'), count: 3, refineCount: 5, seed: 2, generate, onLog: (m) => logs.push(m) });
-    expect(none.index.sources).toEqual({ rule: 3, model: 0, refine: 0, run: 0 });
+    expect(none.index.sources).toEqual({ rule: 3, model: 0, refine: 0, edit: 0, run: 0 });
     expect(none.index.skipped).toEqual([expect.stringMatching(/^refine: .*no prompt refiner/)]);
     expect(logs.join('\n')).toMatch(/no prompt refiner was given; source skipped/);
+  });
+
+  it('edit-based source: a sample and its pixel-edited copy differ only where the reflection says', async () => {
+    const r = await buildGenref({ out: dir('ed'), count: 0, editPrompts: 10, editSeeds: 3, seed: 4, generate, command: 'test' });
+    const got = await readAll(dir('ed'));
+    expect(got.length).toBe(r.index.sources.edit);
+    expect(got.length + Object.values(r.index.dropped.edit ?? {}).reduce((a, b) => a + b, 0)).toBe(30);
+    const sides = new Set<string>();
+    for (const { record: s, flawed, enhanced } of got) {
+      expect(s.source).toBe('edit');
+      expect(s.seedFlawed).toBe(s.seedEnhanced);
+      sides.add(s.edited!);
+      if (s.edited === 'flawed') expect(s.perturbation!.length).toBeGreaterThan(0);
+      for (const item of s.items) expect(parseEdit(item), item).not.toBeNull();
+      const [jf, je] = await Promise.all([evaluateImage(flawed, s.spec!), evaluateImage(enhanced, s.spec!)]);
+      expect(jf.correct).toBe(false);
+      expect(je.correct).toBe(true);
+      // a local change: most pixels are bit for bit the same
+      const [a, b] = await Promise.all([sharp(flawed).raw().toBuffer(), sharp(enhanced).raw().toBuffer()]);
+      let same = 0;
+      for (let q = 0; q < a.length; q += 3) if (a[q] === b[q] && a[q + 1] === b[q + 1] && a[q + 2] === b[q + 2]) same++;
+      expect(same / (a.length / 3), s.key).toBeGreaterThan(0.6);
+    }
+    expect(sides).toEqual(new Set(['flawed', 'enhanced']));
+    const again = await buildGenref({ out: dir('e2'), count: 0, editPrompts: 10, editSeeds: 3, seed: 4, generate, command: 'test' });
+    expect(again.index.shards.map((x) => x.sha256)).toEqual(r.index.shards.map((x) => x.sha256));
   });
 
   it.runIf(embeddedModelsPresent())('model-based source with the embedded generator (few steps): every prompt ends as a triplet or a counted drop', async () => {

@@ -9,6 +9,8 @@ import { promptsToJsonl, splitPrompts, writePromptsJsonl, type SplitName } from 
 
 /** Default of `dataset genref --model-prompts`: what fits beside 100,000 rule-based triplets in 30 min on 2 cores. */
 export const GENREF_MODEL_PROMPTS = 500;
+/** Default of `dataset genref --edit-prompts` (× 4 seeds: about 4 minutes of generator time on 2 cores). */
+export const GENREF_EDIT_PROMPTS = 500;
 
 function intArg(name: string, min: number) {
   return (v: string): number => {
@@ -130,6 +132,13 @@ export function datasetCommand(): Command {
     .option('--model-prompts <n>', 'model-based: training prompts sampled with the embedded generator (0: none)', intArg('--model-prompts', 0), GENREF_MODEL_PROMPTS)
     .option('--model-seeds <k>', 'model-based: generator seeds per prompt (a triplet needs one failing and one passing)', intArg('--model-seeds', 2), 4)
     .option('--refine-count <n>', 'refinement-based: training prompts sampled before and after the embedded prompt refiner (same seed)', intArg('--refine-count', 0), 500)
+    .option(
+      '--edit-prompts <n>',
+      'edit-based: training prompts sampled; each sample and a copy edited on its own pixels (its reflection carried out, or one defect given) make a triplet',
+      intArg('--edit-prompts', 0),
+      GENREF_EDIT_PROMPTS,
+    )
+    .option('--edit-seeds <k>', 'edit-based: generator seeds per prompt', intArg('--edit-seeds', 1), 4)
     .option('--seed <s>', 'seed', intArg('--seed', 0), 0)
     .option('--shard-size <n>', 'triplets per shard', intArg('--shard-size', 1), DEFAULT_SHARD_SIZE)
     .option('--steps <n>', 'generator sampler steps (default: the model card\'s)', intArg('--steps', 1))
@@ -142,6 +151,8 @@ export function datasetCommand(): Command {
         modelPrompts: number;
         modelSeeds: number;
         refineCount: number;
+        editPrompts: number;
+        editSeeds: number;
         seed: number;
         shardSize: number;
         steps?: number;
@@ -153,7 +164,7 @@ export function datasetCommand(): Command {
         let generate: Parameters<typeof buildGenref>[0]['generate'];
         let refine: Parameters<typeof buildGenref>[0]['refine'];
         let generatorName: string | undefined;
-        if (opts.modelPrompts > 0 || opts.refineCount > 0) {
+        if (opts.modelPrompts > 0 || opts.refineCount > 0 || opts.editPrompts > 0) {
           const { FlowGenerator } = await import('../../backends/embedded/generator.js');
           const generator = await FlowGenerator.load(opts.models ?? MODELS_DIR, opts.steps ? { steps: opts.steps } : {});
           generatorName = generator.identity;
@@ -180,6 +191,8 @@ export function datasetCommand(): Command {
           modelPrompts: opts.modelPrompts,
           modelSeeds: opts.modelSeeds,
           refineCount: opts.refineCount,
+          editPrompts: opts.editPrompts,
+          editSeeds: opts.editSeeds,
           seed: opts.seed,
           shardSize: opts.shardSize,
           ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
