@@ -66,6 +66,22 @@ describe('our config', () => {
     expect(stored).toEqual({ roles: { verifier: { apiKeyEnv: 'OPENAI_API_KEY', model: 'm' } } });
   });
 
+  it('takes credentials out of URLs: user-info and key-like query parameters, nothing else', () => {
+    const stored = redactSecrets({
+      roles: {
+        verifier: { baseURL: 'http://u:sk-live-123@vlm.local:8000/v1' },
+        generator: { baseURL: 'https://gen.example/v1beta?key=AIza-secret&alt=json', prompt: 'a cat: http is not a url' },
+      },
+      list: ['https://x.example/a?sig=abc&sv=2024'],
+    });
+    const text = JSON.stringify(stored);
+    for (const secret of ['sk-live-123', 'AIza-secret', 'abc&', 'u:']) expect(text).not.toContain(secret);
+    expect(stored.roles.verifier.baseURL).toBe('http://vlm.local:8000/v1');
+    expect(stored.roles.generator.baseURL).toBe('https://gen.example/v1beta?alt=json');
+    expect(stored.roles.generator.prompt).toBe('a cat: http is not a url');
+    expect(stored.list).toEqual(['https://x.example/a?sv=2024']);
+  });
+
   it('a needed role cannot be disabled', () => {
     expect(() => planRoles({ backend: 'x', roles: { corrector: { enabled: false } } }, 'reflection')).toThrow(UserError);
   });

@@ -48,7 +48,37 @@ function describe(error: z.ZodError): string {
 
 const SECRET = /key|token|secret|password|authorization|credential/i;
 
-/** The config as kept in run.json: anything that looks like a secret is removed. */
+/** Query parameters that carry credentials in the URLs of the services we call (`?key=` for Gemini, SAS `sig=`). */
+const SECRET_PARAM = /^(key|api[-_]?key|access[-_]?token|token|secret|password|sig|signature|auth)$/i;
+
+/**
+ * A URL with its credentials taken out: the user-info part (`http://user:sk-…@host`) and key-like query
+ * parameters. Strings that are not absolute URLs come back unchanged.
+ */
+export function redactUrl(text: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return text;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return text;
+  }
+  let changed = false;
+  if (url.username || url.password) {
+    url.username = '';
+    url.password = '';
+    changed = true;
+  }
+  for (const name of [...url.searchParams.keys()]) {
+    if (SECRET_PARAM.test(name)) {
+      url.searchParams.delete(name);
+      changed = true;
+    }
+  }
+  return changed ? url.toString() : text;
+}
+
+/** The config as kept in run.json: anything that looks like a secret is removed, credentials in URLs too. */
 export function redactSecrets<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v) => redactSecrets(v)) as T;
   if (value && typeof value === 'object') {
@@ -60,5 +90,6 @@ export function redactSecrets<T>(value: T): T {
     }
     return out as T;
   }
+  if (typeof value === 'string') return redactUrl(value) as T;
   return value;
 }
