@@ -1,7 +1,7 @@
 import type { RoleSet } from './core/roles.js';
 import type { PromptMeta, Role, SearchParams } from './core/types.js';
 import { checkPrompt, search, type SearchOutcome } from './search/loop.js';
-import type { CallListener } from './search/calls.js';
+import { RoleFailing, type CallListener } from './search/calls.js';
 import { RunStore } from './store/run-store.js';
 import type { RunRecord } from './store/types.js';
 
@@ -88,7 +88,7 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
   } catch (err) {
     const interrupted = opts.signal?.aborted ?? false;
     await store.update({
-      status: interrupted ? 'interrupted' : 'failed',
+      status: interrupted ? 'interrupted' : err instanceof RoleFailing ? 'incomplete' : 'failed',
       error: String((err as Error)?.message ?? err),
       elapsedMs: elapsed(),
     });
@@ -96,8 +96,11 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
     throw err;
   }
   const best = outcome.candidates.find((c) => c.id === outcome.bestId);
+  const failedCalls: Partial<Record<Role, number>> = {};
+  for (const e of outcome.failures) failedCalls[e.role] = (failedCalls[e.role] ?? 0) + 1;
   await store.update({
-    status: 'done',
+    status: outcome.failures.length ? 'incomplete' : 'done',
+    ...(outcome.failures.length ? { error: failureSummary(outcome.failures) } : { error: undefined }),
     elapsedMs: elapsed(),
     candidates: outcome.candidates,
     result: {
@@ -109,6 +112,7 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
       budget: outcome.budget,
       timePerRole: outcome.timePerRole,
       wallMs: elapsed(),
+      ...(outcome.failures.length ? { failedCalls } : {}),
     },
   });
   await store.close();
@@ -117,4 +121,15 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
     await writeReport(store.dir);
   }
   return { ...outcome, dir: store.dir, run: store.run };
+}
+
+/** One line for run.json and the CLI: how many calls failed, per role, and the first error of each role. */
+export function failureSummary(failures: ReadonlyArray<{ role: Role; error?: string }>): string {
+  const byRole = new Map<Role, { n: number; first: string }>();
+  for (const f of failures) {
+    const r = byRole.get(f.role);
+    if (r) r.n++;
+    else byRole.set(f.role, { n: 1, first: (f.error ?? '').split('\n')[0]! });
+  }
+  return [...byRole].map(([role, { n, first }]) => `${n} ${role} call${n === 1 ? '' : 's'} failed (${first})`).join('; ');
 }

@@ -188,6 +188,48 @@ describe('concurrency and alignment', () => {
   });
 });
 
+describe('failed calls and resume', () => {
+  it('a resume retries a failed pool image; chains that now start elsewhere are made again, equal to a clean run', async () => {
+    const p = params({ samples: 6, width: 2, depth: 2 });
+    const clean = await run({ samples: 6, width: 2, depth: 2 });
+    const best = clean.result.candidates.find((c) => c.round === 0 && c.chain === 0)!; // the clean run's first head
+    const io = new MemoryIO();
+    const backend = createBackend();
+    let down = true;
+    const roles = {
+      ...backend,
+      generator: {
+        ...backend.generator,
+        generate: (req: Parameters<typeof backend.generator.generate>[0], o?: Parameters<typeof backend.generator.generate>[1]) =>
+          down && req.seed === best.seed ? Promise.reject(new Error('503 busy')) : backend.generator.generate(req, o),
+      },
+    };
+    const first = await search({ prompt: 'a red circle', params: p, roles, io });
+    expect(first.failures.map((e) => e.key)).toEqual([`generate:${best.id}`]);
+    expect(first.candidates.some((c) => c.id === best.id)).toBe(false);
+    down = false;
+    const again = await search({ prompt: 'a red circle', params: p, roles, io });
+    expect(again.failures).toEqual([]);
+    expect(again.candidates.map((c) => c.id)).toEqual(clean.result.candidates.map((c) => c.id));
+    expect(again.bestId).toBe(clean.result.bestId);
+    for (const c of again.candidates) {
+      expect(c.parentId).toBe(clean.result.candidates.find((x) => x.id === c.id)!.parentId);
+      expect(c.evaluation).toEqual(clean.result.candidates.find((x) => x.id === c.id)!.evaluation);
+      expect(Buffer.from(io.images.get(c.id)!.png).equals(Buffer.from(clean.io.images.get(c.id)!.png))).toBe(true);
+    }
+  });
+
+  it('a role whose first calls all fail the same way stops the search (RoleFailing), without spending the budget', async () => {
+    const backend = createBackend();
+    const roles = { ...backend, verifier: { ...backend.verifier, verify: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:9')) } };
+    const io = new MemoryIO();
+    await expect(search({ prompt: 'a red circle', params: params({ strategy: 'noise', samples: 32, width: 1, depth: 0 }), roles, io })).rejects.toThrow(
+      /every verify call failed the same way \(3 of 3\): connect ECONNREFUSED/,
+    );
+    expect(io.events.filter((e) => e.role === 'verify' && e.error).length).toBeLessThan(32);
+  });
+});
+
 describe('noise keeps no chains', () => {
   it('every image stays a pool image and the best is over all of them', async () => {
     const { result } = await run({ strategy: 'noise', samples: 5, width: 2, depth: 1 });

@@ -6,7 +6,7 @@ import { backendsCommand } from './commands/backends.js';
 import { datasetCommand } from './commands/dataset.js';
 import { evalCommand } from './commands/eval.js';
 import { reportCommand } from './commands/report.js';
-import { Interrupted, runCommand } from './commands/run.js';
+import { Interrupted, RunIncomplete, runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 
 function version(): string {
@@ -24,8 +24,9 @@ export function buildProgram(): Command {
 }
 
 /**
- * Run the CLI. Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 130 interrupted (the run
- * is resumable); 1 anything else.
+ * Run the CLI. Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 3 a run is incomplete (some
+ * calls failed, or a role failed the same way from its first calls on; `run --resume` retries them); 130
+ * interrupted (the run is resumable); 1 anything else.
  */
 export async function main(argv: string[]): Promise<number> {
   registerBuiltinBackends();
@@ -51,6 +52,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof Interrupted) {
       process.stderr.write(`reflectionflow: ${err.message}\n`);
       return 130;
+    }
+    if (err instanceof RunIncomplete) {
+      process.stderr.write(`reflectionflow: ${err.message}\n`);
+      return 3;
     }
     process.stderr.write(`reflectionflow: ${errorMessage(err)}\n`);
     if (process.env.REFLECTIONFLOW_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);

@@ -47,6 +47,7 @@ import { applyEdit, editToText, planEdits, type Edit, type ObjectRef } from '../
 import { UserError, errorMessage } from '../core/errors.js';
 import type { Candidate, Evaluation, Role } from '../core/types.js';
 import { writeFileAtomic } from '../store/atomic.js';
+import { makeOutputDir } from '../store/dirs.js';
 import { IMAGES_DIR, readRunRecord } from '../store/run-store.js';
 import type { RunRecord } from '../store/types.js';
 import { evaluateImage } from '../shapeworld/evaluate.js';
@@ -345,12 +346,7 @@ export function listShards(dir: string): string[] {
 }
 
 async function prepareOut(out: string): Promise<void> {
-  try {
-    await fs.mkdir(out, { recursive: true });
-    await fs.access(out, fs.constants.W_OK);
-  } catch (err) {
-    throw new UserError(`output directory ${out} is not writable (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
-  }
+  makeOutputDir(out);
 }
 
 /**

@@ -2,7 +2,8 @@
  * Training data for the embedded models, in the format training/ reads (see training/README.md):
  * meta.json, images.u8 (N×S×S×3), tokens.i32 (N×maxTokens), labels.u8 (verifier sets), records.jsonl.
  */
-import { mkdirSync, openSync, closeSync, writeSync, writeFileSync } from 'node:fs';
+import { openSync, closeSync, writeSync, writeFileSync } from 'node:fs';
+import { makeOutputDir } from '../store/dirs.js';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
@@ -70,7 +71,7 @@ export class DatasetWriter {
     readonly size: number,
     withLabels: boolean,
   ) {
-    mkdirSync(dir, { recursive: true });
+    makeOutputDir(dir);
     this.tokenizer = new Tokenizer(vocab, MAX_TOKENS);
     this.images = openSync(path.join(dir, 'images.u8'), 'w');
     this.tokens = openSync(path.join(dir, 'tokens.i32'), 'w');

@@ -19,18 +19,46 @@ export interface CallSpec {
 export type CallListener = (event: CallEvent, replayed: boolean) => void;
 
 /**
+ * A role whose first calls all failed the same way (a wrong URL, a refused connection, a size the backend cannot
+ * make): the search stops instead of spending the rest of the budget on the same error.
+ */
+export const FAIL_FAST_CALLS = 3;
+
+/** The search stopped early: a role's first FAIL_FAST_CALLS calls all failed with this message. */
+export class RoleFailing extends Error {
+  override name = 'RoleFailing';
+  constructor(
+    readonly role: Role,
+    readonly calls: number,
+    readonly reason: string,
+  ) {
+    super(`every ${role} call failed the same way (${calls} of ${calls}): ${reason}`);
+  }
+}
+
+/**
  * Runs role calls: one concurrency limit per role object or limit group (see RoleInfo.limitGroup), a finished call
  * from an earlier attempt is replayed instead of redone, and every call, finished or failed, becomes one event.
  */
 export class CallRunner {
   private readonly limits = new WeakMap<object, LimitFunction>();
   readonly timePerRole: Partial<Record<Role, number>> = {};
+  /** calls of this attempt that failed (a resume makes them again) */
+  readonly failures: CallEvent[] = [];
+  private readonly succeeded = new Set<Role>();
+  /** images made anew in this attempt: what an earlier attempt recorded about an image of that id is stale */
+  private readonly fresh = new Set<string>();
+  private readonly stopper = new AbortController();
+  /** aborted when the caller's signal is, or when a role keeps failing (reason: RoleFailing) */
+  readonly signal: AbortSignal;
 
   constructor(
     private readonly io: SearchIO,
-    private readonly signal: AbortSignal | undefined,
+    outer: AbortSignal | undefined,
     private readonly listener?: CallListener,
-  ) {}
+  ) {
+    this.signal = outer ? AbortSignal.any([outer, this.stopper.signal]) : this.stopper.signal;
+  }
 
   private limitFor(backend: RoleInfo): LimitFunction {
     const key = backend.limitGroup ?? backend;
@@ -54,10 +82,13 @@ export class CallRunner {
     fromEvent: (event: CallEvent) => Promise<T>,
   ): Promise<T> {
     const done = this.io.cached(spec.key);
-    if (done) {
+    // a call is replayed only for the same inputs: after a failed call is retried, a later call with the same key
+    // may read another image (a different chain head, or an image made anew) and must be made again
+    if (done && sameInputs(done, spec) && !spec.inputIds.some((id) => this.fresh.has(id))) {
       try {
         const replayed = await fromEvent(done);
         this.addTime(spec.role, done.ms);
+        this.succeeded.add(spec.role);
         this.listener?.(done, true);
         return replayed;
       } catch {
@@ -88,19 +119,31 @@ export class CallRunner {
       });
     } catch (err) {
       // an abort is not the call's failure: leave no event so that a resume redoes it
-      if (this.signal?.aborted) throw this.signal.reason ?? err;
+      if (this.signal.aborted) throw this.signal.reason ?? err;
       this.addTime(spec.role, ms);
       const event: CallEvent = { ...base, ms: round(ms), error: errorMessage(err), at: new Date().toISOString() };
       await this.io.record(event);
+      this.failures.push(event);
       this.listener?.(event, false);
+      this.failFast(spec.role);
       throw new CallFailed(event.error!, err);
     }
     const extra = await toEvent(result);
     this.addTime(spec.role, ms);
+    this.succeeded.add(spec.role);
+    if (extra.outputId) this.fresh.add(extra.outputId);
     const event: CallEvent = { ...base, ...extra, ms: round(ms), at: new Date().toISOString() };
     await this.io.record(event);
     this.listener?.(event, false);
     return result;
+  }
+
+  private failFast(role: Role): void {
+    if (this.succeeded.has(role)) return;
+    const failed = this.failures.filter((e) => e.role === role);
+    if (failed.length < FAIL_FAST_CALLS) return;
+    const first = firstLine(failed[0]!.error!);
+    if (failed.every((e) => firstLine(e.error!) === first)) this.stopper.abort(new RoleFailing(role, failed.length, first));
   }
 
   private addTime(role: Role, ms: number): void {
@@ -115,6 +158,16 @@ export class CallFailed extends Error {
     super(message);
   }
 }
+
+function sameInputs(e: CallEvent, spec: CallSpec): boolean {
+  return (
+    e.inputIds.length === spec.inputIds.length &&
+    e.inputIds.every((id, i) => id === spec.inputIds[i]) &&
+    (spec.prompt === undefined || e.prompt === spec.prompt)
+  );
+}
+
+const firstLine = (text: string): string => text.split('\n')[0]!.trim();
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;

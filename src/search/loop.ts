@@ -20,6 +20,7 @@ import type {
 } from '../core/types.js';
 import { CallFailed, CallRunner, type CallListener } from './calls.js';
 import type { SearchIO } from './io.js';
+import type { CallEvent } from '../store/types.js';
 import { makePlan } from './plan.js';
 import { deriveSeed } from './seeds.js';
 import { bestOf, rank } from './select.js';
@@ -37,6 +38,8 @@ export interface SearchInput {
 
 export interface SearchOutcome extends SearchResult {
   timePerRole: CallRunner['timePerRole'];
+  /** calls that failed in this attempt (the search went on without them); a resume makes them again */
+  failures: CallEvent[];
 }
 
 /** Which roles a strategy needs, for a clear error before anything runs. */
@@ -47,26 +50,26 @@ export function requiredRoles(strategy: SearchParams['strategy']): Array<keyof R
 }
 
 export async function search(input: SearchInput): Promise<SearchOutcome> {
-  const { prompt, params, roles, io, signal } = input;
+  const { prompt, params, roles, io } = input;
   for (const role of requiredRoles(params.strategy)) {
     if (!roles[role]) throw new UserError(`strategy '${params.strategy}' needs a ${role}, and none is configured`);
   }
   checkPrompt(roles, prompt);
   const plan = makePlan(params);
-  const calls = new CallRunner(io, signal, input.onCall);
+  const calls = new CallRunner(io, input.signal, input.onCall);
   const candidates: Candidate[] = [];
   const images = new Map<string, Image>();
   let imagesGenerated = 0;
 
   // ---- calls, each bound to the candidate it concerns ----
 
-  const makeImage = async (c: Candidate, make: () => Promise<Image>, inputIds: string[]): Promise<boolean> => {
+  const makeImage = async (c: Candidate, make: (signal: AbortSignal | undefined) => Promise<Image>, inputIds: string[]): Promise<boolean> => {
     const role = c.origin === 'generate' ? 'generate' : 'correct';
     const backend = role === 'generate' ? roles.generator : roles.corrector!;
     try {
       const image = await calls.run(
         { key: `${role}:${c.id}`, role, backend, candidateId: c.id, inputIds, prompt: c.prompt, seed: c.seed },
-        () => make(),
+        (s) => make(s),
         async (img) => {
           await io.saveImage(c.id, img);
           return { outputId: c.id, ...(c.reflection ? { reflection: c.reflection } : {}) };
@@ -157,7 +160,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
   });
   await Promise.all(
     pool.map(async (c) => {
-      const ok = await makeImage(c, () => roles.generator.generate({ prompt, seed: c.seed, size: input.size }, { signal }), []);
+      const ok = await makeImage(c, (s) => roles.generator.generate({ prompt, seed: c.seed, size: input.size }, { signal: s }), []);
       if (ok) await verify(c);
     }),
   );
@@ -189,7 +192,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
         const source = images.get(head.id)!;
         made = await makeImage(
           child,
-          () => corrector.correct({ image: source, prompt: nextPrompt, reflection, seed, size: input.size }, { signal }),
+          (s) => corrector.correct({ image: source, prompt: nextPrompt, reflection, seed, size: input.size }, { signal: s }),
           [head.id],
         );
         previousReflection = reflection;
@@ -198,7 +201,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
         child = childOf(head, r, chainIndex, seed, nextPrompt, 'generate');
         made = await makeImage(
           child,
-          () => roles.generator.generate({ prompt: nextPrompt, seed, size: input.size }, { signal }),
+          (s) => roles.generator.generate({ prompt: nextPrompt, seed, size: input.size }, { signal: s }),
           [head.id],
         );
       }
@@ -226,6 +229,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     imagesGenerated,
     budget: plan.budget,
     timePerRole: calls.timePerRole,
+    failures: calls.failures,
   };
 }
 

@@ -2,7 +2,8 @@
  * ShapeWorld prompt sets in GenEval's metadata schema, the fixed train/test split over combinations, a
  * paraphrasing training-prompt generator, and a parser from prompt text back to a GenEval spec.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import { makeOutputDir } from '../store/dirs.js';
 import path from 'node:path';
 import { UserError } from '../core/errors.js';
 import { Rng } from './random.js';
@@ -414,7 +415,7 @@ export function splitPrompts(splitName: SplitName, options: { count?: number; se
 /** Write a split as GenEval JSONL to `file` (directories created); returns the number of records written. */
 export async function writePromptsJsonl(splitName: SplitName, file: string, options: { count?: number; seed?: number } = {}): Promise<number> {
   const recs = splitPrompts(splitName, options);
-  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  makeOutputDir(path.dirname(path.resolve(file)));
   await writeFile(file, promptsToJsonl(recs));
   return recs.length;
 }

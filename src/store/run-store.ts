@@ -1,15 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, promises as fs, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, promises as fs, readFileSync, rmSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { UserError, errorMessage } from '../core/errors.js';
 import type { Image } from '../core/types.js';
 import type { SearchIO } from '../search/io.js';
 import { writeFileAtomic } from './atomic.js';
+import { makeOutputDir } from './dirs.js';
 import type { CallEvent, RunRecord } from './types.js';
 
 export const RUN_FILE = 'run.json';
 export const EVENTS_FILE = 'events.jsonl';
 export const IMAGES_DIR = 'images';
+/** Held by the process that runs the search in a directory: `{pid, host}`; removed when it stops. */
+export const LOCK_FILE = '.lock';
 
 /**
  * One run directory: `run.json` (rewritten atomically), `events.jsonl` (appended, one line per call),
@@ -32,17 +36,26 @@ export class RunStore implements SearchIO {
     return this.current;
   }
 
-  /** Create `<parent>/<id>/`. Fails with a UserError (and leaves nothing behind) when the parent is unusable. */
+  /**
+   * Create `<parent>/<id>/`, a directory no run used before, and lock it. Fails with a UserError (and leaves nothing
+   * behind) when the parent is unusable.
+   */
   static async create(parent: string, init: Omit<RunRecord, 'id' | 'version' | 'createdAt' | 'updatedAt' | 'status' | 'candidates'>): Promise<RunStore> {
-    const id = newRunId(init.prompt);
-    const dir = path.resolve(parent, id);
-    try {
-      await fs.mkdir(parent, { recursive: true });
-      await fs.access(parent, fs.constants.W_OK);
-    } catch (err) {
-      throw new UserError(`output directory ${parent} is not writable (${codeOf(err)})`);
+    makeOutputDir(parent);
+    let id = '';
+    let dir = '';
+    for (let attempt = 0; ; attempt++) {
+      id = newRunId(init.prompt);
+      dir = path.resolve(parent, id);
+      try {
+        mkdirSync(dir); // not recursive: an existing directory is never reused
+        break;
+      } catch (err) {
+        if (codeOf(err) !== 'EEXIST' || attempt >= 20) throw new UserError(`cannot create a run directory in ${parent} (${codeOf(err)})`);
+      }
     }
-    await fs.mkdir(path.join(dir, IMAGES_DIR), { recursive: true });
+    lockRunDir(dir);
+    mkdirSync(path.join(dir, IMAGES_DIR));
     const now = new Date().toISOString();
     const run: RunRecord = { version: 1, id, ...init, status: 'running', createdAt: now, updatedAt: now, candidates: [] };
     const store = new RunStore(dir, run, []);
@@ -51,9 +64,10 @@ export class RunStore implements SearchIO {
     return store;
   }
 
-  /** Open an existing run directory to resume it. */
+  /** Open an existing run directory to resume it; refused (a UserError) while another process runs it. */
   static async open(dir: string): Promise<RunStore> {
     const run = await readRunRecord(dir);
+    lockRunDir(path.resolve(dir));
     const eventsPath = path.join(dir, EVENTS_FILE);
     const events = existsSync(eventsPath) ? await readEvents(eventsPath, true) : [];
     // an image whose event is missing may be torn or stale: its call is redone and the file rewritten
@@ -92,10 +106,62 @@ export class RunStore implements SearchIO {
     writeFileAtomic(path.join(this.dir, RUN_FILE), JSON.stringify(this.current, null, 2) + '\n');
   }
 
+  /** Close the events file and release the directory's lock. */
   async close(): Promise<void> {
     if (this.eventsFd !== undefined) closeSync(this.eventsFd);
     this.eventsFd = undefined;
+    unlockRunDir(this.dir);
   }
+}
+
+const held = new Set<string>();
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return codeOf(err) === 'EPERM';
+  }
+}
+
+/**
+ * Take the run directory's lock file, exclusively. A lock whose process is gone (a kill -9, a power cut) is taken
+ * over; one held by a live process on this host refuses the second runner.
+ */
+function lockRunDir(dir: string): void {
+  const file = path.join(dir, LOCK_FILE);
+  const me = JSON.stringify({ pid: process.pid, host: hostname() }) + '\n';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, me);
+      closeSync(fd);
+      held.add(dir);
+      return;
+    } catch (err) {
+      if (codeOf(err) !== 'EEXIST') throw new UserError(`cannot lock run directory ${dir} (${codeOf(err)})`);
+    }
+    let owner: { pid?: unknown; host?: unknown } = {};
+    try {
+      owner = JSON.parse(readFileSync(file, 'utf8')) as typeof owner;
+    } catch {
+      // torn or empty: its writer died between open and write
+    }
+    const pid = typeof owner.pid === 'number' ? owner.pid : null;
+    if (pid !== null && (owner.host !== hostname() || (pid !== process.pid && alive(pid)))) {
+      const where = owner.host === hostname() ? `process ${pid}` : `process ${pid} on ${String(owner.host)}`;
+      throw new UserError(`run ${dir} is in use by ${where}; wait for it to finish or stop it (lock: ${file})`);
+    }
+    if (pid === process.pid && held.has(dir)) throw new UserError(`run ${dir} is already open in this process`);
+    rmSync(file, { force: true }); // stale: its process is gone
+  }
+  throw new UserError(`cannot lock run directory ${dir}: another process keeps taking it`);
+}
+
+function unlockRunDir(dir: string): void {
+  if (!held.delete(dir)) return;
+  rmSync(path.join(dir, LOCK_FILE), { force: true });
 }
 
 export async function readRunRecord(dir: string): Promise<RunRecord> {
@@ -167,7 +233,7 @@ function newRunId(prompt: string): string {
     .replace(/^-+|-+$/g, '')
     .slice(0, 32)
     .replace(/-+$/, '');
-  return `${stamp}-${slug || 'run'}-${randomBytes(2).toString('hex')}`;
+  return `${stamp}-${slug || 'run'}-${randomBytes(4).toString('hex')}`;
 }
 
 function codeOf(err: unknown): string {

@@ -24,7 +24,12 @@ export interface CallEvent {
   at: string;
 }
 
-export type RunStatus = 'running' | 'done' | 'failed' | 'interrupted';
+/**
+ * `done`: every call succeeded. `incomplete`: the search ran to its end but some calls failed, or it stopped early
+ * because a role kept failing; `--resume` makes the failed and missing calls. `interrupted`: stopped by a signal.
+ * `failed`: an error that is not a call's (a bug, a full disk).
+ */
+export type RunStatus = 'running' | 'done' | 'incomplete' | 'failed' | 'interrupted';
 
 /** run.json */
 export interface RunRecord {
@@ -51,6 +56,8 @@ export interface RunRecord {
     /** summed call time per role, ms */
     timePerRole: Partial<Record<Role, number>>;
     wallMs: number;
+    /** calls of the last attempt that failed, per role (absent when none did) */
+    failedCalls?: Partial<Record<Role, number>>;
   };
   /** every image, with what made it and what was said of it */
   candidates: Candidate[];

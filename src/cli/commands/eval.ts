@@ -1,6 +1,7 @@
 import { compositionalCheckPrompts } from '../../shapeworld/compositional.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { makeOutputDir } from '../../store/dirs.js';
 import { Command, Option } from 'commander';
 import { loadConfigFile } from '../../config/load.js';
 import { loadPromptFile, type PromptRecord } from '../../config/prompts.js';
@@ -72,6 +73,7 @@ function parseStrategies(list: string): Strategy[] {
 
 async function evalAction(flags: EvalFlags): Promise<void> {
   const strategies = parseStrategies(flags.strategies);
+  makeOutputDir(flags.out); // before an hour of work, not after
   let records: PromptRecord[];
   if (flags.prompts && flags.split) throw new UserError('give --prompts or --split, not both');
   if (flags.prompts) records = loadPromptFile(flags.prompts);
@@ -149,7 +151,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
 function writeResults(out: string, started: Date, report: EvalReport, setup: Record<string, unknown>): string {
   const stamp = started.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   const dir = path.resolve(out, `eval-${stamp}`);
-  mkdirSync(dir, { recursive: true });
+  makeOutputDir(dir);
   const samples = [...report.samples].sort(
     (a, b) => a.tag.localeCompare(b.tag) || a.prompt.localeCompare(b.prompt) || a.seed - b.seed || a.strategy.localeCompare(b.strategy) || a.budget - b.budget,
   );

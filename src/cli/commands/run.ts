@@ -7,7 +7,8 @@ import { buildRoles, planRoles, resolveParams, type RolePlan } from '../../confi
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
-import { resumeSearch, runSearch, type RunOutcome } from '../../run.js';
+import { failureSummary, resumeSearch, runSearch, type RunOutcome } from '../../run.js';
+import { RoleFailing } from '../../search/calls.js';
 import { checkPrompt } from '../../search/loop.js';
 import { makePlan } from '../../search/plan.js';
 import { readRunRecord } from '../../store/run-store.js';
@@ -65,8 +66,17 @@ interface Job {
   record?: PromptRecord;
 }
 
+/** Flags that choose what a new run does; a resumed run keeps its own. */
+const NEW_RUN_FLAGS = ['strategy', 'samples', 'width', 'depth', 'seed', 'maxImages', 'chainHead', 'backend', 'config', 'out', 'prompts', 'size'] as const;
+const flagName = (k: string): string => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
 async function runAction(promptArg: string | undefined, flags: RunFlags): Promise<void> {
-  if (flags.resume) return resumeAction(flags);
+  if (flags.resume) {
+    if (promptArg !== undefined) throw new UserError(`--resume continues the run's own prompt; drop the prompt '${promptArg}'`);
+    const given = NEW_RUN_FLAGS.filter((k) => flags[k] !== undefined);
+    if (given.length) throw new UserError(`--resume continues a run with its own settings; drop ${given.map(flagName).join(', ')}`);
+    return resumeAction(flags);
+  }
 
   // everything the user gave is checked before anything is written
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
@@ -138,11 +148,13 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
     }
   } catch (err) {
     if (controller.signal.aborted) throw interruptedError(current);
+    if (err instanceof RoleFailing) throw stoppedEarly(err, current);
     throw err;
   } finally {
     controller.dispose();
   }
   if (flags.json) process.stdout.write(JSON.stringify(outcomes.map(summaryJson), null, 2) + '\n');
+  throwIfIncomplete(outcomes);
 }
 
 async function resumeAction(flags: RunFlags): Promise<void> {
@@ -165,6 +177,7 @@ async function resumeAction(flags: RunFlags): Promise<void> {
     });
   } catch (err) {
     if (controller.signal.aborted) throw interruptedError(dir);
+    if (err instanceof RoleFailing) throw stoppedEarly(err, dir);
     throw err;
   } finally {
     progress.stop();
@@ -172,6 +185,24 @@ async function resumeAction(flags: RunFlags): Promise<void> {
   }
   if (flags.json) process.stdout.write(JSON.stringify([summaryJson(outcome)], null, 2) + '\n');
   else printSummary(outcome, '');
+  throwIfIncomplete([outcome]);
+}
+
+/** Exit code 3: some calls failed; the summary was printed, the run is resumable. */
+export class RunIncomplete extends Error {}
+
+function throwIfIncomplete(outcomes: RunOutcome[]): void {
+  const incomplete = outcomes.filter((o) => o.run.status === 'incomplete');
+  if (!incomplete.length) return;
+  const resume = incomplete.map((o) => `reflectionflow run --resume ${o.dir}`).join(' ; ');
+  throw new RunIncomplete(
+    `${incomplete.length === 1 ? 'the run is' : `${incomplete.length} runs are`} incomplete: ${incomplete.map((o) => failureSummary(o.failures)).join(' | ')}; ` +
+      `retry the failed calls with: ${resume}`,
+  );
+}
+
+function stoppedEarly(err: RoleFailing, dir: string): RunIncomplete {
+  return new RunIncomplete(`stopped early: ${err.message}; fix the ${err.role} backend and continue with: reflectionflow run --resume ${dir || '<runDir>'}`);
 }
 
 function collectJobs(promptArg: string | undefined, promptsFile: string | undefined): Job[] {
@@ -223,6 +254,7 @@ function printSummary(o: RunOutcome, label: string): void {
   const lines = [
     `${label ? label + ' ' : ''}${o.run.prompt}`,
     `  best: ${r.bestPath ?? '(no image)'}${r.bestScore !== null ? `  score ${r.bestScore.toFixed(4)}` : ''}`,
+    ...(o.run.status === 'incomplete' ? [`  incomplete: ${failureSummary(o.failures)}`] : []),
     `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s  call time per role: ${roles}`,
     `  run: ${o.dir}`,
   ];

@@ -1,0 +1,39 @@
+import { mkdirSync, accessSync, statSync, constants } from 'node:fs';
+import path from 'node:path';
+import { UserError, errorMessage } from '../core/errors.js';
+
+const codeOf = (err: unknown): string => (err as NodeJS.ErrnoException)?.code ?? errorMessage(err);
+
+/**
+ * Make an output folder and its missing parents, one level at a time, or fail at once with a UserError naming the
+ * folder. (Node's recursive mkdir loops forever on some file systems, procfs among them, where mkdir answers
+ * ENOENT under an existing directory.)
+ */
+export function makeOutputDir(dir: string, what = 'output directory'): void {
+  const abs = path.resolve(dir);
+  const missing: string[] = [];
+  for (let p = abs; ; p = path.dirname(p)) {
+    try {
+      if (!statSync(p).isDirectory()) throw new UserError(`${what} ${dir}: ${p} is not a directory`);
+      break;
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      if (codeOf(err) === 'ENOTDIR') throw new UserError(`${what} ${dir}: a part of the path is not a directory`);
+      if (codeOf(err) !== 'ENOENT' || path.dirname(p) === p) throw new UserError(`${what} ${dir} is not usable (${codeOf(err)} at ${p})`);
+      missing.unshift(p);
+    }
+  }
+  for (const p of missing) {
+    try {
+      mkdirSync(p);
+    } catch (err) {
+      if (codeOf(err) === 'EEXIST' && statSync(p).isDirectory()) continue;
+      throw new UserError(`${what} ${dir} cannot be created (${codeOf(err)} at ${p})`);
+    }
+  }
+  try {
+    accessSync(abs, constants.W_OK);
+  } catch (err) {
+    throw new UserError(`${what} ${dir} is not writable (${codeOf(err)})`);
+  }
+}

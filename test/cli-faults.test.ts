@@ -1,0 +1,200 @@
+/**
+ * The CLI under faults: unusable output folders, calls that fail, a role that fails from its first call on, two
+ * processes on one run directory, flags that a resume would silently ignore.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN, cli, cliAsync, tmpDir } from './helpers/cli.js';
+
+const runDirs = (parent: string): string[] => (existsSync(parent) ? readdirSync(parent).map((d) => path.join(parent, d)) : []);
+const runJson = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8'));
+const events = (dir: string) =>
+  readFileSync(path.join(dir, 'events.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+
+/** A port nothing listens on (for a moment): connection refused. */
+async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** An OpenAI-compatible yes/no verifier: `yes` for every image. */
+function yesServer(port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const logprobs = { content: [{ token: 'yes', logprob: Math.log(0.8), bytes: null, top_logprobs: [{ token: 'yes', logprob: Math.log(0.8), bytes: null }, { token: 'no', logprob: Math.log(0.2), bytes: null }] }] };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          id: 'c',
+          object: 'chat.completion',
+          created: 0,
+          model: 'm',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'yes' }, logprobs, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        }),
+      );
+    });
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+}
+
+const servers: http.Server[] = [];
+afterAll(() => {
+  for (const s of servers) s.close();
+});
+
+describe('run: output folders', () => {
+  it('refuses a folder it cannot make (procfs) at once: one line, exit 2, nothing hangs', () => {
+    const started = Date.now();
+    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--out', '/proc/rf-x/y']);
+    expect(Date.now() - started).toBeLessThan(20_000); // the CLI's own start dominates; the old hang never returned
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/output directory \/proc\/rf-x\/y cannot be created/);
+  });
+
+  it('refuses a file where the folder should be', () => {
+    const dir = tmpDir();
+    writeFileSync(path.join(dir, 'file'), 'x');
+    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--out', path.join(dir, 'file', 'runs')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not a directory/);
+  });
+});
+
+describe('run: failed calls', () => {
+  it('a generator that fails from its first calls on stops the run early: incomplete, exit 3, resumable', () => {
+    const out = tmpDir();
+    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--size', '100000', '--strategy', 'noise', '--samples', '16', '--out', out]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/stopped early: every generate call failed the same way \(3 of 3\)/);
+    expect(r.stderr).toMatch(/run --resume /);
+    const [dir] = runDirs(out);
+    const run = runJson(dir!);
+    expect(run.status).toBe('incomplete');
+    const failed = events(dir!).filter((e) => e.error);
+    expect(failed.length).toBeLessThan(16); // it did not spend the budget on the same error
+  });
+
+  it('an unreachable verifier leaves the run incomplete; once it answers, --resume retries exactly the failed calls', async () => {
+    const port = await freePort();
+    const dir0 = tmpDir();
+    const config = path.join(dir0, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        backend: 'procedural',
+        roles: { verifier: { backend: 'openai', baseURL: `http://127.0.0.1:${port}/v1`, model: 'm', mode: 'yesno', apiKeyEnv: 'RF_FAULT_KEY', maxRetries: 0 } },
+        search: { strategy: 'noise', samples: 6, width: 1, depth: 0, seed: 3 },
+      }),
+    );
+    const out = path.join(dir0, 'runs');
+    const first = cli(['run', 'a red circle', '--config', config, '--out', out], undefined, { RF_FAULT_KEY: 'sk-test' });
+    expect(first.code).toBe(3);
+    expect(first.stderr).toMatch(/every verify call failed the same way/);
+    const [dir] = runDirs(out);
+    expect(runJson(dir!).status).toBe('incomplete');
+    const before = events(dir!);
+    const generatedBefore = before.filter((e) => e.role === 'generate' && !e.error).map((e) => e.key);
+    expect(JSON.stringify(runJson(dir!))).not.toContain('sk-test');
+
+    servers.push(await yesServer(port));
+    // spawned, not spawnSync: the verifier answers from this very process
+    const again = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [BIN, 'run', '--resume', dir!, '--quiet'], { env: { ...process.env, RF_FAULT_KEY: 'sk-test' } });
+      let stderr = '';
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.on('exit', (code) => resolve({ code: code ?? -1, stderr }));
+    });
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    const run = runJson(dir!);
+    expect(run.status).toBe('done');
+    expect(run.result.bestScore).not.toBeNull();
+    const after = events(dir!).slice(before.length);
+    // finished generate calls were replayed, not made again; every verify call was made (they had all failed or not run)
+    for (const key of generatedBefore) expect(after.some((e) => e.key === key)).toBe(false);
+    expect(after.filter((e) => e.role === 'verify' && !e.error)).toHaveLength(6);
+  });
+});
+
+describe('run: one process per run directory', () => {
+  function interruptedRun(): string {
+    const out = tmpDir();
+    // a run killed before it finished: status running, no result
+    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--strategy', 'noise', '--samples', '4', '--out', out]);
+    expect(r.code).toBe(0);
+    const [dir] = runDirs(out);
+    const run = runJson(dir!);
+    run.status = 'interrupted';
+    delete run.result;
+    writeFileSync(path.join(dir!, 'run.json'), JSON.stringify(run));
+    return dir!;
+  }
+
+  it('a second --resume of a run another live process holds is refused: one line, exit 2', async () => {
+    const dir = interruptedRun();
+    const holder = spawn('sleep', ['30']);
+    try {
+      writeFileSync(path.join(dir, '.lock'), JSON.stringify({ pid: holder.pid, host: hostname() }));
+      const r = cli(['run', '--resume', dir]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(new RegExp(`in use by process ${holder.pid}`));
+      expect(runJson(dir).status).toBe('interrupted');
+    } finally {
+      holder.kill();
+    }
+  });
+
+  it('a lock left by a dead process is taken over, and released when the run ends', async () => {
+    const dir = interruptedRun();
+    const dead = spawn('true');
+    await new Promise((r) => dead.on('exit', r));
+    writeFileSync(path.join(dir, '.lock'), JSON.stringify({ pid: dead.pid, host: hostname() }));
+    const r = cli(['run', '--resume', dir]);
+    expect(r.code).toBe(0);
+    expect(runJson(dir).status).toBe('done');
+    expect(existsSync(path.join(dir, '.lock'))).toBe(false);
+  });
+
+  it('two resumes started together: one runs, the other is refused', async () => {
+    const dir = interruptedRun();
+    const go = () =>
+      new Promise<{ code: number; stderr: string }>((resolve) => {
+        const p = cliAsync(['run', '--resume', dir, '--quiet']);
+        let stderr = '';
+        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        p.on('exit', (code) => resolve({ code: code ?? -1, stderr }));
+      });
+    const results = await Promise.all([go(), go()]);
+    const codes = results.map((r) => r.code).sort();
+    // the loser either found the lock taken, or (when the winner had already finished) the run done
+    expect(codes[0]).toBe(0);
+    expect(codes[1]).toBe(2);
+    expect(results.find((r) => r.code === 2)!.stderr).toMatch(/in use by process|already done/);
+  });
+});
+
+describe('run --resume refuses what it would ignore', () => {
+  it('a prompt, or settings of a new run', () => {
+    const r = cli(['run', 'a blue square', '--resume', '/nonexistent']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--resume continues the run's own prompt; drop the prompt 'a blue square'/);
+    const s = cli(['run', '--resume', '/nonexistent', '--samples', '4', '--strategy', 'noise']);
+    expect(s.code).toBe(2);
+    expect(s.stderr).toMatch(/drop --strategy, --samples/);
+  });
+});
