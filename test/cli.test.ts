@@ -68,7 +68,7 @@ describe('bad input: one line on stderr, exit 2, nothing written', () => {
     ['unknown config key', (d) => ['run', 'x', '--config', write(d, 'c.json', '{"serach":{}}')], /serach|Unrecognized/],
     ['malformed JSONL line', (d) => ['run', '--backend', FAKE, '--prompts', write(d, 'p.jsonl', '{"tag":"colors","include":[{"class":"cup","count":1}],"prompt":"a cup"}\n{oops\n')], /p\.jsonl:2: not valid JSON/],
     ['JSONL record missing prompt', (d) => ['run', '--backend', FAKE, '--prompts', write(d, 'p.jsonl', '{"tag":"colors","include":[{"class":"cup","count":1}]}\n')], /p\.jsonl:1: prompt/],
-    ['unwritable output dir', (d) => ['run', 'x', '--backend', FAKE, '--out', path.join(write(d, 'file', ''), 'sub')], /not writable/],
+    ['unwritable output dir', (d) => ['run', 'x', '--backend', FAKE, '--out', path.join(write(d, 'file', ''), 'sub')], /output directory .*not a directory/],
     ['resume of a non-run', (d) => ['run', '--resume', d], /cannot read .*run\.json/],
   ];
   for (const [name, args, pattern] of cases) {
@@ -76,7 +76,7 @@ describe('bad input: one line on stderr, exit 2, nothing written', () => {
       const dir = tmpDir();
       const out = path.join(dir, 'out');
       const argv = args(dir);
-      const r = cli(argv.includes('--out') ? argv : [...argv, '--out', out]);
+      const r = cli(argv.includes('--out') || argv.includes('--resume') ? argv : [...argv, '--out', out]);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(pattern);
