@@ -70,6 +70,9 @@ describe('bad input: one line on stderr, exit 2, nothing written', () => {
     ['JSONL record missing prompt', (d) => ['run', '--backend', FAKE, '--prompts', write(d, 'p.jsonl', '{"tag":"colors","include":[{"class":"cup","count":1}]}\n')], /p\.jsonl:1: prompt/],
     ['unwritable output dir', (d) => ['run', 'x', '--backend', FAKE, '--out', path.join(write(d, 'file', ''), 'sub')], /output directory .*not a directory/],
     ['resume of a non-run', (d) => ['run', '--resume', d], /cannot read .*run\.json/],
+    ['a budget above the limit', () => ['run', 'x', '--backend', FAKE, '--depth', '1000000'], /budget of 2000008 images .* above the limit of 4096; lift it with --budget-limit 2000008/],
+    ['an exponent-form number, too large', () => ['run', 'x', '--backend', FAKE, '--samples', '1e9', '--strategy', 'noise'], /budget of 1000000008 images .*limit of 4096/],
+    ['a number beyond safe integers', () => ['run', 'x', '--backend', FAKE, '--samples', '99999999999999999999'], /too large \(at most 9007199254740991\)/],
   ];
   for (const [name, args, pattern] of cases) {
     it(name, () => {
@@ -175,5 +178,13 @@ describe('the offline default', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('strategy: noise+prompt');
     expect(r.stdout).toContain('roles: generator=embedded  verifier=embedded  refiner=embedded');
+  });
+});
+
+describe('budget limit', () => {
+  it('--budget-limit lifts the limit for a run that means it', () => {
+    const r = cli(['run', 'x', '--backend', FAKE, '--depth', '5000', '--budget-limit', '20000', '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('budget: 10008 images per prompt');
   });
 });

@@ -2,18 +2,23 @@ import { InvalidArgumentError } from 'commander';
 import { STRATEGIES, type Strategy } from '../core/types.js';
 
 /** commander argument parsers: each rejects bad input with one clear line. */
+/** Digits, or an integer in exponent form (`1e6`). */
+function integer(value: string, what: string): number {
+  const v = value.trim();
+  if (!/^(\d+|\d+(\.\d+)?e\d+)$/i.test(v) || !Number.isInteger(Number(v))) throw new InvalidArgumentError(`expected ${what}, got '${value}'`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`'${value}' is too large (at most ${Number.MAX_SAFE_INTEGER})`);
+  return n;
+}
+
 export function positiveInt(value: string): number {
-  if (!/^\s*\d+\s*$/.test(value) || Number(value) <= 0 || !Number.isSafeInteger(Number(value))) {
-    throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
-  }
-  return Number(value);
+  const n = integer(value, 'a positive integer');
+  if (n <= 0) throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
+  return n;
 }
 
 export function nonNegativeInt(value: string): number {
-  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(Number(value))) {
-    throw new InvalidArgumentError(`expected a non-negative integer, got '${value}'`);
-  }
-  return Number(value);
+  return integer(value, 'a non-negative integer');
 }
 
 export function strategy(value: string): Strategy {

@@ -44,7 +44,13 @@ export function defaultStrategy(config: ConfigFile): SearchParams['strategy'] {
 }
 
 /** Search parameters: defaults, then the config file, then flags. */
-export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>): SearchParams {
+/**
+ * Images one search may plan unless the user lifts the limit (`run --budget-limit`): a typo such as `--depth
+ * 1000000` is refused before it runs for days.
+ */
+export const BUDGET_LIMIT = 4096;
+
+export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>, budgetLimit: number = BUDGET_LIMIT): SearchParams {
   const merged = { ...config.search, ...stripUndefined(flags) };
   merged.strategy ??= defaultStrategy(config);
   const parsed = searchSchema.safeParse(merged);
@@ -53,6 +59,13 @@ export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>):
     throw new UserError(`search.${issue.path.join('.')}: ${issue.message}`);
   }
   const p = parsed.data;
+  const budget = p.samples + p.width * p.depth;
+  const asked = p.maxImages !== undefined ? Math.min(budget, p.maxImages) : budget;
+  if (asked > budgetLimit) {
+    throw new UserError(
+      `a budget of ${asked} images per prompt (samples ${p.samples} + width ${p.width} × depth ${p.depth}) is above the limit of ${budgetLimit}; lift it with --budget-limit ${asked}`,
+    );
+  }
   return { ...p, strategy: p.strategy as SearchParams['strategy'] };
 }
 

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { absoluteBackendName, listBackends } from '../../backends/registry.js';
 import { loadConfigFile, redactSecrets } from '../../config/load.js';
 import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.js';
-import { buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
+import { BUDGET_LIMIT, buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
@@ -22,6 +22,7 @@ interface RunFlags {
   depth?: number;
   seed?: number;
   maxImages?: number;
+  budgetLimit?: number;
   chainHead?: SearchParams['chainHead'];
   backend?: string;
   config?: string;
@@ -45,6 +46,7 @@ export function runCommand(): Command {
     .option('--depth <n>', 'refinement rounds (default 4)', nonNegativeInt)
     .option('--seed <n>', 'run seed (default 0)', nonNegativeInt)
     .option('--max-images <n>', 'never generate more images than this', positiveInt)
+    .option('--budget-limit <n>', `largest budget a run may plan (images per prompt; default ${BUDGET_LIMIT})`, positiveInt)
     .addOption(new Option('--chain-head <mode>', 'next round starts from the latest image or the best so far').choices(['latest', 'best']))
     .option('--backend <name>', 'backend for every role not set in the config')
     .option('--config <file>', 'config file: ours (JSON/YAML) or the official ReflectionFlow layout')
@@ -67,7 +69,7 @@ interface Job {
 }
 
 /** Flags that choose what a new run does; a resumed run keeps its own. */
-const NEW_RUN_FLAGS = ['strategy', 'samples', 'width', 'depth', 'seed', 'maxImages', 'chainHead', 'backend', 'config', 'out', 'prompts', 'size'] as const;
+const NEW_RUN_FLAGS = ['strategy', 'samples', 'width', 'depth', 'seed', 'maxImages', 'budgetLimit', 'chainHead', 'backend', 'config', 'out', 'prompts', 'size'] as const;
 const flagName = (k: string): string => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 async function runAction(promptArg: string | undefined, flags: RunFlags): Promise<void> {
@@ -92,7 +94,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
     seed: flags.seed,
     maxImages: flags.maxImages,
     chainHead: flags.chainHead,
-  });
+  }, flags.budgetLimit);
   const rolePlans = planRoles(config, params.strategy);
   const known = new Set(listBackends().map((b) => b.name));
   for (const p of rolePlans) {
