@@ -164,6 +164,17 @@ describe('reflectionflow eval', () => {
     expect(readFileSync(path.join(dir, 'samples.jsonl'), 'utf8').trim().split('\n')).toHaveLength(6 * 2 * 2 * 2);
   });
 
+  it('an @oracle arm sits beside the configured ones; the test split shows the paper rows; bad arms are refused', () => {
+    const out = tmpDir();
+    const r = cli(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'noise,reflection@oracle', '--budgets', '1,2', '--limit', '1', '--seeds', '1', '--out', out, '--quiet']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('| reflection@oracle | 2 |');
+    expect(r.stdout).toContain('| noise+prompt | 32 | 0.87 |');
+    const bad = cli(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'reflection@magic', '--out', out]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/unknown strategy 'reflection@magic'/);
+  });
+
   it('refuses a prompt file the evaluator cannot judge, naming the class', () => {
     const r = cli(['eval', '--prompts', GENEVAL, '--backend', 'procedural', '--out', tmpDir()]);
     expect(r.code).toBe(2);

@@ -55,6 +55,36 @@ describe('runEval', () => {
   });
 });
 
+describe('eval arms', () => {
+  it('a strategy with its own verifier shares the pool images, never the pool scores', async () => {
+    const backend = createBackend();
+    const strict = createBackend();
+    const oracleVerifier = { ...strict.verifier, name: 'oracle', verify: async (req: Parameters<typeof strict.verifier.verify>[0]) => ({ score: (await judge(req.image.png, records[0]!)).correct ? 1 : 0 }) };
+    const report = await runEval({
+      records,
+      strategies: ['noise', { label: 'noise@oracle', strategy: 'noise', roles: { ...backend, verifier: oracleVerifier }, verifierScope: 'oracle' }],
+      budgets: [1, 8],
+      roles: backend,
+      judge,
+      seedsPerPrompt: 1,
+      width: 2,
+      seed: 0,
+      jobs: 2,
+    });
+    expect(report.strategies).toEqual(['noise', 'noise@oracle']);
+    expect(backend.stats.calls.generate).toBe(records.length * 8); // images shared
+    expect(backend.stats.calls.verify).toBe(records.length * 8); // the configured verifier scored each pool image once
+    const oracle8 = report.cells.find((c) => c.strategy === 'noise@oracle' && c.budget === 8)!;
+    const noise8 = report.cells.find((c) => c.strategy === 'noise' && c.budget === 8)!;
+    expect(oracle8.overall).toBeGreaterThanOrEqual(noise8.overall); // the judge itself picks
+    const table = markdownTable(report, { paper: true });
+    expect(table).toContain('| noise@oracle | 8 |');
+    expect(table).toContain('| reflection (ReflectionFlow) | 32 | 0.91 |');
+    expect(scalingSvg(report, 't', { paper: true })).not.toContain('ReflectionFlow'); // no budget 32 on this plot
+    expect(scalingSvg(report, 't', { paper: true })).toContain('FLUX.1-dev 0.67');
+  });
+});
+
 describe('rocAuc', () => {
   it('is 1 for a perfect ranking, 0.5 for ties, and counts ties half', async () => {
     const { rocAuc } = await import('../src/eval/harness.js');

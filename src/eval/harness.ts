@@ -10,9 +10,22 @@ import { SharedPoolIO } from './shared-pool.js';
 /** Judges one final image against its GenEval record (the benchmark's detector, never the search's verifier). */
 export type Judge = (png: Uint8Array, record: PromptRecord) => Promise<{ correct: boolean; reason?: string }>;
 
+/**
+ * One line of the table: a strategy searched with a set of roles. A plain strategy uses `EvalOptions.roles`; an arm
+ * may bring its own (e.g. the evaluator as verifier, `reflection@oracle`). Arms with different verifiers share the
+ * pool's images, never its scores.
+ */
+export interface EvalArm {
+  label: string;
+  strategy: Strategy;
+  roles?: RoleSet;
+  /** names the verifier of `roles`: pool scores are shared only between arms with the same scope */
+  verifierScope?: string;
+}
+
 export interface EvalOptions {
   records: PromptRecord[];
-  strategies: Strategy[];
+  strategies: Array<Strategy | EvalArm>;
   budgets: number[];
   roles: RoleSet;
   judge: Judge;
@@ -37,7 +50,8 @@ export interface EvalOptions {
 export interface EvalSample {
   prompt: string;
   tag: string;
-  strategy: Strategy;
+  /** the arm's label (the strategy's name for a plain strategy) */
+  strategy: string;
   budget: number;
   seed: number;
   correct: boolean;
@@ -47,7 +61,8 @@ export interface EvalSample {
 }
 
 export interface EvalCell {
-  strategy: Strategy;
+  /** the arm's label */
+  strategy: string;
   budget: number;
   /** accuracy per GenEval tag */
   categories: Record<string, { correct: number; total: number; accuracy: number }>;
@@ -77,7 +92,8 @@ export interface VerifierAgreement {
 
 export interface EvalReport {
   verifier?: VerifierAgreement;
-  strategies: Strategy[];
+  /** arm labels, in the order asked */
+  strategies: string[];
   budgets: number[];
   tags: string[];
   cells: EvalCell[];
@@ -99,22 +115,24 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   const units = opts.records.flatMap((record, p) =>
     Array.from({ length: seeds(record) }, (_, k) => ({ record, seed: opts.seed + p * 1000 + k })),
   );
-  const total = units.length * opts.strategies.length * opts.budgets.length;
+  const arms: EvalArm[] = opts.strategies.map((s) => (typeof s === 'string' ? { label: s, strategy: s } : s));
+  const total = units.length * arms.length * opts.budgets.length;
   const limit = pLimit(Math.max(1, opts.jobs));
   await Promise.all(
     units.map(({ record, seed }) =>
       limit(async () => {
         const pool = new SharedPoolIO(opts.cache ? { ...opts.cache, prompt: record.prompt } : undefined);
-        for (const strategy of opts.strategies) {
+        for (const arm of arms) {
+          const strategy = arm.strategy;
           for (const budget of [...opts.budgets].sort((a, b) => a - b)) {
             opts.signal?.throwIfAborted();
             const params = paramsForBudget(strategy, budget, opts.width, seed, opts.chainHead ?? 'latest');
-            const io = pool.session();
+            const io = pool.session(arm.verifierScope ?? '');
             const result = await search({
               prompt: record.prompt,
               meta: metaOf(record),
               params,
-              roles: opts.roles,
+              roles: arm.roles ?? opts.roles,
               io,
               ...(opts.signal ? { signal: opts.signal } : {}),
             });
@@ -123,7 +141,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
             const sample: EvalSample = {
               prompt: record.prompt,
               tag: record.tag,
-              strategy,
+              strategy: arm.label,
               budget,
               seed,
               correct: verdict.correct,
@@ -132,7 +150,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
               imagesGenerated: result.imagesGenerated,
             };
             samples.push(sample);
-            if (opts.verifierAuc && strategy === 'noise' && budget === maxBudget) {
+            if (opts.verifierAuc && strategy === 'noise' && !arm.roles && budget === maxBudget) {
               const pool = `${record.prompt}\u0000${seed}`;
               for (const c of result.candidates) {
                 if (!c.evaluation) continue;
@@ -147,7 +165,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       }),
     ),
   );
-  const report = summarise(samples, opts.strategies, opts.budgets, performance.now() - started);
+  const report = summarise(samples, arms.map((a) => a.label), opts.budgets, performance.now() - started);
   if (judged.length) report.verifier = verifierAgreement(judged);
   return report;
 }
@@ -202,7 +220,7 @@ export function verifierAgreement(judged: Judged[]): VerifierAgreement {
   };
 }
 
-export function summarise(samples: EvalSample[], strategies: Strategy[], budgets: number[], wallMs: number): EvalReport {
+export function summarise(samples: EvalSample[], strategies: string[], budgets: number[], wallMs: number): EvalReport {
   const tags = [...new Set(samples.map((s) => s.tag))].sort((a, b) => tagOrder(a) - tagOrder(b) || a.localeCompare(b));
   const cells: EvalCell[] = [];
   for (const strategy of strategies) {

@@ -1,7 +1,24 @@
 import type { EvalReport } from './harness.js';
 
+/**
+ * The paper's GenEval overall scores with FLUX.1-dev (arXiv 2504.16080, Table 1): one sample, and 32 images of each
+ * strategy. Its searches are 2 chains × 16 rounds, the first round being the 2-image pool: 32 counts every image
+ * generated, the convention of this table, though the split between pool and chains differs (ours: half and half).
+ */
+export const PAPER_ROWS: ReadonlyArray<{ strategy: string; budget: number; overall: number }> = [
+  { strategy: 'FLUX.1-dev', budget: 1, overall: 0.67 },
+  { strategy: 'noise', budget: 32, overall: 0.85 },
+  { strategy: 'noise+prompt', budget: 32, overall: 0.87 },
+  { strategy: 'reflection (ReflectionFlow)', budget: 32, overall: 0.91 },
+];
+
+export interface OutputOptions {
+  /** add the paper's rows (for the GenEval-Shapes test split, GenEval's categories) */
+  paper?: boolean;
+}
+
 /** A GenEval-style table: one row per strategy and budget, one column per category, then overall. */
-export function markdownTable(report: EvalReport): string {
+export function markdownTable(report: EvalReport, opts: OutputOptions = {}): string {
   const head = ['strategy', 'budget', ...report.tags, 'overall'];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`];
   for (const cell of report.cells) {
@@ -13,6 +30,17 @@ export function markdownTable(report: EvalReport): string {
   }
   const n = report.tags.map((t) => `${t} ${report.cells[0]?.categories[t]?.total ?? 0}`).join(', ');
   lines.push('', `Judged images per cell: ${n}. Overall = mean of the category accuracies (as GenEval).`);
+  lines.push('Budget = every image generated, the noise pool included; `@oracle` = the ShapeWorld evaluator as verifier.');
+  if (opts.paper) {
+    lines.push(
+      '',
+      '| paper: FLUX.1-dev on GenEval (arXiv 2504.16080) | budget | overall |',
+      '| --- | --- | ---: |',
+      ...PAPER_ROWS.map((r) => `| ${r.strategy} | ${r.budget} | ${r.overall.toFixed(2)} |`),
+      '',
+      "The paper's 32 is 2 chains × 16 rounds (its first round is a 2-image pool): every image counted, as here.",
+    );
+  }
   if (report.verifier) {
     const v = report.verifier;
     lines.push(
@@ -37,7 +65,7 @@ export function markdownTable(report: EvalReport): string {
 const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#9333ea', '#dc2626'];
 
 /** The scaling curve: overall score vs budget (log2 axis), one line per strategy, as a standalone SVG. */
-export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'): string {
+export function scalingSvg(report: EvalReport, title = 'Overall score vs budget', opts: OutputOptions = {}): string {
   const W = 640;
   const H = 400;
   const m = { l: 56, r: 150, t: 40, b: 48 };
@@ -45,7 +73,8 @@ export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'
   const lx = budgets.map((b) => Math.log2(b));
   const x0 = Math.min(...lx);
   const x1 = Math.max(...lx) === x0 ? x0 + 1 : Math.max(...lx);
-  const ys = report.cells.map((c) => c.overall);
+  const paper = opts.paper ? PAPER_ROWS.filter((r) => budgets.includes(r.budget)) : [];
+  const ys = [...report.cells.map((c) => c.overall), ...paper.map((r) => r.overall)];
   const y0 = Math.max(0, Math.floor(Math.min(...ys) * 10) / 10 - 0.1);
   const y1 = Math.min(1, Math.ceil(Math.max(...ys) * 10) / 10 + 0.05);
   const px = (b: number) => m.l + ((Math.log2(b) - x0) / (x1 - x0)) * (W - m.l - m.r);
@@ -78,6 +107,21 @@ export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'
     out.push(`<line x1="${W - m.r + 16}" x2="${W - m.r + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"/>`);
     out.push(`<text x="${W - m.r + 46}" y="${ly + 4}">${escapeXml(s)}</text>`);
   });
+  // the paper's points: hollow diamonds, labelled, in the legend's last slot
+  paper.forEach((r) => {
+    const x = px(r.budget);
+    const y = py(r.overall);
+    out.push(`<path d="M${x} ${y - 6} L${x + 6} ${y} L${x} ${y + 6} L${x - 6} ${y} Z" fill="none" stroke="#111827" stroke-width="1.5"/>`);
+    const left = x < W / 2;
+    out.push(
+      `<text x="${left ? x + 9 : x - 9}" y="${y + 4}" text-anchor="${left ? 'start' : 'end'}" fill="#111827" font-size="10">${escapeXml(r.strategy)} ${r.overall.toFixed(2)}</text>`,
+    );
+  });
+  if (paper.length) {
+    const ly = m.t + 10 + report.strategies.length * 20;
+    out.push(`<path d="M${W - m.r + 28} ${ly - 5} L${W - m.r + 33} ${ly} L${W - m.r + 28} ${ly + 5} L${W - m.r + 23} ${ly} Z" fill="none" stroke="#111827" stroke-width="1.5"/>`);
+    out.push(`<text x="${W - m.r + 46}" y="${ly + 4}">paper (FLUX.1-dev)</text>`);
+  }
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

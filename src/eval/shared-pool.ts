@@ -38,13 +38,17 @@ export class SharedPoolIO {
     return event;
   }
 
-  /** A fresh SearchIO for one search; its pool calls are answered from (and added to) the shared pool. */
-  session(): SearchIO {
+  /**
+   * A fresh SearchIO for one search; its pool calls are answered from (and added to) the shared pool. Pool images
+   * are shared by every session; pool scores only by sessions of the same `verifierScope`.
+   */
+  session(verifierScope = ''): SearchIO {
     const events = new Map<string, CallEvent>();
     const images = new Map<string, Image>();
     const isPool = (id: string) => id.startsWith('r0-');
+    const poolKey = (key: string) => (key.startsWith('generate:') ? key : `${verifierScope}\u0000${key}`);
     return {
-      cached: (key) => this.poolEvents.get(key) ?? events.get(key) ?? this.fromDisk(key),
+      cached: (key) => this.poolEvents.get(poolKey(key)) ?? events.get(key) ?? this.fromDisk(key),
       loadImage: async (id) => {
         const img = (isPool(id) ? this.poolImages.get(id) : undefined) ?? images.get(id);
         if (!img) throw new Error(`image ${id} not kept`);
@@ -57,10 +61,8 @@ export class SharedPoolIO {
       },
       record: async (event) => {
         if (event.error) return;
-        (isPool(event.candidateId) && (event.role === 'generate' || event.role === 'verify') ? this.poolEvents : events).set(
-          event.key,
-          event,
-        );
+        if (isPool(event.candidateId) && (event.role === 'generate' || event.role === 'verify')) this.poolEvents.set(poolKey(event.key), event);
+        else events.set(event.key, event);
       },
     };
   }

@@ -41,7 +41,7 @@ export function evalCommand(): Command {
     .description('benchmark strategies × budgets on a GenEval-style prompt set, judged by the ShapeWorld evaluator')
     .option('--prompts <file>', 'GenEval metadata JSONL with ShapeWorld classes')
     .option('--split <name>', 'a built-in prompt set: test (GenEval-Shapes) or compositional (the check set beyond GenEval)')
-    .option('--strategies <list>', 'comma-separated: noise, noise+prompt, reflection', 'noise')
+    .option('--strategies <list>', 'comma-separated: noise, noise+prompt, reflection; <strategy>@oracle verifies with the ShapeWorld evaluator', 'noise')
     .option('--strategy <list>', 'alias of --strategies')
     .option('--budgets <list>', 'comma-separated budgets (images per search)', intList, [1, 2, 4, 8, 16, 32])
     .option('--backend <name>', 'backend for every role not set in the config')
@@ -62,17 +62,35 @@ export function evalCommand(): Command {
     });
 }
 
-function parseStrategies(list: string): Strategy[] {
+/** `noise`, `reflection`, … or `<strategy>@oracle`: that strategy with the ShapeWorld evaluator as its verifier. */
+interface ArmSpec {
+  label: string;
+  strategy: Strategy;
+  oracle: boolean;
+}
+
+function parseStrategies(list: string, allOracle: boolean): ArmSpec[] {
   const items = list.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of items) {
-    if (!(STRATEGIES as readonly string[]).includes(s)) throw new UserError(`unknown strategy '${s}' (choose ${STRATEGIES.join(', ')})`);
-  }
   if (items.length === 0) throw new UserError('no strategy given');
-  return items as Strategy[];
+  const arms = items.map((item) => {
+    const [name, suffix, ...rest] = item.split('@');
+    if (!(STRATEGIES as readonly string[]).includes(name!) || rest.length || (suffix !== undefined && suffix !== 'oracle')) {
+      throw new UserError(`unknown strategy '${item}' (choose ${STRATEGIES.join(', ')}, each optionally with @oracle)`);
+    }
+    const oracle = allOracle || suffix === 'oracle';
+    return { label: allOracle || suffix === undefined ? name! : item, strategy: name as Strategy, oracle };
+  });
+  const seen = new Set<string>();
+  for (const a of arms) {
+    if (seen.has(a.label)) throw new UserError(`strategy '${a.label}' given twice`);
+    seen.add(a.label);
+  }
+  return arms;
 }
 
 async function evalAction(flags: EvalFlags): Promise<void> {
-  const strategies = parseStrategies(flags.strategies);
+  const arms = parseStrategies(flags.strategies, Boolean(flags.oracle));
+  const strategies = arms.map((a) => a.label);
   makeOutputDir(flags.out); // before an hour of work, not after
   let records: PromptRecord[];
   if (flags.prompts && flags.split) throw new UserError('give --prompts or --split, not both');
@@ -100,10 +118,14 @@ async function evalAction(flags: EvalFlags): Promise<void> {
 
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
   if (flags.backend) config.backend = flags.backend;
-  if (flags.oracle) config.roles = { ...config.roles, verifier: { backend: 'procedural' } };
   const needed = new Map<string, ReturnType<typeof planRoles>[number]>();
-  for (const s of strategies) for (const p of planRoles(config, s)) needed.set(p.role, p);
+  for (const a of arms) for (const p of planRoles(config, a.strategy)) if (!(a.oracle && p.role === 'verifier')) needed.set(p.role, p);
   const roles = await buildRoles([...needed.values()]);
+  // the ShapeWorld evaluator as a verifier: what `@oracle` arms rank by
+  const oracle = arms.some((a) => a.oracle) ? (await buildRoles(planRoles({ backend: 'procedural' }, 'noise'))).verifier : null;
+  const evalArms = arms.map((a) =>
+    a.oracle ? { label: a.label, strategy: a.strategy, roles: { ...roles, verifier: oracle! }, verifierScope: 'oracle' } : { label: a.label, strategy: a.strategy },
+  );
 
   if (flags.cache && !roles.generator.identity) {
     throw new UserError(`--cache needs a generator that declares its identity; '${roles.generator.name}' does not`);
@@ -114,7 +136,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   let last = 0;
   const report = await runEval({
     records,
-    strategies,
+    strategies: evalArms,
     budgets: flags.budgets,
     roles,
     judge: async (png, record) => evaluateImage(png, record as unknown as PromptSpec),
@@ -139,12 +161,12 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     strategies,
     budgets: flags.budgets,
     roles: Object.fromEntries([...needed.values()].map((p) => [p.role, p.backend])),
-    oracle: Boolean(flags.oracle),
+    oracle: flags.oracle ? true : arms.filter((a) => a.oracle).map((a) => a.label),
     width: flags.width,
     seed: flags.seed,
     chainHead: flags.chainHead,
   });
-  process.stdout.write(markdownTable(report));
+  process.stdout.write(markdownTable(report, { paper: !flags.prompts && flags.split === 'test' }));
   process.stdout.write(`\nwall ${(report.wallMs / 1000).toFixed(1)}s; results in ${dir}\n`);
 }
 
@@ -157,7 +179,9 @@ function writeResults(out: string, started: Date, report: EvalReport, setup: Rec
   );
   writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ setup, cells: report.cells, tags: report.tags, verifier: report.verifier ?? null, wallMs: report.wallMs }, null, 2) + '\n');
   writeFileSync(path.join(dir, 'samples.jsonl'), samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
-  writeFileSync(path.join(dir, 'table.md'), markdownTable(report));
-  writeFileSync(path.join(dir, 'scaling.svg'), scalingSvg(report, `GenEval-Shapes: overall vs budget (${setup.oracle ? 'oracle verifier' : 'configured verifier'})`));
+  const paper = setup.prompts === 'split:test';
+  writeFileSync(path.join(dir, 'table.md'), markdownTable(report, { paper }));
+  const verifier = setup.oracle === true ? 'oracle verifier' : 'configured verifier; @oracle: the evaluator';
+  writeFileSync(path.join(dir, 'scaling.svg'), scalingSvg(report, `GenEval-Shapes: overall vs budget (${verifier})`, { paper }));
   return dir;
 }
