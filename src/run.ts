@@ -113,6 +113,7 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
       timePerRole: outcome.timePerRole,
       wallMs: elapsed(),
       ...(outcome.failures.length ? { failedCalls } : {}),
+      ...(outcome.stoppedAt ? { stoppedAt: outcome.stoppedAt } : {}),
     },
   });
   await store.close();

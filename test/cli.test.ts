@@ -199,3 +199,21 @@ describe('budget limit', () => {
     expect(r.stdout).toContain('budget: 10008 images per prompt');
   });
 });
+
+describe('run --stop-at', () => {
+  it('stops after the wave whose image reaches the score, records where, and a resume has nothing to do', () => {
+    const out = tmpDir();
+    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--strategy', 'noise', '--samples', '32', '--stop-at', '0.9', '--wave', '2', '--out', out, '--json']);
+    expect(r.code).toBe(0);
+    const [summary] = JSON.parse(r.stdout);
+    expect(summary.stoppedAt).toMatch(/^r0-i/);
+    expect(summary.imagesGenerated % 2).toBe(0);
+    expect(summary.imagesGenerated).toBeLessThan(summary.budget);
+    expect(summary.bestScore).toBeGreaterThanOrEqual(0.9);
+    const again = cli(['run', '--resume', summary.dir]);
+    expect(again.stderr).toMatch(/already done/);
+    const bad = cli(['run', 'x', '--backend', 'procedural', '--stop-at', 'high']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/expected a number, got 'high'/);
+  });
+});

@@ -230,6 +230,41 @@ describe('failed calls and resume', () => {
   });
 });
 
+describe('stop at a verifier score', () => {
+  it('makes the pool in waves and stops after the first wave holding a passing image, whatever the call order', async () => {
+    const full = await run({ strategy: 'noise', samples: 32, width: 1, depth: 0, seed: 11 });
+    const threshold = 0.6;
+    const firstPass = full.result.candidates.findIndex((c) => c.evaluation!.score >= threshold);
+    expect(firstPass).toBeGreaterThanOrEqual(0);
+    const runs = await Promise.all(
+      [0, 1, 2].map(() => run({ strategy: 'noise', samples: 32, width: 1, depth: 0, seed: 11, stopAt: threshold, wave: 4 }, { latencyMs: 1, jitterMs: 20, concurrency: 8 })),
+    );
+    for (const { result } of runs) {
+      expect(result.imagesGenerated).toBe(Math.min(32, (Math.floor(firstPass / 4) + 1) * 4));
+      expect(result.stoppedAt).toBe(full.result.candidates[firstPass]!.id);
+      expect(result.chains).toEqual([]);
+    }
+    expect(new Set(runs.map((r) => r.result.bestId)).size).toBe(1);
+  });
+
+  it('chains go round by round and stop in the round whose image passes; the budget stays the cap', async () => {
+    const base = { strategy: 'reflection' as const, samples: 4, width: 2, depth: 6, seed: 5 };
+    const full = await run(base);
+    const poolBest = Math.max(...full.result.candidates.filter((c) => c.round === 0).map((c) => c.evaluation!.score));
+    const later = full.result.candidates.filter((c) => c.round > 0 && c.evaluation!.score > poolBest);
+    expect(later.length).toBeGreaterThan(0);
+    const threshold = later[0]!.evaluation!.score;
+    const firstRound = Math.min(...full.result.candidates.filter((c) => c.round > 0 && c.evaluation!.score >= threshold).map((c) => c.round));
+    const { result } = await run({ ...base, stopAt: threshold }, { latencyMs: 1, jitterMs: 15 });
+    expect(Math.max(...result.candidates.map((c) => c.round))).toBe(firstRound);
+    expect(result.imagesGenerated).toBe(4 + 2 * firstRound);
+    expect(result.candidates.find((c) => c.id === result.stoppedAt)!.evaluation!.score).toBeGreaterThanOrEqual(threshold);
+    const never = await run({ ...base, stopAt: 99 });
+    expect(never.result.imagesGenerated).toBe(never.result.budget);
+    expect(never.result.stoppedAt).toBeUndefined();
+  });
+});
+
 describe('noise keeps no chains', () => {
   it('every image stays a pool image and the best is over all of them', async () => {
     const { result } = await run({ strategy: 'noise', samples: 5, width: 2, depth: 1 });

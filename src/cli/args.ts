@@ -21,6 +21,12 @@ export function nonNegativeInt(value: string): number {
   return integer(value, 'a non-negative integer');
 }
 
+export function finiteNumber(value: string): number {
+  const v = value.trim();
+  if (v === '' || !Number.isFinite(Number(v))) throw new InvalidArgumentError(`expected a number, got '${value}'`);
+  return Number(v);
+}
+
 export function strategy(value: string): Strategy {
   if (!(STRATEGIES as readonly string[]).includes(value)) {
     throw new InvalidArgumentError(`unknown strategy '${value}' (choose ${STRATEGIES.join(', ')})`);

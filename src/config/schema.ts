@@ -23,6 +23,10 @@ export const searchSchema = z
     seed: z.number().int().nonnegative().default(0),
     maxImages: positiveInt.optional(),
     chainHead: z.enum(['latest', 'best']).default('latest'),
+    /** stop once an image's verifier score reaches this (the verifier's scale) */
+    stopAt: z.number().finite().optional(),
+    /** pool images per wave when stopAt is set */
+    wave: positiveInt.optional(),
   })
   .strict();
 

@@ -77,6 +77,14 @@ export interface SearchParams {
    * better of old and new by the verifier (`best`).
    */
   chainHead: 'latest' | 'best';
+  /**
+   * Stop spending once an image's verifier score reaches this (on the verifier's own scale): the pool is made in
+   * waves of `wave` images and the chains round by round, and the search ends after the wave or round in which the
+   * first image passes. The budget stays the cap.
+   */
+  stopAt?: number;
+  /** pool images per wave when `stopAt` is set (default 4) */
+  wave?: number;
 }
 
 export interface ChainSummary {
@@ -93,4 +101,6 @@ export interface SearchResult {
   imagesGenerated: number;
   /** images the plan asked for */
   budget: number;
+  /** the image whose score reached `stopAt`, when the search stopped early */
+  stoppedAt?: string;
 }

@@ -36,6 +36,9 @@ export interface SearchInput {
   size?: number;
 }
 
+/** Pool images generated at once between two checks of `stopAt` (when it is set). */
+export const DEFAULT_WAVE = 4;
+
 export interface SearchOutcome extends SearchResult {
   timePerRole: CallRunner['timePerRole'];
   /** calls that failed in this attempt (the search went on without them); a resume makes them again */
@@ -152,66 +155,73 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     }
   };
 
-  // ---- round 0: the noise pool ----
+  // ---- round 0: the noise pool, in waves when the search may stop early ----
 
   const pool: Candidate[] = Array.from({ length: plan.pool }, (_, i) => {
     const seed = deriveSeed(params.seed, 0, i);
     return { id: `r0-i${pad(i)}-s${seed}`, round: 0, chain: null, seed, parentId: null, prompt, origin: 'generate' };
   });
-  await Promise.all(
-    pool.map(async (c) => {
-      const ok = await makeImage(c, (s) => roles.generator.generate({ prompt, seed: c.seed, size: input.size }, { signal: s }), []);
-      if (ok) await verify(c);
-    }),
-  );
+  // the first image (in plan order, checked after each wave or round) whose score reaches `stopAt` ends the search:
+  // the same config and seed stop at the same image whatever order calls finish in
+  const passes = (c: Candidate | undefined): boolean => params.stopAt !== undefined && c?.evaluation !== undefined && c.evaluation.score >= params.stopAt;
+  let stoppedAt: Candidate | undefined;
+  const waveSize = params.stopAt === undefined ? plan.pool : Math.max(1, params.wave ?? DEFAULT_WAVE);
+  for (let start = 0; start < plan.pool && !stoppedAt; start += waveSize) {
+    const wave = pool.slice(start, start + waveSize);
+    await Promise.all(
+      wave.map(async (c) => {
+        const ok = await makeImage(c, (s) => roles.generator.generate({ prompt, seed: c.seed, size: input.size }, { signal: s }), []);
+        if (ok) await verify(c);
+      }),
+    );
+    stoppedAt = wave.find(passes);
+  }
   sortByPlan(candidates, pool);
 
-  // ---- chains ----
+  // ---- chains: round by round, each round's steps of all chains at once ----
 
-  const heads = rank(candidates).slice(0, plan.width);
+  const heads = params.strategy === 'noise' || stoppedAt ? [] : rank(candidates).slice(0, plan.width);
   const chains: Candidate[][] = heads.map((h, i) => {
     h.chain = i;
     return [h];
   });
+  const state = chains.map((chain) => ({ head: chain[0]!, previousReflection: undefined as Reflection | undefined }));
 
-  const runChain = async (chainIndex: number): Promise<void> => {
-    const chain = chains[chainIndex]!;
-    let head = chain[0]!;
-    let previousReflection: Reflection | undefined;
-    for (let r = 1; r <= plan.depth; r++) {
-      if (!plan.steps[r - 1]![chainIndex]) break;
-      const seed = deriveSeed(params.seed, r, chainIndex);
-      let child: Candidate;
-      let made: boolean;
-      if (params.strategy === 'reflection') {
-        const reflection = await reflect(head, roles.reflector!, previousReflection);
-        if (!reflection) continue; // nothing to correct with this round
-        const nextPrompt = await refine(head, roles.refiner, reflection);
-        child = childOf(head, r, chainIndex, seed, nextPrompt, 'correct', reflection);
-        const corrector: Corrector = roles.corrector!;
-        const source = images.get(head.id)!;
-        made = await makeImage(
-          child,
-          (s) => corrector.correct({ image: source, prompt: nextPrompt, reflection, seed, size: input.size }, { signal: s }),
-          [head.id],
-        );
-        previousReflection = reflection;
-      } else {
-        const nextPrompt = await refine(head, roles.refiner);
-        child = childOf(head, r, chainIndex, seed, nextPrompt, 'generate');
-        made = await makeImage(
-          child,
-          (s) => roles.generator.generate({ prompt: nextPrompt, seed, size: input.size }, { signal: s }),
-          [head.id],
-        );
-      }
-      if (!made) continue;
-      await verify(child);
-      chain.push(child);
-      if (params.chainHead === 'latest' || bestOf([head, child]) === child) head = child;
+  /** Round `r` of chain `i`: the new image, or undefined when the round made none. */
+  const step = async (i: number, r: number): Promise<Candidate | undefined> => {
+    const st = state[i]!;
+    const head = st.head;
+    const seed = deriveSeed(params.seed, r, i);
+    let child: Candidate;
+    let made: boolean;
+    if (params.strategy === 'reflection') {
+      const reflection = await reflect(head, roles.reflector!, st.previousReflection);
+      if (!reflection) return undefined; // nothing to correct with this round
+      const nextPrompt = await refine(head, roles.refiner, reflection);
+      child = childOf(head, r, i, seed, nextPrompt, 'correct', reflection);
+      const corrector: Corrector = roles.corrector!;
+      const source = images.get(head.id)!;
+      made = await makeImage(
+        child,
+        (s) => corrector.correct({ image: source, prompt: nextPrompt, reflection, seed, size: input.size }, { signal: s }),
+        [head.id],
+      );
+      st.previousReflection = reflection;
+    } else {
+      const nextPrompt = await refine(head, roles.refiner);
+      child = childOf(head, r, i, seed, nextPrompt, 'generate');
+      made = await makeImage(child, (s) => roles.generator.generate({ prompt: nextPrompt, seed, size: input.size }, { signal: s }), [head.id]);
     }
+    if (!made) return undefined;
+    await verify(child);
+    chains[i]!.push(child);
+    if (params.chainHead === 'latest' || bestOf([head, child]) === child) st.head = child;
+    return child;
   };
-  if (params.strategy !== 'noise') await Promise.all(chains.map((_, i) => runChain(i)));
+  for (let r = 1; r <= plan.depth && chains.length && !stoppedAt; r++) {
+    const made = await Promise.all(chains.map((_, i) => (plan.steps[r - 1]![i] ? step(i, r) : Promise.resolve(undefined))));
+    stoppedAt = made.find(passes);
+  }
 
   // completion order must not leak into the result
   sortByPlan(candidates, pool);
@@ -230,6 +240,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     budget: plan.budget,
     timePerRole: calls.timePerRole,
     failures: calls.failures,
+    ...(stoppedAt ? { stoppedAt: stoppedAt.id } : {}),
   };
 }
 

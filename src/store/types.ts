@@ -56,6 +56,8 @@ export interface RunRecord {
     /** summed call time per role, ms */
     timePerRole: Partial<Record<Role, number>>;
     wallMs: number;
+    /** the image whose verifier score reached `params.stopAt`, when the search stopped early */
+    stoppedAt?: string;
     /** calls of the last attempt that failed, per role (absent when none did) */
     failedCalls?: Partial<Record<Role, number>>;
   };

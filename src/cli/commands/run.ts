@@ -9,10 +9,10 @@ import { UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
 import { failureSummary, resumeSearch, runSearch, type RunOutcome } from '../../run.js';
 import { RoleFailing } from '../../search/calls.js';
-import { checkPrompt } from '../../search/loop.js';
+import { checkPrompt, DEFAULT_WAVE } from '../../search/loop.js';
 import { makePlan } from '../../search/plan.js';
 import { readRunRecord } from '../../store/run-store.js';
-import { nonNegativeInt, positiveInt, strategy } from '../args.js';
+import { finiteNumber, nonNegativeInt, positiveInt, strategy } from '../args.js';
 import { Progress } from '../progress.js';
 
 interface RunFlags {
@@ -23,6 +23,8 @@ interface RunFlags {
   seed?: number;
   maxImages?: number;
   budgetLimit?: number;
+  stopAt?: number;
+  wave?: number;
   chainHead?: SearchParams['chainHead'];
   backend?: string;
   config?: string;
@@ -46,6 +48,8 @@ export function runCommand(): Command {
     .option('--depth <n>', 'refinement rounds (default 4)', nonNegativeInt)
     .option('--seed <n>', 'run seed (default 0)', nonNegativeInt)
     .option('--max-images <n>', 'never generate more images than this', positiveInt)
+    .option('--stop-at <score>', "stop once an image's verifier score reaches this (the verifier's scale; the budget stays the cap)", finiteNumber)
+    .option('--wave <n>', 'with --stop-at: pool images made between two checks (default 4)', positiveInt)
     .option('--budget-limit <n>', `largest budget a run may plan (images per prompt; default ${BUDGET_LIMIT})`, positiveInt)
     .addOption(new Option('--chain-head <mode>', 'next round starts from the latest image or the best so far').choices(['latest', 'best']))
     .option('--backend <name>', 'backend for every role not set in the config')
@@ -69,7 +73,7 @@ interface Job {
 }
 
 /** Flags that choose what a new run does; a resumed run keeps its own. */
-const NEW_RUN_FLAGS = ['strategy', 'samples', 'width', 'depth', 'seed', 'maxImages', 'budgetLimit', 'chainHead', 'backend', 'config', 'out', 'prompts', 'size'] as const;
+const NEW_RUN_FLAGS = ['strategy', 'samples', 'width', 'depth', 'seed', 'maxImages', 'budgetLimit', 'stopAt', 'wave', 'chainHead', 'backend', 'config', 'out', 'prompts', 'size'] as const;
 const flagName = (k: string): string => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 async function runAction(promptArg: string | undefined, flags: RunFlags): Promise<void> {
@@ -94,6 +98,8 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
     seed: flags.seed,
     maxImages: flags.maxImages,
     chainHead: flags.chainHead,
+    stopAt: flags.stopAt,
+    wave: flags.wave,
   }, flags.budgetLimit);
   const rolePlans = planRoles(config, params.strategy);
   const known = new Set(listBackends().map((b) => b.name));
@@ -240,7 +246,8 @@ function printPlan(jobs: Job[], params: SearchParams, rolePlans: RolePlan[], out
     params.strategy === 'noise'
       ? `strategy: noise (best-of-N)  pool ${plan.pool} = samples ${params.samples} + width ${params.width} × depth ${params.depth}  seed ${params.seed}`
       : `strategy: ${params.strategy}  samples ${params.samples}  width ${plan.width}  depth ${plan.depth}  seed ${params.seed}  chain head ${params.chainHead}`,
-    `budget: ${plan.budget} images per prompt${plan.budget < plan.requested ? ` (capped from ${plan.requested} by --max-images)` : ''}, ${summary.budgetTotal} in all`,
+    `budget: ${plan.budget} images per prompt${plan.budget < plan.requested ? ` (capped from ${plan.requested} by --max-images)` : ''}, ${summary.budgetTotal} in all` +
+      (params.stopAt !== undefined ? `; stops once a score reaches ${params.stopAt} (pool in waves of ${params.wave ?? DEFAULT_WAVE}, chains round by round)` : ''),
     `roles: ${rolePlans.map((p) => `${p.role}=${p.backend}`).join('  ')}`,
     `out: ${summary.out}`,
   ];
@@ -257,6 +264,7 @@ function printSummary(o: RunOutcome, label: string): void {
     `${label ? label + ' ' : ''}${o.run.prompt}`,
     `  best: ${r.bestPath ?? '(no image)'}${r.bestScore !== null ? `  score ${r.bestScore.toFixed(4)}` : ''}`,
     ...(o.run.status === 'incomplete' ? [`  incomplete: ${failureSummary(o.failures)}`] : []),
+    ...(r.stoppedAt ? [`  stopped early: ${r.stoppedAt} reached --stop-at ${o.run.params.stopAt}`] : []),
     `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s  call time per role: ${roles}`,
     `  run: ${o.dir}`,
   ];
