@@ -85,6 +85,32 @@ describe('eval arms', () => {
   });
 });
 
+describe('eval with stop-at', () => {
+  it('an arm that stops early spends fewer images than its budget and says how many', async () => {
+    const backend = createBackend();
+    const report = await runEval({
+      records,
+      strategies: ['noise', { label: 'noise stop@0.6', strategy: 'noise', stopAt: 0.6 }],
+      budgets: [8, 32],
+      roles: backend,
+      judge,
+      seedsPerPrompt: 1,
+      width: 2,
+      seed: 0,
+      jobs: 2,
+    });
+    const fixed = report.cells.find((c) => c.strategy === 'noise' && c.budget === 32)!;
+    const adaptive = report.cells.find((c) => c.strategy === 'noise stop@0.6' && c.budget === 32)!;
+    expect(fixed.meanImages).toBe(32);
+    expect(adaptive.meanImages).toBeLessThan(32);
+    expect(adaptive.meanImages).toBeGreaterThanOrEqual(4); // at least one wave
+    const table = markdownTable(report);
+    expect(table).toContain('| strategy | budget | images/search |');
+    expect(table).toContain(`| noise stop@0.6 | 32 | ${adaptive.meanImages.toFixed(1)} |`);
+    expect(scalingSvg(report)).toContain('stroke-dasharray');
+  });
+});
+
 describe('rocAuc', () => {
   it('is 1 for a perfect ranking, 0.5 for ties, and counts ties half', async () => {
     const { rocAuc } = await import('../src/eval/harness.js');

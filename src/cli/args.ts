@@ -27,6 +27,10 @@ export function finiteNumber(value: string): number {
   return Number(v);
 }
 
+export function numberList(value: string): number[] {
+  return value.split(',').map((s) => finiteNumber(s));
+}
+
 export function strategy(value: string): Strategy {
   if (!(STRATEGIES as readonly string[]).includes(value)) {
     throw new InvalidArgumentError(`unknown strategy '${value}' (choose ${STRATEGIES.join(', ')})`);

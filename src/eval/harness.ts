@@ -21,6 +21,8 @@ export interface EvalArm {
   roles?: RoleSet;
   /** names the verifier of `roles`: pool scores are shared only between arms with the same scope */
   verifierScope?: string;
+  /** stop each search once an image's verifier score reaches this (the budget is then the cap) */
+  stopAt?: number;
 }
 
 export interface EvalOptions {
@@ -68,7 +70,10 @@ export interface EvalCell {
   categories: Record<string, { correct: number; total: number; accuracy: number }>;
   /** mean of the category accuracies, as GenEval reports */
   overall: number;
+  /** images generated over all of the cell's searches */
   images: number;
+  /** images generated per search, on average (below the budget when searches stop early) */
+  meanImages: number;
 }
 
 export interface VerifierAgreement {
@@ -126,7 +131,10 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
           const strategy = arm.strategy;
           for (const budget of [...opts.budgets].sort((a, b) => a - b)) {
             opts.signal?.throwIfAborted();
-            const params = paramsForBudget(strategy, budget, opts.width, seed, opts.chainHead ?? 'latest');
+            const params = {
+              ...paramsForBudget(strategy, budget, opts.width, seed, opts.chainHead ?? 'latest'),
+              ...(arm.stopAt !== undefined ? { stopAt: arm.stopAt } : {}),
+            };
             const io = pool.session(arm.verifierScope ?? '');
             const result = await search({
               prompt: record.prompt,
@@ -239,6 +247,7 @@ export function summarise(samples: EvalSample[], strategies: string[], budgets: 
         categories,
         overall: accs.length ? accs.reduce((a, b) => a + b, 0) / accs.length : 0,
         images: mine.reduce((a, s) => a + s.imagesGenerated, 0),
+        meanImages: mine.length ? mine.reduce((a, s) => a + s.imagesGenerated, 0) / mine.length : 0,
       });
     }
   }

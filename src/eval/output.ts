@@ -19,14 +19,17 @@ export interface OutputOptions {
 
 /** A GenEval-style table: one row per strategy and budget, one column per category, then overall. */
 export function markdownTable(report: EvalReport, opts: OutputOptions = {}): string {
-  const head = ['strategy', 'budget', ...report.tags, 'overall'];
+  // searches that may stop early: how many images they really spent
+  const adaptive = report.cells.some((c) => c.meanImages < c.budget - 1e-9);
+  const head = ['strategy', 'budget', ...(adaptive ? ['images/search'] : []), ...report.tags, 'overall'];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`];
   for (const cell of report.cells) {
     const cats = report.tags.map((t) => {
       const c = cell.categories[t]!;
       return c.total ? c.accuracy.toFixed(3) : '–';
     });
-    lines.push(`| ${cell.strategy} | ${cell.budget} | ${cats.join(' | ')} | **${cell.overall.toFixed(3)}** |`);
+    const spent = adaptive ? [cell.meanImages.toFixed(1)] : [];
+    lines.push(`| ${[cell.strategy, cell.budget, ...spent, ...cats].join(' | ')} | **${cell.overall.toFixed(3)}** |`);
   }
   const n = report.tags.map((t) => `${t} ${report.cells[0]?.categories[t]?.total ?? 0}`).join(', ');
   lines.push('', `Judged images per cell: ${n}. Overall = mean of the category accuracies (as GenEval).`);
@@ -93,15 +96,17 @@ export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'
     out.push(`<text x="${px(b)}" y="${H - m.b + 18}" text-anchor="middle" fill="#374151">${b}</text>`);
   }
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="#374151"/>`);
-  out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">budget (images generated)</text>`);
+  out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">images generated per search (dashed: stop-at, mean)</text>`);
   out.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">overall accuracy</text>`);
   report.strategies.forEach((s, i) => {
     const color = COLORS[i % COLORS.length]!;
-    const pts = budgets.map((b) => {
-      const cell = report.cells.find((c) => c.strategy === s && c.budget === b)!;
-      return [px(b), py(cell.overall)] as const;
-    });
-    out.push(`<polyline fill="none" stroke="${color}" stroke-width="2.5" points="${pts.map((p) => p.join(',')).join(' ')}"/>`);
+    // x = images really spent: the budget, or less for searches that stop early (a dashed line)
+    const cells = budgets.map((b) => report.cells.find((c) => c.strategy === s && c.budget === b)!);
+    const adaptive = cells.some((c) => c.meanImages < c.budget - 1e-9);
+    const pts = cells.map((c) => [px(adaptive ? Math.max(c.meanImages, budgets[0]!) : c.budget), py(c.overall)] as const);
+    out.push(
+      `<polyline fill="none" stroke="${color}" stroke-width="2.5"${adaptive ? ' stroke-dasharray="6 4"' : ''} points="${pts.map((p) => p.join(',')).join(' ')}"/>`,
+    );
     for (const [x, y] of pts) out.push(`<circle cx="${x}" cy="${y}" r="4" fill="${color}"/>`);
     const ly = m.t + 10 + i * 20;
     out.push(`<line x1="${W - m.r + 16}" x2="${W - m.r + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"/>`);

@@ -14,7 +14,7 @@ import { markdownTable, scalingSvg } from '../../eval/output.js';
 import { evaluateImage } from '../../shapeworld/evaluate.js';
 import { seedsPerPrompt, testPrompts } from '../../shapeworld/prompts.js';
 import { validateSpec, type PromptSpec, type Tag } from '../../shapeworld/rules.js';
-import { intList, nonNegativeInt, positiveInt } from '../args.js';
+import { intList, nonNegativeInt, numberList, positiveInt } from '../args.js';
 
 interface EvalFlags {
   prompts?: string;
@@ -24,6 +24,7 @@ interface EvalFlags {
   backend?: string;
   config?: string;
   oracle?: boolean;
+  stopAt?: number[];
   seeds?: number;
   width: number;
   seed: number;
@@ -46,6 +47,7 @@ export function evalCommand(): Command {
     .option('--budgets <list>', 'comma-separated budgets (images per search)', intList, [1, 2, 4, 8, 16, 32])
     .option('--backend <name>', 'backend for every role not set in the config')
     .option('--config <file>', 'config file (ours or the official layout)')
+    .option('--stop-at <scores>', "comma-separated verifier scores: each strategy also runs stopping once an image reaches one (the budget is the cap); the table adds images per search", numberList)
     .option('--oracle', 'verify with the ShapeWorld evaluator itself (the ceiling), not the configured verifier')
     .option('--seeds <n>', 'searches per prompt (default: enough for ≥ 80 judged images per category)', positiveInt)
     .option('--width <n>', 'chains for noise+prompt and reflection', positiveInt, 2)
@@ -90,7 +92,7 @@ function parseStrategies(list: string, allOracle: boolean): ArmSpec[] {
 
 async function evalAction(flags: EvalFlags): Promise<void> {
   const arms = parseStrategies(flags.strategies, Boolean(flags.oracle));
-  const strategies = arms.map((a) => a.label);
+  const strategies = [...arms.map((a) => a.label), ...(flags.stopAt ?? []).flatMap((t) => arms.map((a) => `${a.label} stop@${t}`))];
   makeOutputDir(flags.out); // before an hour of work, not after
   let records: PromptRecord[];
   if (flags.prompts && flags.split) throw new UserError('give --prompts or --split, not both');
@@ -123,9 +125,11 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   const roles = await buildRoles([...needed.values()]);
   // the ShapeWorld evaluator as a verifier: what `@oracle` arms rank by
   const oracle = arms.some((a) => a.oracle) ? (await buildRoles(planRoles({ backend: 'procedural' }, 'noise'))).verifier : null;
-  const evalArms = arms.map((a) =>
+  const fixed = arms.map((a) =>
     a.oracle ? { label: a.label, strategy: a.strategy, roles: { ...roles, verifier: oracle! }, verifierScope: 'oracle' } : { label: a.label, strategy: a.strategy },
   );
+  // adaptive compute: each strategy again, stopping at each threshold
+  const evalArms = [...fixed, ...(flags.stopAt ?? []).flatMap((t) => fixed.map((a) => ({ ...a, label: `${a.label} stop@${t}`, stopAt: t })))];
 
   if (flags.cache && !roles.generator.identity) {
     throw new UserError(`--cache needs a generator that declares its identity; '${roles.generator.name}' does not`);
