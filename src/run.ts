@@ -2,7 +2,9 @@ import type { RoleSet } from './core/roles.js';
 import type { PromptMeta, Role, SearchParams } from './core/types.js';
 import { checkPrompt, search, type SearchOutcome } from './search/loop.js';
 import { RoleFailing, type CallListener } from './search/calls.js';
-import { RunStore } from './store/run-store.js';
+import { EVENTS_FILE, readEvents, RunStore } from './store/run-store.js';
+import { addCall, emptyRoleUsage, priceOf, type Price, type RoleUsage } from './core/usage.js';
+import path from 'node:path';
 import type { RunRecord } from './store/types.js';
 
 export interface RunOptions {
@@ -21,6 +23,8 @@ export interface RunOptions {
   report?: boolean;
   /** told the run directory as soon as it exists */
   onCreated?: (dir: string) => void;
+  /** prices per backend name, for the cost estimate in run.json */
+  prices?: Record<string, Price>;
 }
 
 export interface RunOutcome extends SearchOutcome {
@@ -96,6 +100,10 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
     throw err;
   }
   const best = outcome.candidates.find((c) => c.id === outcome.bestId);
+  // the whole run's calls, every attempt's (events.jsonl holds each call made, replays write nothing)
+  const usage: Partial<Record<Role, RoleUsage>> = {};
+  for (const e of await readEvents(path.join(store.dir, EVENTS_FILE))) addCall((usage[e.role] ??= emptyRoleUsage()), e);
+  const cost = costOf(usage, store.run.backends, opts.prices);
   const failedCalls: Partial<Record<Role, number>> = {};
   for (const e of outcome.failures) failedCalls[e.role] = (failedCalls[e.role] ?? 0) + 1;
   await store.update({
@@ -114,6 +122,8 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
       wallMs: elapsed(),
       ...(outcome.failures.length ? { failedCalls } : {}),
       ...(outcome.stoppedAt ? { stoppedAt: outcome.stoppedAt } : {}),
+      usage,
+      ...(cost ? { cost } : {}),
     },
   });
   await store.close();
@@ -133,4 +143,21 @@ export function failureSummary(failures: ReadonlyArray<{ role: Role; error?: str
     else byRole.set(f.role, { n: 1, first: (f.error ?? '').split('\n')[0]! });
   }
   return [...byRole].map(([role, { n, first }]) => `${n} ${role} call${n === 1 ? '' : 's'} failed (${first})`).join('; ');
+}
+
+/** The estimated price per role from a price table keyed by backend name; null when no role's backend has a price. */
+export function costOf(
+  usage: Partial<Record<Role, RoleUsage>>,
+  backends: Partial<Record<Role, string>>,
+  prices: Record<string, Price> | undefined,
+): { perRole: Partial<Record<Role, number>>; total: number } | null {
+  if (!prices) return null;
+  const perRole: Partial<Record<Role, number>> = {};
+  for (const [role, u] of Object.entries(usage) as Array<[Role, RoleUsage]>) {
+    const name = backends[role];
+    const p = name ? priceOf(u, prices[name]) : null;
+    if (p !== null) perRole[role] = p;
+  }
+  const roles = Object.values(perRole);
+  return roles.length ? { perRole, total: roles.reduce((a, b) => a + b, 0) } : null;
 }

@@ -48,7 +48,9 @@ describe('runEval', () => {
     expect(cell.categories.colors!.total).toBe(6);
     const table = markdownTable(report);
     expect(table).toContain('| strategy | budget | single_object | colors | position | overall |');
-    expect(table.split('\n').filter((l) => l.startsWith('| noise') || l.startsWith('| reflection'))).toHaveLength(8);
+    // one row per strategy and budget in the score table, and again in the spending table below it
+    expect(table.split('\n').filter((l) => l.startsWith('| noise') || l.startsWith('| reflection'))).toHaveLength(16);
+    expect(table).toContain('| noise | 8 | 8.0 | 8.0 |');
     const svg = scalingSvg(report);
     expect(svg).toContain('<polyline');
     expect((svg.match(/<polyline/g) ?? []).length).toBe(2);
@@ -105,9 +107,12 @@ describe('eval with stop-at', () => {
     expect(adaptive.meanImages).toBeLessThan(32);
     expect(adaptive.meanImages).toBeGreaterThanOrEqual(4); // at least one wave
     const table = markdownTable(report);
-    expect(table).toContain('| strategy | budget | images/search |');
+    expect(table).toContain('| strategy | budget | images/search | VLM calls/search |');
     expect(table).toContain(`| noise stop@0.6 | 32 | ${adaptive.meanImages.toFixed(1)} |`);
     expect(scalingSvg(report)).toContain('stroke-dasharray');
+    // noise makes no VLM call but verification: one per image it made
+    expect(adaptive.meanVlmCalls).toBeCloseTo(adaptive.meanImages, 10);
+    expect(table).not.toContain('price/search');
   });
 });
 

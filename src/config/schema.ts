@@ -52,6 +52,20 @@ export const configSchema = z
     size: positiveInt.optional(),
     /** where run directories go */
     out: z.string().min(1).optional(),
+    /** prices per backend name (`openai:gpt-4o`, `fal:fal-ai/flux/dev`, …) for the cost estimate; none are built in */
+    prices: z
+      .record(
+        z.string(),
+        z
+          .object({
+            perCall: z.number().nonnegative().optional(),
+            perImage: z.number().nonnegative().optional(),
+            perMillionInputTokens: z.number().nonnegative().optional(),
+            perMillionOutputTokens: z.number().nonnegative().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
   })
   .strict();
 

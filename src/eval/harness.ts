@@ -4,6 +4,8 @@ import type { Strategy } from '../core/types.js';
 import type { PromptRecord } from '../config/prompts.js';
 import { metaOf } from '../config/prompts.js';
 import { search } from '../search/loop.js';
+import { backendNames, costOf } from '../run.js';
+import type { Price } from '../core/usage.js';
 import { paramsForBudget } from './budget.js';
 import { SharedPoolIO } from './shared-pool.js';
 
@@ -44,6 +46,8 @@ export interface EvalOptions {
    * (how well the search's verifier ranks what the benchmark calls correct).
    */
   verifierAuc?: boolean;
+  /** prices per backend name (as run.json's cost estimate) */
+  prices?: Record<string, Price>;
   /** keep pool images on disk across eval runs (same generator identity ⇒ same images) */
   cache?: { dir: string; generatorKey: string };
   onResult?: (r: EvalSample, done: number, total: number) => void;
@@ -60,6 +64,10 @@ export interface EvalSample {
   reason?: string;
   score: number | null;
   imagesGenerated: number;
+  /** verifier, reflector and refiner calls of the search (pool calls shared with other rungs counted as made) */
+  vlmCalls: number;
+  /** estimated price of the search from `EvalOptions.prices`, null without a price for any of its backends */
+  price: number | null;
 }
 
 export interface EvalCell {
@@ -74,6 +82,10 @@ export interface EvalCell {
   images: number;
   /** images generated per search, on average (below the budget when searches stop early) */
   meanImages: number;
+  /** verifier, reflector and refiner calls per search, on average */
+  meanVlmCalls: number;
+  /** estimated price per search, on average; null when no search had a price */
+  meanPrice: number | null;
 }
 
 export interface VerifierAgreement {
@@ -156,6 +168,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
               ...(verdict.reason ? { reason: verdict.reason } : {}),
               score: best?.evaluation?.score ?? null,
               imagesGenerated: result.imagesGenerated,
+              vlmCalls: (['verify', 'reflect', 'refine'] as const).reduce((n, r) => n + (result.usage[r]?.calls ?? 0), 0),
+              price: costOf(result.usage, backendNames(arm.roles ?? opts.roles), opts.prices)?.total ?? null,
             };
             samples.push(sample);
             if (opts.verifierAuc && strategy === 'noise' && !arm.roles && budget === maxBudget) {
@@ -248,6 +262,8 @@ export function summarise(samples: EvalSample[], strategies: string[], budgets: 
         overall: accs.length ? accs.reduce((a, b) => a + b, 0) / accs.length : 0,
         images: mine.reduce((a, s) => a + s.imagesGenerated, 0),
         meanImages: mine.length ? mine.reduce((a, s) => a + s.imagesGenerated, 0) / mine.length : 0,
+        meanVlmCalls: mine.length ? mine.reduce((a, s) => a + s.vlmCalls, 0) / mine.length : 0,
+        meanPrice: mine.some((s) => s.price !== null) ? mine.reduce((a, s) => a + (s.price ?? 0), 0) / mine.length : null,
       });
     }
   }

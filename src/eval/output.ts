@@ -19,21 +19,29 @@ export interface OutputOptions {
 
 /** A GenEval-style table: one row per strategy and budget, one column per category, then overall. */
 export function markdownTable(report: EvalReport, opts: OutputOptions = {}): string {
-  // searches that may stop early: how many images they really spent
-  const adaptive = report.cells.some((c) => c.meanImages < c.budget - 1e-9);
-  const head = ['strategy', 'budget', ...(adaptive ? ['images/search'] : []), ...report.tags, 'overall'];
+  const head = ['strategy', 'budget', ...report.tags, 'overall'];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`];
   for (const cell of report.cells) {
     const cats = report.tags.map((t) => {
       const c = cell.categories[t]!;
       return c.total ? c.accuracy.toFixed(3) : '–';
     });
-    const spent = adaptive ? [cell.meanImages.toFixed(1)] : [];
-    lines.push(`| ${[cell.strategy, cell.budget, ...spent, ...cats].join(' | ')} | **${cell.overall.toFixed(3)}** |`);
+    lines.push(`| ${[cell.strategy, cell.budget, ...cats].join(' | ')} | **${cell.overall.toFixed(3)}** |`);
   }
   const n = report.tags.map((t) => `${t} ${report.cells[0]?.categories[t]?.total ?? 0}`).join(', ');
   lines.push('', `Judged images per cell: ${n}. Overall = mean of the category accuracies (as GenEval).`);
   lines.push('Budget = every image generated, the noise pool included; `@oracle` = the ShapeWorld evaluator as verifier.');
+  // what the searches spent: images (below the budget when they stop early), VLM calls, price
+  const priced = report.cells.some((c) => c.meanPrice !== null);
+  lines.push(
+    '',
+    `| strategy | budget | images/search | VLM calls/search |${priced ? ' price/search |' : ''}`,
+    `| --- | --- | ---: | ---: |${priced ? ' ---: |' : ''}`,
+    ...report.cells.map(
+      (c) =>
+        `| ${c.strategy} | ${c.budget} | ${c.meanImages.toFixed(1)} | ${c.meanVlmCalls.toFixed(1)} |${priced ? ` ${c.meanPrice === null ? '–' : c.meanPrice.toPrecision(3)} |` : ''}`,
+    ),
+  );
   if (opts.paper) {
     lines.push(
       '',

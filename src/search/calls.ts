@@ -2,6 +2,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { errorMessage } from '../core/errors.js';
 import type { RoleInfo } from '../core/roles.js';
 import type { Role } from '../core/types.js';
+import { addCall, emptyRoleUsage, hasUsage, withUsage, type RoleUsage } from '../core/usage.js';
 import type { CallEvent } from '../store/types.js';
 import type { SearchIO } from './io.js';
 
@@ -43,6 +44,8 @@ export class RoleFailing extends Error {
 export class CallRunner {
   private readonly limits = new WeakMap<object, LimitFunction>();
   readonly timePerRole: Partial<Record<Role, number>> = {};
+  /** what each role spent in this search, replayed calls included (as if the search had made them) */
+  readonly usage: Partial<Record<Role, RoleUsage>> = {};
   /** calls of this attempt that failed (a resume makes them again) */
   readonly failures: CallEvent[] = [];
   private readonly succeeded = new Set<Role>();
@@ -88,6 +91,7 @@ export class CallRunner {
       try {
         const replayed = await fromEvent(done);
         this.addTime(spec.role, done.ms);
+        this.count(done);
         this.succeeded.add(spec.role);
         this.listener?.(done, true);
         return replayed;
@@ -106,23 +110,25 @@ export class CallRunner {
     };
     let ms = 0;
     let result: T;
+    let usage = {};
     try {
       // the backend's slot is held for the call alone; keeping its result happens outside it
       result = await this.limitFor(spec.backend)(async () => {
         this.signal?.throwIfAborted();
         const started = performance.now();
-        try {
-          return await call(this.signal);
-        } finally {
-          ms = performance.now() - started;
-        }
+        const out = await withUsage(() => call(this.signal));
+        ms = performance.now() - started;
+        usage = out.usage;
+        if (out.failed) throw out.error;
+        return out.result as T;
       });
     } catch (err) {
       // an abort is not the call's failure: leave no event so that a resume redoes it
       if (this.signal.aborted) throw this.signal.reason ?? err;
       this.addTime(spec.role, ms);
-      const event: CallEvent = { ...base, ms: round(ms), error: errorMessage(err), at: new Date().toISOString() };
+      const event: CallEvent = { ...base, ...(hasUsage(usage) ? { usage } : {}), ms: round(ms), error: errorMessage(err), at: new Date().toISOString() };
       await this.io.record(event);
+      this.count(event);
       this.failures.push(event);
       this.listener?.(event, false);
       this.failFast(spec.role);
@@ -132,10 +138,15 @@ export class CallRunner {
     this.addTime(spec.role, ms);
     this.succeeded.add(spec.role);
     if (extra.outputId) this.fresh.add(extra.outputId);
-    const event: CallEvent = { ...base, ...extra, ms: round(ms), at: new Date().toISOString() };
+    const event: CallEvent = { ...base, ...extra, ...(hasUsage(usage) ? { usage } : {}), ms: round(ms), at: new Date().toISOString() };
     await this.io.record(event);
+    this.count(event);
     this.listener?.(event, false);
     return result;
+  }
+
+  private count(e: CallEvent): void {
+    addCall((this.usage[e.role] ??= emptyRoleUsage()), e);
   }
 
   private failFast(role: Role): void {

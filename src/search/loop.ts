@@ -43,6 +43,8 @@ export interface SearchOutcome extends SearchResult {
   timePerRole: CallRunner['timePerRole'];
   /** calls that failed in this attempt (the search went on without them); a resume makes them again */
   failures: CallEvent[];
+  /** what each role spent, replayed calls counted as made */
+  usage: CallRunner['usage'];
 }
 
 /** Which roles a strategy needs, for a clear error before anything runs. */
@@ -240,6 +242,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     budget: plan.budget,
     timePerRole: calls.timePerRole,
     failures: calls.failures,
+    usage: calls.usage,
     ...(stoppedAt ? { stoppedAt: stoppedAt.id } : {}),
   };
 }

@@ -1,4 +1,5 @@
 import type { Candidate, ChainSummary, Evaluation, PromptMeta, Reflection, Role, SearchParams } from '../core/types.js';
+import type { RoleUsage, Usage } from '../core/usage.js';
 
 /** One line of events.jsonl: one finished (or failed) call. */
 export interface CallEvent {
@@ -18,6 +19,8 @@ export interface CallEvent {
   evaluation?: Evaluation;
   reflection?: Reflection;
   refinedPrompt?: string;
+  /** what the service reported for the call (tokens) and the retries it took */
+  usage?: Usage;
   ms: number;
   error?: string;
   /** ISO time the call finished */
@@ -56,6 +59,10 @@ export interface RunRecord {
     /** summed call time per role, ms */
     timePerRole: Partial<Record<Role, number>>;
     wallMs: number;
+    /** every call the run made, in all its attempts, per role (replayed calls counted once) */
+    usage?: Partial<Record<Role, RoleUsage>>;
+    /** estimated price per role and in all, from the config's `prices` (absent without prices) */
+    cost?: { perRole: Partial<Record<Role, number>>; total: number };
     /** the image whose verifier score reached `params.stopAt`, when the search stopped early */
     stoppedAt?: string;
     /** calls of the last attempt that failed, per role (absent when none did) */

@@ -21,6 +21,7 @@ import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
 import { OVERALL } from '../../roles/rubric.js';
 import { makeReflector, makeRefiner, makeRubricVerifier, type ChatRequest, type VlmChat, type VlmRoleOptions } from '../../roles/vlm.js';
+import { reportUsage } from '../../core/usage.js';
 
 export interface GeminiBackend {
   verifier: Verifier;
@@ -64,6 +65,7 @@ export function createGeminiBackend(options: Record<string, unknown> = {}): Gemi
         ...(req.json ? { responseMimeType: 'application/json', responseJsonSchema: withoutAdditionalProperties(req.json.schema) } : {}),
       };
       const res = await ai.models.generateContent({ model, contents: toContents(req), config });
+      reportUsage({ inputTokens: res.usageMetadata?.promptTokenCount, outputTokens: res.usageMetadata?.candidatesTokenCount });
       const text = textOf(res);
       if (!text) throw new ModelOutputError(`the answer has no text${blockReason(res)}`);
       return text;
@@ -88,6 +90,7 @@ export function createGeminiBackend(options: Record<string, unknown> = {}): Gemi
       contents: [{ role: 'user', parts }],
       config: { abortSignal: signal, responseModalities: ['TEXT', 'IMAGE'], seed },
     });
+    reportUsage({ inputTokens: res.usageMetadata?.promptTokenCount, outputTokens: res.usageMetadata?.candidatesTokenCount });
     for (const part of res.candidates?.[0]?.content?.parts ?? []) {
       if (part.inlineData?.data && (part.inlineData.mimeType ?? 'image/').startsWith('image/')) return imageFromBase64(part.inlineData.data, what);
     }

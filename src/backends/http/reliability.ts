@@ -15,6 +15,7 @@
  * the same for every family.
  */
 import { errorMessage } from '../../core/errors.js';
+import { reportUsage } from '../../core/usage.js';
 import { OptionReader } from './options.js';
 import { scrubSecrets } from './secrets.js';
 
@@ -214,6 +215,7 @@ export class ReliableClient {
           throw err;
         }
         await sleep(backoffDelay(attempt, this.opts.retryBaseMs, this.opts.retryMaxMs), signal);
+        reportUsage({ retries: 1 });
         continue;
       }
       if (!isRetryableStatus(res.status)) return res;
@@ -225,6 +227,7 @@ export class ReliableClient {
       await res.body?.cancel().catch(() => undefined);
       const wait = after !== undefined ? Math.min(after, this.opts.retryMaxMs) : backoffDelay(attempt, this.opts.retryBaseMs, this.opts.retryMaxMs);
       await sleep(wait, signal);
+      reportUsage({ retries: 1 });
     }
   }
 

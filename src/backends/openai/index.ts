@@ -24,6 +24,7 @@ import { OVERALL } from '../../roles/rubric.js';
 import { YESNO_REPAIR, yesNoQuestion } from '../../roles/templates.js';
 import { makeReflector, makeRefiner, makeRubricVerifier, type ChatRequest, type VlmChat, type VlmRoleOptions } from '../../roles/vlm.js';
 import { yesNoEvaluation, type TokenLogprob } from '../../roles/yesno.js';
+import { reportUsage } from '../../core/usage.js';
 
 export interface OpenAIBackend {
   verifier: Verifier;
@@ -76,6 +77,7 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
           : {}),
       };
       const res = await client.chat.completions.create(body, { signal });
+      reportUsage({ inputTokens: res.usage?.prompt_tokens, outputTokens: res.usage?.completion_tokens });
       const content = res.choices?.[0]?.message?.content;
       if (typeof content !== 'string') throw new ModelOutputError('the answer has no text content');
       return content;
@@ -115,6 +117,7 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
               },
               { signal },
             );
+            reportUsage({ inputTokens: res.usage?.prompt_tokens, outputTokens: res.usage?.completion_tokens });
             const choice = res.choices?.[0];
             const first = choice?.logprobs?.content?.[0];
             const answer = choice?.message?.content ?? first?.token ?? '';
@@ -166,6 +169,7 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
         async (signal) => {
           const body = { ...imageParams(), prompt: req.prompt, ...(sendSeed ? { seed: req.seed } : {}) };
           const res = await client.images.generate(body as unknown as OpenAI.Images.ImageGenerateParamsNonStreaming, { signal });
+          reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
           return firstImage(res, signal, 'generate');
         },
         opts?.signal,
@@ -189,6 +193,7 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
             ...(sendSeed ? { seed: req.seed } : {}),
           };
           const res = await client.images.edit(body as unknown as OpenAI.Images.ImageEditParamsNonStreaming, { signal });
+          reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
           return firstImage(res, signal, 'correct');
         },
         opts?.signal,

@@ -150,6 +150,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     chainHead: flags.chainHead,
     verifierAuc: Boolean(flags.auc),
     jobs: flags.jobs,
+    ...(config.prices ? { prices: config.prices } : {}),
     ...(flags.cache ? { cache: { dir: flags.cache, generatorKey: roles.generator.identity! } } : {}),
     onResult: (_s, done, total) => {
       if (flags.quiet) return;

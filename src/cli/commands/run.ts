@@ -146,6 +146,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
           signal: controller.signal,
           onCall: progress.onCall,
           report: flags.report,
+          ...(config.prices ? { prices: config.prices } : {}),
           onCreated: (dir) => (current = dir),
         });
         outcomes.push(outcome);
@@ -182,6 +183,7 @@ async function resumeAction(flags: RunFlags): Promise<void> {
       signal: controller.signal,
       onCall: progress.onCall,
       report: flags.report,
+      ...(config.prices ? { prices: config.prices } : {}),
     });
   } catch (err) {
     if (controller.signal.aborted) throw interruptedError(dir);
@@ -266,9 +268,25 @@ function printSummary(o: RunOutcome, label: string): void {
     ...(o.run.status === 'incomplete' ? [`  incomplete: ${failureSummary(o.failures)}`] : []),
     ...(r.stoppedAt ? [`  stopped early: ${r.stoppedAt} reached --stop-at ${o.run.params.stopAt}`] : []),
     `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s  call time per role: ${roles}`,
+    `  calls: ${usageLine(r.usage ?? {})}${r.cost ? `; estimated price ${r.cost.total.toPrecision(3)}` : ''}`,
     `  run: ${o.dir}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+const compact = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(0)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n));
+
+/** `generate 16 (16 images), verify 16 (3.2k in / 16 out tokens, 1 retry)`, every attempt's calls. */
+function usageLine(usage: NonNullable<NonNullable<RunOutcome['run']['result']>['usage']>): string {
+  const parts = Object.entries(usage).map(([role, u]) => {
+    const extra: string[] = [];
+    if (u!.images) extra.push(`${u!.images} image${u!.images === 1 ? '' : 's'}`);
+    if (u!.inputTokens || u!.outputTokens) extra.push(`${compact(u!.inputTokens)} in / ${compact(u!.outputTokens)} out tokens`);
+    if (u!.failed) extra.push(`${u!.failed} failed`);
+    if (u!.retries) extra.push(`${u!.retries} retr${u!.retries === 1 ? 'y' : 'ies'}`);
+    return `${role} ${u!.calls}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+  });
+  return parts.join(', ') || 'none';
 }
 
 function summaryJson(o: RunOutcome) {

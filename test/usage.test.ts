@@ -1,0 +1,91 @@
+/**
+ * Cost accounting: every call counted per role with the tokens the service reports and the retries it took,
+ * concurrent calls never mixing their numbers, and a price estimate from the config's price table.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createOpenAIBackend } from '../src/backends/openai/index.js';
+import { createProceduralBackend } from '../src/backends/procedural/index.js';
+import { reportUsage, withUsage } from '../src/core/usage.js';
+import { runSearch } from '../src/run.js';
+import { json, jsonBody, startServer, type TestServer } from './backends/helpers.js';
+import { tmpDir } from './helpers/cli.js';
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** A yes/no answer whose usage names the request: prompt_tokens = 100 + n, completion_tokens = 1. */
+function answer(n: number) {
+  const top = [
+    { token: 'yes', logprob: Math.log(0.7), bytes: null },
+    { token: 'no', logprob: Math.log(0.3), bytes: null },
+  ];
+  return {
+    id: `c${n}`,
+    object: 'chat.completion',
+    created: 0,
+    model: 'm',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'yes' }, logprobs: { content: [{ ...top[0], top_logprobs: top }] }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 100 + n, completion_tokens: 1, total_tokens: 101 + n },
+  };
+}
+
+describe('usage', () => {
+  it('keeps concurrent calls apart', async () => {
+    const calls = await Promise.all(
+      [1, 2, 3].map((k) =>
+        withUsage(async () => {
+          for (let i = 0; i < k; i++) {
+            await new Promise((r) => setTimeout(r, 5 * (4 - k)));
+            reportUsage({ inputTokens: 10, retries: 1 });
+          }
+          return k;
+        }),
+      ),
+    );
+    expect(calls.map((c) => c.usage)).toEqual([
+      { inputTokens: 10, retries: 1 },
+      { inputTokens: 20, retries: 2 },
+      { inputTokens: 30, retries: 3 },
+    ]);
+    reportUsage({ inputTokens: 5 }); // outside a call: ignored, no throw
+  });
+
+  it('a run counts each role’s calls, images, tokens and retries, and prices them from the table', async () => {
+    let n = 0;
+    server = await startServer((req, res) => {
+      n++;
+      if (n === 2) return json(res, 503, { error: { message: 'busy' } }); // one retry
+      expect(jsonBody(req).max_tokens).toBe(1);
+      return json(res, 200, answer(n));
+    });
+    const verifier = createOpenAIBackend({ baseURL: `${server.url}/v1`, apiKeyEnv: 'RF_TEST_OPENAI_KEY', model: 'vlm', mode: 'yesno', retryBaseMs: 5, concurrency: 2 }).verifier!;
+    const procedural = createProceduralBackend();
+    const outcome = await runSearch({
+      prompt: 'a red circle',
+      params: { strategy: 'noise', samples: 6, width: 1, depth: 0, seed: 1, chainHead: 'latest' },
+      roles: { generator: procedural.generator, verifier },
+      outDir: tmpDir(),
+      report: false,
+      prices: { 'openai:vlm': { perMillionInputTokens: 2.5, perMillionOutputTokens: 10 }, procedural: { perImage: 0.01 } },
+    });
+    const run = JSON.parse(readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
+    const u = run.result.usage;
+    expect(u.generate).toMatchObject({ calls: 6, images: 6, failed: 0, inputTokens: 0 });
+    expect(u.verify).toMatchObject({ calls: 6, failed: 0, retries: 1, outputTokens: 6 });
+    // each event carries its own call's tokens: 100 + the request number that answered it
+    const events = readFileSync(path.join(outcome.dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const verifies = events.filter((e) => e.role === 'verify');
+    expect(verifies.reduce((a, e) => a + e.usage.inputTokens, 0)).toBe(u.verify.inputTokens);
+    expect(new Set(verifies.map((e) => e.usage.inputTokens)).size).toBe(6);
+    expect(verifies.filter((e) => e.usage.retries === 1)).toHaveLength(1);
+    expect(run.backends.generate).toBe('procedural');
+    const expected = 6 * 0.01 + (u.verify.inputTokens * 2.5) / 1e6 + (6 * 10) / 1e6;
+    expect(run.result.cost.total).toBeCloseTo(expected, 10);
+    expect(run.result.cost.perRole.generate).toBeCloseTo(0.06, 10);
+  });
+});
