@@ -119,6 +119,7 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
       imagesGenerated: outcome.imagesGenerated,
       budget: outcome.budget,
       timePerRole: outcome.timePerRole,
+      busyPerRole: outcome.busyPerRole,
       wallMs: elapsed(),
       ...(outcome.failures.length ? { failedCalls } : {}),
       ...(outcome.stoppedAt ? { stoppedAt: outcome.stoppedAt } : {}),

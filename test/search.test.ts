@@ -230,6 +230,17 @@ describe('failed calls and resume', () => {
   });
 });
 
+describe('time per role', () => {
+  it('busy time is the union of a role’s calls in flight: overlapping calls count once, never more than wall time', async () => {
+    const started = performance.now();
+    const { result } = await run({ strategy: 'noise', samples: 16, width: 1, depth: 0 }, { latencyMs: 30, concurrency: 8 });
+    const wall = performance.now() - started;
+    expect(result.timePerRole.generate!).toBeGreaterThan(16 * 25); // summed: every call's own time
+    expect(result.busyPerRole.generate!).toBeLessThanOrEqual(wall);
+    expect(result.busyPerRole.generate!).toBeLessThan(result.timePerRole.generate! / 2); // 8 at a time
+  });
+});
+
 describe('stop at a verifier score', () => {
   it('makes the pool in waves and stops after the first wave holding a passing image, whatever the call order', async () => {
     const full = await run({ strategy: 'noise', samples: 32, width: 1, depth: 0, seed: 11 });

@@ -304,18 +304,20 @@ function statsSection(v: View): string {
       : `<div class="stat"><div class="stat-k">Budget used</div><div class="stat-v">${esc(v.byId.size)} <span class="muted">images so far (run not finished)</span></div></div>`;
   const wall = `<div class="stat"><div class="stat-k">Wall time</div><div class="stat-v">${esc(formatMs(r?.wallMs))}</div></div>`;
 
-  const times = r?.timePerRole ?? {};
+  // busy time (a call in flight), which never exceeds wall time; runs recorded before it existed show summed call time
+  const times = r?.busyPerRole ?? r?.timePerRole ?? {};
   const roles = ROLES.filter((role: Role) => run.backends?.[role] !== undefined || times[role] !== undefined);
   const maxT = Math.max(1, ...roles.map((role) => times[role] ?? 0));
   const rows = roles
     .map((role) => {
       const t = times[role];
       const w = t !== undefined ? (t / maxT) * 100 : 0;
-      return `<tr><td class="role">${esc(role)}</td><td><code>${esc(run.backends?.[role] ?? '—')}</code></td><td class="num">${esc(formatMs(t))}</td><td class="tbar"><span class="bar"><i style="width:${w.toFixed(1)}%"></i></span></td></tr>`;
+      const share = t !== undefined && r?.wallMs ? ` <span class="muted">${Math.round((100 * t) / r.wallMs)}%</span>` : '';
+      return `<tr><td class="role">${esc(role)}</td><td><code>${esc(run.backends?.[role] ?? '—')}</code></td><td class="num">${esc(formatMs(t))}${share}</td><td class="tbar"><span class="bar"><i style="width:${w.toFixed(1)}%"></i></span></td></tr>`;
     })
     .join('');
   const table = roles.length
-    ? `<table class="roles"><thead><tr><th>Role</th><th>Backend</th><th class="num">Call time</th><th></th></tr></thead><tbody>${rows}</tbody></table>`
+    ? `<table class="roles"><thead><tr><th>Role</th><th>Backend</th><th class="num">${r?.busyPerRole ? 'Busy (share of wall)' : 'Call time'}</th><th></th></tr></thead><tbody>${rows}</tbody></table>`
     : '';
   return `<section class="stats"><div class="stat-row">${budgetHtml}${wall}</div>${table}${chartSvg(v)}</section>`;
 }

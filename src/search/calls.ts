@@ -44,6 +44,8 @@ export class RoleFailing extends Error {
 export class CallRunner {
   private readonly limits = new WeakMap<object, LimitFunction>();
   readonly timePerRole: Partial<Record<Role, number>> = {};
+  /** [start, end] of every call made in this attempt, per role (performance.now() ms) */
+  private readonly intervals: Partial<Record<Role, Array<[number, number]>>> = {};
   /** what each role spent in this search, replayed calls included (as if the search had made them) */
   readonly usage: Partial<Record<Role, RoleUsage>> = {};
   /** calls of this attempt that failed (a resume makes them again) */
@@ -117,7 +119,9 @@ export class CallRunner {
         this.signal?.throwIfAborted();
         const started = performance.now();
         const out = await withUsage(() => call(this.signal));
-        ms = performance.now() - started;
+        const ended = performance.now();
+        ms = ended - started;
+        (this.intervals[spec.role] ??= []).push([started, ended]);
         usage = out.usage;
         if (out.failed) throw out.error;
         return out.result as T;
@@ -143,6 +147,27 @@ export class CallRunner {
     this.count(event);
     this.listener?.(event, false);
     return result;
+  }
+
+  /**
+   * Time each role had at least one call in flight in this attempt, ms: the union of its calls' intervals. Unlike
+   * summed call time it never exceeds wall time when calls overlap (a batching backend, concurrent requests).
+   */
+  get busyPerRole(): Partial<Record<Role, number>> {
+    const out: Partial<Record<Role, number>> = {};
+    for (const [role, spans] of Object.entries(this.intervals) as Array<[Role, Array<[number, number]>]>) {
+      const sorted = [...spans].sort((a, b) => a[0] - b[0]);
+      let total = 0;
+      let [s, e] = sorted[0]!;
+      for (const [a, b] of sorted.slice(1)) {
+        if (a > e) {
+          total += e - s;
+          [s, e] = [a, b];
+        } else if (b > e) e = b;
+      }
+      out[role] = round(total + e - s);
+    }
+    return out;
   }
 
   private count(e: CallEvent): void {

@@ -41,6 +41,8 @@ export const DEFAULT_WAVE = 4;
 
 export interface SearchOutcome extends SearchResult {
   timePerRole: CallRunner['timePerRole'];
+  /** time each role had a call in flight in this attempt (never more than wall time) */
+  busyPerRole: CallRunner['busyPerRole'];
   /** calls that failed in this attempt (the search went on without them); a resume makes them again */
   failures: CallEvent[];
   /** what each role spent, replayed calls counted as made */
@@ -241,6 +243,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     imagesGenerated,
     budget: plan.budget,
     timePerRole: calls.timePerRole,
+    busyPerRole: calls.busyPerRole,
     failures: calls.failures,
     usage: calls.usage,
     ...(stoppedAt ? { stoppedAt: stoppedAt.id } : {}),

@@ -58,6 +58,8 @@ export interface RunRecord {
     budget: number;
     /** summed call time per role, ms */
     timePerRole: Partial<Record<Role, number>>;
+    /** ms each role had at least one call in flight, in the last attempt (≤ wall time; replayed calls take none) */
+    busyPerRole?: Partial<Record<Role, number>>;
     wallMs: number;
     /** every call the run made, in all its attempts, per role (replayed calls counted once) */
     usage?: Partial<Record<Role, RoleUsage>>;

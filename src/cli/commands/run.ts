@@ -259,15 +259,17 @@ function printPlan(jobs: Job[], params: SearchParams, rolePlans: RolePlan[], out
 
 function printSummary(o: RunOutcome, label: string): void {
   const r = o.run.result!;
-  const roles = Object.entries(r.timePerRole)
-    .map(([role, ms]) => `${role} ${(ms! / 1000).toFixed(2)}s`)
+  const busy = r.busyPerRole ?? {};
+  const roles = Object.entries(busy)
+    .map(([role, ms]) => `${role} ${(ms! / 1000).toFixed(2)}s (${r.wallMs ? Math.round((100 * ms!) / r.wallMs) : 0}%)`)
     .join(', ');
+  const rate = r.wallMs > 0 ? ` ${((1000 * r.imagesGenerated) / r.wallMs).toFixed(1)} images/s` : '';
   const lines = [
     `${label ? label + ' ' : ''}${o.run.prompt}`,
     `  best: ${r.bestPath ?? '(no image)'}${r.bestScore !== null ? `  score ${r.bestScore.toFixed(4)}` : ''}`,
     ...(o.run.status === 'incomplete' ? [`  incomplete: ${failureSummary(o.failures)}`] : []),
     ...(r.stoppedAt ? [`  stopped early: ${r.stoppedAt} reached --stop-at ${o.run.params.stopAt}`] : []),
-    `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s  call time per role: ${roles}`,
+    `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s${rate}  busy per role (share of wall): ${roles || 'none (all replayed)'}`,
     `  calls: ${usageLine(r.usage ?? {})}${r.cost ? `; estimated price ${r.cost.total.toPrecision(3)}` : ''}`,
     `  run: ${o.dir}`,
   ];
