@@ -217,3 +217,15 @@ describe('run --stop-at', () => {
     expect(bad.stderr).toMatch(/expected a number, got 'high'/);
   });
 });
+
+describe('run --budget', () => {
+  it('splits one number per strategy as eval does, printed by --dry-run; refuses it beside --samples', () => {
+    const plans = ['noise', 'reflection'].map((s) => cli(['run', 'x', '--backend', 'procedural', '--strategy', s, '--budget', '32', '--dry-run']).stdout);
+    expect(plans[0]).toContain('pool 32 = samples 32 + width 1 × depth 0');
+    expect(plans[1]).toContain('samples 16  width 2  depth 8');
+    for (const p of plans) expect(p).toContain('budget: 32 images per prompt');
+    const both = cli(['run', 'x', '--backend', 'procedural', '--budget', '8', '--samples', '3']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/give --budget, or --samples and --depth, not both/);
+  });
+});

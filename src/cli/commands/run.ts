@@ -11,12 +11,14 @@ import { failureSummary, resumeSearch, runSearch, type RunOutcome } from '../../
 import { RoleFailing } from '../../search/calls.js';
 import { checkPrompt, DEFAULT_WAVE } from '../../search/loop.js';
 import { makePlan } from '../../search/plan.js';
+import { paramsForBudget } from '../../eval/budget.js';
 import { readRunRecord } from '../../store/run-store.js';
 import { finiteNumber, nonNegativeInt, positiveInt, strategy } from '../args.js';
 import { Progress } from '../progress.js';
 
 interface RunFlags {
   strategy?: SearchParams['strategy'];
+  budget?: number;
   samples?: number;
   width?: number;
   depth?: number;
@@ -43,9 +45,10 @@ export function runCommand(): Command {
     .description('search for the best image for a prompt (or every prompt of a GenEval JSONL file)')
     .argument('[prompt]', 'the text prompt')
     .addOption(new Option('--strategy <name>', 'noise | noise+prompt | reflection (default: reflection if the backends can reflect and correct, else noise)').argParser(strategy))
-    .option('--samples <n>', 'initial noise pool (default 8)', positiveInt)
-    .option('--width <n>', 'chains kept after the pool (default 2)', positiveInt)
-    .option('--depth <n>', 'refinement rounds (default 4)', nonNegativeInt)
+    .option('--budget <n>', 'images in all: noise draws n samples; the others half on the pool, half on --width chains (default 2)', positiveInt)
+    .option('--samples <n>', 'initial noise pool (default 8); the budget is samples + width × depth for every strategy', positiveInt)
+    .option('--width <n>', 'chains kept after the pool (default 2; noise spends them on more samples)', positiveInt)
+    .option('--depth <n>', 'refinement rounds per chain (default 4)', nonNegativeInt)
     .option('--seed <n>', 'run seed (default 0)', nonNegativeInt)
     .option('--max-images <n>', 'never generate more images than this', positiveInt)
     .option('--stop-at <score>', "stop once an image's verifier score reaches this (the verifier's scale; the budget stays the cap)", finiteNumber)
@@ -73,7 +76,7 @@ interface Job {
 }
 
 /** Flags that choose what a new run does; a resumed run keeps its own. */
-const NEW_RUN_FLAGS = ['strategy', 'samples', 'width', 'depth', 'seed', 'maxImages', 'budgetLimit', 'stopAt', 'wave', 'chainHead', 'backend', 'config', 'out', 'prompts', 'size'] as const;
+const NEW_RUN_FLAGS = ['strategy', 'budget', 'samples', 'width', 'depth', 'seed', 'maxImages', 'budgetLimit', 'stopAt', 'wave', 'chainHead', 'backend', 'config', 'out', 'prompts', 'size'] as const;
 const flagName = (k: string): string => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 async function runAction(promptArg: string | undefined, flags: RunFlags): Promise<void> {
@@ -90,11 +93,16 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   if (config.backend) config.backend = absoluteBackendName(config.backend);
   for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
   const jobs = collectJobs(promptArg, flags.prompts);
+  if (flags.budget !== undefined && (flags.samples !== undefined || flags.depth !== undefined)) {
+    throw new UserError('give --budget, or --samples and --depth, not both (--budget splits itself; --width sets its chains)');
+  }
+  const split = flags.budget !== undefined ? budgetSplit(config, flags) : {};
   const params = resolveParams(config, {
     strategy: flags.strategy,
     samples: flags.samples,
     width: flags.width,
     depth: flags.depth,
+    ...split,
     seed: flags.seed,
     maxImages: flags.maxImages,
     chainHead: flags.chainHead,
@@ -213,6 +221,13 @@ function throwIfIncomplete(outcomes: RunOutcome[]): void {
 
 function stoppedEarly(err: RoleFailing, dir: string): RunIncomplete {
   return new RunIncomplete(`stopped early: ${err.message}; fix the ${err.role} backend and continue with: reflectionflow run --resume ${dir || '<runDir>'}`);
+}
+
+/** samples, width and depth that spend exactly `--budget` images, as `eval` spends a budget. */
+function budgetSplit(config: ConfigFile, flags: RunFlags): Pick<SearchParams, 'samples' | 'width' | 'depth'> {
+  const strategy = resolveParams(config, { strategy: flags.strategy, samples: 1, width: 1, depth: 0 }).strategy;
+  const p = paramsForBudget(strategy, flags.budget!, flags.width ?? config.search?.width ?? 2, 0);
+  return { samples: p.samples, width: p.width, depth: p.depth };
 }
 
 function collectJobs(promptArg: string | undefined, promptsFile: string | undefined): Job[] {
