@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, cli, cliAsync, tmpDir } from './helpers/cli.js';
+import { BIN, FAKE, cli, cliAsync, tmpDir } from './helpers/cli.js';
 
 const runDirs = (parent: string): string[] => (existsSync(parent) ? readdirSync(parent).map((d) => path.join(parent, d)) : []);
 const runJson = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8'));
@@ -196,5 +196,69 @@ describe('run --resume refuses what it would ignore', () => {
     const s = cli(['run', '--resume', '/nonexistent', '--samples', '4', '--strategy', 'noise']);
     expect(s.code).toBe(2);
     expect(s.stderr).toMatch(/drop --strategy, --samples/);
+  });
+});
+
+describe('run --prompts: a batch', () => {
+  const records = ['red circle', 'blue square', 'green star', 'yellow cross'].map((p) => {
+    const [color, shape] = p.split(' ');
+    return JSON.stringify({ tag: 'colors', include: [{ class: shape, count: 1, color }], prompt: `a photo of a ${p}` });
+  });
+  function setup(): { file: string; config: string } {
+    const d = tmpDir();
+    const file = path.join(d, 'p.jsonl');
+    writeFileSync(file, records.join('\n') + '\n');
+    const config = path.join(d, 'c.json');
+    writeFileSync(config, JSON.stringify({ backend: FAKE, roles: { generator: { backend: FAKE, latencyMs: 30 } }, search: { samples: 6, width: 2, depth: 3, seed: 2 } }));
+    return { file, config };
+  }
+  const batchOf = (out: string): string => runDirs(out).find((d) => path.basename(d).startsWith('batch-'))!;
+  const images = (runDir: string): Record<string, string> =>
+    Object.fromEntries(readdirSync(path.join(runDir, 'images')).map((f) => [f, readFileSync(path.join(runDir, 'images', f)).toString('base64')]));
+
+  it('killed mid-way, --resume <batchDir> finishes it with the results of an uninterrupted batch', async () => {
+    const { file, config } = setup();
+    const clean = tmpDir();
+    expect(cli(['run', '--prompts', file, '--config', config, '--out', clean, '--quiet']).code).toBe(0);
+    const cleanBatch = JSON.parse(readFileSync(path.join(batchOf(clean), 'batch.json'), 'utf8'));
+    expect(cleanBatch.prompts.map((p: { status: string }) => p.status)).toEqual(['done', 'done', 'done', 'done']);
+
+    const out = tmpDir();
+    const child = spawn(process.execPath, [BIN, 'run', '--prompts', file, '--config', config, '--out', out, '--quiet']);
+    // kill -9 once the second prompt's run has started
+    await new Promise<void>((resolve, reject) => {
+      const t0 = Date.now();
+      const poll = setInterval(() => {
+        const b = runDirs(out).find((d) => path.basename(d).startsWith('batch-'));
+        try {
+          const rec = b && JSON.parse(readFileSync(path.join(b, 'batch.json'), 'utf8'));
+          if (rec && rec.prompts[1].dir) {
+            clearInterval(poll);
+            child.kill('SIGKILL');
+            resolve();
+          }
+        } catch {
+          // batch.json not there yet
+        }
+        if (Date.now() - t0 > 60_000) reject(new Error('the batch never reached its second prompt'));
+      }, 10);
+    });
+    await new Promise((r) => child.on('exit', r));
+    const dir = batchOf(out);
+    const killed = JSON.parse(readFileSync(path.join(dir, 'batch.json'), 'utf8'));
+    expect(killed.prompts[3].status).toBe('pending');
+
+    const r = cli(['run', '--resume', dir, '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const done = JSON.parse(readFileSync(path.join(dir, 'batch.json'), 'utf8'));
+    expect(done.prompts.map((p: { status: string }) => p.status)).toEqual(['done', 'done', 'done', 'done']);
+    for (let i = 0; i < 4; i++) {
+      const a = path.join(batchOf(clean), cleanBatch.prompts[i].dir);
+      const b = path.join(dir, done.prompts[i].dir);
+      expect(runJson(b).result.bestId).toBe(runJson(a).result.bestId);
+      expect(images(b)).toEqual(images(a));
+    }
+    expect(cli(['run', '--resume', dir]).stderr).toMatch(/batch .* is already done/);
   });
 });

@@ -129,7 +129,7 @@ function alive(pid: number): boolean {
  * Take the run directory's lock file, exclusively. A lock whose process is gone (a kill -9, a power cut) is taken
  * over; one held by a live process on this host refuses the second runner.
  */
-function lockRunDir(dir: string): void {
+export function lockRunDir(dir: string): void {
   const file = path.join(dir, LOCK_FILE);
   const me = JSON.stringify({ pid: process.pid, host: hostname() }) + '\n';
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -159,7 +159,7 @@ function lockRunDir(dir: string): void {
   throw new UserError(`cannot lock run directory ${dir}: another process keeps taking it`);
 }
 
-function unlockRunDir(dir: string): void {
+export function unlockRunDir(dir: string): void {
   if (!held.delete(dir)) return;
   rmSync(path.join(dir, LOCK_FILE), { force: true });
 }
@@ -225,7 +225,7 @@ export async function readEvents(file: string, repair = false): Promise<CallEven
   return events;
 }
 
-function newRunId(prompt: string): string {
+export function newRunId(prompt: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   const slug = prompt
     .toLowerCase()

@@ -13,6 +13,7 @@ import { checkPrompt, DEFAULT_WAVE } from '../../search/loop.js';
 import { makePlan } from '../../search/plan.js';
 import { paramsForBudget } from '../../eval/budget.js';
 import { readRunRecord } from '../../store/run-store.js';
+import { BatchStore, readBatchRecord } from '../../store/batch.js';
 import { finiteNumber, nonNegativeInt, positiveInt, strategy } from '../args.js';
 import { Progress } from '../progress.js';
 
@@ -135,47 +136,103 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
     }
   }
   const stored = redactSecrets({ ...config, search: params, ...(size ? { size } : {}) });
+  // a prompt file is a batch: its own directory and manifest, so that `--resume <batchDir>` can finish it
+  const batch = flags.prompts
+    ? BatchStore.create(outDir, {
+        source: flags.prompts,
+        params,
+        config: stored,
+        ...(size ? { size } : {}),
+        prompts: jobs.map((j) => ({ prompt: j.prompt, ...(j.record ? { record: j.record } : {}), dir: null, status: 'pending' as const })),
+      })
+    : null;
+  await executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags });
+}
+
+interface JobContext {
+  params: SearchParams;
+  roles: Awaited<ReturnType<typeof buildRoles>>;
+  config: unknown;
+  outDir: string;
+  size: number | undefined;
+  prices: ConfigFile['prices'];
+  flags: RunFlags;
+}
+
+/**
+ * Run the jobs in order — each a new run, or in a batch being resumed, the resumption of the run it started (a run
+ * already done is kept as it is) — printing each summary; then the JSON summary and the exit status.
+ */
+async function executeJobs(jobs: Job[], batch: BatchStore | null, ctx: JobContext): Promise<void> {
+  const { flags } = ctx;
   const controller = interruptible();
-  const outcomes: RunOutcome[] = [];
+  const outcomes: Array<Pick<RunOutcome, 'dir' | 'run'> & { failures?: RunOutcome['failures'] }> = [];
   let current = '';
   try {
     for (const [i, job] of jobs.entries()) {
       const label = jobs.length > 1 ? `[${i + 1}/${jobs.length}]` : '';
-      const progress = new Progress(makePlan(params).budget, label || 'run', flags.quiet || flags.json);
+      const existing = batch?.runDir(i) ?? null;
+      if (existing) {
+        const run = await readRunRecord(existing);
+        if (run.status === 'done') {
+          batch!.setRun(i, existing, 'done');
+          outcomes.push({ dir: existing, run });
+          if (!flags.json) process.stdout.write(`${label} ${run.prompt}\n  done before: ${existing}\n`);
+          continue;
+        }
+      }
+      const progress = new Progress(makePlan(ctx.params).budget, label || 'run', flags.quiet || flags.json);
+      const common = {
+        roles: ctx.roles,
+        ...(ctx.size ? { size: ctx.size } : {}),
+        signal: controller.signal,
+        onCall: progress.onCall,
+        report: flags.report,
+        ...(ctx.prices ? { prices: ctx.prices } : {}),
+      };
       try {
-        const outcome = await runSearch({
-          prompt: job.prompt,
-          ...(job.record ? { meta: metaOf(job.record) } : {}),
-          params,
-          roles,
-          outDir,
-          config: stored,
-          ...(size ? { size } : {}),
-          signal: controller.signal,
-          onCall: progress.onCall,
-          report: flags.report,
-          ...(config.prices ? { prices: config.prices } : {}),
-          onCreated: (dir) => (current = dir),
-        });
+        current = existing ?? '';
+        const outcome = existing
+          ? await resumeSearch(existing, common)
+          : await runSearch({
+              ...common,
+              prompt: job.prompt,
+              ...(job.record ? { meta: metaOf(job.record) } : {}),
+              params: ctx.params,
+              outDir: batch?.dir ?? ctx.outDir,
+              config: ctx.config,
+              onCreated: (dir) => {
+                current = dir;
+                batch?.setRun(i, dir, 'running');
+              },
+            });
+        batch?.setRun(i, outcome.dir, outcome.run.status);
         outcomes.push(outcome);
+      } catch (err) {
+        if (batch && current) batch.setRun(i, current, controller.signal.aborted ? 'interrupted' : err instanceof RoleFailing ? 'incomplete' : 'failed');
+        throw err;
       } finally {
         progress.stop();
       }
-      if (!flags.json) printSummary(outcomes.at(-1)!, label);
+      if (!flags.json) printSummary(outcomes.at(-1) as RunOutcome, label);
     }
   } catch (err) {
-    if (controller.signal.aborted) throw interruptedError(current);
-    if (err instanceof RoleFailing) throw stoppedEarly(err, current);
+    const resumeDir = batch?.dir ?? current;
+    if (controller.signal.aborted) throw interruptedError(resumeDir);
+    if (err instanceof RoleFailing) throw stoppedEarly(err, resumeDir);
     throw err;
   } finally {
     controller.dispose();
+    batch?.close();
   }
   if (flags.json) process.stdout.write(JSON.stringify(outcomes.map(summaryJson), null, 2) + '\n');
-  throwIfIncomplete(outcomes);
+  if (batch && !flags.json) process.stdout.write(`batch: ${batch.dir}\n`);
+  throwIfIncomplete(outcomes, batch?.dir);
 }
 
 async function resumeAction(flags: RunFlags): Promise<void> {
   const dir = flags.resume!;
+  if (await readBatchRecord(dir)) return resumeBatch(dir, flags);
   const run = await readRunRecord(dir);
   if (run.status === 'done') throw new UserError(`run ${dir} is already done; nothing to resume`);
   const config = (run.config ?? {}) as ConfigFile;
@@ -206,15 +263,30 @@ async function resumeAction(flags: RunFlags): Promise<void> {
   throwIfIncomplete([outcome]);
 }
 
+/** Finish a batch: its done runs kept, its interrupted run resumed, its prompts not started run. */
+async function resumeBatch(dir: string, flags: RunFlags): Promise<void> {
+  const batch = await BatchStore.open(dir);
+  try {
+    const b = batch.batch;
+    if (b.prompts.every((p) => p.status === 'done')) throw new UserError(`batch ${dir} is already done; nothing to resume`);
+    const config = (b.config ?? {}) as ConfigFile;
+    const roles = await buildRoles(planRoles(config, b.params.strategy));
+    const jobs: Job[] = b.prompts.map((p) => ({ prompt: p.prompt, ...(p.record ? { record: p.record } : {}) }));
+    await executeJobs(jobs, batch, { params: b.params, roles, config: b.config, outDir: batch.dir, size: b.size, prices: config.prices, flags });
+  } finally {
+    batch.close();
+  }
+}
+
 /** Exit code 3: some calls failed; the summary was printed, the run is resumable. */
 export class RunIncomplete extends Error {}
 
-function throwIfIncomplete(outcomes: RunOutcome[]): void {
+function throwIfIncomplete(outcomes: Array<Pick<RunOutcome, 'dir' | 'run'> & { failures?: RunOutcome['failures'] }>, batchDir?: string): void {
   const incomplete = outcomes.filter((o) => o.run.status === 'incomplete');
   if (!incomplete.length) return;
-  const resume = incomplete.map((o) => `reflectionflow run --resume ${o.dir}`).join(' ; ');
+  const resume = batchDir ? `reflectionflow run --resume ${batchDir}` : incomplete.map((o) => `reflectionflow run --resume ${o.dir}`).join(' ; ');
   throw new RunIncomplete(
-    `${incomplete.length === 1 ? 'the run is' : `${incomplete.length} runs are`} incomplete: ${incomplete.map((o) => failureSummary(o.failures)).join(' | ')}; ` +
+    `${incomplete.length === 1 ? 'the run is' : `${incomplete.length} runs are`} incomplete: ${incomplete.map((o) => failureSummary(o.failures ?? [])).join(' | ')}; ` +
       `retry the failed calls with: ${resume}`,
   );
 }
@@ -306,7 +378,7 @@ function usageLine(usage: NonNullable<NonNullable<RunOutcome['run']['result']>['
   return parts.join(', ') || 'none';
 }
 
-function summaryJson(o: RunOutcome) {
+function summaryJson(o: Pick<RunOutcome, 'dir' | 'run'>) {
   const r = o.run.result!;
   return { dir: o.dir, prompt: o.run.prompt, ...r };
 }
