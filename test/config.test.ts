@@ -8,6 +8,10 @@ import { defaultStrategy, planRoles, resolveParams } from '../src/config/resolve
 import { makePlan } from '../src/search/plan.js';
 import { UserError } from '../src/core/errors.js';
 import { registerBuiltinBackends } from '../src/backends/builtin.js';
+import { registerBackend, ROLE_KEYS } from '../src/backends/registry.js';
+
+// placeholder backends the planning tests name (planRoles refuses names nobody registered)
+for (const name of ['x', 'fake', 'other']) registerBackend({ name, description: 'test placeholder', roles: ROLE_KEYS, create: () => ({}) });
 
 const FIX = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), 'fixtures');
 
@@ -80,6 +84,13 @@ describe('our config', () => {
     expect(stored.roles.generator.baseURL).toBe('https://gen.example/v1beta?alt=json');
     expect(stored.roles.generator.prompt).toBe('a cat: http is not a url');
     expect(stored.list).toEqual(['https://x.example/a?sv=2024']);
+  });
+
+  it('an unknown backend is refused where roles are planned, for run, eval and serve alike', () => {
+    expect(() => planRoles({ backend: 'nope' }, 'noise')).toThrow(/unknown backend 'nope' \(known: .*module:<path>\)/);
+    // serve plans every role the backends have, none required
+    registerBackend({ name: 'gen-only', description: 'test placeholder', roles: ['generator'], create: () => ({}) });
+    expect(planRoles({ backend: 'gen-only' }, 'every').map((p) => [p.role, p.required])).toEqual([['generator', false]]);
   });
 
   it('a needed role cannot be disabled', () => {

@@ -40,18 +40,21 @@ export function getBackend(name: string): BackendProvider | undefined {
   return providers.get(name);
 }
 
+/** The provider of a backend name, or null for a `module:` backend; a UserError for a name nobody registered. */
+export function providerOf(name: string): BackendProvider | null {
+  if (name.startsWith('module:')) return null;
+  const provider = providers.get(name);
+  if (!provider) throw new UserError(`unknown backend '${name}' (known: ${[...providers.keys(), 'module:<path>'].join(', ')})`);
+  return provider;
+}
+
 /**
  * Resolve a backend by name. `module:<path>` loads a user's ES module whose default export (or `createBackend`)
  * takes options and returns roles — the way to plug in a backend this package does not ship.
  */
 export async function createBackend(name: string, options: Record<string, unknown>): Promise<Partial<RoleSet>> {
-  if (name.startsWith('module:')) return loadModuleBackend(name.slice('module:'.length), options);
-  const provider = providers.get(name);
-  if (!provider) {
-    const known = [...providers.keys(), 'module:<path>'].join(', ');
-    throw new UserError(`unknown backend '${name}' (known: ${known})`);
-  }
-  return provider.create(options);
+  const provider = providerOf(name);
+  return provider ? provider.create(options) : loadModuleBackend(name.slice('module:'.length), options);
 }
 
 async function loadModuleBackend(file: string, options: Record<string, unknown>): Promise<Partial<RoleSet>> {

@@ -2,7 +2,7 @@ import { UserError } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
 import type { SearchParams } from '../core/types.js';
 import { embeddedModelsPresent } from '../backends/embedded/index.js';
-import { createBackend, getBackend, ROLE_KEYS, type RoleKey } from '../backends/registry.js';
+import { absoluteBackendName, createBackend, getBackend, providerOf, ROLE_KEYS, type RoleKey } from '../backends/registry.js';
 import { requiredRoles } from '../search/loop.js';
 import { searchSchema, type ConfigFile, type RoleSpec } from './schema.js';
 
@@ -77,22 +77,31 @@ export interface RolePlan {
   required: boolean;
 }
 
-/** Which backend (and options) serves each role the strategy uses. Throws when a needed role has none. */
-export function planRoles(config: ConfigFile, strategy: SearchParams['strategy']): RolePlan[] {
+/**
+ * Which backend (and options) serves each role: the role's own backend, else the config's, else the default (the
+ * embedded models when installed); options = the config's `options` and the role's own. For a strategy, the roles it
+ * uses (throws when a needed one has no backend or is disabled); for `'every'` (serve), every role the backends have,
+ * none required. The one place that resolves and checks backend names, for run, eval and serve.
+ */
+export function planRoles(config: ConfigFile, strategy: SearchParams['strategy'] | 'every'): RolePlan[] {
   const plans: RolePlan[] = [];
-  const needed = requiredRoles(strategy);
-  for (const role of [...needed, ...OPTIONAL_ROLES[strategy]]) {
+  const needed = strategy === 'every' ? [] : requiredRoles(strategy);
+  const wanted = strategy === 'every' ? ROLE_KEYS : [...needed, ...OPTIONAL_ROLES[strategy]];
+  for (const role of wanted) {
     const spec: RoleSpec = config.roles?.[role] ?? {};
     if (spec.enabled === false) {
       if (needed.includes(role)) throw new UserError(`strategy '${strategy}' needs a ${role}; it cannot be disabled`);
       continue;
     }
-    const backend = backendOf(config, role);
-    if (!backend) {
+    const name = backendOf(config, role);
+    if (!name) {
       throw new UserError(
         `no backend for the ${role}: the embedded models are not installed; pass --backend <name> or set "backend" in a config file (see 'reflectionflow backends')`,
       );
     }
+    const backend = absoluteBackendName(name);
+    const provider = providerOf(backend);
+    if (strategy === 'every' && provider && !provider.roles.includes(role)) continue;
     const { backend: _b, enabled: _e, ...own } = spec;
     plans.push({ role, backend, options: { ...config.options, ...own }, required: needed.includes(role) });
   }

@@ -8,6 +8,7 @@ import { comfyuiProvider } from '../../src/backends/comfyui/index.js';
 import { falProvider } from '../../src/backends/fal/index.js';
 import { geminiProvider } from '../../src/backends/gemini/index.js';
 import { openaiProvider } from '../../src/backends/openai/index.js';
+import { embeddedProvider } from '../../src/backends/embedded/index.js';
 import { createBackend, registerBackend } from '../../src/backends/registry.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import { planRoles, resolveParams } from '../../src/config/resolve.js';
@@ -17,7 +18,7 @@ const files = readdirSync('examples').filter((f) => f.endsWith('.json'));
 const saved: Record<string, string | undefined> = {};
 
 beforeAll(() => {
-  for (const p of [openaiProvider, falProvider, geminiProvider, comfyuiProvider]) registerBackend(p);
+  for (const p of [openaiProvider, falProvider, geminiProvider, comfyuiProvider, embeddedProvider]) registerBackend(p);
   for (const k of ['OPENAI_API_KEY', 'FAL_KEY', 'GEMINI_API_KEY']) {
     saved[k] = process.env[k];
     process.env[k] = FAKE_KEY;

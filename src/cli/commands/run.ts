@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { absoluteBackendName, listBackends } from '../../backends/registry.js';
+import { absoluteBackendName } from '../../backends/registry.js';
 import { loadConfigFile, redactSecrets } from '../../config/load.js';
 import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.js';
 import { BUDGET_LIMIT, buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
@@ -91,6 +91,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   // everything the user gave is checked before anything is written
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
   if (flags.backend) config.backend = flags.backend;
+  // module paths are kept absolute in run.json, so that a resume from another folder finds them
   if (config.backend) config.backend = absoluteBackendName(config.backend);
   for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
   const jobs = collectJobs(promptArg, flags.prompts);
@@ -111,12 +112,6 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
     wave: flags.wave,
   }, flags.budgetLimit);
   const rolePlans = planRoles(config, params.strategy);
-  const known = new Set(listBackends().map((b) => b.name));
-  for (const p of rolePlans) {
-    if (!known.has(p.backend) && !p.backend.startsWith('module:')) {
-      throw new UserError(`unknown backend '${p.backend}' (known: ${[...known, 'module:<path>'].join(', ')})`);
-    }
-  }
   const size = flags.size ?? config.size;
   const outDir = flags.out ?? config.out ?? 'runs';
 
