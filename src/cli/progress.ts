@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { CallEvent } from '../store/types.js';
+import type { CallEvent } from '../search/io.js';
 
 /**
  * Progress of one search: a bar on a TTY, plain lines otherwise (logs, CI). Everything goes to stderr so that

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Image } from '../core/types.js';
 import type { SearchIO } from '../search/io.js';
 import { writeFileAtomic } from '../store/atomic.js';
-import type { CallEvent } from '../store/types.js';
+import type { CallEvent } from '../search/io.js';
 
 /**
  * An in-memory SearchIO for one prompt and seed that shares the noise pool between searches: round-0 image ids

@@ -3,7 +3,7 @@ import { errorMessage } from '../core/errors.js';
 import type { RoleInfo } from '../core/roles.js';
 import type { Role } from '../core/types.js';
 import { addCall, emptyRoleUsage, hasUsage, withUsage, type RoleUsage } from '../core/usage.js';
-import type { CallEvent } from '../store/types.js';
+import type { CallEvent } from './io.js';
 import type { SearchIO } from './io.js';
 
 export interface CallSpec {

@@ -1,5 +1,32 @@
-import type { Image } from '../core/types.js';
-import type { CallEvent } from '../store/types.js';
+import type { Evaluation, Image, Reflection, Role } from '../core/types.js';
+import type { Usage } from '../core/usage.js';
+
+/** One line of events.jsonl: one finished (or failed) call. */
+export interface CallEvent {
+  /** deterministic key of the call, e.g. `generate:r0-cx-s1234`, `verify:r0-cx-s1234` */
+  key: string;
+  role: Role;
+  backend: string;
+  /** ids of the images the call read */
+  inputIds: string[];
+  /** id of the image the call wrote (generate, correct) */
+  outputId?: string;
+  /** the candidate the result belongs to */
+  candidateId: string;
+  /** the prompt given to generate/correct */
+  prompt?: string;
+  seed?: number;
+  evaluation?: Evaluation;
+  reflection?: Reflection;
+  refinedPrompt?: string;
+  /** what the service reported for the call (tokens) and the retries it took */
+  usage?: Usage;
+  ms: number;
+  error?: string;
+  /** ISO time the call finished */
+  at: string;
+}
+
 
 /**
  * Where a search keeps what it makes. The run store implements it on disk (and replays finished calls on

@@ -20,7 +20,7 @@ import type {
 } from '../core/types.js';
 import { CallFailed, CallRunner, type CallListener } from './calls.js';
 import type { SearchIO } from './io.js';
-import type { CallEvent } from '../store/types.js';
+import type { CallEvent } from './io.js';
 import { makePlan } from './plan.js';
 import { deriveSeed } from './seeds.js';
 import { bestOf, rank } from './select.js';

@@ -1,31 +1,8 @@
 import type { Candidate, ChainSummary, Evaluation, PromptMeta, Reflection, Role, SearchParams } from '../core/types.js';
-import type { RoleUsage, Usage } from '../core/usage.js';
+import type { RoleUsage } from '../core/usage.js';
 
-/** One line of events.jsonl: one finished (or failed) call. */
-export interface CallEvent {
-  /** deterministic key of the call, e.g. `generate:r0-cx-s1234`, `verify:r0-cx-s1234` */
-  key: string;
-  role: Role;
-  backend: string;
-  /** ids of the images the call read */
-  inputIds: string[];
-  /** id of the image the call wrote (generate, correct) */
-  outputId?: string;
-  /** the candidate the result belongs to */
-  candidateId: string;
-  /** the prompt given to generate/correct */
-  prompt?: string;
-  seed?: number;
-  evaluation?: Evaluation;
-  reflection?: Reflection;
-  refinedPrompt?: string;
-  /** what the service reported for the call (tokens) and the retries it took */
-  usage?: Usage;
-  ms: number;
-  error?: string;
-  /** ISO time the call finished */
-  at: string;
-}
+// a call's record belongs to the search (search/io.ts); the store only keeps it
+export type { CallEvent } from '../search/io.js';
 
 /**
  * `done`: every call succeeded. `incomplete`: the search ran to its end but some calls failed, or it stopped early
