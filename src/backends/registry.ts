@@ -3,8 +3,8 @@ import { pathToFileURL } from 'node:url';
 import { UserError, errorMessage } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
 
-export type RoleKey = keyof RoleSet;
-export const ROLE_KEYS: readonly RoleKey[] = ['generator', 'verifier', 'reflector', 'refiner', 'corrector'];
+import type { RoleKey } from '../core/strategies.js';
+export { ROLE_KEYS, type RoleKey } from '../core/strategies.js';
 
 /**
  * A backend family: one name, a factory that makes the roles it serves from options. Options come from the

@@ -2,16 +2,10 @@ import { UserError } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
 import type { SearchParams } from '../core/types.js';
 import { embeddedModelsPresent } from '../backends/embedded/index.js';
-import { absoluteBackendName, createBackend, getBackend, providerOf, ROLE_KEYS, type RoleKey } from '../backends/registry.js';
-import { requiredRoles } from '../search/loop.js';
+import { absoluteBackendName, createBackend, getBackend, providerOf } from '../backends/registry.js';
+import { OPTIONAL_ROLES, requiredRoles, ROLE_KEYS, type RoleKey } from '../core/strategies.js';
 import { searchSchema, type ConfigFile, type RoleSpec } from './schema.js';
 
-/** Roles a strategy can use beyond the ones it needs. */
-const OPTIONAL_ROLES: Record<SearchParams['strategy'], RoleKey[]> = {
-  noise: [],
-  'noise+prompt': [],
-  reflection: ['refiner'],
-};
 
 /** The backend of roles no config names: the embedded ShapeWorld models, when they are installed. */
 export function defaultBackend(): string | undefined {

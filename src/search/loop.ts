@@ -8,6 +8,7 @@
  */
 import type { Corrector, PromptRefiner, Reflector, RoleSet } from '../core/roles.js';
 import { UserError } from '../core/errors.js';
+import { requiredRoles } from '../core/strategies.js';
 import type {
   Candidate,
   ChainSummary,
@@ -49,12 +50,7 @@ export interface SearchOutcome extends SearchResult {
   usage: CallRunner['usage'];
 }
 
-/** Which roles a strategy needs, for a clear error before anything runs. */
-export function requiredRoles(strategy: SearchParams['strategy']): Array<keyof RoleSet> {
-  if (strategy === 'noise') return ['generator', 'verifier'];
-  if (strategy === 'noise+prompt') return ['generator', 'verifier', 'refiner'];
-  return ['generator', 'verifier', 'reflector', 'corrector'];
-}
+export { requiredRoles } from '../core/strategies.js';
 
 export async function search(input: SearchInput): Promise<SearchOutcome> {
   const { prompt, params, roles, io } = input;
