@@ -1,4 +1,4 @@
-import pLimit, { type LimitFunction } from 'p-limit';
+import { RoleLimits } from '../core/limits.js';
 import { errorMessage } from '../core/errors.js';
 import type { RoleInfo } from '../core/roles.js';
 import type { Role } from '../core/types.js';
@@ -42,7 +42,7 @@ export class RoleFailing extends Error {
  * from an earlier attempt is replayed instead of redone, and every call, finished or failed, becomes one event.
  */
 export class CallRunner {
-  private readonly limits = new WeakMap<object, LimitFunction>();
+  private readonly limits = new RoleLimits();
   readonly timePerRole: Partial<Record<Role, number>> = {};
   /** [start, end] of every call made in this attempt, per role (performance.now() ms) */
   private readonly intervals: Partial<Record<Role, Array<[number, number]>>> = {};
@@ -63,16 +63,6 @@ export class CallRunner {
     private readonly listener?: CallListener,
   ) {
     this.signal = outer ? AbortSignal.any([outer, this.stopper.signal]) : this.stopper.signal;
-  }
-
-  private limitFor(backend: RoleInfo): LimitFunction {
-    const key = backend.limitGroup ?? backend;
-    let limit = this.limits.get(key);
-    if (!limit) {
-      limit = pLimit(Math.max(1, backend.concurrency));
-      this.limits.set(key, limit);
-    }
-    return limit;
   }
 
   /**
@@ -115,7 +105,7 @@ export class CallRunner {
     let usage = {};
     try {
       // the backend's slot is held for the call alone; keeping its result happens outside it
-      result = await this.limitFor(spec.backend)(async () => {
+      result = await this.limits.run(spec.backend, async () => {
         this.signal?.throwIfAborted();
         const started = performance.now();
         const out = await withUsage(() => call(this.signal));

@@ -1,5 +1,4 @@
-import pLimit, { type LimitFunction } from 'p-limit';
-import type { RoleInfo, RoleSet } from '../core/roles.js';
+import type { RoleSet } from '../core/roles.js';
 import { ROLE_KEYS, type RoleKey } from '../backends/registry.js';
 import { ApiError } from './errors.js';
 
@@ -36,20 +35,4 @@ export function roleForModel(roles: Partial<RoleSet>, model: string, endpoint: s
   return served.role;
 }
 
-/**
- * Concurrency as the roles declare it: at most `concurrency` calls in flight per role, and roles with one
- * `limitGroup` share the first limit made for the group — the same rule the search engine follows.
- */
-export class RoleLimits {
-  private readonly limits = new WeakMap<object, LimitFunction>();
-
-  run<T>(role: RoleInfo, fn: () => Promise<T>): Promise<T> {
-    const key = role.limitGroup ?? role;
-    let limit = this.limits.get(key);
-    if (!limit) {
-      limit = pLimit(Math.max(1, role.concurrency));
-      this.limits.set(key, limit);
-    }
-    return limit(fn);
-  }
-}
+export { RoleLimits } from '../core/limits.js';
