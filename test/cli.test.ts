@@ -229,3 +229,30 @@ describe('run --budget', () => {
     expect(both.stderr).toMatch(/give --budget, or --samples and --depth, not both/);
   });
 });
+
+describe('run --prompts --geneval-out', () => {
+  it("writes the folder layout GenEval's scorer reads: <index:05d>/metadata.jsonl (the input record) and samples/0000.png", () => {
+    const d = tmpDir();
+    const lines = readFileSync(GENEVAL, 'utf8').split('\n').filter(Boolean).slice(0, 3);
+    const file = path.join(d, 'meta.jsonl');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const out = path.join(d, 'geneval');
+    const r = cli(['run', '--prompts', file, '--backend', FAKE, '--samples', '2', '--depth', '1', '--out', path.join(d, 'runs'), '--geneval-out', out, '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['00000', '00001', '00002']);
+    lines.forEach((line, i) => {
+      const folder = path.join(out, String(i).padStart(5, '0'));
+      expect(readdirSync(folder).sort()).toEqual(['metadata.jsonl', 'samples']);
+      const meta = readFileSync(path.join(folder, 'metadata.jsonl'), 'utf8');
+      expect(meta.endsWith('\n')).toBe(true);
+      expect(meta.trim().split('\n')).toHaveLength(1);
+      expect(JSON.parse(meta)).toEqual(JSON.parse(line));
+      expect(readdirSync(path.join(folder, 'samples'))).toEqual(['0000.png']);
+      expect(readFileSync(path.join(folder, 'samples', '0000.png')).subarray(1, 4).toString()).toBe('PNG');
+    });
+    const bad = cli(['run', 'a cat', '--backend', FAKE, '--geneval-out', out]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--geneval-out needs --prompts/);
+  });
+});

@@ -14,6 +14,9 @@ import { makePlan } from '../../search/plan.js';
 import { paramsForBudget } from '../../eval/budget.js';
 import { readRunRecord } from '../../store/run-store.js';
 import { BatchStore, readBatchRecord } from '../../store/batch.js';
+import { makeOutputDir } from '../../store/dirs.js';
+import type { RunRecord } from '../../store/types.js';
+import { writeGenevalPrompt } from '../../eval/geneval-layout.js';
 import { finiteNumber, nonNegativeInt, positiveInt, strategy } from '../args.js';
 import { Progress } from '../progress.js';
 
@@ -33,6 +36,7 @@ interface RunFlags {
   config?: string;
   out?: string;
   prompts?: string;
+  genevalOut?: string;
   dryRun?: boolean;
   resume?: string;
   report: boolean;
@@ -59,7 +63,8 @@ export function runCommand(): Command {
     .option('--backend <name>', 'backend for every role not set in the config')
     .option('--config <file>', 'config file: ours (JSON/YAML) or the official ReflectionFlow layout')
     .option('--out <dir>', 'parent folder of run directories (default runs)')
-    .option('--prompts <file>', 'run every prompt of a GenEval-metadata JSONL file')
+    .option('--prompts <file>', 'run every prompt of a GenEval-metadata JSONL file (a batch: runs/batch-…/)')
+    .option('--geneval-out <dir>', "with --prompts: also write GenEval's folder layout (<index>/metadata.jsonl, samples/0000.png: the final image) for its official scorer")
     .option('--size <px>', 'image size asked of the generator', positiveInt)
     .option('--dry-run', 'validate everything and print the plan; run nothing')
     .option('--resume <runDir>', 'continue a run that was interrupted or killed')
@@ -95,6 +100,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   if (config.backend) config.backend = absoluteBackendName(config.backend);
   for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
   const jobs = collectJobs(promptArg, flags.prompts);
+  if (flags.genevalOut && !flags.prompts) throw new UserError('--geneval-out needs --prompts <evaluation_metadata.jsonl>');
   if (flags.budget !== undefined && (flags.samples !== undefined || flags.depth !== undefined)) {
     throw new UserError('give --budget, or --samples and --depth, not both (--budget splits itself; --width sets its chains)');
   }
@@ -120,6 +126,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
     return;
   }
 
+  if (flags.genevalOut) makeOutputDir(flags.genevalOut, '--geneval-out folder');
   const roles = await buildRoles(rolePlans);
   // every prompt is checked before the first run directory is made
   for (const [i, job] of jobs.entries()) {
@@ -172,6 +179,7 @@ async function executeJobs(jobs: Job[], batch: BatchStore | null, ctx: JobContex
         if (run.status === 'done') {
           batch!.setRun(i, existing, 'done');
           outcomes.push({ dir: existing, run });
+          await writeGeneval(flags, i, job, run);
           if (!flags.json) process.stdout.write(`${label} ${run.prompt}\n  done before: ${existing}\n`);
           continue;
         }
@@ -203,6 +211,7 @@ async function executeJobs(jobs: Job[], batch: BatchStore | null, ctx: JobContex
             });
         batch?.setRun(i, outcome.dir, outcome.run.status);
         outcomes.push(outcome);
+        await writeGeneval(flags, i, job, outcome.run);
       } catch (err) {
         if (batch && current) batch.setRun(i, current, controller.signal.aborted ? 'interrupted' : err instanceof RoleFailing ? 'incomplete' : 'failed');
         throw err;
@@ -288,6 +297,12 @@ function throwIfIncomplete(outcomes: Array<Pick<RunOutcome, 'dir' | 'run'> & { f
 
 function stoppedEarly(err: RoleFailing, dir: string): RunIncomplete {
   return new RunIncomplete(`stopped early: ${err.message}; fix the ${err.role} backend and continue with: reflectionflow run --resume ${dir || '<runDir>'}`);
+}
+
+/** GenEval's layout for prompt `i` of the batch: its record and the final image (nothing when there is none). */
+async function writeGeneval(flags: RunFlags, i: number, job: Job, run: RunRecord): Promise<void> {
+  if (!flags.genevalOut || !job.record || !run.result?.bestPath) return;
+  await writeGenevalPrompt(flags.genevalOut, i, job.record, [run.result.bestPath]);
 }
 
 /** samples, width and depth that spend exactly `--budget` images, as `eval` spends a budget. */
