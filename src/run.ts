@@ -1,6 +1,6 @@
 import type { RoleSet } from './core/roles.js';
 import type { PromptMeta, Role, SearchParams } from './core/types.js';
-import { checkPrompt, search, type SearchOutcome } from './search/loop.js';
+import { checkPrompt, checkSize, search, type SearchOutcome } from './search/loop.js';
 import { RoleFailing, type CallListener } from './search/calls.js';
 import { EVENTS_FILE, readEvents, RunStore } from './store/run-store.js';
 import { addCall, emptyRoleUsage, priceOf, type Price, type RoleUsage } from './core/usage.js';
@@ -46,6 +46,7 @@ export function backendNames(roles: RoleSet): Partial<Record<Role, string>> {
 /** Run one search into a new run directory. */
 export async function runSearch(opts: RunOptions): Promise<RunOutcome> {
   checkPrompt(opts.roles, opts.prompt); // before the run directory exists
+  checkSize(opts.roles, opts.size);
   const store = await RunStore.create(opts.outDir ?? 'runs', {
     prompt: opts.prompt,
     ...(opts.meta ? { meta: opts.meta } : {}),

@@ -75,17 +75,15 @@ describe('run: output folders', () => {
 });
 
 describe('run: failed calls', () => {
-  it('a generator that fails from its first calls on stops the run early: incomplete, exit 3, resumable', () => {
+  it('a size the image roles can never make is refused before anything is written', () => {
     const out = tmpDir();
     const r = cli(['run', 'a red circle', '--backend', 'procedural', '--size', '100000', '--strategy', 'noise', '--samples', '16', '--out', out]);
-    expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/stopped early: every generate call failed the same way \(3 of 3\)/);
-    expect(r.stderr).toMatch(/run --resume /);
-    const [dir] = runDirs(out);
-    const run = runJson(dir!);
-    expect(run.status).toBe('incomplete');
-    const failed = events(dir!).filter((e) => e.error);
-    expect(failed.length).toBeLessThan(16); // it did not spend the budget on the same error
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/the procedural backend renders 8–4096 pixels per side, not 100000/);
+    expect(runDirs(out)).toEqual([]);
+    const e = cli(['run', 'a red circle', '--size', '64', '--out', out]);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toMatch(/the embedded generator makes 32×32 images only/);
   });
 
   it('an unreachable verifier leaves the run incomplete; once it answers, --resume retries exactly the failed calls', async () => {

@@ -7,6 +7,11 @@ export interface RoleInfo {
    * that a run refuses it before anything is written rather than failing every call.
    */
   checkPrompt?(prompt: string): void;
+  /**
+   * Image roles: throws a UserError when this role can never make images of `size` pixels per side (a model with
+   * a fixed size, a renderer's bounds), so that a run refuses the size before anything is written.
+   */
+  checkSize?(size: number): void;
   /** backend name as written in events and run.json, e.g. `embedded`, `openai:gpt-4o` */
   readonly name: string;
   /** most calls in flight at once */

@@ -58,6 +58,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     if (!roles[role]) throw new UserError(`strategy '${params.strategy}' needs a ${role}, and none is configured`);
   }
   checkPrompt(roles, prompt);
+  checkSize(roles, input.size);
   const plan = makePlan(params);
   const calls = new CallRunner(io, input.signal, input.onCall);
   const candidates: Candidate[] = [];
@@ -249,6 +250,12 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
 /** Ask every role that can tell whether it will be able to handle the prompt at all. */
 export function checkPrompt(roles: RoleSet, prompt: string): void {
   for (const role of [roles.generator, roles.verifier, roles.reflector, roles.refiner, roles.corrector]) role?.checkPrompt?.(prompt);
+}
+
+/** Ask the image roles whether they can make images of `size` pixels per side (nothing to ask without a size). */
+export function checkSize(roles: RoleSet, size: number | undefined): void {
+  if (size === undefined) return;
+  for (const role of [roles.generator, roles.corrector]) role?.checkSize?.(size);
 }
 
 function childOf(

@@ -2,6 +2,8 @@
 import { randomInt } from 'node:crypto';
 import sharp from 'sharp';
 import type { Image, Reflection } from '../core/types.js';
+import type { RoleInfo } from '../core/roles.js';
+import { UserError } from '../core/errors.js';
 import { ApiError, badRequest } from './errors.js';
 import { roleForModel } from './models.js';
 import type { FormParts } from './multipart.js';
@@ -65,12 +67,24 @@ async function imagesPerSeed(seeds: number[], make: (seed: number) => Promise<Im
   };
 }
 
+/** A size the role can never make is the client's error (400), not a failed call (500). */
+function sizeFor(role: RoleInfo, size: number | undefined): number | undefined {
+  if (size === undefined) return undefined;
+  try {
+    role.checkSize?.(size);
+  } catch (err) {
+    if (err instanceof UserError) throw badRequest(`Invalid 'size': ${err.message}`, 'size', 'invalid_value');
+    throw err;
+  }
+  return size;
+}
+
 export async function handleGeneration(ctx: HandlerContext, raw: unknown) {
   const body = validate(generationRequestSchema, raw);
   checkCommon(body);
   roleForModel(ctx.roles, body.model ?? 'reflectionflow-generator', 'images/generations', ['generator']);
   const generator = ctx.roles.generator!;
-  const size = parseSize(body.size);
+  const size = sizeFor(generator, parseSize(body.size));
   return imagesPerSeed(seedsFor(body.seed, body.n ?? 1), (seed) =>
     ctx.limits.run(generator, () =>
       generator.generate({ prompt: body.prompt, seed, ...(size !== undefined ? { size } : {}) }, { signal: ctx.signal }),
@@ -110,7 +124,7 @@ export async function handleEdit(ctx: HandlerContext, form: FormParts) {
       'invalid_value',
     );
   }
-  const size = parseSize(fields.size);
+  const size = sizeFor(corrector, parseSize(fields.size));
   return imagesPerSeed(seedsFor(fields.seed, fields.n ?? 1), (seed) =>
     ctx.limits.run(corrector, () =>
       corrector.correct(

@@ -21,9 +21,12 @@ export function sceneToSvg(scene: Scene, size: number = MODEL_SIZE): string {
   );
 }
 
+/** The sizes the renderer makes (pixels per side). */
+export const RENDER_SIZES = { min: 8, max: 4096 } as const;
+
 /** Render a scene to PNG bytes (RGB, no alpha). Same scene and size ⇒ same bytes. */
 export async function renderScene(scene: Scene, size: number = MODEL_SIZE): Promise<Uint8Array> {
-  if (!Number.isInteger(size) || size < 8 || size > 4096) throw new RangeError(`render size ${size} out of range`);
+  if (!Number.isInteger(size) || size < RENDER_SIZES.min || size > RENDER_SIZES.max) throw new RangeError(`render size ${size} out of range`);
   const buf = await sharp(Buffer.from(sceneToSvg(scene, size)))
     .removeAlpha()
     .png({ compressionLevel: 6, adaptiveFiltering: false })

@@ -288,6 +288,7 @@ describe('bad requests get OpenAI error bodies', () => {
     ['response_format url', () => postJson(server, '/images/generations', { prompt: PROMPT, response_format: 'url' }), 400, { param: 'response_format' }],
     ['n = 11', () => postJson(server, '/images/generations', { prompt: PROMPT, n: 11 }), 400, { param: 'n' }],
     ['non-square size', () => postJson(server, '/images/generations', { prompt: PROMPT, size: '64x32' }), 400, { param: 'size' }],
+    ['a size the backend cannot make', () => postJson(server, '/images/generations', { prompt: PROMPT, size: '9999x9999' }), 400, { param: 'size' }],
     ['stream: true (chat)', () => postJson(server, '/chat/completions', { model: 'reflectionflow-verifier', stream: true, messages: [{ role: 'user', content: 'x' }] }), 400, { param: 'stream' }],
     ['stream: true (images)', () => postJson(server, '/images/generations', { prompt: PROMPT, stream: true }), 400, { param: 'stream' }],
     ['chat without messages', () => postJson(server, '/chat/completions', { model: 'reflectionflow-verifier' }), 400, { code: 'missing_required_parameter', param: 'messages' }],

@@ -3,7 +3,7 @@ import { correctorInstruction } from '../../core/roles.js';
 import { UserError } from '../../core/errors.js';
 import type { Image } from '../../core/types.js';
 import { MicroBatcher } from './batcher.js';
-import { sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
+import { fixedSize, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
 import { loadModel, ort } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
@@ -48,6 +48,10 @@ export class EmbeddedCorrector implements Corrector {
 
   checkPrompt(prompt: string): void {
     this.tokenizer.encode(prompt);
+  }
+
+  checkSize(size: number): void {
+    fixedSize('corrector', this.meta.size, size);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { UserError } from '../../core/errors.js';
 import type { CallOptions, GenerateRequest, Generator } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
 import { MicroBatcher } from './batcher.js';
@@ -57,6 +58,10 @@ export class FlowGenerator implements Generator {
     this.tokenizer.encode(prompt);
   }
 
+  checkSize(size: number): void {
+    fixedSize('generator', this.meta.size, size);
+  }
+
   async generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
     opts?.signal?.throwIfAborted();
     return this.batcher.submit({ tokens: this.tokenizer.encode(req.prompt), seed: req.seed });
@@ -69,6 +74,11 @@ export class FlowGenerator implements Generator {
     const per = 3 * size * size;
     return Promise.all(reqs.map((_, i) => tensorToPng(x, i * per, size)));
   }
+}
+
+/** The embedded models make images of their one size; asking for another is refused, never silently ignored. */
+export function fixedSize(role: string, own: number, asked: number): void {
+  if (asked !== own) throw new UserError(`the embedded ${role} makes ${own}×${own} images only; drop --size (or "size" in the config) or pass ${own}`);
 }
 
 export interface FlowSampling {

@@ -29,7 +29,7 @@ import type { Evaluation, Image, PromptMeta, Reflection } from '../../core/types
 import { detectObjects, evaluateImage } from '../../shapeworld/evaluate.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
 import { mixSeed, Rng } from '../../shapeworld/random.js';
-import { MODEL_SIZE, renderScene } from '../../shapeworld/render.js';
+import { MODEL_SIZE, RENDER_SIZES, renderScene } from '../../shapeworld/render.js';
 import type { IncludeClause, PromptSpec, Relation } from '../../shapeworld/rules.js';
 import { applicableDefects, pickDefect, sceneForSpec, type Scene } from '../../shapeworld/scene.js';
 import { PLURALS, type Shape } from '../../shapeworld/shapes.js';
@@ -91,6 +91,12 @@ function toImage(png: Uint8Array): Image {
   return { png };
 }
 
+function renderableSize(size: number): void {
+  if (!Number.isInteger(size) || size < RENDER_SIZES.min || size > RENDER_SIZES.max) {
+    throw new UserError(`the procedural backend renders ${RENDER_SIZES.min}–${RENDER_SIZES.max} pixels per side, not ${size}`);
+  }
+}
+
 /** Make the five procedural roles. Options as in a config file: `{defectRate, fixRate, size, concurrency}`. */
 export function createProceduralBackend(options: ProceduralOptions | Record<string, unknown> = {}): ProceduralBackend {
   const raw = options as Record<string, unknown>;
@@ -108,6 +114,7 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
     checkPrompt(prompt: string): void {
       parsePrompt(prompt);
     },
+    checkSize: renderableSize,
     async generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
       throwIfAborted(opts);
       const spec = parsePrompt(req.prompt);
@@ -157,6 +164,7 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
   const corrector: Corrector = {
     name: 'procedural',
     concurrency,
+    checkSize: renderableSize,
     async correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
       throwIfAborted(opts);
       const detections = await detectObjects(req.image.png, 'the image to correct');

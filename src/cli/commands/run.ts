@@ -9,7 +9,7 @@ import { UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
 import { failureSummary, resumeSearch, runSearch, type RunOutcome } from '../../run.js';
 import { RoleFailing } from '../../search/calls.js';
-import { checkPrompt, DEFAULT_WAVE } from '../../search/loop.js';
+import { checkPrompt, checkSize, DEFAULT_WAVE } from '../../search/loop.js';
 import { makePlan } from '../../search/plan.js';
 import { paramsForBudget } from '../../eval/budget.js';
 import { readRunRecord } from '../../store/run-store.js';
@@ -128,6 +128,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
 
   if (flags.genevalOut) makeOutputDir(flags.genevalOut, '--geneval-out folder');
   const roles = await buildRoles(rolePlans);
+  checkSize(roles, size);
   // every prompt is checked before the first run directory is made
   for (const [i, job] of jobs.entries()) {
     try {
