@@ -10,6 +10,7 @@ import { Rng } from './random.js';
 import { COMPOSITIONAL_TAGS, MIRROR, RELATIONS, TAGS, type CompositionalTag, type IncludeClause, type PromptRecord, type PromptSpec, type Relation, type Tag } from './rules.js';
 import { COLORS, PLURALS, SHAPES, isColor, isShape, type Color, type Shape } from './shapes.js';
 import { REGION_PHRASES } from './layout.js';
+import { unknownWord } from './suggest.js';
 
 /** GenEval's number of prompts per category: the test benchmark lists at most this many. */
 export const GENEVAL_COUNTS: Readonly<Record<Tag, number>> = {
@@ -459,6 +460,12 @@ const POST_COLOR = ['that is', 'which is', 'colored', 'coloured', 'in'];
 
 type Token = { kind: 'rel'; rel: Relation } | { kind: 'sep' } | { kind: 'word'; word: string };
 
+/** Every word the parser reads, for "did you mean". */
+function knownWords(): string[] {
+  const phrases = [...REL_PHRASES.map(([p]) => p), ...REGION_PHRASES.map(([p]) => p), ...SEPARATORS, ...POST_COLOR, ...FILLER];
+  return [...new Set([...SHAPES, ...SHAPES.map((s) => PLURALS[s]), ...COLORS, ...NUMBER_WORDS, 'exactly', ...phrases.flatMap((p) => p.split(/\s+/))])];
+}
+
 function vocabulary(): string {
   return (
     `classes: ${SHAPES.join(', ')} (plural ${SHAPES.map((s) => PLURALS[s]).join(', ')}); colors: ${COLORS.join(', ')}; ` +
@@ -548,7 +555,9 @@ export function parsePrompt(text: string): PromptSpec {
   const tokens = tokenize(text);
   let pos = 0;
   const fail = (why: string): never => {
-    throw new UserError(`cannot parse prompt ${JSON.stringify(text)}: ${why} (ShapeWorld knows ${vocabulary()})`);
+    // a suggestion says enough; without one, the vocabulary
+    const known = /did you mean/.test(why) ? '' : ` (ShapeWorld knows ${vocabulary()})`;
+    throw new UserError(`cannot parse prompt ${JSON.stringify(text)}: ${why}${known}`);
   };
   const nounPhrase = (): NounPhrase => {
     let count: number | null = null;
@@ -591,7 +600,7 @@ export function parsePrompt(text: string): PromptSpec {
         return { shape, count: c, exact: exact || c >= 2, ...(color ? { color } : {}) };
       }
       if (w.startsWith('=')) return fail(`a color ('${w.slice(1)}') before any object`);
-      return fail(isShape(w) ? `misplaced '${w}'` : `unknown word '${w}'`);
+      return fail(isShape(w) ? `misplaced '${w}'` : `unknown word ${unknownWord(w, knownWords())}`);
     }
   };
   const include: IncludeClause[] = [];

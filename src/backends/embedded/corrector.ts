@@ -3,6 +3,7 @@ import { correctorInstruction } from '../../core/roles.js';
 import { UserError } from '../../core/errors.js';
 import type { Image } from '../../core/types.js';
 import { MicroBatcher } from './batcher.js';
+import { parsePrompt } from '../../shapeworld/prompts.js';
 import { fixedSize, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
 import { loadModel, ort } from './onnx.js';
@@ -47,6 +48,7 @@ export class EmbeddedCorrector implements Corrector {
   }
 
   checkPrompt(prompt: string): void {
+    parsePrompt(prompt); // one vocabulary, as the generator's
     this.tokenizer.encode(prompt);
   }
 

@@ -6,6 +6,7 @@ import { tensorToPng } from './image.js';
 import { gaussianNoise } from './noise.js';
 import { loadModel, ort } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
+import { parsePrompt } from '../../shapeworld/prompts.js';
 
 export interface FlowModelMeta {
   size: number;
@@ -55,6 +56,8 @@ export class FlowGenerator implements Generator {
   }
 
   checkPrompt(prompt: string): void {
+    // one vocabulary: what ShapeWorld's parser reads (the models were trained on its prompts), then the tokenizer's
+    parsePrompt(prompt);
     this.tokenizer.encode(prompt);
   }
 

@@ -1,4 +1,7 @@
 import { UserError } from '../../core/errors.js';
+import { unknownWord } from '../../shapeworld/suggest.js';
+
+const NUMBERS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'];
 
 export const PAD = 0;
 export const NULL_TOKEN = 1;
@@ -29,9 +32,14 @@ export class Tokenizer {
     if (words.length === 0) throw new UserError('the prompt has no words');
     const unknown = [...new Set(words.filter((w) => !this.ids.has(w)))];
     if (unknown.length) {
-      const known = this.vocab.filter((w) => !w.startsWith('<')).join(' ');
+      const known = this.vocab.filter((w) => !w.startsWith('<'));
+      const numbers = unknown.filter((w) => NUMBERS.includes(w) || /^\d+$/.test(w));
+      if (numbers.length) {
+        const most = Math.max(...known.filter((w) => /^\d+$/.test(w)).map(Number), 1);
+        throw new UserError(`the embedded ShapeWorld models count up to ${most}; ${numbers.map((w) => `'${w}'`).join(', ')} is beyond them`);
+      }
       throw new UserError(
-        `the embedded ShapeWorld models do not know ${unknown.map((w) => `'${w}'`).join(', ')}; their vocabulary: ${known}`,
+        `the embedded ShapeWorld models do not know ${unknown.map((w) => unknownWord(w, known)).join(', ')}; their vocabulary: ${known.join(' ')}`,
       );
     }
     if (words.length > this.maxTokens) {
