@@ -253,10 +253,13 @@ function headerSection(v: View): string {
   const { run } = v;
   const p = run.params;
   const param = (k: string, val: unknown) => `<span class="param"><span>${esc(k)}</span><b>${esc(val)}</b></span>`;
+  // best-of-N has no chains: its one number is the pool (samples + width × depth)
+  const shape =
+    p?.strategy === 'noise'
+      ? [param('pool', p.samples + p.width * p.depth)]
+      : [param('samples', p?.samples ?? '—'), param('width', p?.width ?? '—'), param('depth', p?.depth ?? '—')];
   const params = [
-    param('samples', p?.samples ?? '—'),
-    param('width', p?.width ?? '—'),
-    param('depth', p?.depth ?? '—'),
+    ...shape,
     param('seed', p?.seed ?? '—'),
     p?.chainHead ? param('chain head', p.chainHead) : '',
     p?.maxImages !== undefined ? param('max images', p.maxImages) : '',
@@ -407,14 +410,18 @@ function treeSection(v: View): string {
       );
     }
   }
+  const noise = v.run.params?.strategy === 'noise';
   const grid = v.chains.length
     ? `<div class="tree-scroll"><div class="tree" style="${cols}">${head.join('')}${rows.join('')}</div></div>`
-    : `<p class="muted">No chains yet.</p>`;
+    : noise
+      ? ''
+      : `<p class="muted">No chains yet.</p>`;
+  const poolNote = noise ? 'best first; best-of-N keeps no chains' : `best first; the top ${esc(v.chains.length)} became chain heads`;
   const pool = v.unkept.length
-    ? `<div class="pool"><div class="pool-head"><b>Round 0 pool — not kept</b><span class="muted">${v.unkept.length} image${v.unkept.length === 1 ? '' : 's'}, best first; the top ${esc(v.run.params?.width ?? '')} became chain heads</span></div><div class="pool-cards">${v.unkept.map((c, i) => poolCard(v, c, v.chains.length + i + 1)).join('')}</div></div>`
+    ? `<div class="pool"><div class="pool-head"><b>${noise ? 'Noise pool' : 'Round 0 pool — not kept'}</b><span class="muted">${v.unkept.length} image${v.unkept.length === 1 ? '' : 's'}, ${poolNote}</span></div><div class="pool-cards">${v.unkept.map((c, i) => poolCard(v, c, v.chains.length + i + 1)).join('')}</div></div>`
     : '';
   return `<section class="tree-section">
-<div class="section-head"><h2>Reflection tree</h2>
+<div class="section-head"><h2>${noise ? 'Noise pool (best-of-N)' : 'Reflection tree'}</h2>
 <div class="legend"><span class="badge chosen">★ chosen overall</span><span class="badge cbest">◆ best of its chain</span><span class="badge failed">✕ verification failed</span></div></div>
 ${grid}
 ${pool}

@@ -198,3 +198,21 @@ describe('writeReport', () => {
     }
   });
 });
+
+describe('a noise run', () => {
+  it('shows its pool as best-of-N: no width/depth chips, no chains, no chain heads', async () => {
+    const base = sampleRun();
+    const noiseRun: RunRecord = {
+      ...base,
+      params: { ...base.params, strategy: 'noise', samples: 8, width: 2, depth: 4 },
+      candidates: base.candidates.filter((c) => c.round === 0).map((c) => ({ ...c, chain: null })),
+      ...(base.result ? { result: { ...base.result, chains: [] } } : {}),
+    };
+    const page = renderReport(noiseRun, await sampleImages(noiseRun));
+    expect(page).toContain('<span>pool</span><b>16</b>');
+    expect(page).not.toContain('<span>width</span>');
+    expect(page).not.toContain('No chains yet');
+    expect(page).not.toContain('became chain heads');
+    expect(page).toContain('Noise pool (best-of-N)');
+  });
+});
