@@ -12,10 +12,10 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ModelOutputError, UserError, errorMessage } from '../../core/errors.js';
-import { correctorInstruction, type CallOptions, type CorrectRequest, type Corrector, type GenerateRequest, type Generator } from '../../core/roles.js';
+import { correctorInstruction, type Corrector, type Generator } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
 import type { BackendProvider } from '../registry.js';
-import { toPngImage } from '../http/images.js';
+import { imageCorrector, imageGenerator, toPngImage } from '../http/images.js';
 import { OptionReader } from '../http/options.js';
 import { BackendError, ensureOk, readReliability, ReliableClient, sleep } from '../http/reliability.js';
 import { refuseInlineSecrets } from '../http/secrets.js';
@@ -165,41 +165,25 @@ export function createComfyBackend(options: Record<string, unknown> = {}): Comfy
 
   const out: ComfyBackend = {};
   if (genWf) {
-    out.generator = {
+    out.generator = imageGenerator(http, {
       name: `comfyui:${workflowFile}`,
-      concurrency: http.concurrency,
-      limitGroup: http.limitGroup,
       identity: `comfyui:${base}:${JSON.stringify(genWf)}`,
-      generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
-        return http.run(
-          'generate',
-          (signal) => {
-            const size = fixedSize ?? req.size;
-            return execute(fillWorkflow(genWf, { prompt: req.prompt, seed: req.seed, ...(size ? { size } : {}) }), signal, 'generate');
-          },
-          opts?.signal,
-        );
+      make: (req, signal) => {
+        const size = fixedSize ?? req.size;
+        return execute(fillWorkflow(genWf, { prompt: req.prompt, seed: req.seed, ...(size ? { size } : {}) }), signal, 'generate');
       },
-    };
+    });
   }
   if (corWf) {
-    out.corrector = {
+    out.corrector = imageCorrector(http, {
       name: `comfyui:${correctorFile}`,
-      concurrency: http.concurrency,
-      limitGroup: http.limitGroup,
-      correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
-        return http.run(
-          'correct',
-          async (signal) => {
-            const image = await upload(req.image, signal);
-            const size = fixedSize ?? req.size;
-            const wf = fillWorkflow(corWf, { prompt: correctorInstruction(req.prompt, req.reflection), seed: req.seed, image, ...(size ? { size } : {}) });
-            return execute(wf, signal, 'correct');
-          },
-          opts?.signal,
-        );
+      make: async (req, signal) => {
+        const image = await upload(req.image, signal);
+        const size = fixedSize ?? req.size;
+        const wf = fillWorkflow(corWf, { prompt: correctorInstruction(req.prompt, req.reflection), seed: req.seed, image, ...(size ? { size } : {}) });
+        return execute(wf, signal, 'correct');
       },
-    };
+    });
   }
   return out;
 }

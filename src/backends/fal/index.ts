@@ -9,10 +9,10 @@
  */
 import { createFalClient } from '@fal-ai/client';
 import { ModelOutputError } from '../../core/errors.js';
-import { correctorInstruction, type CallOptions, type CorrectRequest, type Corrector, type GenerateRequest, type Generator } from '../../core/roles.js';
+import { correctorInstruction, type Corrector, type Generator } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
 import type { BackendProvider } from '../registry.js';
-import { imageFromUrl, pngDataUrl } from '../http/images.js';
+import { imageCorrector, imageFromUrl, imageGenerator, pngDataUrl } from '../http/images.js';
 import { OptionReader } from '../http/options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
@@ -69,57 +69,41 @@ export function createFalBackend(options: Record<string, unknown> = {}): FalBack
     return imageFromUrl(url, http.fetch, signal, what);
   };
 
-  const generator: Generator = {
+  const generator = imageGenerator(http, {
     name: `fal:${model}`,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
     identity: `fal:${model}:${steps ?? ''}:${guidance ?? ''}:${JSON.stringify(imageSize ?? null)}:${JSON.stringify(extraInput)}`,
-    generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
-      return http.run(
+    make: (req, signal) =>
+      call(
+        model,
+        {
+          ...common(),
+          prompt: req.prompt,
+          seed: req.seed,
+          ...(imageSize !== undefined ? { image_size: imageSize } : {}),
+          ...(steps ? { num_inference_steps: steps } : {}),
+          ...(guidance !== undefined ? { guidance_scale: guidance } : {}),
+        },
+        signal,
         'generate',
-        (signal) =>
-          call(
-            model,
-            {
-              ...common(),
-              prompt: req.prompt,
-              seed: req.seed,
-              ...(imageSize !== undefined ? { image_size: imageSize } : {}),
-              ...(steps ? { num_inference_steps: steps } : {}),
-              ...(guidance !== undefined ? { guidance_scale: guidance } : {}),
-            },
-            signal,
-            'generate',
-          ),
-        opts?.signal,
-      );
-    },
-  };
+      ),
+  });
 
-  const corrector: Corrector = {
+  const corrector = imageCorrector(http, {
     name: `fal:${correctorModel}`,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
-    correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
-      return http.run(
+    make: (req, signal) =>
+      call(
+        correctorModel,
+        {
+          ...common(),
+          prompt: correctorInstruction(req.prompt, req.reflection),
+          image_url: pngDataUrl(req.image),
+          seed: req.seed,
+          ...(correctorGuidance !== undefined ? { guidance_scale: correctorGuidance } : {}),
+        },
+        signal,
         'correct',
-        (signal) =>
-          call(
-            correctorModel,
-            {
-              ...common(),
-              prompt: correctorInstruction(req.prompt, req.reflection),
-              image_url: pngDataUrl(req.image),
-              seed: req.seed,
-              ...(correctorGuidance !== undefined ? { guidance_scale: correctorGuidance } : {}),
-            },
-            signal,
-            'correct',
-          ),
-        opts?.signal,
-      );
-    },
-  };
+      ),
+  });
 
   return { generator, corrector };
 }

@@ -12,10 +12,10 @@
  */
 import { GoogleGenAI, type Content, type GenerateContentConfig, type GenerateContentResponse, type Part } from '@google/genai';
 import { ModelOutputError, UserError } from '../../core/errors.js';
-import { correctorInstruction, type CallOptions, type CorrectRequest, type Corrector, type GenerateRequest, type Generator, type PromptRefiner, type Reflector, type Verifier } from '../../core/roles.js';
+import { correctorInstruction, type Corrector, type Generator, type PromptRefiner, type Reflector, type Verifier } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
 import type { BackendProvider } from '../registry.js';
-import { imageFromBase64, pngBase64 } from '../http/images.js';
+import { imageCorrector, imageFromBase64, imageGenerator, pngBase64 } from '../http/images.js';
 import { OptionReader } from '../http/options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
@@ -97,34 +97,22 @@ export function createGeminiBackend(options: Record<string, unknown> = {}): Gemi
     throw new ModelOutputError(`${what}: the answer holds no image${blockReason(res)}`);
   };
 
-  const generator: Generator = {
+  const generator = imageGenerator(http, {
     name: `gemini:${imageModel}`,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
     identity: `gemini:${baseUrl ?? 'generativelanguage.googleapis.com'}:${imageModel}`,
-    generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
-      return http.run('generate', (signal) => imageCall([{ text: req.prompt }], req.seed, signal, 'generate'), opts?.signal);
-    },
-  };
+    make: (req, signal) => imageCall([{ text: req.prompt }], req.seed, signal, 'generate'),
+  });
 
-  const corrector: Corrector = {
+  const corrector = imageCorrector(http, {
     name: `gemini:${imageModel}`,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
-    correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
-      return http.run(
+    make: (req, signal) =>
+      imageCall(
+        [{ inlineData: { mimeType: 'image/png', data: pngBase64(req.image) } }, { text: correctorInstruction(req.prompt, req.reflection) }],
+        req.seed,
+        signal,
         'correct',
-        (signal) =>
-          imageCall(
-            [{ inlineData: { mimeType: 'image/png', data: pngBase64(req.image) } }, { text: correctorInstruction(req.prompt, req.reflection) }],
-            req.seed,
-            signal,
-            'correct',
-          ),
-        opts?.signal,
-      );
-    },
-  };
+      ),
+  });
 
   return {
     verifier: makeRubricVerifier(chat, roleOpts),

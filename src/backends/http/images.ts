@@ -1,7 +1,8 @@
 import sharp from 'sharp';
 import type { Image } from '../../core/types.js';
 import { ModelOutputError } from '../../core/errors.js';
-import { ensureOk } from './reliability.js';
+import type { CallOptions, CorrectRequest, Corrector, GenerateRequest, Generator } from '../../core/roles.js';
+import { ensureOk, type ReliableClient } from './reliability.js';
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
 
@@ -47,4 +48,36 @@ export async function imageFromUrl(url: string, fetchFn: typeof fetch, signal: A
   if (!/^https?:\/\//i.test(url)) throw new ModelOutputError(`${what}: the service answered an image URL we cannot fetch`);
   const res = await ensureOk(await fetchFn(url, { signal }), `${what}: downloading the image`);
   return toPngImage(new Uint8Array(await res.arrayBuffer()), what);
+}
+
+/**
+ * The image-role port: a remote image backend says how to make one image on its service (`make`, given the call's
+ * deadline signal) and gets a generator or corrector that runs through its reliability layer (slot, deadline,
+ * retries, error scrubbing) and shares its concurrency limit — the `VlmChat` of image roles.
+ */
+export interface ImageCallSpec<Req> {
+  /** backend name as written in events and run.json, e.g. `fal:fal-ai/flux/dev` */
+  name: string;
+  /** what a cached image depends on, for generators (eval's pool cache) */
+  identity?: string;
+  make(req: Req, signal: AbortSignal): Promise<Image>;
+}
+
+export function imageGenerator(http: ReliableClient, spec: ImageCallSpec<GenerateRequest>): Generator {
+  return {
+    name: spec.name,
+    concurrency: http.concurrency,
+    limitGroup: http.limitGroup,
+    ...(spec.identity ? { identity: spec.identity } : {}),
+    generate: (req: GenerateRequest, opts?: CallOptions) => http.run('generate', (signal) => spec.make(req, signal), opts?.signal),
+  };
+}
+
+export function imageCorrector(http: ReliableClient, spec: ImageCallSpec<CorrectRequest>): Corrector {
+  return {
+    name: spec.name,
+    concurrency: http.concurrency,
+    limitGroup: http.limitGroup,
+    correct: (req: CorrectRequest, opts?: CallOptions) => http.run('correct', (signal) => spec.make(req, signal), opts?.signal),
+  };
 }

@@ -13,10 +13,10 @@
 import OpenAI, { toFile } from 'openai';
 import type { ChatCompletionContentPart, ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { ModelOutputError } from '../../core/errors.js';
-import { correctorInstruction, type CallOptions, type CorrectRequest, type Corrector, type GenerateRequest, type Generator, type Verifier, type VerifyRequest } from '../../core/roles.js';
+import { correctorInstruction, type CallOptions, type Corrector, type Generator, type Verifier, type VerifyRequest } from '../../core/roles.js';
 import type { Evaluation, Image } from '../../core/types.js';
 import type { BackendProvider } from '../registry.js';
-import { imageFromBase64, imageFromUrl, pngDataUrl } from '../http/images.js';
+import { imageCorrector, imageFromBase64, imageFromUrl, imageGenerator, pngDataUrl } from '../http/images.js';
 import { OptionReader } from '../http/options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
@@ -158,48 +158,27 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
     throw new ModelOutputError(`${what}: the answer holds no image (neither b64_json nor url)`);
   };
 
-  const generator: Generator = {
+  const generator = imageGenerator(http, {
     name: imageName,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
     identity: `openai:${baseURL ?? 'api.openai.com'}:${imageModel}:${imageSize ?? ''}:${quality ?? ''}`,
-    generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
-      return run(
-        'generate',
-        async (signal) => {
-          const body = { ...imageParams(), prompt: req.prompt, ...(sendSeed ? { seed: req.seed } : {}) };
-          const res = await client.images.generate(body as unknown as OpenAI.Images.ImageGenerateParamsNonStreaming, { signal });
-          reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
-          return firstImage(res, signal, 'generate');
-        },
-        opts?.signal,
-      );
+    make: async (req, signal) => {
+      const body = { ...imageParams(), prompt: req.prompt, ...(sendSeed ? { seed: req.seed } : {}) };
+      const res = await client.images.generate(body as unknown as OpenAI.Images.ImageGenerateParamsNonStreaming, { signal });
+      reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
+      return firstImage(res, signal, 'generate');
     },
-  };
+  });
 
-  const corrector: Corrector = {
+  const corrector = imageCorrector(http, {
     name: imageName,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
-    correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
-      return run(
-        'correct',
-        async (signal) => {
-          const image = await toFile(req.image.png, 'image.png', { type: 'image/png' });
-          const body = {
-            ...imageParams(),
-            image,
-            prompt: correctorInstruction(req.prompt, req.reflection),
-            ...(sendSeed ? { seed: req.seed } : {}),
-          };
-          const res = await client.images.edit(body as unknown as OpenAI.Images.ImageEditParamsNonStreaming, { signal });
-          reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
-          return firstImage(res, signal, 'correct');
-        },
-        opts?.signal,
-      );
+    make: async (req, signal) => {
+      const image = await toFile(req.image.png, 'image.png', { type: 'image/png' });
+      const body = { ...imageParams(), image, prompt: correctorInstruction(req.prompt, req.reflection), ...(sendSeed ? { seed: req.seed } : {}) };
+      const res = await client.images.edit(body as unknown as OpenAI.Images.ImageEditParamsNonStreaming, { signal });
+      reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
+      return firstImage(res, signal, 'correct');
     },
-  };
+  });
 
   return {
     verifier: mode === 'yesno' ? yesNoVerifier : makeRubricVerifier(chat, roleOpts),
