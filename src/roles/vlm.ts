@@ -60,17 +60,28 @@ export async function askWithRepair<T>(
   format: string,
   signal: AbortSignal,
 ): Promise<T> {
-  const first = await chat.complete(req, signal);
+  let previous = '';
+  return withOneRepair(async (problem) => {
+    const text = await chat.complete(problem === undefined ? req : { ...req, repair: { previous, text: repairText(problem, format) } }, signal);
+    previous = text;
+    return parse(text);
+  });
+}
+
+/**
+ * The repair rule of every VLM role: one attempt, and when its answer is unusable (ModelOutputError) exactly one more,
+ * told what was wrong; a second unusable answer is the call's failure.
+ */
+export async function withOneRepair<T>(attempt: (problem?: string) => Promise<T>): Promise<T> {
   let problem: string;
   try {
-    return parse(first);
+    return await attempt();
   } catch (err) {
     if (!(err instanceof ModelOutputError)) throw err;
     problem = err.message;
   }
-  const second = await chat.complete({ ...req, repair: { previous: first, text: repairText(problem, format) } }, signal);
   try {
-    return parse(second);
+    return await attempt(problem);
   } catch (err) {
     if (!(err instanceof ModelOutputError)) throw err;
     throw new ModelOutputError(`malformed answer after one repair request: ${err.message}`);

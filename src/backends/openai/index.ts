@@ -22,7 +22,7 @@ import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
 import { OVERALL } from '../../roles/rubric.js';
 import { YESNO_REPAIR, yesNoQuestion } from '../../roles/templates.js';
-import { makeReflector, makeRefiner, makeRubricVerifier, type ChatRequest, type VlmChat, type VlmRoleOptions } from '../../roles/vlm.js';
+import { makeReflector, makeRefiner, makeRubricVerifier, withOneRepair, type ChatRequest, type VlmChat, type VlmRoleOptions } from '../../roles/vlm.js';
 import { yesNoEvaluation, type TokenLogprob } from '../../roles/yesno.js';
 import { reportUsage } from '../../core/usage.js';
 
@@ -105,7 +105,8 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
       return run(
         'verify',
         async (signal) => {
-          const ask = async (repair?: { previous: string; text: string }): Promise<Evaluation> => {
+          const ask = async (problem?: string): Promise<Evaluation> => {
+            const repair = problem === undefined ? undefined : { previous: '', text: YESNO_REPAIR };
             const res = await client.chat.completions.create(
               {
                 model,
@@ -126,17 +127,7 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
             if (!first) throw new ModelOutputError('the answer carries no logprobs (does the server support logprobs?)');
             return yesNoEvaluation(answer, top);
           };
-          try {
-            return await ask();
-          } catch (err) {
-            if (!(err instanceof ModelOutputError)) throw err;
-            try {
-              return await ask({ previous: '', text: YESNO_REPAIR });
-            } catch (err2) {
-              if (!(err2 instanceof ModelOutputError)) throw err2;
-              throw new ModelOutputError(`malformed answer after one repair request: ${err2.message}`);
-            }
-          }
+          return withOneRepair(ask);
         },
         opts?.signal,
       );
