@@ -4,7 +4,7 @@
  * the procedural corrector follows), and only what changed is repainted: an object that left or changed is painted
  * over with the background, one that arrived or changed is drawn in, anti-aliased as the renderer draws it. Every
  * other pixel keeps its value, so the result is the input image with a local change — generator texture, blur and
- * debris included.
+ * debris included. Images larger than the evaluator's working size (64 px) come back at that size.
  */
 import sharp from 'sharp';
 import { applyEdit, type Edit } from './edits.js';
