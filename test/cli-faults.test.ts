@@ -260,3 +260,50 @@ describe('run --prompts: a batch', () => {
     expect(cli(['run', '--resume', dir]).stderr).toMatch(/batch .* is already done/);
   });
 });
+
+describe('run --stop-at under kill -9', () => {
+  it('a run killed in the middle of a wave resumes to the image an uninterrupted run stops at', async () => {
+    const d = tmpDir();
+    const config = path.join(d, 'c.json');
+    writeFileSync(config, JSON.stringify({ backend: FAKE, roles: { generator: { backend: FAKE, latencyMs: 40, concurrency: 2 } } }));
+    const args = (seed: number, out: string) => ['run', 'a red circle', '--config', config, '--strategy', 'noise', '--samples', '40', '--depth', '0', '--stop-at', '0.58', '--wave', '4', '--seed', String(seed), '--out', out, '--json', '--quiet'];
+    // a seed whose uninterrupted run stops in its third wave or later, so that a kill lands before the stop
+    let seed = 0;
+    let clean: { stoppedAt: string; imagesGenerated: number; bestId: string } | undefined;
+    for (; seed < 20; seed++) {
+      const r = cli(args(seed, path.join(d, `clean-${seed}`)));
+      expect(r.code).toBe(0);
+      const [s] = JSON.parse(r.stdout);
+      if (s.stoppedAt && s.imagesGenerated >= 12) {
+        clean = s;
+        break;
+      }
+    }
+    expect(clean).toBeDefined();
+    const out = path.join(d, 'killed');
+    const child = spawn(process.execPath, [BIN, ...args(seed, out)]);
+    await new Promise<void>((resolve, reject) => {
+      const t0 = Date.now();
+      const poll = setInterval(() => {
+        const [dir] = runDirs(out);
+        const n = dir && existsSync(path.join(dir, 'events.jsonl')) ? events(dir).filter((e) => e.role === 'generate').length : 0;
+        if (n >= 6) {
+          // the second wave is under way
+          clearInterval(poll);
+          child.kill('SIGKILL');
+          resolve();
+        }
+        if (Date.now() - t0 > 60_000) reject(new Error('the run never reached its second wave'));
+      }, 5);
+    });
+    await new Promise((r) => child.on('exit', r));
+    const [dir] = runDirs(out);
+    expect(runJson(dir!).status).toBe('running');
+    const r = cli(['run', '--resume', dir!, '--json', '--quiet']);
+    expect(r.code).toBe(0);
+    const [resumed] = JSON.parse(r.stdout);
+    expect(resumed.stoppedAt).toBe(clean!.stoppedAt);
+    expect(resumed.imagesGenerated).toBe(clean!.imagesGenerated);
+    expect(resumed.bestId).toBe(clean!.bestId);
+  });
+});

@@ -258,3 +258,18 @@ describe('run --prompts --geneval-out', () => {
     expect(bad.stderr).toMatch(/--geneval-out needs --prompts/);
   });
 });
+
+describe('price table', () => {
+  it('a bad entry is one line on stderr and exit 2, before anything runs', () => {
+    const d = tmpDir();
+    for (const prices of [{ 'openai:gpt-4o': { perImage: -1 } }, { 'openai:gpt-4o': { perToken: 1 } }]) {
+      const file = path.join(d, 'c.json');
+      writeFileSync(file, JSON.stringify({ backend: 'procedural', prices }));
+      const r = cli(['run', 'a red circle', '--config', file, '--out', path.join(d, 'runs')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/prices/);
+      expect(existsSync(path.join(d, 'runs'))).toBe(false);
+    }
+  });
+});

@@ -8,6 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGeminiBackend } from '../../src/backends/gemini/index.js';
+import { withUsage } from '../../src/core/usage.js';
 import { ModelOutputError, UserError } from '../../src/core/errors.js';
 import { FAKE_KEY, isPng, json, jsonBody, startServer, tinyPng, type TestServer } from './helpers.js';
 
@@ -40,6 +41,18 @@ describe('gemini', () => {
     expect(Object.keys(body.generationConfig.responseJsonSchema.properties)).toContain('relation_exact');
     expect(body.contents[0].parts[0].inlineData.mimeType).toBe('image/png');
     expect(body.systemInstruction).toBeDefined();
+  });
+
+  it('reports the usage the answer carries (usageMetadata) into the call it runs in', async () => {
+    const scores = { relation_exact: { reason: 'ok', score: 3 }, both_present: { reason: 'ok', score: 10 }, layout_readable: { reason: 'ok', score: 8 }, overall_score: { reason: 'ok', score: 4 } };
+    const b = await backend((_req, res) =>
+      json(res, 200, { ...answer([{ text: JSON.stringify(scores) }]), usageMetadata: { promptTokenCount: 1290, candidatesTokenCount: 41, totalTokenCount: 1331 } }),
+    );
+    const image = await img();
+    const { usage, result, error } = await withUsage(() => b.verifier.verify({ image, prompt: 'a cat left of a dog', meta: { tag: 'position' } }));
+    expect(error).toBeUndefined();
+    expect(result).toBeDefined();
+    expect(usage).toEqual({ inputTokens: 1290, outputTokens: 41 });
   });
 
   it('reflector and refiner read JSON answers', async () => {
