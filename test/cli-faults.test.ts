@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, FAKE, cli, cliAsync, tmpDir } from './helpers/cli.js';
+import { BIN, FAKE, cliAsync, cliRun, tmpDir } from './helpers/cli.js';
 
 const runDirs = (parent: string): string[] => (existsSync(parent) ? readdirSync(parent).map((d) => path.join(parent, d)) : []);
 const runJson = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8'));
@@ -56,32 +56,32 @@ afterAll(() => {
 });
 
 describe('run: output folders', () => {
-  it('refuses a folder it cannot make (procfs) at once: one line, exit 2, nothing hangs', () => {
+  it('refuses a folder it cannot make (procfs) at once: one line, exit 2, nothing hangs', async () => {
     const started = Date.now();
-    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--out', '/proc/rf-x/y']);
+    const r = await cliRun(['run', 'a red circle', '--backend', 'procedural', '--out', '/proc/rf-x/y']);
     expect(Date.now() - started).toBeLessThan(20_000); // the CLI's own start dominates; the old hang never returned
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/output directory \/proc\/rf-x\/y cannot be created/);
   });
 
-  it('refuses a file where the folder should be', () => {
+  it('refuses a file where the folder should be', async () => {
     const dir = tmpDir();
     writeFileSync(path.join(dir, 'file'), 'x');
-    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--out', path.join(dir, 'file', 'runs')]);
+    const r = await cliRun(['run', 'a red circle', '--backend', 'procedural', '--out', path.join(dir, 'file', 'runs')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/not a directory/);
   });
 });
 
 describe('run: failed calls', () => {
-  it('a size the image roles can never make is refused before anything is written', () => {
+  it('a size the image roles can never make is refused before anything is written', async () => {
     const out = tmpDir();
-    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--size', '100000', '--strategy', 'noise', '--samples', '16', '--out', out]);
+    const r = await cliRun(['run', 'a red circle', '--backend', 'procedural', '--size', '100000', '--strategy', 'noise', '--samples', '16', '--out', out]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/the procedural backend renders 8–4096 pixels per side, not 100000/);
     expect(runDirs(out)).toEqual([]);
-    const e = cli(['run', 'a red circle', '--size', '64', '--out', out]);
+    const e = await cliRun(['run', 'a red circle', '--size', '64', '--out', out]);
     expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/the embedded generator makes 32×32 images only/);
   });
@@ -99,7 +99,7 @@ describe('run: failed calls', () => {
       }),
     );
     const out = path.join(dir0, 'runs');
-    const first = cli(['run', 'a red circle', '--config', config, '--out', out], undefined, { RF_FAULT_KEY: 'sk-test' });
+    const first = await cliRun(['run', 'a red circle', '--config', config, '--out', out], { RF_FAULT_KEY: 'sk-test' });
     expect(first.code).toBe(3);
     expect(first.stderr).toMatch(/every verify call failed the same way/);
     const [dir] = runDirs(out);
@@ -129,10 +129,10 @@ describe('run: failed calls', () => {
 });
 
 describe('run: one process per run directory', () => {
-  function interruptedRun(): string {
+  async function interruptedRun(): Promise<string> {
     const out = tmpDir();
     // a run killed before it finished: status running, no result
-    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--strategy', 'noise', '--samples', '4', '--out', out]);
+    const r = await cliRun(['run', 'a red circle', '--backend', 'procedural', '--strategy', 'noise', '--samples', '4', '--out', out]);
     expect(r.code).toBe(0);
     const [dir] = runDirs(out);
     const run = runJson(dir!);
@@ -143,11 +143,11 @@ describe('run: one process per run directory', () => {
   }
 
   it('a second --resume of a run another live process holds is refused: one line, exit 2', async () => {
-    const dir = interruptedRun();
+    const dir = await interruptedRun();
     const holder = spawn('sleep', ['30']);
     try {
       writeFileSync(path.join(dir, '.lock'), JSON.stringify({ pid: holder.pid, host: hostname() }));
-      const r = cli(['run', '--resume', dir]);
+      const r = await cliRun(['run', '--resume', dir]);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(new RegExp(`in use by process ${holder.pid}`));
@@ -158,18 +158,18 @@ describe('run: one process per run directory', () => {
   });
 
   it('a lock left by a dead process is taken over, and released when the run ends', async () => {
-    const dir = interruptedRun();
+    const dir = await interruptedRun();
     const dead = spawn('true');
     await new Promise((r) => dead.on('exit', r));
     writeFileSync(path.join(dir, '.lock'), JSON.stringify({ pid: dead.pid, host: hostname() }));
-    const r = cli(['run', '--resume', dir]);
+    const r = await cliRun(['run', '--resume', dir]);
     expect(r.code).toBe(0);
     expect(runJson(dir).status).toBe('done');
     expect(existsSync(path.join(dir, '.lock'))).toBe(false);
   });
 
   it('two resumes started together: one runs, the other is refused', async () => {
-    const dir = interruptedRun();
+    const dir = await interruptedRun();
     const go = () =>
       new Promise<{ code: number; stderr: string }>((resolve) => {
         const p = cliAsync(['run', '--resume', dir, '--quiet']);
@@ -187,11 +187,11 @@ describe('run: one process per run directory', () => {
 });
 
 describe('run --resume refuses what it would ignore', () => {
-  it('a prompt, or settings of a new run', () => {
-    const r = cli(['run', 'a blue square', '--resume', '/nonexistent']);
+  it('a prompt, or settings of a new run', async () => {
+    const r = await cliRun(['run', 'a blue square', '--resume', '/nonexistent']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--resume continues the run's own prompt; drop the prompt 'a blue square'/);
-    const s = cli(['run', '--resume', '/nonexistent', '--samples', '4', '--strategy', 'noise']);
+    const s = await cliRun(['run', '--resume', '/nonexistent', '--samples', '4', '--strategy', 'noise']);
     expect(s.code).toBe(2);
     expect(s.stderr).toMatch(/drop --strategy, --samples/);
   });
@@ -217,7 +217,7 @@ describe('run --prompts: a batch', () => {
   it('killed mid-way, --resume <batchDir> finishes it with the results of an uninterrupted batch', async () => {
     const { file, config } = setup();
     const clean = tmpDir();
-    expect(cli(['run', '--prompts', file, '--config', config, '--out', clean, '--quiet']).code).toBe(0);
+    expect((await cliRun(['run', '--prompts', file, '--config', config, '--out', clean, '--quiet'])).code).toBe(0);
     const cleanBatch = JSON.parse(readFileSync(path.join(batchOf(clean), 'batch.json'), 'utf8'));
     expect(cleanBatch.prompts.map((p: { status: string }) => p.status)).toEqual(['done', 'done', 'done', 'done']);
 
@@ -246,7 +246,7 @@ describe('run --prompts: a batch', () => {
     const killed = JSON.parse(readFileSync(path.join(dir, 'batch.json'), 'utf8'));
     expect(killed.prompts[3].status).toBe('pending');
 
-    const r = cli(['run', '--resume', dir, '--quiet']);
+    const r = await cliRun(['run', '--resume', dir, '--quiet']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const done = JSON.parse(readFileSync(path.join(dir, 'batch.json'), 'utf8'));
@@ -257,7 +257,7 @@ describe('run --prompts: a batch', () => {
       expect(runJson(b).result.bestId).toBe(runJson(a).result.bestId);
       expect(images(b)).toEqual(images(a));
     }
-    expect(cli(['run', '--resume', dir]).stderr).toMatch(/batch .* is already done/);
+    expect((await cliRun(['run', '--resume', dir])).stderr).toMatch(/batch .* is already done/);
   });
 });
 
@@ -271,7 +271,7 @@ describe('run --stop-at under kill -9', () => {
     let seed = 0;
     let clean: { stoppedAt: string; imagesGenerated: number; bestId: string } | undefined;
     for (; seed < 20; seed++) {
-      const r = cli(args(seed, path.join(d, `clean-${seed}`)));
+      const r = await cliRun(args(seed, path.join(d, `clean-${seed}`)));
       expect(r.code).toBe(0);
       const [s] = JSON.parse(r.stdout);
       if (s.stoppedAt && s.imagesGenerated >= 12) {
@@ -299,7 +299,7 @@ describe('run --stop-at under kill -9', () => {
     await new Promise((r) => child.on('exit', r));
     const [dir] = runDirs(out);
     expect(runJson(dir!).status).toBe('running');
-    const r = cli(['run', '--resume', dir!, '--json', '--quiet']);
+    const r = await cliRun(['run', '--resume', dir!, '--json', '--quiet']);
     expect(r.code).toBe(0);
     const [resumed] = JSON.parse(r.stdout);
     expect(resumed.stoppedAt).toBe(clean!.stoppedAt);

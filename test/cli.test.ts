@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readEvents } from '../src/store/run-store.js';
 import type { RunRecord } from '../src/store/types.js';
-import { FAKE, ROOT, cli, cliAsync, tmpDir } from './helpers/cli.js';
+import { FAKE, ROOT, cli, cliAsync, cliRun, tmpDir } from './helpers/cli.js';
 
 const GENEVAL = path.join(ROOT, 'test/fixtures/geneval_evaluation_metadata.jsonl');
 
@@ -203,18 +203,18 @@ describe('budget limit', () => {
 });
 
 describe('run --stop-at', () => {
-  it('stops after the wave whose image reaches the score, records where, and a resume has nothing to do', () => {
+  it('stops after the wave whose image reaches the score, records where, and a resume has nothing to do', async () => {
     const out = tmpDir();
-    const r = cli(['run', 'a red circle', '--backend', 'procedural', '--strategy', 'noise', '--samples', '32', '--stop-at', '0.9', '--wave', '2', '--out', out, '--json']);
+    const r = await cliRun(['run', 'a red circle', '--backend', 'procedural', '--strategy', 'noise', '--samples', '32', '--stop-at', '0.9', '--wave', '2', '--out', out, '--json']);
     expect(r.code).toBe(0);
     const [summary] = JSON.parse(r.stdout);
     expect(summary.stoppedAt).toMatch(/^r0-i/);
     expect(summary.imagesGenerated % 2).toBe(0);
     expect(summary.imagesGenerated).toBeLessThan(summary.budget);
     expect(summary.bestScore).toBeGreaterThanOrEqual(0.9);
-    const again = cli(['run', '--resume', summary.dir]);
+    const again = await cliRun(['run', '--resume', summary.dir]);
     expect(again.stderr).toMatch(/already done/);
-    const bad = cli(['run', 'x', '--backend', 'procedural', '--stop-at', 'high']);
+    const bad = await cliRun(['run', 'x', '--backend', 'procedural', '--stop-at', 'high']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/expected a number, got 'high'/);
   });
@@ -233,13 +233,13 @@ describe('run --budget', () => {
 });
 
 describe('run --prompts --geneval-out', () => {
-  it("writes the folder layout GenEval's scorer reads: <index:05d>/metadata.jsonl (the input record) and samples/0000.png", () => {
+  it("writes the folder layout GenEval's scorer reads: <index:05d>/metadata.jsonl (the input record) and samples/0000.png", async () => {
     const d = tmpDir();
     const lines = readFileSync(GENEVAL, 'utf8').split('\n').filter(Boolean).slice(0, 3);
     const file = path.join(d, 'meta.jsonl');
     writeFileSync(file, lines.join('\n') + '\n');
     const out = path.join(d, 'geneval');
-    const r = cli(['run', '--prompts', file, '--backend', FAKE, '--samples', '2', '--depth', '1', '--out', path.join(d, 'runs'), '--geneval-out', out, '--quiet']);
+    const r = await cliRun(['run', '--prompts', file, '--backend', FAKE, '--samples', '2', '--depth', '1', '--out', path.join(d, 'runs'), '--geneval-out', out, '--quiet']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(readdirSync(out).sort()).toEqual(['00000', '00001', '00002']);
@@ -253,19 +253,19 @@ describe('run --prompts --geneval-out', () => {
       expect(readdirSync(path.join(folder, 'samples'))).toEqual(['0000.png']);
       expect(readFileSync(path.join(folder, 'samples', '0000.png')).subarray(1, 4).toString()).toBe('PNG');
     });
-    const bad = cli(['run', 'a cat', '--backend', FAKE, '--geneval-out', out]);
+    const bad = await cliRun(['run', 'a cat', '--backend', FAKE, '--geneval-out', out]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--geneval-out needs --prompts/);
   });
 });
 
 describe('price table', () => {
-  it('a bad entry is one line on stderr and exit 2, before anything runs', () => {
+  it('a bad entry is one line on stderr and exit 2, before anything runs', async () => {
     const d = tmpDir();
     for (const prices of [{ 'openai:gpt-4o': { perImage: -1 } }, { 'openai:gpt-4o': { perToken: 1 } }]) {
       const file = path.join(d, 'c.json');
       writeFileSync(file, JSON.stringify({ backend: 'procedural', prices }));
-      const r = cli(['run', 'a red circle', '--config', file, '--out', path.join(d, 'runs')]);
+      const r = await cliRun(['run', 'a red circle', '--config', file, '--out', path.join(d, 'runs')]);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/prices/);

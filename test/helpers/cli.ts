@@ -27,3 +27,19 @@ export function cliAsync(args: string[], cwd = ROOT) {
 export function tmpDir(prefix = 'rf-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
+
+/**
+ * Run the built CLI without blocking this process: a test that waits on a long child with spawnSync stalls its
+ * vitest worker, whose RPC then times out on a loaded machine.
+ */
+export function cliRun(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
