@@ -153,9 +153,9 @@ describe('kill -9 and --resume', () => {
 });
 
 describe('reflectionflow eval', () => {
-  it('runs strategies × budgets on the test split and writes table, JSON and plot', () => {
+  it('runs strategies × budgets on the test split and writes table, JSON and plot', async () => {
     const out = tmpDir();
-    const r = cli(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'noise,reflection', '--budgets', '1,4', '--limit', '1', '--seeds', '2', '--out', out, '--quiet']);
+    const r = await cliRun(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'noise,reflection', '--budgets', '1,4', '--limit', '1', '--seeds', '2', '--out', out, '--quiet']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('| strategy | budget | single_object | two_object | counting | colors | position | color_attr | overall |');
@@ -166,19 +166,19 @@ describe('reflectionflow eval', () => {
     expect(readFileSync(path.join(dir, 'samples.jsonl'), 'utf8').trim().split('\n')).toHaveLength(6 * 2 * 2 * 2);
   });
 
-  it('an @oracle arm sits beside the configured ones; the test split shows the paper rows; bad arms are refused', () => {
+  it('an @oracle arm sits beside the configured ones; the test split shows the paper rows; bad arms are refused', async () => {
     const out = tmpDir();
-    const r = cli(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'noise,reflection@oracle', '--budgets', '1,2', '--limit', '1', '--seeds', '1', '--out', out, '--quiet']);
+    const r = await cliRun(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'noise,reflection@oracle', '--budgets', '1,2', '--limit', '1', '--seeds', '1', '--out', out, '--quiet']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('| reflection@oracle | 2 |');
     expect(r.stdout).toContain('| noise+prompt | 32 | 0.87 |');
-    const bad = cli(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'reflection@magic', '--out', out]);
+    const bad = await cliRun(['eval', '--split', 'test', '--backend', 'procedural', '--strategies', 'reflection@magic', '--out', out]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/unknown strategy 'reflection@magic'/);
   });
 
-  it('refuses a prompt file the evaluator cannot judge, naming the class', () => {
-    const r = cli(['eval', '--prompts', GENEVAL, '--backend', 'procedural', '--out', tmpDir()]);
+  it('refuses a prompt file the evaluator cannot judge, naming the class', async () => {
+    const r = await cliRun(['eval', '--prompts', GENEVAL, '--backend', 'procedural', '--out', tmpDir()]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/prompt 1 \('a photo of a bench'\): ShapeWorld cannot judge class 'bench'/);
