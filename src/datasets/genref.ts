@@ -955,7 +955,59 @@ async function modelSource(
   const records = trainPrompts({ count: o.prompts, seed: mixSeed(o.seed, 'genref-model-prompts') });
   const out: Array<GenrefSample | null> = new Array(records.length).fill(null);
   const sampleSeed = (i: number, k: number): number => mixSeed(o.seed, 'genref-model-sample', i, k);
-  // generation of the next batch overlaps the judging of this one
+  await sampleBatches(generate, records, o.seeds, sampleSeed, async (idx, pngs) => {
+    const judged = await Promise.all(pngs.map((png, n) => pool.run({ type: 'judge', png: own(png), spec: specOf(records[idx[Math.floor(n / o.seeds)]!]!) })));
+    idx.forEach((i, j) => {
+      const rec = records[i]!;
+      const js = judged.slice(j * o.seeds, (j + 1) * o.seeds);
+      const kf = js.findIndex((x) => !x.correct);
+      const kp = js.findIndex((x) => x.correct);
+      if (kf < 0 || kp < 0) {
+        tally.drop('model', kf < 0 ? 'all_samples_pass' : 'all_samples_fail');
+        return;
+      }
+      const jf = js[kf]!;
+      const items = planEdits(jf.detections, rec).map(editToText);
+      if (!items.length) {
+        tally.drop('model', 'no_reflection');
+        return;
+      }
+      out[i] = {
+        record: {
+          key: buildKey(o.seed, 'model', i),
+          source: 'model',
+          prompt: rec.prompt,
+          tag: rec.tag,
+          spec: specOf(rec),
+          reflection: items.join('\n'),
+          items,
+          flawed: { verdict: false, score: jf.score, reason: jf.reason },
+          enhanced: { verdict: true, score: js[kp]!.score },
+          refinedPrompt: refinePrompt(canonicalSpec(rec), js[kp]!.detections, []),
+          seedFlawed: sampleSeed(i, kf),
+          seedEnhanced: sampleSeed(i, kp),
+          index: i,
+        },
+        flawed: own(pngs[j * o.seeds + kf]!),
+        enhanced: own(pngs[j * o.seeds + kp]!),
+      };
+    });
+  }, (done) => o.onProgress?.('model', done, records.length));
+  return out.filter((s): s is GenrefSample => s !== null);
+}
+
+/**
+ * Generate `seeds` samples of every record, in batches of MODEL_BATCH prompts (the next batch's generation overlaps
+ * this one's judging); `onBatch` gets each batch's record indices and its images, `seeds` per record in order.
+ */
+async function sampleBatches(
+  generate: GenerateFn,
+  records: readonly PromptRecord[],
+  seeds: number,
+  sampleSeed: (i: number, k: number) => number,
+  onBatch: (idx: number[], pngs: Uint8Array[]) => Promise<void>,
+  onProgress: (done: number) => void,
+): Promise<void> {
   const batches = pLimit(2);
   let done = 0;
   const work: Array<Promise<void>> = [];
@@ -963,52 +1015,16 @@ async function modelSource(
     const idx = Array.from({ length: Math.min(MODEL_BATCH, records.length - start) }, (_, j) => start + j);
     work.push(
       batches(async () => {
-        const reqs = idx.flatMap((i) => Array.from({ length: o.seeds }, (_, k) => ({ prompt: records[i]!.prompt, seed: sampleSeed(i, k) })));
+        const reqs = idx.flatMap((i) => Array.from({ length: seeds }, (_, k) => ({ prompt: records[i]!.prompt, seed: sampleSeed(i, k) })));
         const pngs = await generate(reqs);
         if (pngs.length !== reqs.length) throw new Error(`generator returned ${pngs.length} images for ${reqs.length} requests`);
-        const judged = await Promise.all(pngs.map((png, n) => pool.run({ type: 'judge', png: own(png), spec: specOf(records[idx[Math.floor(n / o.seeds)]!]!) })));
-        idx.forEach((i, j) => {
-          const rec = records[i]!;
-          const js = judged.slice(j * o.seeds, (j + 1) * o.seeds);
-          const kf = js.findIndex((x) => !x.correct);
-          const kp = js.findIndex((x) => x.correct);
-          if (kf < 0 || kp < 0) {
-            tally.drop('model', kf < 0 ? 'all_samples_pass' : 'all_samples_fail');
-            return;
-          }
-          const jf = js[kf]!;
-          const items = planEdits(jf.detections, rec).map(editToText);
-          if (!items.length) {
-            tally.drop('model', 'no_reflection');
-            return;
-          }
-          out[i] = {
-            record: {
-              key: buildKey(o.seed, 'model', i),
-              source: 'model',
-              prompt: rec.prompt,
-              tag: rec.tag,
-              spec: specOf(rec),
-              reflection: items.join('\n'),
-              items,
-              flawed: { verdict: false, score: jf.score, reason: jf.reason },
-              enhanced: { verdict: true, score: js[kp]!.score },
-              refinedPrompt: refinePrompt(canonicalSpec(rec), js[kp]!.detections, []),
-              seedFlawed: sampleSeed(i, kf),
-              seedEnhanced: sampleSeed(i, kp),
-              index: i,
-            },
-            flawed: own(pngs[j * o.seeds + kf]!),
-            enhanced: own(pngs[j * o.seeds + kp]!),
-          };
-        });
+        await onBatch(idx, pngs);
         done += idx.length;
-        o.onProgress?.('model', done, records.length);
+        onProgress(done);
       }),
     );
   }
   await Promise.all(work);
-  return out.filter((s): s is GenrefSample => s !== null);
 }
 
 async function editSource(
@@ -1020,30 +1036,21 @@ async function editSource(
   const records = trainPrompts({ count: o.prompts, seed: mixSeed(o.seed, 'genref-edit-prompts') });
   const out: Array<GenrefSample | null> = new Array(records.length * o.seeds).fill(null);
   const sampleSeed = (i: number, k: number): number => mixSeed(o.seed, 'genref-edit-sample', i, k);
-  const batches = pLimit(2);
-  let done = 0;
-  const work: Array<Promise<void>> = [];
-  for (let start = 0; start < records.length; start += MODEL_BATCH) {
-    const idx = Array.from({ length: Math.min(MODEL_BATCH, records.length - start) }, (_, j) => start + j);
-    work.push(
-      batches(async () => {
-        const reqs = idx.flatMap((i) => Array.from({ length: o.seeds }, (_, k) => ({ i, k, prompt: records[i]!.prompt, seed: sampleSeed(i, k) })));
-        const pngs = await generate(reqs.map(({ prompt, seed }) => ({ prompt, seed })));
-        if (pngs.length !== reqs.length) throw new Error(`generator returned ${pngs.length} images for ${reqs.length} requests`);
-        const made = await Promise.all(
-          reqs.map((r, n) => pool.run({ type: 'edit', seed: o.seed, index: r.i * o.seeds + r.k, sampleSeed: r.seed, record: records[r.i]!, png: own(pngs[n]!) })),
-        );
-        made.forEach((m, n) => {
-          const r = reqs[n]!;
-          if (m.ok) out[r.i * o.seeds + r.k] = m.sample;
-          else tally.drop('edit', m.reason);
-        });
-        done += idx.length;
-        o.onProgress?.('edit', done, records.length);
+  await sampleBatches(generate, records, o.seeds, sampleSeed, async (idx, pngs) => {
+    // image n of the batch is seed k = n % seeds of record idx[n / seeds]
+    const made = await Promise.all(
+      pngs.map((png, n) => {
+        const i = idx[Math.floor(n / o.seeds)]!;
+        const k = n % o.seeds;
+        return pool.run({ type: 'edit', seed: o.seed, index: i * o.seeds + k, sampleSeed: sampleSeed(i, k), record: records[i]!, png: own(png) });
       }),
     );
-  }
-  await Promise.all(work);
+    made.forEach((m, n) => {
+      const i = idx[Math.floor(n / o.seeds)]!;
+      if (m.ok) out[i * o.seeds + (n % o.seeds)] = m.sample;
+      else tally.drop('edit', m.reason);
+    });
+  }, (done) => o.onProgress?.('edit', done, records.length));
   return out.filter((s): s is GenrefSample => s !== null);
 }
 
