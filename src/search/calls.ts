@@ -43,7 +43,6 @@ export class RoleFailing extends Error {
  */
 export class CallRunner {
   private readonly limits = new RoleLimits();
-  readonly timePerRole: Partial<Record<Role, number>> = {};
   /** [start, end] of every call made in this attempt, per role (performance.now() ms) */
   private readonly intervals: Partial<Record<Role, Array<[number, number]>>> = {};
   /** what each role spent in this search, replayed calls included (as if the search had made them) */
@@ -82,7 +81,6 @@ export class CallRunner {
     if (done && sameInputs(done, spec) && !spec.inputIds.some((id) => this.fresh.has(id))) {
       try {
         const replayed = await fromEvent(done);
-        this.addTime(spec.role, done.ms);
         this.count(done);
         this.succeeded.add(spec.role);
         this.listener?.(done, true);
@@ -119,7 +117,6 @@ export class CallRunner {
     } catch (err) {
       // an abort is not the call's failure: leave no event so that a resume redoes it
       if (this.signal.aborted) throw this.signal.reason ?? err;
-      this.addTime(spec.role, ms);
       const event: CallEvent = { ...base, ...(hasUsage(usage) ? { usage } : {}), ms: round(ms), error: errorMessage(err), at: new Date().toISOString() };
       await this.io.record(event);
       this.count(event);
@@ -129,7 +126,6 @@ export class CallRunner {
       throw new CallFailed(event.error!, err);
     }
     const extra = await toEvent(result);
-    this.addTime(spec.role, ms);
     this.succeeded.add(spec.role);
     if (extra.outputId) this.fresh.add(extra.outputId);
     const event: CallEvent = { ...base, ...extra, ...(hasUsage(usage) ? { usage } : {}), ms: round(ms), at: new Date().toISOString() };
@@ -172,8 +168,9 @@ export class CallRunner {
     if (failed.every((e) => firstLine(e.error!) === first)) this.stopper.abort(new RoleFailing(role, failed.length, first));
   }
 
-  private addTime(role: Role, ms: number): void {
-    this.timePerRole[role] = (this.timePerRole[role] ?? 0) + ms;
+  /** summed call time per role, ms (replayed calls count what they took when made) */
+  get timePerRole(): Partial<Record<Role, number>> {
+    return Object.fromEntries(Object.entries(this.usage).map(([role, u]) => [role, u!.ms]));
   }
 }
 
