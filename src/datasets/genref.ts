@@ -510,6 +510,29 @@ function ambiguousRelation(scene: Scene, spec: PromptSpec): boolean {
 
 type RuleOutcome = { ok: true; sample: GenrefSample } | { ok: false; reason: string };
 
+/**
+ * A defect for a correct `scene`, drawn as the procedural generator draws it, and what `make` makes of its edits;
+ * when this scene offers no way to a defect or `make` refuses it (null), the next applicable one. Null when none is
+ * left.
+ */
+async function drawDefect<T>(
+  scene: Scene,
+  spec: PromptSpec,
+  rng: Rng,
+  make: (plan: Edit[]) => T | null | Promise<T | null>,
+): Promise<{ defect: Defect; edits: Edit[]; made: T } | null> {
+  let remaining = applicableDefects(spec);
+  while (remaining.length) {
+    const d = pickDefect(remaining, rng);
+    remaining = remaining.filter((x) => x !== d);
+    const plan = perturbation(scene, spec, d, rng);
+    if (!plan) continue;
+    const made = await make(plan);
+    if (made !== null) return { defect: d, edits: plan, made };
+  }
+  return null;
+}
+
 /** Rule-based triplet `index` of a build with `seed`, from training prompt `record`. Pure in its arguments. */
 export async function ruleTriplet(seed: number, index: number, record: PromptRecord): Promise<RuleOutcome> {
   const sceneSeed = mixSeed(seed, 'genref-rule-scene', index);
@@ -520,24 +543,13 @@ export async function ruleTriplet(seed: number, index: number, record: PromptRec
     return { ok: false, reason: 'no_scene' }; // no room for the prompt's objects in 200 layouts
   }
   const rng = new Rng(mixSeed(seed, 'genref-rule-defect', index));
-  let remaining = applicableDefects(record);
-  let flawedScene: Scene | null = null;
-  let defect: Defect | null = null;
-  let edits: Edit[] = [];
-  // the defect is drawn as the procedural generator draws it; when this scene offers no way to it, the next one
-  while (remaining.length && !flawedScene) {
-    const d = pickDefect(remaining, rng);
-    remaining = remaining.filter((x) => x !== d);
-    const plan = perturbation(enhancedScene, record, d, rng);
-    if (!plan) continue;
+  const broken = await drawDefect(enhancedScene, record, rng, (plan) => {
     let s: Scene | null = enhancedScene;
     for (const e of plan) s = s ? applyEdit(s, e, rng) : null;
-    if (!s || judgeScene(s, record).correct || ambiguousRelation(s, record)) continue;
-    flawedScene = s;
-    defect = d;
-    edits = plan;
-  }
-  if (!flawedScene || !defect) return { ok: false, reason: 'no_perturbation' };
+    return !s || judgeScene(s, record).correct || ambiguousRelation(s, record) ? null : s;
+  });
+  if (!broken) return { ok: false, reason: 'no_perturbation' };
+  const { defect, edits, made: flawedScene } = broken;
   const items = planEdits(sceneDetections(flawedScene), record).map(editToText);
   if (!items.length) return { ok: false, reason: 'no_reflection' };
   const [flawed, enhanced] = await Promise.all([renderScene(flawedScene, MODEL_SIZE), renderScene(enhancedScene, MODEL_SIZE)]);
@@ -595,21 +607,15 @@ export async function editTriplet(seed: number, index: number, record: PromptRec
     [flawed, enhanced, jf, items] = [png, done.png, seen, edits.map(editToText)];
   } else {
     const scene: Scene = seen.detections.map((d) => ({ shape: d.shape, color: d.color, cx: d.cx, cy: d.cy, r: d.r }));
-    let remaining = applicableDefects(record);
-    let made: { png: Uint8Array; judged: PngJudgement } | null = null;
-    while (remaining.length && !made) {
-      const d = pickDefect(remaining, rng);
-      remaining = remaining.filter((x) => x !== d);
-      const plan = perturbation(scene, record, d, rng);
-      if (!plan) continue;
+    const drawn = await drawDefect(scene, record, rng, async (plan) => {
       const res = await editPixels(png, plan, rng);
-      if (!res || ambiguousRelation(res.after, record)) continue;
+      if (!res || ambiguousRelation(res.after, record)) return null;
       const judged = await judgePng(res.png, record);
-      if (judged.correct) continue;
-      made = { png: res.png, judged };
-      broken = { defect: d, edits: plan };
-    }
-    if (!made || !broken) return { ok: false, reason: 'no_perturbation' };
+      return judged.correct ? null : { png: res.png, judged };
+    });
+    if (!drawn) return { ok: false, reason: 'no_perturbation' };
+    const made = drawn.made;
+    broken = { defect: drawn.defect, edits: drawn.edits };
     items = planEdits(made.judged.detections, record).map(editToText);
     if (!items.length) return { ok: false, reason: 'no_reflection' };
     [flawed, enhanced, jf, je] = [made.png, png, made.judged, seen];
