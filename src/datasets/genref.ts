@@ -52,6 +52,7 @@ import { IMAGES_DIR, readRunRecord } from '../store/run-store.js';
 import type { RunRecord } from '../store/types.js';
 import { evaluateImage } from '../shapeworld/evaluate.js';
 import { editPixels } from '../shapeworld/pixel-edit.js';
+import { compositionalTrainPrompts } from '../shapeworld/compositional.js';
 import { inferTag, parsePrompt, trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed, Rng } from '../shapeworld/random.js';
 import { MODEL_SIZE, renderScene } from '../shapeworld/render.js';
@@ -797,6 +798,8 @@ export interface GenrefBuildOptions {
   editPrompts?: number;
   /** edit-based: generator seeds per prompt */
   editSeeds?: number;
+  /** share of every source's prompts drawn from the compositional kinds (training combinations only; default 0) */
+  compositional?: number;
   seed: number;
   shardSize?: number;
   /** the generator of the model-, refinement- and edit-based sources; without it those sources are skipped */
@@ -831,6 +834,22 @@ function positiveInt(name: string, v: number, min: number): number {
   return v;
 }
 
+/** `count` prompts from `seed` for one source. */
+type PromptSource = (count: number, seed: number) => PromptRecord[];
+
+/**
+ * Training prompts with a share of compositional ones (the four kinds just beyond GenEval's six, training
+ * combinations only, never a check-set spec; the four kinds in equal shares). A share of 0 gives exactly the GenEval-kind stream of before.
+ */
+function sourcePrompts(count: number, seed: number, share: number): PromptRecord[] {
+  const nComp = Math.round(count * share);
+  if (nComp === 0) return trainPrompts({ count, seed });
+  return new Rng(mixSeed(seed, 'genref-mix')).shuffle([
+    ...trainPrompts({ count: count - nComp, seed }),
+    ...compositionalTrainPrompts(nComp, mixSeed(seed, 'genref-compositional'), { balanced: true }),
+  ]);
+}
+
 /** Build GenRef-Shapes into `opts.out`: model- and refinement-based triplets spread evenly among rule-based ones. */
 export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuildResult> {
   const count = positiveInt('--count', opts.count, 0);
@@ -839,6 +858,9 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
   const refineCount = positiveInt('--refine-count', opts.refineCount ?? 0, 0);
   const editPrompts = positiveInt('--edit-prompts', opts.editPrompts ?? 0, 0);
   const editSeeds = positiveInt('--edit-seeds', opts.editSeeds ?? 4, 1);
+  const compositional = opts.compositional ?? 0;
+  if (!(compositional >= 0 && compositional <= 1)) throw new UserError(`--compositional must be a share from 0 to 1, got ${compositional}`);
+  const prompts: PromptSource = (n, s) => sourcePrompts(n, s, compositional);
   const shardSize = positiveInt('--shard-size', opts.shardSize ?? DEFAULT_SHARD_SIZE, 1);
   const seed = positiveInt('--seed', opts.seed, 0);
   const workers = positiveInt('--workers', opts.workers ?? availableParallelism(), 0);
@@ -854,7 +876,7 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
     if (modelPrompts > 0) {
       if (!opts.generate) skipped.push(`model: ${modelPrompts} prompts asked for, but no generator was given`);
       else {
-        const made = await modelSource(opts.generate, pool, tally, { seed, prompts: modelPrompts, seeds: modelSeeds, onProgress: opts.onProgress });
+        const made = await modelSource(opts.generate, pool, tally, { prompts, seed, count: modelPrompts, seeds: modelSeeds, onProgress: opts.onProgress });
         extras.push(...made);
         log(`model-based: ${made.length} triplets from ${modelPrompts} prompts × ${modelSeeds} seeds`);
       }
@@ -865,7 +887,7 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
         skipped.push(why);
         log(why);
       } else {
-        const made = await refineSource(opts.generate, opts.refine, pool, tally, { seed, prompts: refineCount, onProgress: opts.onProgress });
+        const made = await refineSource(opts.generate, opts.refine, pool, tally, { prompts, seed, count: refineCount, onProgress: opts.onProgress });
         extras.push(...made);
         log(`refinement-based: ${made.length} triplets from ${refineCount} prompts`);
       }
@@ -873,7 +895,7 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
     if (editPrompts > 0) {
       if (!opts.generate) skipped.push(`edit: ${editPrompts} prompts asked for, but no generator was given`);
       else {
-        const made = await editSource(opts.generate, pool, tally, { seed, prompts: editPrompts, seeds: editSeeds, onProgress: opts.onProgress });
+        const made = await editSource(opts.generate, pool, tally, { prompts, seed, count: editPrompts, seeds: editSeeds, onProgress: opts.onProgress });
         extras.push(...made);
         log(`edit-based: ${made.length} triplets from ${editPrompts} prompts × ${editSeeds} seeds`);
       }
@@ -889,7 +911,7 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
     const flushExtras = async (): Promise<void> => {
       while (nextExtra < extras.length && slots[nextExtra]! <= writer.written) await emit(extras[nextExtra++]!);
     };
-    await ruleSource(pool, tally, { seed, count }, async (sample) => {
+    await ruleSource(pool, tally, { prompts, seed, count }, async (sample) => {
       await flushExtras();
       await emit(sample);
       opts.onProgress?.('rule', tally.sources.rule, count);
@@ -903,6 +925,7 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
         refineCount,
         editPrompts,
         editSeeds,
+        ...(compositional > 0 ? { compositional } : {}),
         size: MODEL_SIZE,
         ...(opts.generatorName ? { generator: opts.generatorName } : {}),
       }),
@@ -918,7 +941,7 @@ export async function buildGenref(opts: GenrefBuildOptions): Promise<GenrefBuild
 async function ruleSource(
   pool: TaskPool,
   tally: Tally,
-  o: { seed: number; count: number },
+  o: { prompts: PromptSource; seed: number; count: number },
   emit: (s: GenrefSample) => Promise<void>,
 ): Promise<void> {
   let made = 0;
@@ -928,7 +951,7 @@ async function ruleSource(
     const b = Math.floor(i / RULE_BLOCK);
     if (b !== block) {
       block = b;
-      prompts = trainPrompts({ count: RULE_BLOCK, seed: mixSeed(o.seed, 'genref-rule-prompts', b) });
+      prompts = o.prompts(RULE_BLOCK, mixSeed(o.seed, 'genref-rule-prompts', b));
     }
     return prompts[i % RULE_BLOCK]!;
   };
@@ -956,9 +979,9 @@ async function modelSource(
   generate: GenerateFn,
   pool: TaskPool,
   tally: Tally,
-  o: { seed: number; prompts: number; seeds: number; onProgress?: GenrefBuildOptions['onProgress'] },
+  o: { prompts: PromptSource; seed: number; count: number; seeds: number; onProgress?: GenrefBuildOptions['onProgress'] },
 ): Promise<GenrefSample[]> {
-  const records = trainPrompts({ count: o.prompts, seed: mixSeed(o.seed, 'genref-model-prompts') });
+  const records = o.prompts(o.count, mixSeed(o.seed, 'genref-model-prompts'));
   const out: Array<GenrefSample | null> = new Array(records.length).fill(null);
   const sampleSeed = (i: number, k: number): number => mixSeed(o.seed, 'genref-model-sample', i, k);
   await sampleBatches(generate, records, o.seeds, sampleSeed, async (idx, pngs) => {
@@ -1037,9 +1060,9 @@ async function editSource(
   generate: GenerateFn,
   pool: TaskPool,
   tally: Tally,
-  o: { seed: number; prompts: number; seeds: number; onProgress?: GenrefBuildOptions['onProgress'] },
+  o: { prompts: PromptSource; seed: number; count: number; seeds: number; onProgress?: GenrefBuildOptions['onProgress'] },
 ): Promise<GenrefSample[]> {
-  const records = trainPrompts({ count: o.prompts, seed: mixSeed(o.seed, 'genref-edit-prompts') });
+  const records = o.prompts(o.count, mixSeed(o.seed, 'genref-edit-prompts'));
   const out: Array<GenrefSample | null> = new Array(records.length * o.seeds).fill(null);
   const sampleSeed = (i: number, k: number): number => mixSeed(o.seed, 'genref-edit-sample', i, k);
   await sampleBatches(generate, records, o.seeds, sampleSeed, async (idx, pngs) => {
@@ -1065,9 +1088,9 @@ async function refineSource(
   refine: RefineFn,
   pool: TaskPool,
   tally: Tally,
-  o: { seed: number; prompts: number; onProgress?: GenrefBuildOptions['onProgress'] },
+  o: { prompts: PromptSource; seed: number; count: number; onProgress?: GenrefBuildOptions['onProgress'] },
 ): Promise<GenrefSample[]> {
-  const records = trainPrompts({ count: o.prompts, seed: mixSeed(o.seed, 'genref-refine-prompts') });
+  const records = o.prompts(o.count, mixSeed(o.seed, 'genref-refine-prompts'));
   const seeds = records.map((_, i) => mixSeed(o.seed, 'genref-refine-sample', i));
   const out: GenrefSample[] = [];
   for (let start = 0; start < records.length; start += MODEL_BATCH * 4) {

@@ -129,13 +129,20 @@ export function inCheckSet(spec: PromptSpec): boolean {
   return checkKeys.has(specKey(spec));
 }
 
-/** `count` training prompts of the four kinds: training-split combinations only, never a check-set spec. */
-export function compositionalTrainPrompts(count: number, seed: number): PromptRecord[] {
+/**
+ * `count` training prompts of the four kinds: training-split combinations only, never a check-set spec. By default a
+ * rejected draw redraws its kind too, so kinds that often hit a held-out combination (three objects: ~3 %) are rare;
+ * `balanced` keeps each draw's kind, so the four come in equal shares (as in the check set).
+ */
+export function compositionalTrainPrompts(count: number, seed: number, options: { balanced?: boolean } = {}): PromptRecord[] {
   const rng = new Rng(seed);
   const out: PromptRecord[] = [];
+  let tag: CompositionalTag | null = null;
   while (out.length < count) {
-    const { rec, words } = sample(rng.pick(COMPOSITIONAL_TAGS), rng);
+    if (!options.balanced || tag === null) tag = rng.pick(COMPOSITIONAL_TAGS);
+    const { rec, words } = sample(tag, rng);
     if (heldOutCombination(rec) !== null || inCheckSet(rec)) continue;
+    tag = null;
     rec.prompt = rng.pick(words)(rng);
     out.push(rec);
   }

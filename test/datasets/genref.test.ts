@@ -21,7 +21,9 @@ import {
 } from '../../src/datasets/genref.js';
 import { runSearch } from '../../src/run.js';
 import { evaluateImage } from '../../src/shapeworld/evaluate.js';
+import { inCheckSet } from '../../src/shapeworld/compositional.js';
 import { heldOutCombination, parsePrompt } from '../../src/shapeworld/prompts.js';
+import { COMPOSITIONAL_TAGS, type CompositionalTag } from '../../src/shapeworld/rules.js';
 import { DEFECTS } from '../../src/shapeworld/scene.js';
 import type { SearchParams } from '../../src/core/types.js';
 
@@ -217,7 +219,25 @@ describe('dataset genref', () => {
     await expect(w.add({ ...samples[0]!, record: { ...samples[0]!.record, key: 'a.b' } })).rejects.toThrow(/characters other than/);
   });
 
+  it('--compositional draws that share of prompts from the four kinds beyond GenEval, training combinations only', async () => {
+    await buildGenref({ ...OPTS, count: 80, modelPrompts: 0, compositional: 0.5, out: dir('c') });
+    const comp = await readAll(dir('c'));
+    const kinds = comp.filter((s) => COMPOSITIONAL_TAGS.includes(s.record.tag as CompositionalTag));
+    // half of 80 prompts, give or take the few candidates a build drops and replaces
+    expect(kinds.length).toBeGreaterThan(25);
+    expect(kinds.length).toBeLessThan(55);
+    expect(new Set(kinds.map((s) => s.record.tag)).size).toBeGreaterThanOrEqual(3);
+    for (const { record: r, flawed, enhanced } of comp) {
+      expect(heldOutCombination(r.spec!), r.key).toBeNull();
+      expect(inCheckSet(r.spec!), r.key).toBe(false);
+      expect((await evaluateImage(flawed, r.spec!)).correct, r.key).toBe(false);
+      expect((await evaluateImage(enhanced, r.spec!)).correct, r.key).toBe(true);
+    }
+    expect(readIndex(dir('c')).options).toMatchObject({ compositional: 0.5 });
+  });
+
   it('refuses bad options before writing anything', async () => {
+    await expect(buildGenref({ out: dir('e'), count: 1, seed: 0, compositional: 1.5 })).rejects.toThrow(/--compositional/);
     await expect(buildGenref({ out: dir('e'), count: -1, seed: 0 })).rejects.toThrow(UserError);
     await expect(buildGenref({ out: dir('e'), count: 1, seed: 0, shardSize: 0 })).rejects.toThrow(/--shard-size/);
     expect(() => readdirSync(dir('e'))).toThrow();

@@ -89,6 +89,12 @@ describe('the compositional check set', () => {
     expect(train.some((r) => inCheckSet(r))).toBe(false);
     expect(new Set(train.map((r) => r.tag))).toEqual(new Set(COMPOSITIONAL_TAGS));
     for (const r of train.slice(0, 300)) expect(specKey(parsePrompt(r.prompt))).toBe(specKey(r));
+    // the default draw is the generator data's (three objects rare); balanced gives each kind a quarter
+    const share = (rs: typeof train, tag: string): number => rs.filter((r) => r.tag === tag).length / rs.length;
+    expect(share(train, 'three_object')).toBeLessThan(0.1);
+    const balanced = compositionalTrainPrompts(2000, 5, { balanced: true });
+    for (const tag of COMPOSITIONAL_TAGS) expect(Math.abs(share(balanced, tag) - 0.25), tag).toBeLessThan(0.04);
+    expect(balanced.some((r) => inCheckSet(r) || heldOutCombination(r) !== null)).toBe(false);
     // mirrored forms share a key
     expect(specKey(parsePrompt('a red circle right of a blue star'))).toBe(specKey(parsePrompt('a blue star left of a red circle')));
   });

@@ -139,6 +139,12 @@ export function datasetCommand(): Command {
       GENREF_EDIT_PROMPTS,
     )
     .option('--edit-seeds <k>', 'edit-based: generator seeds per prompt', intArg('--edit-seeds', 1), 4)
+    .option(
+      '--compositional <share>',
+      'share of each source\'s prompts of the compositional kinds (coloured relations and counts, three objects, counts with another object; training combinations only)',
+      shareArg('--compositional'),
+      0,
+    )
     .option('--seed <s>', 'seed', intArg('--seed', 0), 0)
     .option('--shard-size <n>', 'triplets per shard', intArg('--shard-size', 1), DEFAULT_SHARD_SIZE)
     .option('--steps <n>', 'generator sampler steps (default: the model card\'s)', intArg('--steps', 1))
@@ -153,6 +159,7 @@ export function datasetCommand(): Command {
         refineCount: number;
         editPrompts: number;
         editSeeds: number;
+        compositional: number;
         seed: number;
         shardSize: number;
         steps?: number;
@@ -193,6 +200,7 @@ export function datasetCommand(): Command {
           refineCount: opts.refineCount,
           editPrompts: opts.editPrompts,
           editSeeds: opts.editSeeds,
+          compositional: opts.compositional,
           seed: opts.seed,
           shardSize: opts.shardSize,
           ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
