@@ -6,9 +6,14 @@ import type { RoleInfo } from '../core/roles.js';
 import { UserError } from '../core/errors.js';
 import { ApiError, badRequest } from './errors.js';
 import { roleForModel } from './models.js';
-import type { FormParts } from './multipart.js';
 import { editFieldsSchema, generationRequestSchema, MAX_SEED, validate } from './schemas.js';
 import type { HandlerContext } from './context.js';
+
+/** A multipart form as the edits endpoint reads it: text fields, and files by field name (the first of a name wins). */
+export interface FormParts {
+  fields: Map<string, string>;
+  files: Map<string, { filename: string; contentType: string; data: Buffer }>;
+}
 
 /** The marker `correctorInstruction` puts between the prompt and the reflection. */
 export const REFLEXION_MARKER = ' [Reflexion]: ';

@@ -1,5 +1,5 @@
 /**
- * `reflectionflow serve`: an OpenAI-compatible HTTP server over our own roles (node:http, no framework).
+ * `reflectionflow serve`: an OpenAI-compatible HTTP server over our own roles, on Fastify.
  *
  *   GET  /v1/models                 the served role models (reflectionflow-<role>)
  *   GET  /v1/models/{id}
@@ -10,16 +10,16 @@
  * Every error is an OpenAI-style body `{error: {message, type, param, code}}`.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ModelOutputError, UserError, errorMessage } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
 import { handleChat } from './chat.js';
 import type { HandlerContext } from './context.js';
 import { ApiError, badRequest } from './errors.js';
-import { handleEdit, handleGeneration } from './images.js';
+import { handleEdit, handleGeneration, type FormParts } from './images.js';
 import { RoleLimits, servedModels, type ServedModel } from './models.js';
-import { multipartBoundary, parseMultipart } from './multipart.js';
 
 export interface ServerOptions {
   roles: Partial<RoleSet>;
@@ -48,8 +48,20 @@ export interface RunningServer {
 export const DEFAULT_PORT = 8089;
 export const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+const MAX_PARTS = 64;
 
-type Route = { methods: Record<string, (ctx: HandlerContext, req: http.IncomingMessage) => Promise<unknown>> };
+type Body = 'json' | 'multipart' | 'none';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** the body a route reads */
+    body?: Body;
+    /** a 405 route's Allow header */
+    allow?: string;
+  }
+}
+type Handler = (ctx: HandlerContext, req: FastifyRequest) => Promise<unknown>;
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -68,139 +80,105 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const modelObject = (m: ServedModel) => ({ id: m.id, object: 'model', created, owned_by: `reflectionflow:${m.backend}` });
 
-  const readBody = async (req: http.IncomingMessage): Promise<Buffer> => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBody) throw tooLarge(maxBody);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBody) throw tooLarge(maxBody);
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
-  };
+  const app = Fastify({
+    bodyLimit: maxBody,
+    requestTimeout: 0, // role calls can be slow; clients set their own deadlines
+    routerOptions: { ignoreTrailingSlash: true },
+    forceCloseConnections: 'idle',
+    // a URL that does not decode (`/v1/models/%E0%A4%A`)
+    frameworkErrors: (err, _req, reply) => sendError(reply, badRequest(`Invalid request URL: ${errorMessage(err)}`, null, 'invalid_url')),
+  });
 
-  const readJson = async (req: http.IncomingMessage): Promise<unknown> => {
-    const type = String(req.headers['content-type'] ?? '');
-    if (!/^application\/json\s*(;|$)/i.test(type)) {
-      throw badRequest(`Content-Type must be application/json, got '${type || 'none'}'`, null, 'unsupported_content_type');
-    }
-    const raw = await readBody(req);
-    try {
-      return JSON.parse(raw.toString('utf8'));
-    } catch (err) {
-      throw badRequest(`We could not parse the JSON body of your request: ${errorMessage(err)}`, null, 'invalid_json');
-    }
+  const sendError = (reply: FastifyReply, err: unknown) => {
+    const api = toApiError(err, reply.request);
+    // a too large upload also ends the connection: the rest of it is not read
+    if (api.status === 413) reply.header('connection', 'close');
+    if (api.status === 405) reply.header('allow', String(reply.request.routeOptions.config.allow ?? ''));
+    return reply.code(api.status).type('application/json').send(api.body());
   };
+  app.setErrorHandler((err, _req, reply) => sendError(reply, err));
+  app.setNotFoundHandler((req, reply) => sendError(reply, new ApiError(404, `Unknown request URL: ${req.method} ${pathOf(req.url)}`, 'unknown_url')));
 
-  const routes: Record<string, Route> = {
-    '/v1/models': { methods: { GET: async () => ({ object: 'list', data: models.map(modelObject) }) } },
-    '/v1/images/generations': { methods: { POST: async (ctx, req) => handleGeneration(ctx, await readJson(req)) } },
-    '/v1/images/edits': {
-      methods: {
-        POST: async (ctx, req) => {
-          const type = String(req.headers['content-type'] ?? '');
-          const boundary = multipartBoundary(type);
-          if (!boundary) {
-            throw badRequest(`Content-Type must be multipart/form-data with a boundary, got '${type || 'none'}'`, null, 'unsupported_content_type');
-          }
-          return handleEdit(ctx, parseMultipart(await readBody(req), boundary));
-        },
-      },
-    },
-    '/v1/chat/completions': { methods: { POST: async (ctx, req) => handleChat(ctx, await readJson(req)) } },
-  };
-
-  const route = (pathname: string): Route | undefined => {
-    const exact = routes[pathname];
-    if (exact) return exact;
-    const m = /^\/v1\/models\/([^/]+)$/.exec(pathname);
-    if (!m) return undefined;
-    return {
-      methods: {
-        GET: async () => {
-          const id = decodeURIComponent(m[1]!);
-          const model = models.find((x) => x.id === id);
-          if (!model) throw new ApiError(404, `The model '${id}' does not exist`, 'model_not_found', 'model');
-          return modelObject(model);
-        },
-      },
-    };
-  };
-
-  const authorized = (req: http.IncomingMessage): boolean => {
-    if (!keyDigest) return true;
+  app.addHook('onRequest', async (req) => {
+    if (!keyDigest) return;
     const m = /^Bearer\s+(.+)$/i.exec(String(req.headers.authorization ?? ''));
-    return !!m && timingSafeEqual(digest(m[1]!.trim()), keyDigest);
-  };
-
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> => {
-    if (!authorized(req)) {
+    if (!m || !timingSafeEqual(digest(m[1]!.trim()), keyDigest)) {
       throw new ApiError(401, 'Incorrect or missing API key: send Authorization: Bearer <key>', 'invalid_api_key', null);
     }
-    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
-    const r = route(pathname);
-    const method = req.method ?? 'GET';
-    if (!r) throw new ApiError(404, `Unknown request URL: ${method} ${pathname}`, 'unknown_url');
-    const fn = r.methods[method];
-    if (!fn) {
-      res.setHeader('allow', Object.keys(r.methods).join(', '));
-      throw new ApiError(405, `Method ${method} is not allowed on ${pathname} (allowed: ${Object.keys(r.methods).join(', ')})`, 'method_not_allowed');
+  });
+  if (options.log) {
+    const log = options.log;
+    app.addHook('onResponse', async (req, reply) => {
+      log(`${req.method} ${pathOf(req.url)} ${reply.statusCode} ${Math.round(reply.elapsedTime)}ms`);
+    });
+  }
+
+  /** A path's routes: its methods' handlers, and 405 for every other method. */
+  const path = (scope: FastifyInstance, url: string, body: Body, handlers: Partial<Record<'GET' | 'POST', Handler>>) => {
+    const allowed = Object.keys(handlers);
+    const allow = allowed.join(', ');
+    for (const [method, fn] of Object.entries(handlers)) {
+      scope.route({
+        method,
+        url,
+        config: { body },
+        handler: async (req, reply) => {
+          const controller = new AbortController();
+          inFlight.add(controller);
+          reply.raw.on('close', () => {
+            if (!reply.raw.writableFinished) controller.abort(new Error('the client closed the connection'));
+          });
+          try {
+            return await fn({ roles, limits, signal: controller.signal }, req);
+          } finally {
+            inFlight.delete(controller);
+          }
+        },
+      });
     }
-    const controller = new AbortController();
-    inFlight.add(controller);
-    const onClose = () => {
-      if (!res.writableFinished) controller.abort(new Error('the client closed the connection'));
-    };
-    res.on('close', onClose);
-    try {
-      return await fn({ roles, limits, signal: controller.signal }, req);
-    } finally {
-      inFlight.delete(controller);
-    }
+    const others = METHODS.filter((m) => !allowed.includes(m) && !(m === 'HEAD' && allowed.includes('GET')));
+    scope.route({
+      method: [...others],
+      url,
+      config: { allow },
+      handler: async (req) => {
+        throw new ApiError(405, `Method ${req.method} is not allowed on ${pathOf(req.url)} (allowed: ${allow})`, 'method_not_allowed');
+      },
+    });
   };
 
-  const server = http.createServer((req, res) => {
-    const started = Date.now();
-    const send = (status: number, body: unknown) => {
-      if (res.headersSent || res.destroyed) return;
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-      options.log?.(`${req.method} ${req.url} ${status} ${Date.now() - started}ms`);
-    };
-    handle(req, res).then(
-      (body) => send(200, body),
-      (err: unknown) => {
-        const api = toApiError(err);
-        // an upload refused before it was read (401, 404, 413, …) is discarded; a too large one also ends the connection
-        if (api.status === 413) res.setHeader('connection', 'close');
-        req.resume();
-        send(api.status, api.body());
-      },
-    );
+  path(app, '/v1/models', 'none', { GET: async () => ({ object: 'list', data: models.map(modelObject) }) });
+  path(app, '/v1/models/:id', 'none', {
+    GET: async (_ctx, req) => {
+      const id = (req.params as { id: string }).id;
+      const model = models.find((x) => x.id === id);
+      if (!model) throw new ApiError(404, `The model '${id}' does not exist`, 'model_not_found', 'model');
+      return modelObject(model);
+    },
   });
-  server.requestTimeout = 0; // role calls can be slow; clients set their own deadlines
-  server.headersTimeout = 60_000;
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      server.off('listening', onListening);
-      if (err.code === 'EADDRINUSE') reject(new UserError(`cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: the port is in use`));
-      else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') reject(new UserError(`cannot listen on ${host}: no such local address`));
-      else if (err.code === 'EACCES') reject(new UserError(`cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: permission denied`));
-      else reject(err);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(options.port ?? DEFAULT_PORT, host);
+  // each body kind in its own scope, with only its content-type parser: anything else is Fastify's 415, a 400 here
+  await app.register(async (json) => {
+    json.removeContentTypeParser('text/plain');
+    path(json, '/v1/images/generations', 'json', { POST: async (ctx, req) => handleGeneration(ctx, req.body) });
+    path(json, '/v1/chat/completions', 'json', { POST: async (ctx, req) => handleChat(ctx, req.body) });
   });
-  const { port } = server.address() as AddressInfo;
+  await app.register(async (form) => {
+    form.removeAllContentTypeParsers();
+    await form.register(multipart, { limits: { fileSize: maxBody, fieldSize: maxBody, parts: MAX_PARTS } });
+    path(form, '/v1/images/edits', 'multipart', { POST: async (ctx, req) => handleEdit(ctx, await readForm(req, maxBody)) });
+  });
+
+  try {
+    await app.listen({ port: options.port ?? DEFAULT_PORT, host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new UserError(`cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: the port is in use`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UserError(`cannot listen on ${host}: no such local address`);
+    if (code === 'EACCES') throw new UserError(`cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: permission denied`);
+    throw err;
+  }
+  const { port } = app.server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   let closing: Promise<void> | undefined;
   return {
@@ -209,26 +187,79 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     port,
     models,
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
+      closing ??= (async () => {
         for (const c of inFlight) c.abort(new Error('the server is shutting down'));
-        server.closeIdleConnections();
         // answers to aborted calls go out on their own; give them a moment, then cut what is left
-        setTimeout(() => server.closeAllConnections(), 1_000).unref();
-      });
+        const cut = setTimeout(() => app.server.closeAllConnections(), 1_000);
+        cut.unref();
+        await app.close();
+        clearTimeout(cut);
+      })();
       return closing;
     },
   };
+}
+
+/** The path of a request URL, without its query string. */
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** A multipart body's fields and files (the first of each name), at most `maxBytes` in all. */
+async function readForm(req: FastifyRequest, maxBytes: number): Promise<FormParts> {
+  if (!req.isMultipart()) throw unsupportedType(req);
+  const form: FormParts = { fields: new Map(), files: new Map() };
+  let total = 0;
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'file') {
+        const data = await part.toBuffer();
+        total += data.length;
+        if (!form.files.has(part.fieldname)) form.files.set(part.fieldname, { filename: part.filename, contentType: part.mimetype, data });
+      } else {
+        const value = String(part.value);
+        total += Buffer.byteLength(value);
+        if (!form.fields.has(part.fieldname)) form.fields.set(part.fieldname, value);
+      }
+      if (total > maxBytes) throw tooLarge(maxBytes);
+    }
+  } catch (err) {
+    if (err instanceof ApiError || (err as { statusCode?: number }).statusCode === 413) throw err;
+    throw badRequest(`malformed multipart/form-data body: ${errorMessage(err)}`, null, 'invalid_multipart');
+  }
+  return form;
+}
+
+function unsupportedType(req: FastifyRequest): ApiError {
+  const want = req.routeOptions.config.body === 'multipart' ? 'multipart/form-data with a boundary' : 'application/json';
+  const type = String(req.headers['content-type'] ?? '');
+  return badRequest(`Content-Type must be ${want}, got '${type || 'none'}'`, null, 'unsupported_content_type');
 }
 
 function tooLarge(max: number): ApiError {
   return new ApiError(413, `The request body is larger than ${max} bytes`, 'request_too_large');
 }
 
-/** Any failure as an OpenAI-style error: ours keep their status; a role's UserError is the request's fault (400). */
-export function toApiError(err: unknown): ApiError {
+const FASTIFY_TOO_LARGE = new Set(['FST_ERR_CTP_BODY_TOO_LARGE', 'FST_REQ_FILE_TOO_LARGE', 'FST_PARTS_LIMIT', 'FST_FILES_LIMIT', 'FST_FIELDS_LIMIT']);
+const FASTIFY_BAD_JSON = new Set(['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY']);
+
+/**
+ * Any failure as an OpenAI-style error: ours keep their status; a role's UserError is the request's fault (400);
+ * Fastify's own request errors (body too large, wrong content type, bad JSON) keep their meaning.
+ */
+export function toApiError(err: unknown, req?: FastifyRequest): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof UserError) return new ApiError(400, err.message, 'invalid_value');
   if (err instanceof ModelOutputError) return new ApiError(500, `the model's answer was unusable: ${err.message}`, 'model_output_error');
+  const fst = err as { code?: string; statusCode?: number };
+  if (fst.code && FASTIFY_TOO_LARGE.has(fst.code)) return new ApiError(413, `The request body is too large: ${errorMessage(err)}`, 'request_too_large');
+  if (fst.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fst.code === 'FST_INVALID_MULTIPART_CONTENT_TYPE') {
+    return req ? unsupportedType(req) : badRequest(errorMessage(err), null, 'unsupported_content_type');
+  }
+  if ((fst.code && FASTIFY_BAD_JSON.has(fst.code)) || (err instanceof SyntaxError && fst.statusCode === 400)) {
+    return badRequest(`We could not parse the JSON body of your request: ${errorMessage(err)}`, null, 'invalid_json');
+  }
+  if (fst.statusCode && fst.statusCode >= 400 && fst.statusCode < 500) return new ApiError(fst.statusCode, errorMessage(err), 'invalid_request');
   return new ApiError(500, `internal error: ${errorMessage(err)}`, 'internal_error');
 }

@@ -1,4 +1,4 @@
-/** src/roles/requests.ts reads back exactly what src/roles/templates.ts writes; src/server/multipart.ts parses what fetch's FormData sends. */
+/** src/roles/requests.ts reads back exactly what src/roles/templates.ts writes. */
 import { describe, expect, it } from 'vitest';
 import { readEvaluation, readReflectionGeneratorText, readReflectRequest, readRefineRequest, readRubricRequest, readYesNoQuestion } from '../../src/roles/requests.js';
 import { RUBRICS } from '../../src/roles/rubric.js';
@@ -12,7 +12,6 @@ import {
   rubricUserText,
   yesNoQuestion,
 } from '../../src/roles/templates.js';
-import { multipartBoundary, parseMultipart } from '../../src/server/multipart.js';
 import { splitCorrectorInstruction } from '../../src/server/images.js';
 import { correctorInstruction } from '../../src/core/roles.js';
 import { probabilityOfYes, rubricAnswer } from '../../src/server/chat.js';
@@ -80,40 +79,5 @@ describe('verifier answers', () => {
     expect(a.overall_score!.score).toBeCloseTo(6);
     const b = rubricAnswer(['y', 'overall_score'], { score: 0.25, label: 'no' }, 0.25, 'embedded');
     expect(b.y).toEqual({ score: 2.5, reason: expect.stringMatching(/not judged apart/) });
-  });
-});
-
-describe('multipart parser', () => {
-  async function encode(form: FormData): Promise<{ body: Buffer; type: string }> {
-    const req = new Request('http://x/', { method: 'POST', body: form });
-    return { body: Buffer.from(await req.arrayBuffer()), type: req.headers.get('content-type')! };
-  }
-
-  it('reads fields (UTF-8, newlines as sent) and files (name, type, bytes) as fetch encodes them', async () => {
-    const form = new FormData();
-    const data = Buffer.from([0, 1, 2, 13, 10, 45, 45, 255]);
-    form.set('prompt', 'ünïcode [Reflexion]: a\nb');
-    form.set('n', '2');
-    form.set('image', new Blob([data], { type: 'image/png' }), 'my "file".png');
-    const { body, type } = await encode(form);
-    const boundary = multipartBoundary(type)!;
-    expect(boundary).toBeTruthy();
-    const parts = parseMultipart(body, boundary);
-    expect(parts.fields.get('prompt')!.replace(/\r\n/g, '\n')).toBe('ünïcode [Reflexion]: a\nb');
-    expect(parts.fields.get('n')).toBe('2');
-    const file = parts.files.get('image')!;
-    expect(file.contentType).toBe('image/png');
-    expect(file.data.equals(data)).toBe(true);
-    expect(file.filename).toContain('file');
-  });
-
-  it('refuses bodies without boundaries or ends, and content types without a boundary', () => {
-    expect(() => parseMultipart(Buffer.from('hello'), 'b')).toThrow(/no opening boundary/);
-    expect(() => parseMultipart(Buffer.from('--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nx'), 'b')).toThrow(/no closing boundary/);
-    expect(() => parseMultipart(Buffer.from('--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--'), 'b')).toThrow(/no name/);
-    expect(multipartBoundary('multipart/form-data')).toBeUndefined();
-    expect(multipartBoundary('application/json; boundary=x')).toBeUndefined();
-    expect(multipartBoundary('multipart/form-data; boundary="a b"')).toBe('a b');
-    expect(parseMultipart(Buffer.from('preamble\r\n--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n--b--\r\n'), 'b').fields.get('a')).toBe('x');
   });
 });

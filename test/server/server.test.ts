@@ -297,6 +297,7 @@ describe('bad requests get OpenAI error bodies', () => {
     ['JSON sent to edits', () => postJson(server, '/images/edits', { prompt: PROMPT }), 400, { code: 'unsupported_content_type' }],
     ['unknown path', () => raw(server, '/embeddings', { method: 'POST' }), 404, { code: 'unknown_url' }],
     ['wrong method', () => raw(server, '/chat/completions'), 405, { code: 'method_not_allowed' }],
+    ['a URL that does not decode', () => raw(server, '/models/%E0%A4%A'), 400, { code: 'invalid_url' }],
   ];
   for (const [name, call, status, fields] of cases) {
     it(name, async () => {
@@ -307,6 +308,12 @@ describe('bad requests get OpenAI error bodies', () => {
       expect(r.body.error).toMatchObject(fields);
     });
   }
+
+  it('405 says which methods the path takes', async () => {
+    const r = await raw(server, '/models', { method: 'DELETE' });
+    expect(r.status).toBe(405);
+    expect(r.headers.get('allow')).toBe('GET');
+  });
 
   it('the SDK sees them as its own error classes', async () => {
     const e = await client.images.generate({ model: 'nope', prompt: PROMPT }).catch((x: unknown) => x);
