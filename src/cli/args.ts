@@ -42,3 +42,17 @@ export function intList(value: string): number[] {
   const parts = value.split(',').map((s) => s.trim());
   return parts.map((p) => positiveInt(p));
 }
+
+/** A Redis URL for `--queue`: redis://host:port (rediss:// for TLS), optionally with user, password and db. */
+export function redisUrl(value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`expected a Redis URL such as redis://127.0.0.1:6379, got '${value}'`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new InvalidArgumentError(`expected a redis:// or rediss:// URL, got '${value}'`);
+  if (!u.hostname) throw new InvalidArgumentError(`the Redis URL '${value}' names no host`);
+  if (u.pathname.length > 1 && !/^\/\d+$/.test(u.pathname)) throw new InvalidArgumentError(`the Redis URL's path is a database number (redis://host:port/0), got '${u.pathname}'`);
+  return value;
+}

@@ -8,6 +8,7 @@ import { evalCommand } from './commands/eval.js';
 import { reportCommand } from './commands/report.js';
 import { Interrupted, RunIncomplete, runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
+import { workerCommand } from './commands/worker.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -19,7 +20,7 @@ export function buildProgram(): Command {
     .description('ReflectionFlow: better images for hard prompts by spending compute at inference time')
     .version(version())
     .showHelpAfterError(false);
-  for (const cmd of [runCommand(), evalCommand(), reportCommand(), datasetCommand(), backendsCommand(), serveCommand()]) program.addCommand(cmd);
+  for (const cmd of [runCommand(), evalCommand(), reportCommand(), datasetCommand(), backendsCommand(), serveCommand(), workerCommand()]) program.addCommand(cmd);
   return program;
 }
 

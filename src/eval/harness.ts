@@ -8,6 +8,7 @@ import { backendNames, costOf } from '../run.js';
 import type { Price } from '../core/usage.js';
 import { paramsForBudget } from './budget.js';
 import { SharedPoolIO } from './shared-pool.js';
+import type { SearchIO } from '../search/io.js';
 
 /** Judges one final image against its GenEval record (the benchmark's detector, never the search's verifier). */
 export type Judge = (png: Uint8Array, record: PromptRecord) => Promise<{ correct: boolean; reason?: string }>;
@@ -127,11 +128,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   const started = performance.now();
   const samples: EvalSample[] = [];
   const judged: Judged[] = [];
-  const maxBudget = Math.max(...opts.budgets);
   const seeds = typeof opts.seedsPerPrompt === 'number' ? () => opts.seedsPerPrompt as number : opts.seedsPerPrompt;
-  const units = opts.records.flatMap((record, p) =>
-    Array.from({ length: seeds(record) }, (_, k) => ({ record, seed: opts.seed + p * 1000 + k })),
-  );
+  const units = evalUnits(opts.records, seeds, opts.seed);
   const arms: EvalArm[] = opts.strategies.map((s) => (typeof s === 'string' ? { label: s, strategy: s } : s));
   const total = units.length * arms.length * opts.budgets.length;
   const limit = pLimit(Math.max(1, opts.jobs));
@@ -139,56 +137,102 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     units.map(({ record, seed }) =>
       limit(async () => {
         const pool = new SharedPoolIO(opts.cache ? { ...opts.cache, prompt: record.prompt } : undefined);
-        for (const arm of arms) {
-          const strategy = arm.strategy;
-          for (const budget of [...opts.budgets].sort((a, b) => a - b)) {
-            opts.signal?.throwIfAborted();
-            const params = {
-              ...paramsForBudget(strategy, budget, opts.width, seed, opts.chainHead ?? 'latest'),
-              ...(arm.stopAt !== undefined ? { stopAt: arm.stopAt } : {}),
-            };
-            const io = pool.session(arm.verifierScope ?? '');
-            const result = await search({
-              prompt: record.prompt,
-              meta: metaOf(record),
-              params,
-              roles: arm.roles ?? opts.roles,
-              io,
-              ...(opts.signal ? { signal: opts.signal } : {}),
-            });
-            const best = result.candidates.find((c) => c.id === result.bestId);
-            const verdict = best ? await opts.judge((await io.loadImage(best.id)).png, record) : { correct: false, reason: 'no image' };
-            const sample: EvalSample = {
-              prompt: record.prompt,
-              tag: record.tag,
-              strategy: arm.label,
-              budget,
-              seed,
-              correct: verdict.correct,
-              ...(verdict.reason ? { reason: verdict.reason } : {}),
-              score: best?.evaluation?.score ?? null,
-              imagesGenerated: result.imagesGenerated,
-              vlmCalls: (['verify', 'reflect', 'refine'] as const).reduce((n, r) => n + (result.usage[r]?.calls ?? 0), 0),
-              price: costOf(result.usage, backendNames(arm.roles ?? opts.roles), opts.prices)?.total ?? null,
-            };
-            samples.push(sample);
-            if (opts.verifierAuc && strategy === 'noise' && !arm.roles && budget === maxBudget) {
-              const pool = `${record.prompt}\u0000${seed}`;
-              for (const c of result.candidates) {
-                if (!c.evaluation) continue;
-                // the final image is already judged
-                const v = c.id === best?.id ? verdict : await opts.judge((await io.loadImage(c.id)).png, record);
-                judged.push({ score: c.evaluation.score, ...(c.evaluation.label ? { label: c.evaluation.label } : {}), correct: v.correct, tag: record.tag, pool });
-              }
-            }
-            opts.onResult?.(sample, samples.length, total);
-          }
-        }
+        const onResult = (s: EvalSample) => {
+          samples.push(s);
+          opts.onResult?.(s, samples.length, total);
+        };
+        const out = await evalUnit({ ...opts, record, seed, arms, pool, onResult });
+        judged.push(...out.judged);
       }),
     ),
   );
-  const report = summarise(samples, arms.map((a) => a.label), opts.budgets, performance.now() - started);
-  if (judged.length) report.verifier = verifierAgreement(judged);
+  return evalReport(samples, judged, arms.map((a) => a.label), opts.budgets, performance.now() - started);
+}
+
+/** Every (prompt, run seed) of an eval, each with its own seed; the unit of pool sharing. */
+export function evalUnits(records: PromptRecord[], seeds: (record: PromptRecord) => number, base: number): Array<{ record: PromptRecord; seed: number }> {
+  return records.flatMap((record, p) => Array.from({ length: seeds(record) }, (_, k) => ({ record, seed: base + p * 1000 + k })));
+}
+
+export interface UnitOptions extends Pick<EvalOptions, 'budgets' | 'roles' | 'judge' | 'width' | 'chainHead' | 'verifierAuc' | 'prices' | 'signal'> {
+  record: PromptRecord;
+  seed: number;
+  arms: EvalArm[];
+  /** where the searches keep what they make: pool calls shared between them, `name` tells the searches apart */
+  pool: { session(verifierScope: string, name: string): SearchIO };
+  onResult?: (r: EvalSample) => void;
+}
+
+/**
+ * One prompt and run seed: each arm × budget is one search, its final image judged. The searches share their noise
+ * pool (same seeds, same images), so a budget ladder costs little more than its largest rung for `noise`.
+ */
+export async function evalUnit(opts: UnitOptions): Promise<{ samples: EvalSample[]; judged: Judged[] }> {
+  const { record, seed } = opts;
+  const samples: EvalSample[] = [];
+  const judged: Judged[] = [];
+  const maxBudget = Math.max(...opts.budgets);
+  for (const arm of opts.arms) {
+    const strategy = arm.strategy;
+    for (const budget of [...opts.budgets].sort((a, b) => a - b)) {
+      opts.signal?.throwIfAborted();
+      const params = {
+        ...paramsForBudget(strategy, budget, opts.width, seed, opts.chainHead ?? 'latest'),
+        ...(arm.stopAt !== undefined ? { stopAt: arm.stopAt } : {}),
+      };
+      const io = opts.pool.session(arm.verifierScope ?? '', `${arm.label}\u0000${budget}`);
+      const result = await search({
+        prompt: record.prompt,
+        meta: metaOf(record),
+        params,
+        roles: arm.roles ?? opts.roles,
+        io,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      const best = result.candidates.find((c) => c.id === result.bestId);
+      const verdict = best ? await opts.judge((await io.loadImage(best.id)).png, record) : { correct: false, reason: 'no image' };
+      const sample: EvalSample = {
+        prompt: record.prompt,
+        tag: record.tag,
+        strategy: arm.label,
+        budget,
+        seed,
+        correct: verdict.correct,
+        ...(verdict.reason ? { reason: verdict.reason } : {}),
+        score: best?.evaluation?.score ?? null,
+        imagesGenerated: result.imagesGenerated,
+        vlmCalls: (['verify', 'reflect', 'refine'] as const).reduce((n, r) => n + (result.usage[r]?.calls ?? 0), 0),
+        price: costOf(result.usage, backendNames(arm.roles ?? opts.roles), opts.prices)?.total ?? null,
+      };
+      samples.push(sample);
+      if (opts.verifierAuc && strategy === 'noise' && !arm.roles && budget === maxBudget) {
+        const pool = `${record.prompt}\u0000${seed}`;
+        for (const c of result.candidates) {
+          if (!c.evaluation) continue;
+          // the final image is already judged
+          const v = c.id === best?.id ? verdict : await opts.judge((await io.loadImage(c.id)).png, record);
+          judged.push({ score: c.evaluation.score, ...(c.evaluation.label ? { label: c.evaluation.label } : {}), correct: v.correct, tag: record.tag, pool });
+        }
+      }
+      opts.onResult?.(sample);
+    }
+  }
+  return { samples, judged };
+}
+
+/**
+ * The report of an eval's samples, whatever order they finished in: samples and judged pool images are put in one
+ * order first, so that sums of floats (prices, per-pool AUCs) come out the same bit for bit in one process or many.
+ */
+export function evalReport(samples: EvalSample[], judged: Judged[], strategies: string[], budgets: number[], wallMs: number): EvalReport {
+  const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const ordered = [...samples].sort(
+    (a, b) => byText(a.tag, b.tag) || byText(a.prompt, b.prompt) || a.seed - b.seed || byText(a.strategy, b.strategy) || a.budget - b.budget,
+  );
+  const report = summarise(ordered, strategies, budgets, wallMs);
+  report.samples = samples;
+  const pools = [...judged].sort((a, b) => byText(a.pool, b.pool) || a.score - b.score || Number(a.correct) - Number(b.correct));
+  if (pools.length) report.verifier = verifierAgreement(pools);
   return report;
 }
 

@@ -5,16 +5,16 @@ import { makeOutputDir } from '../../store/dirs.js';
 import { Command, Option } from 'commander';
 import { loadConfigFile } from '../../config/load.js';
 import { loadPromptFile, type PromptRecord } from '../../config/prompts.js';
-import { buildRoles, planRoles } from '../../config/resolve.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
-import { STRATEGIES, type Strategy } from '../../core/types.js';
 import { runEval, type EvalReport } from '../../eval/harness.js';
+import { buildArms, parseStrategies } from '../../eval/arms.js';
 import { markdownTable, scalingSvg } from '../../eval/output.js';
 import { evaluateImage } from '../../shapeworld/evaluate.js';
 import { seedsPerPrompt, testPrompts } from '../../shapeworld/prompts.js';
 import { validateSpec, type PromptSpec, type Tag } from '../../shapeworld/rules.js';
-import { intList, nonNegativeInt, numberList, positiveInt } from '../args.js';
+import { intList, nonNegativeInt, numberList, positiveInt, redisUrl } from '../args.js';
+import { queuedEval } from '../queued.js';
 
 interface EvalFlags {
   prompts?: string;
@@ -35,6 +35,7 @@ interface EvalFlags {
   cache?: string;
   auc?: boolean;
   quiet?: boolean;
+  queue?: string;
 }
 
 export function evalCommand(): Command {
@@ -59,35 +60,10 @@ export function evalCommand(): Command {
     .option('--cache <dir>', 'keep noise-pool images here across eval runs (needs a generator with an identity)')
     .option('--auc', "also judge every image of the largest noise pool and report the verifier's ROC-AUC")
     .option('--quiet', 'no progress output')
+    .option('--queue <url>', 'enqueue one job per prompt, seed and strategy on this Redis (redis://host:port) for `reflectionflow worker`s, and wait for them', redisUrl)
     .action(async (flags: EvalFlags & { strategy?: string }) => {
       await evalAction({ ...flags, strategies: flags.strategy ?? flags.strategies });
     });
-}
-
-/** `noise`, `reflection`, … or `<strategy>@oracle`: that strategy with the ShapeWorld evaluator as its verifier. */
-interface ArmSpec {
-  label: string;
-  strategy: Strategy;
-  oracle: boolean;
-}
-
-function parseStrategies(list: string, allOracle: boolean): ArmSpec[] {
-  const items = list.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new UserError('no strategy given');
-  const arms = items.map((item) => {
-    const [name, suffix, ...rest] = item.split('@');
-    if (!(STRATEGIES as readonly string[]).includes(name!) || rest.length || (suffix !== undefined && suffix !== 'oracle')) {
-      throw new UserError(`unknown strategy '${item}' (choose ${STRATEGIES.join(', ')}, each optionally with @oracle)`);
-    }
-    const oracle = allOracle || suffix === 'oracle';
-    return { label: allOracle || suffix === undefined ? name! : item, strategy: name as Strategy, oracle };
-  });
-  const seen = new Set<string>();
-  for (const a of arms) {
-    if (seen.has(a.label)) throw new UserError(`strategy '${a.label}' given twice`);
-    seen.add(a.label);
-  }
-  return arms;
 }
 
 async function evalAction(flags: EvalFlags): Promise<void> {
@@ -120,16 +96,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
 
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
   if (flags.backend) config.backend = flags.backend;
-  const needed = new Map<string, ReturnType<typeof planRoles>[number]>();
-  for (const a of arms) for (const p of planRoles(config, a.strategy)) if (!(a.oracle && p.role === 'verifier')) needed.set(p.role, p);
-  const roles = await buildRoles([...needed.values()]);
-  // the ShapeWorld evaluator as a verifier: what `@oracle` arms rank by
-  const oracle = arms.some((a) => a.oracle) ? (await buildRoles(planRoles({ backend: 'procedural' }, 'noise'))).verifier : null;
-  const fixed = arms.map((a) =>
-    a.oracle ? { label: a.label, strategy: a.strategy, roles: { ...roles, verifier: oracle! }, verifierScope: 'oracle' } : { label: a.label, strategy: a.strategy },
-  );
-  // adaptive compute: each strategy again, stopping at each threshold
-  const evalArms = [...fixed, ...(flags.stopAt ?? []).flatMap((t) => fixed.map((a) => ({ ...a, label: `${a.label} stop@${t}`, stopAt: t })))];
+  const { roles, plans, arms: evalArms } = await buildArms(config, arms, flags.stopAt);
 
   if (flags.cache && !roles.generator.identity) {
     throw new UserError(`--cache needs a generator that declares its identity; '${roles.generator.name}' does not`);
@@ -138,7 +105,10 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   const seeds = flags.seeds ? () => flags.seeds! : (r: PromptRecord) => Math.max(1, perTag[r.tag as Tag] ?? 1);
   const started = new Date();
   let last = 0;
-  const report = await runEval({
+  const queued = flags.queue
+    ? await queuedEval(flags.queue, { records, seeds, arms, evalArms, config, out: flags.out, budgets: flags.budgets, width: flags.width, seed: flags.seed, chainHead: flags.chainHead, auc: Boolean(flags.auc), quiet: Boolean(flags.quiet), ...(flags.cache ? { cache: flags.cache } : {}) })
+    : null;
+  const report = queued ? queued.report : await runEval({
     records,
     strategies: evalArms,
     budgets: flags.budgets,
@@ -165,14 +135,16 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     prompts: flags.prompts ?? `split:${flags.split}`,
     strategies,
     budgets: flags.budgets,
-    roles: Object.fromEntries([...needed.values()].map((p) => [p.role, p.backend])),
+    roles: Object.fromEntries(plans.map((p) => [p.role, p.backend])),
     oracle: flags.oracle ? true : arms.filter((a) => a.oracle).map((a) => a.label),
     width: flags.width,
     seed: flags.seed,
     chainHead: flags.chainHead,
   });
+  if (queued) queued.writeLog(dir);
   process.stdout.write(markdownTable(report, { paper: !flags.prompts && flags.split === 'test' }));
   process.stdout.write(`\nwall ${(report.wallMs / 1000).toFixed(1)}s; results in ${dir}\n`);
+  queued?.throwIfFailed(dir);
 }
 
 function writeResults(out: string, started: Date, report: EvalReport, setup: Record<string, unknown>): string {

@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { UserError } from '../../core/errors.js';
+import { openQueue } from '../../queue/connection.js';
+import { startWorker, workerName } from '../../queue/worker.js';
+import { positiveInt, redisUrl } from '../args.js';
+
+interface WorkerFlags {
+  queue?: string;
+  concurrency: number;
+  stallMs: number;
+  quiet?: boolean;
+}
+
+export function workerCommand(): Command {
+  return new Command('worker')
+    .description('run the jobs of `eval --queue` and `run --prompts --queue` (any number of workers, on any machine sharing the results folder)')
+    .option('--queue <url>', 'the Redis the jobs are on, e.g. redis://127.0.0.1:6379', redisUrl)
+    .option('--concurrency <n>', 'jobs at once', positiveInt, 1)
+    .option('--stall-ms <ms>', "how long a job waits for a worker that stopped answering (killed, hung) before another worker takes it", positiveInt, 30_000)
+    .option('--quiet', 'no line per job')
+    .action(async (flags: WorkerFlags) => {
+      await workerAction(flags);
+    });
+}
+
+/** Runs until SIGINT or SIGTERM: then it takes no new job and exits once its jobs are done (a second signal: at once). */
+async function workerAction(flags: WorkerFlags): Promise<void> {
+  if (!flags.queue) throw new UserError('worker needs --queue <redis://host:port>');
+  await (await openQueue(flags.queue)).close(); // one clear line now if Redis is not there, not endless retries
+  const log = (line: string) => process.stderr.write(`worker ${line}\n`);
+  const worker = startWorker({ url: flags.queue, concurrency: flags.concurrency, stallMs: flags.stallMs, ...(flags.quiet ? {} : { log }) });
+  await worker.waitUntilReady();
+  process.stderr.write(`worker ${workerName()} ready on ${flags.queue}\n`);
+  await new Promise<void>((resolve) => {
+    let signals = 0;
+    const stop = () => {
+      if (++signals > 1) process.exit(130);
+      process.stderr.write('worker stopping: finishing the jobs in hand (again to quit now; they resume elsewhere)\n');
+      void worker.close().then(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
