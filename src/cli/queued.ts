@@ -6,7 +6,14 @@ import type { ArmSpec } from '../eval/arms.js';
 import type { EvalArm, EvalReport } from '../eval/harness.js';
 import type { DispatchProgress, JobOutcome } from '../queue/dispatch.js';
 import { runQueuedEval } from '../queue/eval-jobs.js';
-import { RunIncomplete } from './commands/run.js';
+import type { SearchParams } from '../core/types.js';
+import { dispatch } from '../queue/dispatch.js';
+import { runJobs, type RunJobResult } from '../queue/run-jobs.js';
+import type { RunOutcome } from '../run.js';
+import type { BatchStore } from '../store/batch.js';
+import { readRunRecord } from '../store/run-store.js';
+import type { RunRecord } from '../store/types.js';
+import { printSummary, RunIncomplete, summaryJson, writeGeneval, type RunFlags } from './commands/run.js';
 
 /** Progress of queued jobs on stderr: a line when something changed, at most every 2 s (and the last one). */
 export function queueProgress(quiet: boolean): (p: DispatchProgress) => void {
@@ -84,4 +91,41 @@ export async function queuedEval(url: string, o: QueuedEvalInput): Promise<{ rep
       );
     },
   };
+}
+
+/**
+ * `run --prompts … --queue` (and `run --resume <batchDir> --queue`): one job per prompt not done yet; then the
+ * batch record says where each run is, and each summary is printed as a one-process batch prints it.
+ */
+export async function queuedBatch(url: string, batch: BatchStore, o: { params: SearchParams; config: ConfigFile; size: number | undefined; flags: RunFlags }): Promise<void> {
+  const { flags } = o;
+  const b = batch.batch;
+  const jobs = runJobs({ batchDir: batch.dir, prompts: b.prompts, params: o.params, config: o.config, ...(o.size ? { size: o.size } : {}), report: flags.report });
+  const outcomes = await dispatch(url, jobs, { onProgress: queueProgress(Boolean(flags.quiet || flags.json)) });
+  writeFileSync(path.join(batch.dir, 'queue.log'), queueLog(outcomes));
+  const runs: Array<{ dir: string; run: RunRecord; failures?: string }> = [];
+  for (const [i, out] of outcomes.entries()) {
+    const r = out.result as RunJobResult | undefined;
+    if (!r) continue;
+    const run = await readRunRecord(r.dir);
+    batch.setRun(i, r.dir, run.status);
+    runs.push({ dir: r.dir, run, ...(r.failures ? { failures: r.failures } : {}) });
+    const prompt = b.prompts[i]!;
+    await writeGeneval(flags, i, { prompt: prompt.prompt, ...(prompt.record ? { record: prompt.record } : {}) }, run);
+    if (!flags.json) printSummary({ dir: r.dir, run, failures: [] } as unknown as RunOutcome, jobs.length > 1 ? `[${i + 1}/${jobs.length}]` : '');
+  }
+  if (flags.json) process.stdout.write(JSON.stringify(runs.map(summaryJson), null, 2) + '\n');
+  else process.stdout.write(`batch: ${batch.dir}\n`);
+  const failed = outcomes.filter((x) => x.error);
+  if (failed.length) {
+    throw new RunIncomplete(
+      `${failed.length} of ${outcomes.length} prompts failed (${failed[0]!.label}: ${failed[0]!.error}); every reason is in ${path.join(batch.dir, 'queue.log')}; retry with: reflectionflow run --resume ${batch.dir} --queue ${url}`,
+    );
+  }
+  const incomplete = runs.filter((r) => r.run.status === 'incomplete');
+  if (incomplete.length) {
+    throw new RunIncomplete(
+      `${incomplete.length === 1 ? 'a run is' : `${incomplete.length} runs are`} incomplete: ${incomplete.map((r) => r.failures ?? r.run.error).join(' | ')}; retry the failed calls with: reflectionflow run --resume ${batch.dir} --queue ${url}`,
+    );
+  }
 }

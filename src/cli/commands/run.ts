@@ -17,10 +17,11 @@ import { BatchStore, readBatchRecord } from '../../store/batch.js';
 import { makeOutputDir } from '../../store/dirs.js';
 import type { RunRecord } from '../../store/types.js';
 import { writeGenevalPrompt } from '../../eval/geneval-layout.js';
-import { finiteNumber, nonNegativeInt, positiveInt, strategy } from '../args.js';
+import { finiteNumber, nonNegativeInt, positiveInt, redisUrl, strategy } from '../args.js';
+import { queuedBatch } from '../queued.js';
 import { Progress } from '../progress.js';
 
-interface RunFlags {
+export interface RunFlags {
   strategy?: SearchParams['strategy'];
   budget?: number;
   samples?: number;
@@ -43,6 +44,7 @@ interface RunFlags {
   size?: number;
   quiet?: boolean;
   json?: boolean;
+  queue?: string;
 }
 
 export function runCommand(): Command {
@@ -71,6 +73,7 @@ export function runCommand(): Command {
     .option('--no-report', 'do not write report.html')
     .option('--quiet', 'no progress output')
     .option('--json', 'print the summary as JSON')
+    .option('--queue <url>', 'with --prompts (or --resume <batchDir>): one job per prompt on this Redis (redis://host:port) for `reflectionflow worker`s; waits for them', redisUrl)
     .action(async (prompt: string | undefined, flags: RunFlags) => {
       await runAction(prompt, flags);
     });
@@ -101,6 +104,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
   const jobs = collectJobs(promptArg, flags.prompts);
   if (flags.genevalOut && !flags.prompts) throw new UserError('--geneval-out needs --prompts <evaluation_metadata.jsonl>');
+  if (flags.queue && !flags.prompts) throw new UserError('--queue runs a batch: give --prompts <file.jsonl>');
   if (flags.budget !== undefined && (flags.samples !== undefined || flags.depth !== undefined)) {
     throw new UserError('give --budget, or --samples and --depth, not both (--budget splits itself; --width sets its chains)');
   }
@@ -149,6 +153,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
         prompts: jobs.map((j) => ({ prompt: j.prompt, ...(j.record ? { record: j.record } : {}), dir: null, status: 'pending' as const })),
       })
     : null;
+  if (batch && flags.queue) return queuedBatch(flags.queue, batch, { params, config: stored as ConfigFile, size, flags });
   await executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags });
 }
 
@@ -238,6 +243,7 @@ async function executeJobs(jobs: Job[], batch: BatchStore | null, ctx: JobContex
 async function resumeAction(flags: RunFlags): Promise<void> {
   const dir = flags.resume!;
   if (await readBatchRecord(dir)) return resumeBatch(dir, flags);
+  if (flags.queue) throw new UserError(`--queue resumes a batch directory; ${dir} is a single run (resume it without --queue)`);
   const run = await readRunRecord(dir);
   if (run.status === 'done') throw new UserError(`run ${dir} is already done; nothing to resume`);
   const config = (run.config ?? {}) as ConfigFile;
@@ -275,6 +281,7 @@ async function resumeBatch(dir: string, flags: RunFlags): Promise<void> {
     const b = batch.batch;
     if (b.prompts.every((p) => p.status === 'done')) throw new UserError(`batch ${dir} is already done; nothing to resume`);
     const config = (b.config ?? {}) as ConfigFile;
+    if (flags.queue) return await queuedBatch(flags.queue, batch, { params: b.params, config, size: b.size, flags });
     const roles = await buildRoles(planRoles(config, b.params.strategy));
     const jobs: Job[] = b.prompts.map((p) => ({ prompt: p.prompt, ...(p.record ? { record: p.record } : {}) }));
     await executeJobs(jobs, batch, { params: b.params, roles, config: b.config, outDir: batch.dir, size: b.size, prices: config.prices, flags });
@@ -301,7 +308,7 @@ function stoppedEarly(err: RoleFailing, dir: string): RunIncomplete {
 }
 
 /** GenEval's layout for prompt `i` of the batch: its record and the final image (nothing when there is none). */
-async function writeGeneval(flags: RunFlags, i: number, job: Job, run: RunRecord): Promise<void> {
+export async function writeGeneval(flags: RunFlags, i: number, job: Job, run: RunRecord): Promise<void> {
   if (!flags.genevalOut || !job.record || !run.result?.bestPath) return;
   await writeGenevalPrompt(flags.genevalOut, i, job.record, [run.result.bestPath]);
 }
@@ -355,7 +362,7 @@ function printPlan(jobs: Job[], params: SearchParams, rolePlans: RolePlan[], out
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-function printSummary(o: RunOutcome, label: string): void {
+export function printSummary(o: RunOutcome, label: string): void {
   const r = o.run.result!;
   const busy = r.busyPerRole ?? {};
   const roles = Object.entries(busy)
@@ -389,7 +396,7 @@ function usageLine(usage: NonNullable<NonNullable<RunOutcome['run']['result']>['
   return parts.join(', ') || 'none';
 }
 
-function summaryJson(o: Pick<RunOutcome, 'dir' | 'run'>) {
+export function summaryJson(o: Pick<RunOutcome, 'dir' | 'run'>) {
   const r = o.run.result!;
   return { dir: o.dir, prompt: o.run.prompt, ...r };
 }
@@ -401,6 +408,7 @@ function interruptible(): { signal: AbortSignal; dispose(): void } {
   const onSignal = () => {
     count++;
     if (count > 1) process.exit(130);
+    process.stderr.write('stopping… (Ctrl-C again to quit at once)\n');
     controller.abort(new Error('interrupted'));
   };
   process.on('SIGINT', onSignal);
