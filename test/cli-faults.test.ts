@@ -128,6 +128,34 @@ describe('run: failed calls', () => {
   });
 });
 
+describe('run: a budget of two million images', () => {
+  it('starts calling at once, and Ctrl-C stops it: "stopping…", then the resume hint as the last line, exit 130', async () => {
+    const out = tmpDir();
+    const args = ['run', 'a red circle', '--backend', 'procedural', '--strategy', 'reflection', '--depth', '1000000', '--budget-limit', '3000000', '--out', out];
+    const p = cliAsync(args);
+    let stderr = '';
+    const started = new Promise<void>((resolve) =>
+      p.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        // a few rounds in: chains exist, and calls are in flight when the signal comes
+        if (/run correct\s+r3-/.test(stderr)) resolve();
+      }),
+    );
+    await started;
+    const rssKb = Number(readFileSync(`/proc/${p.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]);
+    p.kill('SIGINT');
+    const code = await new Promise<number>((resolve) => p.on('close', (c) => resolve(c ?? -1)));
+    expect(code).toBe(130);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toContain('stopping… (Ctrl-C again to quit at once)');
+    expect(lines.at(-1)).toMatch(/^reflectionflow: interrupted: continue with: reflectionflow run --resume /);
+    // the plan is counted, not listed: memory does not grow with the budget (a listed plan of 2·10^6 steps is ~100 MB more)
+    expect(rssKb).toBeLessThan(300_000);
+    const [dir] = runDirs(out);
+    expect(runJson(dir!).status).toBe('interrupted');
+  });
+});
+
 describe('run: one process per run directory', () => {
   async function interruptedRun(): Promise<string> {
     const out = tmpDir();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { search, type SearchInput } from '../src/search/loop.js';
 import { MemoryIO } from '../src/search/io.js';
-import { makePlan } from '../src/search/plan.js';
+import { makePlan, planned } from '../src/search/plan.js';
 import { rank } from '../src/search/select.js';
 import type { Candidate, SearchParams } from '../src/core/types.js';
 import { createBackend, qualityOf } from './fixtures/fake-backend.mjs';
@@ -38,12 +38,20 @@ describe('plan and budget', () => {
     const plan = makePlan(params({ samples: 4, width: 2, depth: 3, maxImages: 7 }));
     expect(plan.budget).toBe(7);
     expect(plan.pool).toBe(4);
-    expect(plan.steps).toEqual([
+    const grid = [1, 2, 3].map((r) => [0, 1].map((c) => planned(plan, r, c)));
+    expect(grid).toEqual([
       [true, true],
       [true, false],
       [false, false],
     ]);
     expect(makePlan(params({ samples: 4, width: 2, depth: 3, maxImages: 3 }))).toMatchObject({ pool: 3, budget: 3 });
+  });
+  it('plans a depth of 10^6 by counting, not listing, its steps', () => {
+    const plan = makePlan(params({ samples: 4, width: 2, depth: 1_000_000 }));
+    expect(JSON.stringify(plan).length).toBeLessThan(200);
+    expect(plan.budget).toBe(2_000_004);
+    expect(planned(plan, 1_000_000, 1)).toBe(true);
+    expect(planned(plan, 1_000_001, 0)).toBe(false);
   });
   it('width never exceeds the pool', () => {
     expect(makePlan(params({ samples: 2, width: 5, depth: 1 })).width).toBe(2);

@@ -30,8 +30,11 @@ export class Progress {
   }
 
   private best = -Infinity;
+  private stopped = false;
 
   onCall = (event: CallEvent, replayed: boolean): void => {
+    // calls already in flight when the search stopped still settle; their lines would follow the resume hint
+    if (this.stopped) return;
     this.calls++;
     if (event.outputId && !event.error) this.images++;
     if (event.evaluation && event.evaluation.score > this.best) this.best = event.evaluation.score;
@@ -55,6 +58,7 @@ export class Progress {
   };
 
   stop(): void {
+    this.stopped = true;
     this.bar?.stop();
   }
 }

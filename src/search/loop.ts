@@ -22,7 +22,7 @@ import type {
 import { CallFailed, CallRunner, type CallListener } from './calls.js';
 import type { SearchIO } from './io.js';
 import type { CallEvent } from './io.js';
-import { makePlan } from './plan.js';
+import { makePlan, planned } from './plan.js';
 import { deriveSeed } from './seeds.js';
 import { bestOf, rank } from './select.js';
 
@@ -220,7 +220,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     return child;
   };
   for (let r = 1; r <= plan.depth && chains.length && !stoppedAt; r++) {
-    const made = await Promise.all(chains.map((_, i) => (plan.steps[r - 1]![i] ? step(i, r) : Promise.resolve(undefined))));
+    const made = await Promise.all(chains.map((_, i) => (planned(plan, r, i) ? step(i, r) : Promise.resolve(undefined))));
     stoppedAt = made.find(passes);
   }
 

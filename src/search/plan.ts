@@ -12,8 +12,8 @@ export interface SearchPlan {
   width: number;
   /** rounds after round 0 */
   depth: number;
-  /** steps[r-1][c] is true when chain c gets an image in round r */
-  steps: boolean[][];
+  /** chain steps the plan makes: round 1 chain 0, chain 1, …, then round 2, … (row-major), the first `chainSteps` */
+  chainSteps: number;
   /** images the plan generates: pool + enabled steps */
   budget: number;
   /** images the parameters ask for before any cap */
@@ -31,20 +31,16 @@ export function makePlan(p: SearchParams): SearchPlan {
   if (p.strategy === 'noise') {
     const pool = Math.min(requested, cap);
     // best-of-N keeps no chains: every image is a pool image
-    return { strategy: p.strategy, pool, width: 0, depth: 0, steps: [], budget: pool, requested };
+    return { strategy: p.strategy, pool, width: 0, depth: 0, chainSteps: 0, budget: pool, requested };
   }
   const pool = Math.min(p.samples, cap);
   const width = Math.min(p.width, pool);
-  let left = Math.max(0, cap - pool);
-  const steps: boolean[][] = [];
-  for (let r = 0; r < p.depth; r++) {
-    const row: boolean[] = [];
-    for (let c = 0; c < width; c++) {
-      row.push(left > 0);
-      if (left > 0) left--;
-    }
-    steps.push(row);
-  }
-  const used = steps.flat().filter(Boolean).length;
-  return { strategy: p.strategy, pool, width, depth: p.depth, steps, budget: pool + used, requested };
+  // counted, not listed: a depth of 10^6 must plan in constant memory
+  const chainSteps = Math.min(Math.max(0, cap - pool), width * p.depth);
+  return { strategy: p.strategy, pool, width, depth: p.depth, chainSteps, budget: pool + chainSteps, requested };
+}
+
+/** Does chain `chain` get an image in round `round` (1-based)? */
+export function planned(plan: SearchPlan, round: number, chain: number): boolean {
+  return (round - 1) * plan.width + chain < plan.chainSteps;
 }
