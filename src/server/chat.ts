@@ -17,7 +17,10 @@ import { ApiError, badRequest } from './errors.js';
 import type { HandlerContext } from './context.js';
 import { readImage } from './images.js';
 import { roleForModel } from './models.js';
-import { chatRequestSchema, validate, type ChatRequestBody } from './schemas.js';
+import { chatRequestSchema, MAX_PROMPT, validate, type ChatRequestBody } from './schemas.js';
+
+/** A role request carries a prompt or two (each at most MAX_PROMPT) and a template around them. */
+const MAX_TURN_TEXT = 4 * MAX_PROMPT;
 
 /** Log-probabilities are finite on the wire (JSON has no −Infinity); this stands for P = 0, as OpenAI does. */
 export const MIN_LOGPROB = -9999;
@@ -42,6 +45,9 @@ function requestTurn(body: ChatRequestBody): { text: string; imageUrl: string } 
     if (!image || image.type !== 'image_url') continue;
     const text = m.content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
     if (!text) throw badRequest(`messages.${i} has an image but no text part`, `messages.${i}.content`, 'invalid_value');
+    if (text.length > MAX_TURN_TEXT) {
+      throw badRequest(`messages.${i} has ${text.length} characters of text; a role request has at most ${MAX_TURN_TEXT}`, `messages.${i}.content`, 'invalid_value');
+    }
     return { text, imageUrl: image.image_url.url };
   }
   throw badRequest('no user message with an image_url part: every role judges an image', 'messages', 'missing_required_parameter');

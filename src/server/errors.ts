@@ -11,9 +11,19 @@ export class ApiError extends Error {
     super(message);
   }
 
+  /** The wire body; a message past MAX_MESSAGE characters (one that quotes a huge input) is cut. */
   body(): { error: { message: string; type: string; param: string | null; code: string | null } } {
-    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+    const message = this.message.length > MAX_MESSAGE ? `${this.message.slice(0, MAX_MESSAGE)}…` : this.message;
+    return { error: { message, type: this.type, param: this.param, code: this.code } };
   }
+}
+
+const MAX_MESSAGE = 400;
+
+/** A client's value inside an error message: quoted, control characters blanked, at most `max` characters. */
+export function quote(value: string, max = 80): string {
+  const clean = value.replace(/[\u0000-\u001f\u007f]/g, ' ');
+  return clean.length <= max ? `'${clean}'` : `'${clean.slice(0, max)}…' (${value.length} characters)`;
 }
 
 export function badRequest(message: string, param: string | null = null, code: string | null = null): ApiError {

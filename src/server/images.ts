@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import type { Image, Reflection } from '../core/types.js';
 import type { RoleInfo } from '../core/roles.js';
 import { UserError } from '../core/errors.js';
-import { ApiError, badRequest } from './errors.js';
+import { ApiError, badRequest, quote } from './errors.js';
 import { roleForModel } from './models.js';
 import { editFieldsSchema, generationRequestSchema, MAX_SEED, validate } from './schemas.js';
 import type { HandlerContext } from './context.js';
@@ -41,7 +41,7 @@ function checkCommon(body: { response_format?: string | null; stream?: boolean |
   }
   if (body.stream) throw badRequest('stream is not supported', 'stream', 'unsupported_value');
   if (body.output_format && body.output_format !== 'png') {
-    throw badRequest(`output_format '${body.output_format}' is not supported: images are PNG`, 'output_format', 'unsupported_value');
+    throw badRequest(`output_format ${quote(body.output_format)} is not supported: images are PNG`, 'output_format', 'unsupported_value');
   }
 }
 
@@ -49,10 +49,10 @@ function checkCommon(body: { response_format?: string | null; stream?: boolean |
 export function parseSize(size: string | null | undefined): number | undefined {
   if (size === undefined || size === null || size === 'auto') return undefined;
   const m = /^(\d{1,4})x(\d{1,4})$/.exec(size);
-  if (!m) throw badRequest(`Invalid 'size': expected 'auto' or '<width>x<height>', got '${size}'`, 'size', 'invalid_value');
-  if (m[1] !== m[2]) throw badRequest(`Invalid 'size': images are square, got '${size}'`, 'size', 'invalid_value');
+  if (!m) throw badRequest(`Invalid 'size': expected 'auto' or '<width>x<height>', got ${quote(size)}`, 'size', 'invalid_value');
+  if (m[1] !== m[2]) throw badRequest(`Invalid 'size': images are square, got ${quote(size)}`, 'size', 'invalid_value');
   const n = Number(m[1]);
-  if (n < 1) throw badRequest(`Invalid 'size': '${size}'`, 'size', 'invalid_value');
+  if (n < 1) throw badRequest(`Invalid 'size': ${quote(size)}`, 'size', 'invalid_value');
   return n;
 }
 

@@ -1,6 +1,6 @@
 import type { RoleSet } from '../core/roles.js';
 import { ROLE_KEYS, type RoleKey } from '../backends/registry.js';
-import { ApiError } from './errors.js';
+import { ApiError, quote } from './errors.js';
 
 /** `reflectionflow-generator`, `reflectionflow-verifier`, … */
 export function modelId(role: RoleKey): string {
@@ -26,11 +26,11 @@ export function servedModels(roles: Partial<RoleSet>): ServedModel[] {
 export function roleForModel(roles: Partial<RoleSet>, model: string, endpoint: string, accepted: readonly RoleKey[]): RoleKey {
   const served = servedModels(roles).find((m) => m.id === model);
   if (!served) {
-    throw new ApiError(404, `The model '${model}' does not exist (served: ${servedModels(roles).map((m) => m.id).join(', ') || 'none'})`, 'model_not_found', 'model');
+    throw new ApiError(404, `The model ${quote(model)} does not exist (served: ${servedModels(roles).map((m) => m.id).join(', ') || 'none'})`, 'model_not_found', 'model');
   }
   if (!accepted.includes(served.role)) {
     const ok = accepted.filter((k) => roles[k]).map(modelId);
-    throw new ApiError(400, `The model '${model}' is not served on ${endpoint} (use ${ok.join(' or ') || 'none: this server has no such role'})`, 'model_not_supported', 'model');
+    throw new ApiError(400, `The model ${quote(model)} is not served on ${endpoint} (use ${ok.join(' or ') || 'none: this server has no such role'})`, 'model_not_supported', 'model');
   }
   return served.role;
 }

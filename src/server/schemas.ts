@@ -3,6 +3,12 @@ import { z } from 'zod';
 import { ApiError } from './errors.js';
 
 export const MAX_SEED = 2 ** 31 - 1;
+/** OpenAI's own limit for image prompts (gpt-image-1); no ShapeWorld prompt comes near it */
+export const MAX_PROMPT = 32_000;
+const prompt = z
+  .string()
+  .max(MAX_PROMPT)
+  .refine((s) => s.trim().length > 0, 'the prompt is empty');
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() }).passthrough();
 const imagePart = z
@@ -48,7 +54,7 @@ export type ChatRequestBody = z.infer<typeof chatRequestSchema>;
 
 const imageCommon = {
   model: z.string().min(1).optional(),
-  prompt: z.string().refine((s) => s.trim().length > 0, 'the prompt is empty'),
+  prompt,
   response_format: z.enum(['b64_json', 'url']).nullable().optional(),
   size: z.string().nullable().optional(),
   output_format: z.string().nullable().optional(),
@@ -78,7 +84,7 @@ const boolField = z.enum(['true', 'false']).transform((s) => s === 'true');
 export const editFieldsSchema = z
   .object({
     model: z.string().min(1).optional(),
-    prompt: z.string().refine((s) => s.trim().length > 0, 'the prompt is empty'),
+    prompt,
     response_format: z.enum(['b64_json', 'url']).optional(),
     size: z.string().optional(),
     output_format: z.string().optional(),

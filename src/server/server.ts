@@ -10,14 +10,16 @@
  * Every error is an OpenAI-style body `{error: {message, type, param, code}}`.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ModelOutputError, UserError, errorMessage } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
 import { handleChat } from './chat.js';
 import type { HandlerContext } from './context.js';
-import { ApiError, badRequest } from './errors.js';
+import { ApiError, badRequest, quote } from './errors.js';
 import { handleEdit, handleGeneration, type FormParts } from './images.js';
 import { RoleLimits, servedModels, type ServedModel } from './models.js';
 
@@ -31,8 +33,17 @@ export interface ServerOptions {
   apiKey?: string;
   /** request bodies above this are refused with 413 (default 32 MiB) */
   maxBodyBytes?: number;
-  /** one line per request (method, path, status, ms) */
+  /** one line per request (method, path without its query string, status, ms) */
   log?: (line: string) => void;
+  /**
+   * host names that requests may name in `Host` besides the bound address (loopback names when it is loopback,
+   * every local address when it is 0.0.0.0 or ::), e.g. the name a reverse proxy forwards
+   */
+  allowedHosts?: string[];
+  /** a request's headers must arrive within this (default 15 s) */
+  headersTimeoutMs?: number;
+  /** a request's headers and body must arrive within this (default 60 s); the answer may take as long as the roles do */
+  bodyTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -50,6 +61,8 @@ export const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const MAX_PARTS = 64;
+const DEFAULT_HEADERS_TIMEOUT = 15_000;
+const DEFAULT_BODY_TIMEOUT = 60_000;
 
 type Body = 'json' | 'multipart' | 'none';
 
@@ -80,9 +93,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const modelObject = (m: ServedModel) => ({ id: m.id, object: 'model', created, owned_by: `reflectionflow:${m.backend}` });
 
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT;
+  const bodyTimeout = Math.max(headersTimeout, options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT);
+  const hostNames = allowedHostNames(host, options.allowedHosts ?? []);
+
   const app = Fastify({
     bodyLimit: maxBody,
-    requestTimeout: 0, // role calls can be slow; clients set their own deadlines
+    // node's requestTimeout bounds reading the request only: role calls after it can be slow
+    serverFactory: (handler) =>
+      http.createServer({ headersTimeout, requestTimeout: bodyTimeout, connectionsCheckingInterval: Math.min(1_000, headersTimeout) }, handler),
     routerOptions: { ignoreTrailingSlash: true },
     forceCloseConnections: 'idle',
     // a URL that does not decode (`/v1/models/%E0%A4%A`)
@@ -97,9 +116,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return reply.code(api.status).type('application/json').send(api.body());
   };
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
-  app.setNotFoundHandler((req, reply) => sendError(reply, new ApiError(404, `Unknown request URL: ${req.method} ${pathOf(req.url)}`, 'unknown_url')));
+  app.setNotFoundHandler((req, reply) => sendError(reply, new ApiError(404, `Unknown request URL: ${req.method} ${quote(pathOf(req.url), 200)}`, 'unknown_url')));
 
   app.addHook('onRequest', async (req) => {
+    // DNS rebinding: a page of evil.example that resolves to this address still names evil.example in Host
+    const hostName = hostNameOf(req.headers.host);
+    if (hostName === undefined || !hostNames.has(hostName)) {
+      throw new ApiError(
+        403,
+        `Host ${quote(req.headers.host ?? 'none')} is not this server (allowed: ${[...hostNames].join(', ')}; serve --allowed-host adds a name)`,
+        'host_not_allowed',
+      );
+    }
+    // browsers send Origin on every cross-origin POST, forms included; other clients send none
+    const origin = req.headers.origin;
+    if (origin !== undefined && originHost(origin) !== originHost(`http://${req.headers.host}`)) {
+      throw new ApiError(403, `cross-origin requests are refused: Origin ${quote(origin)} is not this server`, 'origin_not_allowed');
+    }
     if (!keyDigest) return;
     const m = /^Bearer\s+(.+)$/i.exec(String(req.headers.authorization ?? ''));
     if (!m || !timingSafeEqual(digest(m[1]!.trim()), keyDigest)) {
@@ -109,7 +142,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (options.log) {
     const log = options.log;
     app.addHook('onResponse', async (req, reply) => {
-      log(`${req.method} ${pathOf(req.url)} ${reply.statusCode} ${Math.round(reply.elapsedTime)}ms`);
+      log(`${req.method} ${pathOf(req.url).replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 200)} ${reply.statusCode} ${Math.round(reply.elapsedTime)}ms`);
     });
   }
 
@@ -152,7 +185,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     GET: async (_ctx, req) => {
       const id = (req.params as { id: string }).id;
       const model = models.find((x) => x.id === id);
-      if (!model) throw new ApiError(404, `The model '${id}' does not exist`, 'model_not_found', 'model');
+      if (!model) throw new ApiError(404, `The model ${quote(id)} does not exist`, 'model_not_found', 'model');
       return modelObject(model);
     },
   });
@@ -200,6 +233,46 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 }
 
+/** 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  const h = normalHost(host);
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+function normalHost(name: string): string {
+  return name.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+}
+
+/** The host names a Host header may carry: the bound one, loopback names for a loopback or wildcard bind, every local address for a wildcard, and the configured ones. */
+function allowedHostNames(host: string, extra: string[]): Set<string> {
+  const names = new Set([host, ...extra].map(normalHost));
+  const wildcard = host === '0.0.0.0' || host === '::';
+  if (wildcard || isLoopback(host)) for (const n of ['localhost', '127.0.0.1', '::1']) names.add(n);
+  if (wildcard) for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) names.add(normalHost(a.address));
+  names.delete('0.0.0.0');
+  names.delete('::');
+  return names;
+}
+
+/** The host name of a Host header (`127.0.0.1:8089`, `[::1]:8089`), or undefined when it is not one. */
+function hostNameOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  try {
+    return normalHost(new URL(`http://${header}`).hostname);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `host:port` of an origin (the default port left out), or undefined for `null` and other non-URLs. */
+function originHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host.toLowerCase() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The path of a request URL, without its query string. */
 function pathOf(url: string): string {
   const q = url.indexOf('?');
@@ -234,7 +307,7 @@ async function readForm(req: FastifyRequest, maxBytes: number): Promise<FormPart
 function unsupportedType(req: FastifyRequest): ApiError {
   const want = req.routeOptions.config.body === 'multipart' ? 'multipart/form-data with a boundary' : 'application/json';
   const type = String(req.headers['content-type'] ?? '');
-  return badRequest(`Content-Type must be ${want}, got '${type || 'none'}'`, null, 'unsupported_content_type');
+  return badRequest(`Content-Type must be ${want}, got ${type ? quote(type) : 'none'}`, null, 'unsupported_content_type');
 }
 
 function tooLarge(max: number): ApiError {

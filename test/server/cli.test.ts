@@ -58,12 +58,25 @@ describe('reflectionflow serve', () => {
     [['--backend', 'procedural', '--api-key-env', 'RF_SERVE_UNSET_VAR'], /RF_SERVE_UNSET_VAR.*not set/],
     [['--backend', 'nope'], /unknown backend 'nope'/],
     [['--config', '/nonexistent/config.yaml'], /config/],
+    [['--backend', 'procedural', '--host', '0.0.0.0', '--port', '0'], /--host 0\.0\.0\.0 .*--api-key-env.*--allow-unauthenticated/],
   ])('bad input %j: one line on stderr, exit 2', (args, message) => {
     const r = cli(['serve', ...args]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(message);
     expect(r.stdout).toBe('');
+  });
+
+  it('--host 0.0.0.0 --allow-unauthenticated: serves, with a warning; Host must still name this machine', async () => {
+    const { child, url, out } = startCli(['--backend', 'procedural', '--host', '0.0.0.0', '--port', '0', '--allow-unauthenticated']);
+    try {
+      const port = new URL(await url).port;
+      expect((await fetch(`http://127.0.0.1:${port}/v1/models`)).status).toBe(200);
+      expect(out().stderr).toMatch(/warning: listening on 0\.0\.0\.0 without a key/);
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
   });
 
   it('a port in use: one line, exit 2', async () => {

@@ -3,7 +3,7 @@ import { loadConfigFile } from '../../config/load.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import { resolveServedRoles } from '../../server/roles.js';
-import { DEFAULT_HOST, DEFAULT_PORT, startServer } from '../../server/server.js';
+import { DEFAULT_HOST, DEFAULT_PORT, isLoopback, startServer } from '../../server/server.js';
 
 interface ServeFlags {
   backend?: string;
@@ -11,7 +11,13 @@ interface ServeFlags {
   host: string;
   port: number;
   apiKeyEnv?: string;
+  allowUnauthenticated?: boolean;
+  allowedHost: string[];
   quiet?: boolean;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function port(value: string): number {
@@ -27,6 +33,8 @@ export function serveCommand(): Command {
     .option('--host <host>', 'address to bind', DEFAULT_HOST)
     .option('--port <port>', 'port (0 picks a free one)', port, DEFAULT_PORT)
     .option('--api-key-env <VAR>', 'require Authorization: Bearer $VAR on every request')
+    .option('--allow-unauthenticated', 'let a --host other than loopback serve without --api-key-env (anyone who reaches it can use it)')
+    .option('--allowed-host <name>', 'a host name clients may use in Host besides the bound address (repeatable; e.g. behind a proxy)', collect, [])
     .option('--quiet', 'no request log on stderr')
     .action(async (flags: ServeFlags) => {
       await serveAction(flags);
@@ -41,18 +49,22 @@ async function serveAction(flags: ServeFlags): Promise<void> {
     apiKey = process.env[flags.apiKeyEnv];
     if (!apiKey) throw new UserError(`--api-key-env ${flags.apiKeyEnv}: the environment variable is not set`);
   }
+  if (!apiKey && !isLoopback(flags.host) && !flags.allowUnauthenticated) {
+    throw new UserError(`--host ${flags.host} is reachable from other machines: give --api-key-env VAR, or --allow-unauthenticated to serve anyone who reaches it`);
+  }
   const roles = await resolveServedRoles(config);
   const server = await startServer({
     roles,
     host: flags.host,
     port: flags.port,
+    allowedHosts: flags.allowedHost,
     ...(apiKey ? { apiKey } : {}),
     ...(flags.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
   });
   process.stdout.write(`${server.url}\n`);
   process.stderr.write(`serving ${server.models.map((m) => `${m.id} (${m.backend})`).join(', ')}${apiKey ? '; bearer key required' : ''}\n`);
-  if (!apiKey && !/^(127\.|::1$|localhost$)/.test(flags.host)) {
-    process.stderr.write(`warning: listening on ${flags.host} without --api-key-env: anyone who can reach it can use it\n`);
+  if (!apiKey && !isLoopback(flags.host)) {
+    process.stderr.write(`warning: listening on ${flags.host} without a key (--allow-unauthenticated): anyone who can reach it can use it\n`);
   }
   await new Promise<void>((resolve) => {
     const stop = () => {
