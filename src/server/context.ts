@@ -5,5 +5,7 @@ import type { RoleLimits } from './models.js';
 export interface HandlerContext {
   roles: Partial<RoleSet>;
   limits: RoleLimits;
+  /** most pixels (n × width × height) one image request may ask for */
+  maxPixels: number;
   signal: AbortSignal;
 }

@@ -72,14 +72,24 @@ async function imagesPerSeed(seeds: number[], make: (seed: number) => Promise<Im
   };
 }
 
-/** A size the role can never make is the client's error (400), not a failed call (500). */
-function sizeFor(role: RoleInfo, size: number | undefined): number | undefined {
+/**
+ * The size of an n-image request: one the role can never make is the client's error (400), not a failed call
+ * (500), and so is one over the pixel budget (n × size²; a request without a size gets the role's own).
+ */
+function sizeFor(ctx: HandlerContext, role: RoleInfo, size: number | undefined, n: number): number | undefined {
   if (size === undefined) return undefined;
   try {
     role.checkSize?.(size);
   } catch (err) {
     if (err instanceof UserError) throw badRequest(`Invalid 'size': ${err.message}`, 'size', 'invalid_value');
     throw err;
+  }
+  if (n * size * size > ctx.maxPixels) {
+    throw badRequest(
+      `n × width × height = ${n} × ${size} × ${size} = ${n * size * size} pixels is over this server's budget of ${ctx.maxPixels} per request (serve --max-pixels)`,
+      'size',
+      'pixel_budget_exceeded',
+    );
   }
   return size;
 }
@@ -89,8 +99,9 @@ export async function handleGeneration(ctx: HandlerContext, raw: unknown) {
   checkCommon(body);
   roleForModel(ctx.roles, body.model ?? 'reflectionflow-generator', 'images/generations', ['generator']);
   const generator = ctx.roles.generator!;
-  const size = sizeFor(generator, parseSize(body.size));
-  return imagesPerSeed(seedsFor(body.seed, body.n ?? 1), (seed) =>
+  const n = body.n ?? 1;
+  const size = sizeFor(ctx, generator, parseSize(body.size), n);
+  return imagesPerSeed(seedsFor(body.seed, n), (seed) =>
     ctx.limits.run(generator, () =>
       generator.generate({ prompt: body.prompt, seed, ...(size !== undefined ? { size } : {}) }, { signal: ctx.signal }),
     ),
@@ -129,8 +140,9 @@ export async function handleEdit(ctx: HandlerContext, form: FormParts) {
       'invalid_value',
     );
   }
-  const size = sizeFor(corrector, parseSize(fields.size));
-  return imagesPerSeed(seedsFor(fields.seed, fields.n ?? 1), (seed) =>
+  const n = fields.n ?? 1;
+  const size = sizeFor(ctx, corrector, parseSize(fields.size), n);
+  return imagesPerSeed(seedsFor(fields.seed, n), (seed) =>
     ctx.limits.run(corrector, () =>
       corrector.correct(
         { image, prompt: split.prompt, reflection: split.reflection, seed, ...(size !== undefined ? { size } : {}) },

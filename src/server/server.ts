@@ -40,6 +40,8 @@ export interface ServerOptions {
    * every local address when it is 0.0.0.0 or ::), e.g. the name a reverse proxy forwards
    */
   allowedHosts?: string[];
+  /** most pixels (n × width × height) one images request may ask for (default 4096² = 16,777,216) */
+  maxPixelsPerRequest?: number;
   /** a request's headers must arrive within this (default 15 s) */
   headersTimeoutMs?: number;
   /** a request's headers and body must arrive within this (default 60 s); the answer may take as long as the roles do */
@@ -62,6 +64,7 @@ const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const MAX_PARTS = 64;
 const DEFAULT_HEADERS_TIMEOUT = 15_000;
+export const DEFAULT_MAX_PIXELS = 4096 * 4096;
 const DEFAULT_BODY_TIMEOUT = 60_000;
 
 type Body = 'json' | 'multipart' | 'none';
@@ -96,6 +99,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT;
   const bodyTimeout = Math.max(headersTimeout, options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT);
   const hostNames = allowedHostNames(host, options.allowedHosts ?? []);
+  const maxPixels = options.maxPixelsPerRequest ?? DEFAULT_MAX_PIXELS;
 
   const app = Fastify({
     bodyLimit: maxBody,
@@ -162,7 +166,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
             if (!reply.raw.writableFinished) controller.abort(new Error('the client closed the connection'));
           });
           try {
-            return await fn({ roles, limits, signal: controller.signal }, req);
+            return await fn({ roles, limits, maxPixels, signal: controller.signal }, req);
           } finally {
             inFlight.delete(controller);
           }

@@ -289,6 +289,7 @@ describe('bad requests get OpenAI error bodies', () => {
     ['n = 11', () => postJson(server, '/images/generations', { prompt: PROMPT, n: 11 }), 400, { param: 'n' }],
     ['non-square size', () => postJson(server, '/images/generations', { prompt: PROMPT, size: '64x32' }), 400, { param: 'size' }],
     ['a size the backend cannot make', () => postJson(server, '/images/generations', { prompt: PROMPT, size: '9999x9999' }), 400, { param: 'size' }],
+    ['n × size² over the pixel budget (4096² by default)', () => postJson(server, '/images/generations', { prompt: PROMPT, n: 2, size: '4096x4096' }), 400, { code: 'pixel_budget_exceeded', param: 'size' }],
     ['stream: true (chat)', () => postJson(server, '/chat/completions', { model: 'reflectionflow-verifier', stream: true, messages: [{ role: 'user', content: 'x' }] }), 400, { param: 'stream' }],
     ['stream: true (images)', () => postJson(server, '/images/generations', { prompt: PROMPT, stream: true }), 400, { param: 'stream' }],
     ['chat without messages', () => postJson(server, '/chat/completions', { model: 'reflectionflow-verifier' }), 400, { code: 'missing_required_parameter', param: 'messages' }],
@@ -313,6 +314,26 @@ describe('bad requests get OpenAI error bodies', () => {
     const r = await raw(server, '/models', { method: 'DELETE' });
     expect(r.status).toBe(405);
     expect(r.headers.get('allow')).toBe('GET');
+  });
+
+  it('the pixel budget is n × width × height, for generations and edits alike', async () => {
+    let calls = 0;
+    const generator = { ...direct.generator, generate: (...a: Parameters<typeof direct.generator.generate>) => (calls++, direct.generator.generate(...a)) };
+    const s = await serve({ ...direct, generator }, { maxPixelsPerRequest: 2 * 64 * 64 });
+    try {
+      const c = sdk(s);
+      expect((await c.images.generate({ prompt: PROMPT, n: 2, size: '64x64' } as any)).data).toHaveLength(2);
+      const over = await c.images.generate({ prompt: PROMPT, n: 3, size: '64x64' } as any).catch((e: unknown) => e);
+      expect(over).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((over as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('pixel_budget_exceeded');
+      expect(calls).toBe(2);
+      const edit = await c.images
+        .edit({ image: await toFile(bytes(bad.png), 'a.png', { type: 'image/png' }), prompt: `${PROMPT} [Reflexion]: x`, size: '256x256' } as any)
+        .catch((e: unknown) => e);
+      expect((edit as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('pixel_budget_exceeded');
+    } finally {
+      await s.close();
+    }
   });
 
   it('the SDK sees them as its own error classes', async () => {

@@ -3,7 +3,7 @@ import { loadConfigFile } from '../../config/load.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import { resolveServedRoles } from '../../server/roles.js';
-import { DEFAULT_HOST, DEFAULT_PORT, isLoopback, startServer } from '../../server/server.js';
+import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_PORT, isLoopback, startServer } from '../../server/server.js';
 
 interface ServeFlags {
   backend?: string;
@@ -13,11 +13,17 @@ interface ServeFlags {
   apiKeyEnv?: string;
   allowUnauthenticated?: boolean;
   allowedHost: string[];
+  maxPixels: number;
   quiet?: boolean;
 }
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+function positiveInt(value: string): number {
+  if (!/^\s*\d+\s*$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`expected a positive whole number, got '${value}'`);
+  return Number(value);
 }
 
 function port(value: string): number {
@@ -35,6 +41,7 @@ export function serveCommand(): Command {
     .option('--api-key-env <VAR>', 'require Authorization: Bearer $VAR on every request')
     .option('--allow-unauthenticated', 'let a --host other than loopback serve without --api-key-env (anyone who reaches it can use it)')
     .option('--allowed-host <name>', 'a host name clients may use in Host besides the bound address (repeatable; e.g. behind a proxy)', collect, [])
+    .option('--max-pixels <n>', 'most pixels (n × width × height) one images request may ask for', positiveInt, DEFAULT_MAX_PIXELS)
     .option('--quiet', 'no request log on stderr')
     .action(async (flags: ServeFlags) => {
       await serveAction(flags);
@@ -58,6 +65,7 @@ async function serveAction(flags: ServeFlags): Promise<void> {
     host: flags.host,
     port: flags.port,
     allowedHosts: flags.allowedHost,
+    maxPixelsPerRequest: flags.maxPixels,
     ...(apiKey ? { apiKey } : {}),
     ...(flags.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
   });
