@@ -46,6 +46,8 @@ export interface ProceduralOptions {
   size?: number;
   /** calls in flight per role (default 2; the work is CPU-bound and in-process) */
   concurrency?: number;
+  /** wait this long before each call, as a remote service would (benchmarks of I/O-bound work; default 0) */
+  latencyMs?: number;
 }
 
 export interface ProceduralBackend {
@@ -70,10 +72,22 @@ function posInt(options: Record<string, unknown>, key: string, dflt: number, min
   return v;
 }
 
-const KNOWN_OPTIONS = new Set(['defectRate', 'fixRate', 'size', 'concurrency']);
+const KNOWN_OPTIONS = new Set(['defectRate', 'fixRate', 'size', 'concurrency', 'latencyMs']);
 
-function throwIfAborted(opts?: CallOptions): void {
+function abortCheck(opts?: CallOptions): void {
   if (opts?.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new Error('aborted');
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** The spec a verifier or reflector judges against: the GenEval metadata when given, else the parsed prompt. */
@@ -107,6 +121,11 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
   const fixRate = rate(raw, 'fixRate', 0.8);
   const size = posInt(raw, 'size', MODEL_SIZE, 16);
   const concurrency = posInt(raw, 'concurrency', 2, 1);
+  const latencyMs = raw.latencyMs === undefined ? 0 : posInt(raw, 'latencyMs', 0, 0);
+  const beforeCall = async (opts?: CallOptions): Promise<void> => {
+    if (latencyMs > 0) await delay(latencyMs, opts?.signal);
+    abortCheck(opts);
+  };
 
   const generator: Generator = {
     name: 'procedural',
@@ -116,7 +135,7 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
     },
     checkSize: renderableSize,
     async generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
-      throwIfAborted(opts);
+      await beforeCall(opts);
       const spec = parsePrompt(req.prompt);
       const rng = new Rng(mixSeed(req.seed, req.prompt, 'defect'));
       const defect = rng.chance(defectRate) ? pickDefect(applicableDefects(spec), rng) : null;
@@ -129,7 +148,7 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
     name: 'oracle',
     concurrency,
     async verify(req: VerifyRequest, opts?: CallOptions): Promise<Evaluation> {
-      throwIfAborted(opts);
+      await beforeCall(opts);
       const j = await evaluateImage(req.image.png, specFor(req.prompt, req.meta));
       const fraction = j.clauses ? j.satisfied / j.clauses : 0;
       return {
@@ -144,7 +163,7 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
     name: 'procedural',
     concurrency,
     async reflect(req: ReflectRequest, opts?: CallOptions): Promise<Reflection> {
-      throwIfAborted(opts);
+      await beforeCall(opts);
       const spec = parsePrompt(req.prompt);
       const detections = await detectObjects(req.image.png);
       const items = planEdits(detections, spec).map(editToText);
@@ -156,7 +175,7 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
     name: 'procedural',
     concurrency,
     async refine(req: RefineRequest, opts?: CallOptions): Promise<string> {
-      throwIfAborted(opts);
+      await beforeCall(opts);
       return explicitPrompt(parsePrompt(req.prompt));
     },
   };
@@ -166,7 +185,7 @@ export function createProceduralBackend(options: ProceduralOptions | Record<stri
     concurrency,
     checkSize: renderableSize,
     async correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
-      throwIfAborted(opts);
+      await beforeCall(opts);
       const detections = await detectObjects(req.image.png, 'the image to correct');
       let scene: Scene = detections.map((d) => ({ shape: d.shape, color: d.color, cx: d.cx, cy: d.cy, r: d.r }));
       const rng = new Rng(mixSeed(req.seed, req.prompt, req.reflection.text, 'correct'));
