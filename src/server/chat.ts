@@ -10,6 +10,7 @@
  * - refiner → the refined prompt on one line; JSON on request.
  */
 import { randomUUID } from 'node:crypto';
+import type { RoleInfo } from '../core/roles.js';
 import type { Evaluation, Image, Reflection } from '../core/types.js';
 import { readReflectionGeneratorText, readReflectRequest, readRefineRequest, readRubricRequest, readYesNoQuestion } from '../roles/requests.js';
 import { GENEVAL_TAGS, OVERALL } from '../roles/rubric.js';
@@ -86,6 +87,10 @@ function tokenLogprob(token: string, logprob: number) {
   return { token, logprob, bytes: [...Buffer.from(token, 'utf8')] };
 }
 
+async function oneCall<T>(ctx: HandlerContext, role: RoleInfo, make: () => Promise<T>): Promise<T> {
+  return (await ctx.calls(role, 1, make))[0]!;
+}
+
 export async function handleChat(ctx: HandlerContext, raw: unknown) {
   const body = validate(chatRequestSchema, raw);
   if (body.stream) throw badRequest('stream is not supported', 'stream', 'unsupported_value');
@@ -103,7 +108,7 @@ export async function handleChat(ctx: HandlerContext, raw: unknown) {
     const image = await imageFromDataUrl(turn.imageUrl);
     const prompt = yesNoPrompt ?? rubric!.prompt;
     const tag = rubricTag(body);
-    const evaluation = await ctx.limits.run(verifier, () =>
+    const evaluation = await oneCall(ctx, verifier, () =>
       verifier.verify({ image, prompt, ...(rubric && tag ? { meta: { tag } } : {}) }, { signal }),
     );
     const pYes = probabilityOfYes(evaluation);
@@ -127,7 +132,7 @@ export async function handleChat(ctx: HandlerContext, raw: unknown) {
     if (!ours && rgPrompt === undefined) throw notOurRequest('reflector', 'a reflection request (ours or the Reflection-Generator format)');
     const image = await imageFromDataUrl(turn.imageUrl);
     const previous: Reflection | undefined = ours?.previousItems.length ? { text: ours.previousItems.join('\n'), items: ours.previousItems } : undefined;
-    const reflection = await ctx.limits.run(reflector, () =>
+    const reflection = await oneCall(ctx, reflector, () =>
       reflector.reflect(
         {
           image,
@@ -149,7 +154,7 @@ export async function handleChat(ctx: HandlerContext, raw: unknown) {
   if (!req) throw notOurRequest('refiner', 'a prompt refinement request');
   const image = await imageFromDataUrl(turn.imageUrl);
   const reflection: Reflection | undefined = req.reflectionItems.length ? { text: req.reflectionItems.join('\n'), items: req.reflectionItems } : undefined;
-  const refined = await ctx.limits.run(refiner, () =>
+  const refined = await oneCall(ctx, refiner, () =>
     refiner.refine(
       {
         prompt: req.prompt,

@@ -7,6 +7,8 @@ export class ApiError extends Error {
     readonly code: string | null = null,
     readonly param: string | null = null,
     readonly type: string = status >= 500 ? 'server_error' : 'invalid_request_error',
+    /** response headers that go with it (Allow, Retry-After) */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }

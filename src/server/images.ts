@@ -63,12 +63,12 @@ function seedsFor(seed: number | null | undefined, n: number): number[] {
   return Array.from({ length: n }, (_, i) => first + i);
 }
 
-/** One image per seed, made concurrently (each call under the role's limits), in the Images API's response shape. */
-async function imagesPerSeed(seeds: number[], make: (seed: number) => Promise<Image>) {
-  const images = await Promise.all(seeds.map(async (seed) => ({ seed, image: await make(seed) })));
+/** One image per seed, made concurrently (admitted together, each call under the role's limits), in the Images API's response shape. */
+async function imagesPerSeed(ctx: HandlerContext, role: RoleInfo, seeds: number[], make: (seed: number) => Promise<Image>) {
+  const images = await ctx.calls(role, seeds.length, (i) => make(seeds[i]!));
   return {
     created: Math.floor(Date.now() / 1000),
-    data: images.map(({ image, seed }) => ({ b64_json: Buffer.from(image.png).toString('base64'), seed })),
+    data: images.map((image, i) => ({ b64_json: Buffer.from(image.png).toString('base64'), seed: seeds[i]! })),
   };
 }
 
@@ -101,10 +101,8 @@ export async function handleGeneration(ctx: HandlerContext, raw: unknown) {
   const generator = ctx.roles.generator!;
   const n = body.n ?? 1;
   const size = sizeFor(ctx, generator, parseSize(body.size), n);
-  return imagesPerSeed(seedsFor(body.seed, n), (seed) =>
-    ctx.limits.run(generator, () =>
-      generator.generate({ prompt: body.prompt, seed, ...(size !== undefined ? { size } : {}) }, { signal: ctx.signal }),
-    ),
+  return imagesPerSeed(ctx, generator, seedsFor(body.seed, n), (seed) =>
+    generator.generate({ prompt: body.prompt, seed, ...(size !== undefined ? { size } : {}) }, { signal: ctx.signal }),
   );
 }
 
@@ -142,12 +140,7 @@ export async function handleEdit(ctx: HandlerContext, form: FormParts) {
   }
   const n = fields.n ?? 1;
   const size = sizeFor(ctx, corrector, parseSize(fields.size), n);
-  return imagesPerSeed(seedsFor(fields.seed, n), (seed) =>
-    ctx.limits.run(corrector, () =>
-      corrector.correct(
-        { image, prompt: split.prompt, reflection: split.reflection, seed, ...(size !== undefined ? { size } : {}) },
-        { signal: ctx.signal },
-      ),
-    ),
+  return imagesPerSeed(ctx, corrector, seedsFor(fields.seed, n), (seed) =>
+    corrector.correct({ image, prompt: split.prompt, reflection: split.reflection, seed, ...(size !== undefined ? { size } : {}) }, { signal: ctx.signal }),
   );
 }

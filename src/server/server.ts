@@ -21,7 +21,8 @@ import { handleChat } from './chat.js';
 import type { HandlerContext } from './context.js';
 import { ApiError, badRequest, quote } from './errors.js';
 import { handleEdit, handleGeneration, type FormParts } from './images.js';
-import { RoleLimits, servedModels, type ServedModel } from './models.js';
+import { servedModels, type ServedModel } from './models.js';
+import { ModelQueues } from './queue.js';
 
 export interface ServerOptions {
   roles: Partial<RoleSet>;
@@ -42,6 +43,8 @@ export interface ServerOptions {
   allowedHosts?: string[];
   /** most pixels (n × width × height) one images request may ask for (default 4096² = 16,777,216) */
   maxPixelsPerRequest?: number;
+  /** most calls per model admitted at once, running or waiting; a request past it is 429 (default 64) */
+  maxQueuedCalls?: number;
   /** a request's headers must arrive within this (default 15 s) */
   headersTimeoutMs?: number;
   /** a request's headers and body must arrive within this (default 60 s); the answer may take as long as the roles do */
@@ -65,6 +68,7 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
 const MAX_PARTS = 64;
 const DEFAULT_HEADERS_TIMEOUT = 15_000;
 export const DEFAULT_MAX_PIXELS = 4096 * 4096;
+export const DEFAULT_MAX_QUEUED = 64;
 const DEFAULT_BODY_TIMEOUT = 60_000;
 
 type Body = 'json' | 'multipart' | 'none';
@@ -73,8 +77,6 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** the body a route reads */
     body?: Body;
-    /** a 405 route's Allow header */
-    allow?: string;
   }
 }
 type Handler = (ctx: HandlerContext, req: FastifyRequest) => Promise<unknown>;
@@ -89,7 +91,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (!models.length) throw new UserError('nothing to serve: the backend has none of the five roles');
   const host = options.host ?? DEFAULT_HOST;
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
-  const limits = new RoleLimits();
+  const queues = new ModelQueues(options.maxQueuedCalls ?? DEFAULT_MAX_QUEUED);
   const keyDigest = options.apiKey ? digest(options.apiKey) : undefined;
   const inFlight = new Set<AbortController>();
   const created = Math.floor(Date.now() / 1000);
@@ -116,7 +118,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const api = toApiError(err, reply.request);
     // a too large upload also ends the connection: the rest of it is not read
     if (api.status === 413) reply.header('connection', 'close');
-    if (api.status === 405) reply.header('allow', String(reply.request.routeOptions.config.allow ?? ''));
+    reply.headers(api.headers);
     return reply.code(api.status).type('application/json').send(api.body());
   };
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
@@ -166,7 +168,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
             if (!reply.raw.writableFinished) controller.abort(new Error('the client closed the connection'));
           });
           try {
-            return await fn({ roles, limits, maxPixels, signal: controller.signal }, req);
+            const signal = controller.signal;
+            return await fn({ roles, maxPixels, signal, calls: (role, count, make) => queues.calls(role, count, signal, make) }, req);
           } finally {
             inFlight.delete(controller);
           }
@@ -177,9 +180,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     scope.route({
       method: [...others],
       url,
-      config: { allow },
       handler: async (req) => {
-        throw new ApiError(405, `Method ${req.method} is not allowed on ${pathOf(req.url)} (allowed: ${allow})`, 'method_not_allowed');
+        throw new ApiError(405, `Method ${req.method} is not allowed on ${pathOf(req.url)} (allowed: ${allow})`, 'method_not_allowed', null, undefined, { allow });
       },
     });
   };

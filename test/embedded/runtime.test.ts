@@ -66,4 +66,28 @@ describe('MicroBatcher', () => {
     await expect(Promise.all([b.submit(1), b.submit(2)])).rejects.toThrow('boom');
     await expect(b.submit(3)).resolves.toBe(3);
   });
+
+  it('a request aborted while it waits leaves the queue: its batch is made without it', async () => {
+    const batches: number[][] = [];
+    const b = new MicroBatcher<number, number>(4, async (xs) => {
+      batches.push(xs);
+      await new Promise((r) => setTimeout(r, 30));
+      return xs;
+    });
+    const first = b.submit(0);
+    await new Promise((r) => setImmediate(r)); // the first batch is running
+    const controllers = [1, 2, 3].map(() => new AbortController());
+    const waiting = [1, 2, 3].map((x, i) => b.submit(x, controllers[i]!.signal));
+    controllers[0]!.abort(new Error('gone'));
+    controllers[2]!.abort(new Error('gone'));
+    const settled = await Promise.allSettled(waiting);
+    expect(settled.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'rejected']);
+    expect((settled[0] as PromiseRejectedResult).reason.message).toBe('gone');
+    await expect(first).resolves.toBe(0);
+    expect(batches).toEqual([[0], [2]]);
+    const late = new AbortController();
+    late.abort(new Error('already gone'));
+    await expect(b.submit(9, late.signal)).rejects.toThrow('already gone');
+    expect(batches).toHaveLength(2);
+  });
 });

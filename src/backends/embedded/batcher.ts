@@ -1,40 +1,60 @@
 /**
- * Collects requests made in the same turn of the event loop and runs them as one batch: the search issues one
- * call per candidate, the model is much faster per image on a batch.
+ * Collects requests and runs them as batches: the search issues one call per candidate, the model is much faster
+ * per image on a batch. Requests made in one turn of the event loop go together; batches run one after another
+ * (the model uses every core for each), and the next batch is taken from the queue when the previous one ends, so
+ * a request whose signal aborts while it waits leaves the queue and is never computed.
  */
+interface Entry<Req, Res> {
+  req: Req;
+  resolve: (r: Res) => void;
+  reject: (e: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
 export class MicroBatcher<Req, Res> {
-  private queue: Array<{ req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }> = [];
-  private scheduled = false;
-  private running: Promise<void> = Promise.resolve();
+  private queue: Array<Entry<Req, Res>> = [];
+  private draining = false;
 
   constructor(
     private readonly maxBatch: number,
     private readonly runBatch: (reqs: Req[]) => Promise<Res[]>,
   ) {}
 
-  submit(req: Req): Promise<Res> {
+  /** Queue one request; an abort of `signal` before its batch starts takes it out (rejecting with the reason). */
+  submit(req: Req, signal?: AbortSignal): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
-      this.queue.push({ req, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
+      if (signal?.aborted) return reject(signal.reason);
+      const entry: Entry<Req, Res> = { req, resolve, reject };
+      if (signal) {
+        entry.signal = signal;
+        entry.onAbort = () => {
+          const at = this.queue.indexOf(entry);
+          if (at >= 0) this.queue.splice(at, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', entry.onAbort, { once: true });
+      }
+      this.queue.push(entry);
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => void this.drain());
       }
     });
   }
 
-  private flush(): void {
-    this.scheduled = false;
+  private async drain(): Promise<void> {
     while (this.queue.length) {
       const batch = this.queue.splice(0, this.maxBatch);
-      // batches run one after another: the model uses every core for each
-      this.running = this.running.then(async () => {
-        try {
-          const results = await this.runBatch(batch.map((b) => b.req));
-          batch.forEach((b, i) => b.resolve(results[i]!));
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-        }
-      });
+      try {
+        const results = await this.runBatch(batch.map((b) => b.req));
+        batch.forEach((b, i) => b.resolve(results[i]!));
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      } finally {
+        for (const b of batch) if (b.onAbort) b.signal!.removeEventListener('abort', b.onAbort);
+      }
     }
+    this.draining = false;
   }
 }

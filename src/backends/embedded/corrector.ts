@@ -71,7 +71,7 @@ export class EmbeddedCorrector implements Corrector {
 
   async correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
     opts?.signal?.throwIfAborted();
-    return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image });
+    return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image }, opts?.signal);
   }
 
   private async sample(reqs: Array<{ tokens: number[]; seed: number; image: Image }>): Promise<Image[]> {

@@ -67,7 +67,7 @@ export class FlowGenerator implements Generator {
 
   async generate(req: GenerateRequest, opts?: CallOptions): Promise<Image> {
     opts?.signal?.throwIfAborted();
-    return this.batcher.submit({ tokens: this.tokenizer.encode(req.prompt), seed: req.seed });
+    return this.batcher.submit({ tokens: this.tokenizer.encode(req.prompt), seed: req.seed }, opts?.signal);
   }
 
   /** Sample a batch: cond and uncond halves in one forward pass per step. */

@@ -53,7 +53,7 @@ export class EmbeddedVerifier implements Verifier {
     // decoded here, not in the batch: a broken image fails its own call only
     const pixels = new Float32Array(3 * this.meta.size * this.meta.size);
     await pngToTensor(req.image, this.meta.size, pixels, 0);
-    const p = await this.batcher.submit({ pixels, spec });
+    const p = await this.batcher.submit({ pixels, spec }, opts?.signal);
     return { score: p, label: p >= 0.5 ? 'yes' : 'no', raw: `P(yes)=${p.toFixed(4)}` };
   }
 

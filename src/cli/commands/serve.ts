@@ -3,7 +3,7 @@ import { loadConfigFile } from '../../config/load.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import { resolveServedRoles } from '../../server/roles.js';
-import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_PORT, isLoopback, startServer } from '../../server/server.js';
+import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT, isLoopback, startServer } from '../../server/server.js';
 
 interface ServeFlags {
   backend?: string;
@@ -14,6 +14,7 @@ interface ServeFlags {
   allowUnauthenticated?: boolean;
   allowedHost: string[];
   maxPixels: number;
+  maxQueue: number;
   quiet?: boolean;
 }
 
@@ -42,6 +43,7 @@ export function serveCommand(): Command {
     .option('--allow-unauthenticated', 'let a --host other than loopback serve without --api-key-env (anyone who reaches it can use it)')
     .option('--allowed-host <name>', 'a host name clients may use in Host besides the bound address (repeatable; e.g. behind a proxy)', collect, [])
     .option('--max-pixels <n>', 'most pixels (n × width × height) one images request may ask for', positiveInt, DEFAULT_MAX_PIXELS)
+    .option('--max-queue <n>', 'most calls per model running or waiting; a request past it gets 429 with Retry-After', positiveInt, DEFAULT_MAX_QUEUED)
     .option('--quiet', 'no request log on stderr')
     .action(async (flags: ServeFlags) => {
       await serveAction(flags);
@@ -66,6 +68,7 @@ async function serveAction(flags: ServeFlags): Promise<void> {
     port: flags.port,
     allowedHosts: flags.allowedHost,
     maxPixelsPerRequest: flags.maxPixels,
+    maxQueuedCalls: flags.maxQueue,
     ...(apiKey ? { apiKey } : {}),
     ...(flags.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
   });
