@@ -1,11 +1,14 @@
 /**
- * chat/completions over our roles. The model names the role; the user turn must be the request one of our VLM
- * backends writes (src/roles/templates.ts), read back with src/roles/requests.ts:
+ * chat/completions over our roles. The model names the role; the user turn must be a request one of our VLM
+ * backends writes (src/roles/templates.ts, read back with src/roles/requests.ts) or, for the verifier, one other
+ * tools send:
  *
- * - verifier, yes/no question → one token, `yes` or `no` (the verifier's label), with `logprobs.content[0]
- *   .top_logprobs` carrying log P(yes) and log P(no) = log(1 − P(yes)) when `logprobs: true`;
- * - verifier, rubric request → the rubric JSON: `overall_score` = 10·P(yes); an aspect the verifier does not judge
- *   on its own repeats that number and says so in its reason;
+ * - verifier, yes/no question (ours, or one that names the prompt in quotes or after "prompt:") → one token, `yes`
+ *   or `no` (the verifier's label), with `logprobs.content[0].top_logprobs` carrying log P(yes) and
+ *   log P(no) = log(1 − P(yes)) when `logprobs: true`;
+ * - verifier, our rubric request or any json_schema response_format → that JSON, filled from the verifier's one
+ *   judgement (schema-answer.ts): `overall_score` = 10·P(yes); an aspect the verifier does not judge on its own
+ *   repeats that number and says so in its explanation;
  * - reflector (ours or the Reflection-Generator's request) → `- instruction` lines, or `None`; JSON on request;
  * - refiner → the refined prompt on one line; JSON on request.
  */
@@ -13,10 +16,11 @@ import { randomUUID } from 'node:crypto';
 import type { RoleInfo } from '../core/roles.js';
 import type { Evaluation, Image, Reflection } from '../core/types.js';
 import { readReflectionGeneratorText, readReflectRequest, readRefineRequest, readRubricRequest, readYesNoQuestion } from '../roles/requests.js';
-import { GENEVAL_TAGS, OVERALL } from '../roles/rubric.js';
+import { GENEVAL_TAGS } from '../roles/rubric.js';
 import { ApiError, badRequest } from './errors.js';
 import type { HandlerContext } from './context.js';
 import { readImage } from './images.js';
+import { answerSchema, aspectJudgement } from './schema-answer.js';
 import { roleForModel } from './models.js';
 import { chatRequestSchema, MAX_PROMPT, validate, type ChatRequestBody } from './schemas.js';
 
@@ -61,6 +65,46 @@ async function imageFromDataUrl(url: string): Promise<Image> {
   return readImage(new Uint8Array(Buffer.from(m[3]!, 'base64')), 'messages.image_url');
 }
 
+type VerifierRequest =
+  | { kind: 'yesno'; prompt: string }
+  | { kind: 'rubric'; prompt: string; aspects: string[] }
+  | { kind: 'schema'; prompt: string; schema: Record<string, unknown> };
+
+const VERIFIER_ACCEPTS =
+  'a yes/no question that names the prompt in double quotes or after "prompt:" (answered yes or no, with logprobs on request), ' +
+  "our rubric request, or a json_schema response_format whose user text is the prompt or names it (see docs/backends.md, \"serve\")";
+
+/** A prompt the text names: the first double-quoted span (straight or curly quotes), else the rest of a `prompt:` line. */
+function namedPrompt(text: string): string | undefined {
+  const quoted = /"([^"\n]+)"|“([^”\n]+)”/.exec(text);
+  if (quoted) return (quoted[1] ?? quoted[2])!.trim() || undefined;
+  return /\bprompt\s*:\s*([^\n]+)/i.exec(text)?.[1]!.trim() || undefined;
+}
+
+/**
+ * What a verifier request asks: our yes/no question or rubric request (src/roles/templates.ts), a natural yes/no
+ * question, or JSON of a schema (the official ReflectionFlow and tt-scale-flux verifiers send the bare prompt as the
+ * user text, a system prompt and a json_schema response_format).
+ */
+function readVerifierRequest(text: string, body: ChatRequestBody): VerifierRequest {
+  const ours = readYesNoQuestion(text);
+  if (ours !== undefined) return { kind: 'yesno', prompt: ours };
+  const schema = body.response_format?.type === 'json_schema' ? body.response_format.json_schema.schema : undefined;
+  const rubric = readRubricRequest(text);
+  if (rubric) return schema?.properties ? { kind: 'schema', prompt: rubric.prompt, schema } : { kind: 'rubric', ...rubric };
+  const named = namedPrompt(text);
+  if (schema) {
+    const prompt = named ?? (/\n/.test(text.trim()) ? undefined : text.trim());
+    if (prompt === undefined) throw badRequest(`the verifier could not tell the prompt: ${VERIFIER_ACCEPTS}`, 'messages', 'unrecognized_request');
+    return { kind: 'schema', prompt, schema };
+  }
+  if (/\byes\s*(?:or|\/)\s*no\b/i.test(text)) {
+    if (named === undefined) throw badRequest(`a yes/no question must name the prompt, in double quotes or after "prompt:"; the verifier answers ${VERIFIER_ACCEPTS}`, 'messages', 'unrecognized_request');
+    return { kind: 'yesno', prompt: named };
+  }
+  throw badRequest(`the verifier model answers ${VERIFIER_ACCEPTS}; the user turn is none of these`, 'messages', 'unrecognized_request');
+}
+
 function wantsJson(body: ChatRequestBody): boolean {
   return body.response_format?.type === 'json_schema' || body.response_format?.type === 'json_object';
 }
@@ -102,17 +146,14 @@ export async function handleChat(ctx: HandlerContext, raw: unknown) {
 
   if (role === 'verifier') {
     const verifier = ctx.roles.verifier!;
-    const yesNoPrompt = readYesNoQuestion(turn.text);
-    const rubric = yesNoPrompt === undefined ? readRubricRequest(turn.text) : undefined;
-    if (yesNoPrompt === undefined && !rubric) throw notOurRequest('verifier', 'a yes/no question or a rubric request');
+    const request = readVerifierRequest(turn.text, body);
     const image = await imageFromDataUrl(turn.imageUrl);
-    const prompt = yesNoPrompt ?? rubric!.prompt;
     const tag = rubricTag(body);
     const evaluation = await oneCall(ctx, verifier, () =>
-      verifier.verify({ image, prompt, ...(rubric && tag ? { meta: { tag } } : {}) }, { signal }),
+      verifier.verify({ image, prompt: request.prompt, ...(request.kind !== 'yesno' && tag ? { meta: { tag } } : {}) }, { signal }),
     );
     const pYes = probabilityOfYes(evaluation);
-    if (yesNoPrompt !== undefined) {
+    if (request.kind === 'yesno') {
       const label = evaluation.label ?? (pYes >= 0.5 ? 'yes' : 'no');
       if (!body.logprobs) return completion(body, label);
       const lp = (p: number) => (p > 0 ? Math.max(MIN_LOGPROB, Math.log(p)) : MIN_LOGPROB);
@@ -121,8 +162,8 @@ export async function handleChat(ctx: HandlerContext, raw: unknown) {
       const content = [{ ...chosen, top_logprobs: top.slice(0, body.top_logprobs ?? 0) }];
       return completion(body, label, { content, refusal: null });
     }
-    const aspects = schemaAspects(body) ?? rubric!.aspects;
-    return completion(body, JSON.stringify(rubricAnswer(aspects, evaluation, pYes, verifier.name)));
+    if (request.kind === 'schema') return completion(body, JSON.stringify(answerSchema(request.schema, evaluation, pYes, verifier.name)));
+    return completion(body, JSON.stringify(rubricAnswer(request.aspects, evaluation, pYes, verifier.name)));
   }
 
   if (role === 'reflector') {
@@ -176,41 +217,20 @@ function reflectionItems(r: Reflection): string[] {
   return r.items.flatMap((i) => i.split(/\r?\n/)).map((i) => i.trim()).filter(Boolean);
 }
 
-/** `rubric_<tag>` as the openai backend names its schema → the GenEval tag, for the verifier's meta. */
+/**
+ * The GenEval tag a schema's name carries, for the verifier's meta: `rubric_<tag>` as the openai backend names it,
+ * `Grading_<tag>` as the official ReflectionFlow verifier's pydantic models are named.
+ */
 function rubricTag(body: ChatRequestBody): string | undefined {
   if (body.response_format?.type !== 'json_schema') return undefined;
-  const tag = /^rubric_(.+)$/.exec(body.response_format.json_schema.name)?.[1];
+  const tag = /^(?:rubric|Grading)_(.+)$/.exec(body.response_format.json_schema.name)?.[1];
   return tag && (GENEVAL_TAGS as readonly string[]).includes(tag) ? tag : undefined;
 }
 
-/** The aspect names a json_schema response_format asks for (its required keys, else its properties). */
-function schemaAspects(body: ChatRequestBody): string[] | undefined {
-  if (body.response_format?.type !== 'json_schema') return undefined;
-  const schema = body.response_format.json_schema.schema as { required?: unknown; properties?: unknown } | undefined;
-  if (Array.isArray(schema?.required) && schema.required.every((k) => typeof k === 'string') && schema.required.length) return schema.required as string[];
-  if (schema?.properties && typeof schema.properties === 'object') {
-    const keys = Object.keys(schema.properties);
-    if (keys.length) return keys;
-  }
-  return undefined;
-}
-
 /**
- * The rubric answer. `overall_score` = 10·P(yes). An aspect the verifier scored itself (a rubric verifier behind
- * the server) keeps its score; any other aspect repeats 10·P(yes), and its reason says that it is not judged apart.
+ * The rubric answer to our rubric request without a schema: every aspect it names, each `{reason, score}` on 0–10
+ * (aspectJudgement: the verifier's own score for it, else 10·P(yes), saying it is not judged apart).
  */
 export function rubricAnswer(aspects: string[], e: Evaluation, pYes: number, verifierName: string): Record<string, { reason: string; score: number }> {
-  const overall = 10 * pYes;
-  const out: Record<string, { reason: string; score: number }> = {};
-  for (const name of aspects) {
-    const own = name !== OVERALL && name !== 'p_yes' && name !== 'p_no' ? e.aspects?.[name] : undefined;
-    if (typeof own === 'number' && own >= 0 && own <= 10) {
-      out[name] = { reason: `scored by the ${verifierName} verifier`, score: own };
-    } else if (name === OVERALL) {
-      out[name] = { reason: `10 × P(yes) = 10 × ${pYes.toFixed(4)} from the ${verifierName} verifier${e.label ? ` (answer ${e.label})` : ''}`, score: overall };
-    } else {
-      out[name] = { reason: `not judged apart: the ${verifierName} verifier gives one judgement, so this repeats overall_score = 10 × P(yes)`, score: overall };
-    }
-  }
-  return out;
+  return Object.fromEntries(aspects.map((name) => [name, aspectJudgement(name, e, pYes, verifierName)]));
 }
