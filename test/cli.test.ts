@@ -14,9 +14,9 @@ function onlyRun(out: string): string {
 }
 
 describe('reflectionflow run', () => {
-  it('runs a reflection search and writes run.json, events, images and the report', () => {
+  it('runs a reflection search and writes run.json, events, images and the report', async () => {
     const out = tmpDir();
-    const r = cli(['run', 'a red circle', '--backend', FAKE, '--samples', '4', '--width', '2', '--depth', '2', '--out', out]);
+    const r = await cli(['run', 'a red circle', '--backend', FAKE, '--samples', '4', '--width', '2', '--depth', '2', '--out', out]);
     expect(r.stderr.split('\n').filter((l) => /Error|at /.test(l))).toEqual([]);
     expect(r.code).toBe(0);
     const dir = onlyRun(out);
@@ -33,8 +33,8 @@ describe('reflectionflow run', () => {
     for (const e of events) expect(Object.keys(e)).toEqual(expect.arrayContaining(['role', 'backend', 'inputIds', 'ms', 'candidateId']));
   });
 
-  it('dry-runs GenEval’s own 553-prompt file and an official config', () => {
-    const r = cli(['run', '--prompts', GENEVAL, '--config', path.join(ROOT, 'test/fixtures/official_flux.1_dev_nvilascore.json'), '--backend', FAKE, '--dry-run']);
+  it('dry-runs GenEval’s own 553-prompt file and an official config', async () => {
+    const r = await cli(['run', '--prompts', GENEVAL, '--config', path.join(ROOT, 'test/fixtures/official_flux.1_dev_nvilascore.json'), '--backend', FAKE, '--dry-run']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('plan: 553 prompts');
@@ -43,8 +43,8 @@ describe('reflectionflow run', () => {
     expect(r.stdout).toContain('budget: 32 images per prompt, 17696 in all');
   });
 
-  it('dry-run --json prints the plan as JSON', () => {
-    const r = cli(['run', 'x', '--backend', FAKE, '--strategy', 'noise', '--samples', '16', '--depth', '0', '--dry-run', '--json']);
+  it('dry-run --json prints the plan as JSON', async () => {
+    const r = await cli(['run', 'x', '--backend', FAKE, '--strategy', 'noise', '--samples', '16', '--depth', '0', '--dry-run', '--json']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ prompts: 1, strategy: 'noise', budgetPerPrompt: 16 });
   });
@@ -77,11 +77,11 @@ describe('bad input: one line on stderr, exit 2, nothing written', () => {
     ['a number beyond safe integers', () => ['run', 'x', '--backend', FAKE, '--samples', '99999999999999999999'], /too large \(at most 9007199254740991\)/],
   ];
   for (const [name, args, pattern] of cases) {
-    it(name, () => {
+    it(name, async () => {
       const dir = tmpDir();
       const out = path.join(dir, 'out');
       const argv = args(dir);
-      const r = cli(argv.includes('--out') || argv.includes('--resume') ? argv : [...argv, '--out', out]);
+      const r = await cli(argv.includes('--out') || argv.includes('--resume') ? argv : [...argv, '--out', out]);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(pattern);
@@ -104,7 +104,7 @@ describe('kill -9 and --resume', () => {
     const args = ['--config', config, '--samples', '8', '--width', '2', '--depth', '4', '--seed', '11', '--quiet'];
 
     const refOut = path.join(base, 'ref');
-    const ref = cli(['run', 'a blue star', ...args, '--out', refOut, '--no-report']);
+    const ref = await cli(['run', 'a blue star', ...args, '--out', refOut, '--no-report']);
     expect(ref.code).toBe(0);
     const refRun = JSON.parse(readFileSync(path.join(onlyRun(refOut), 'run.json'), 'utf8')) as RunRecord;
 
@@ -134,7 +134,7 @@ describe('kill -9 and --resume', () => {
     const before = JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunRecord;
     expect(before.status).toBe('running');
 
-    const resumed = cli(['run', '--resume', dir, '--quiet']);
+    const resumed = await cli(['run', '--resume', dir, '--quiet']);
     expect(resumed.stderr).toBe('');
     expect(resumed.code).toBe(0);
     const after = JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunRecord;
@@ -186,8 +186,8 @@ describe('reflectionflow eval', () => {
 });
 
 describe('the offline default', () => {
-  it('uses the embedded models with prompt-level scaling when no backend is named', () => {
-    const r = cli(['run', 'a photo of a red circle', '--dry-run']);
+  it('uses the embedded models with prompt-level scaling when no backend is named', async () => {
+    const r = await cli(['run', 'a photo of a red circle', '--dry-run']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('strategy: noise+prompt');
     expect(r.stdout).toContain('roles: generator=embedded  verifier=embedded  refiner=embedded');
@@ -195,8 +195,8 @@ describe('the offline default', () => {
 });
 
 describe('budget limit', () => {
-  it('--budget-limit lifts the limit for a run that means it', () => {
-    const r = cli(['run', 'x', '--backend', FAKE, '--depth', '5000', '--budget-limit', '20000', '--dry-run']);
+  it('--budget-limit lifts the limit for a run that means it', async () => {
+    const r = await cli(['run', 'x', '--backend', FAKE, '--depth', '5000', '--budget-limit', '20000', '--dry-run']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('budget: 10008 images per prompt');
   });
@@ -221,12 +221,14 @@ describe('run --stop-at', () => {
 });
 
 describe('run --budget', () => {
-  it('splits one number per strategy as eval does, printed by --dry-run; refuses it beside --samples', () => {
-    const plans = ['noise', 'reflection'].map((s) => cli(['run', 'x', '--backend', 'procedural', '--strategy', s, '--budget', '32', '--dry-run']).stdout);
+  it('splits one number per strategy as eval does, printed by --dry-run; refuses it beside --samples', async () => {
+    const plans = await Promise.all(
+      ['noise', 'reflection'].map(async (s) => (await cli(['run', 'x', '--backend', 'procedural', '--strategy', s, '--budget', '32', '--dry-run'])).stdout),
+    );
     expect(plans[0]).toContain('pool 32 = samples 32 + width 1 × depth 0');
     expect(plans[1]).toContain('samples 16  width 2  depth 8');
     for (const p of plans) expect(p).toContain('budget: 32 images per prompt');
-    const both = cli(['run', 'x', '--backend', 'procedural', '--budget', '8', '--samples', '3']);
+    const both = await cli(['run', 'x', '--backend', 'procedural', '--budget', '8', '--samples', '3']);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/give --budget, or --samples and --depth, not both/);
   });

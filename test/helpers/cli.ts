@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,10 +14,12 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the built CLI (npm test builds dist/ first). */
-export function cli(args: string[], cwd = ROOT, env: NodeJS.ProcessEnv = {}): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+/**
+ * Run the built CLI (npm test builds dist/ first). Never spawnSync: a test that blocks on a child stalls its vitest
+ * worker, whose RPC then times out on a loaded machine.
+ */
+export function cli(args: string[], cwd = ROOT, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return cliRun(args, env, cwd);
 }
 
 export function cliAsync(args: string[], cwd = ROOT) {

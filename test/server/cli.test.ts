@@ -59,8 +59,8 @@ describe('reflectionflow serve', () => {
     [['--backend', 'nope'], /unknown backend 'nope'/],
     [['--config', '/nonexistent/config.yaml'], /config/],
     [['--backend', 'procedural', '--host', '0.0.0.0', '--port', '0'], /--host 0\.0\.0\.0 .*--api-key-env.*--allow-unauthenticated/],
-  ])('bad input %j: one line on stderr, exit 2', (args, message) => {
-    const r = cli(['serve', ...args]);
+  ])('bad input %j: one line on stderr, exit 2', async (args, message) => {
+    const r = await cli(['serve', ...args]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(message);
@@ -83,7 +83,7 @@ describe('reflectionflow serve', () => {
     const { child, url } = startCli(['--backend', 'procedural', '--port', '0', '--quiet']);
     try {
       const port = new URL(await url).port;
-      const r = cli(['serve', '--backend', 'procedural', '--port', port]);
+      const r = await cli(['serve', '--backend', 'procedural', '--port', port]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/in use/);
     } finally {
@@ -108,7 +108,7 @@ describe('reflectionflow serve', () => {
         },
       };
       writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-      const r = cli(['run', 'a photo of two red circles', '--config', path.join(dir, 'config.json'), '--strategy', 'reflection', '--samples', '4', '--width', '2', '--depth', '1', '--out', dir, '--json', '--no-report']);
+      const r = await cli(['run', 'a photo of two red circles', '--config', path.join(dir, 'config.json'), '--strategy', 'reflection', '--samples', '4', '--width', '2', '--depth', '1', '--out', dir, '--json', '--no-report']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const [summary] = JSON.parse(r.stdout) as Array<{ dir: string; imagesGenerated: number; bestPath: string }>;
