@@ -65,6 +65,10 @@ def parse_args(argv=None):
     ap.add_argument("--p-no-image", type=float, default=0.1, help="drop the previous image (zeros)")
     ap.add_argument("--source-weights", default="rule=1,edit=3,model=1,refine=1,run=1", type=source_weights,
                     help="sampling weight of a triplet per GenRef source (0 leaves a source out)")
+    ap.add_argument("--op-weights", default="", type=source_weights,
+                    help="sampling weight of a triplet by the edits its reflection asks for (add, remove, replace, "
+                         "move; the largest of its edits counts, 1 for any not named): draws recolours and moves, "
+                         "which the generator's own failures need most, more often")
     ap.add_argument("--edit-weight", type=float, default=1.0,
                     help="loss weight of the pixels the edit changes (where flawed and enhanced differ) vs the rest")
     ap.add_argument("--cond-noise", type=float, default=0.08,
@@ -97,6 +101,13 @@ def source_weights(text: str) -> dict:
         if not sep or out[k.strip()] < 0:
             raise argparse.ArgumentTypeError(f"expected source=weight,… with weights ≥ 0, got '{part}'")
     return out
+
+
+def op_weight(text: str, weights: dict) -> float:
+    """The largest weight among the edit verbs (Add, Remove, Replace, Move) that start the reflection's lines."""
+    reflection = text.partition("[Reflexion]:")[2]
+    ops = {line.split(maxsplit=1)[0].lower() for line in reflection.strip().splitlines() if line.strip()}
+    return max([weights.get(op, 1.0) for op in ops] or [1.0])
 
 
 def words(text: str) -> list:
@@ -353,6 +364,8 @@ def main(argv=None):
     hold = held_out(data["key"])
     generated = np.isin(data["source"], ["model", "refine", "edit", "run"])
     per_triplet = np.array([args.source_weights.get(str(s), 1.0) for s in data["source"]])
+    if args.op_weights:
+        per_triplet = per_triplet * np.array([op_weight(str(t), args.op_weights) for t in data["text"]])
     train_idx = np.nonzero(~hold & fits & (per_triplet > 0))[0]
     val_idx = torch.from_numpy(np.nonzero(hold & fits & (per_triplet > 0))[0])
     val_gen_idx = torch.from_numpy(np.nonzero(hold & fits & generated & (per_triplet > 0))[0])
@@ -389,7 +402,7 @@ def main(argv=None):
                "lr": args.lr, "minutes_budget": args.minutes, "seed": args.seed, "ema": args.ema,
                "p_null": args.p_null, "p_no_reflection": args.p_no_reflection, "p_no_image": args.p_no_image,
                "source_weights": args.source_weights, "source_counts": counts, "cond_noise": args.cond_noise,
-               "edit_weight": args.edit_weight, "torch": torch.__version__,
+               "edit_weight": args.edit_weight, "op_weights": args.op_weights, "torch": torch.__version__,
                "init": init_info, "history": history, "out": args.out}
 
     def checkpoint():
