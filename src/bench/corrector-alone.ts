@@ -12,7 +12,7 @@
  * Pass = the evaluator's verdict on the original prompt. "kept" is the share of the flawed image's objects that no
  * edit touches and that the corrected image still has (same class and colour, centre within 0.1 of the side).
  *
- *   npm run build && node dist/bench/corrector-alone.js [--set test|compositional|train] [--flawed 200] [--models DIR]
+ *   npm run build && node dist/bench/corrector-alone.js [--set test|compositional|train] [--flawed 200] [--models DIR] [--strength S] [--guidance G]
  */
 import sharp from 'sharp';
 import { EmbeddedCorrector } from '../backends/embedded/corrector.js';
@@ -58,7 +58,9 @@ async function main(): Promise<void> {
   const records: PromptRecord[] =
     set === 'compositional' ? compositionalCheckPrompts() : set === 'train' ? trainPrompts({ count: 400, seed: 4242 }) : testPrompts();
   const generator = await FlowGenerator.load(dir);
-  const corrector = await EmbeddedCorrector.load(dir);
+  const strength = process.argv.includes('--strength') ? Number(arg('strength', '1')) : undefined;
+  const guidance = process.argv.includes('--guidance') ? Number(arg('guidance', '3')) : undefined;
+  const corrector = await EmbeddedCorrector.load(dir, { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}) });
   const blank: Image = { png: new Uint8Array(await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer()) };
   const t0 = performance.now();
 
@@ -110,7 +112,7 @@ async function main(): Promise<void> {
     }
   }
   const rate = (xs: number[]): string => (xs.length ? (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3) : '—');
-  console.log(`corrector alone, set ${set}: ${cases.length} flawed generator samples (${dir}, corrector ${corrector.meta.cond}, ${corrector.steps} steps, guidance ${corrector.guidance})`);
+  console.log(`corrector alone, set ${set}: ${cases.length} flawed generator samples (${dir}, corrector ${corrector.meta.cond}, ${corrector.steps} steps, strength ${corrector.strength}, guidance ${corrector.guidance})`);
   console.log(`| category | n | ${ARMS.join(' | ')} |`);
   console.log(`|---|---|${ARMS.map(() => '---').join('|')}|`);
   for (const [tag, t] of [...byTag].sort(([a], [b]) => a.localeCompare(b))) {

@@ -12,6 +12,7 @@ import { testPrompts, withArticle } from '../../src/shapeworld/prompts.js';
 import { renderScene } from '../../src/shapeworld/render.js';
 import { sceneForSpec } from '../../src/shapeworld/scene.js';
 import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
+import { pngToTensor } from '../../src/backends/embedded/image.js';
 import { UserError } from '../../src/core/errors.js';
 
 describe('shipped ONNX models', () => {
@@ -91,6 +92,29 @@ describe('shipped ONNX models', () => {
     // a reflection too long to read keeps its first instructions instead of failing
     const many = Array.from({ length: 12 }, () => 'Add a blue square to the right of the red circle');
     expect(c.encode({ prompt, reflection: { text: many.join('\n'), items: many } }).filter((t) => t !== 0).length).toBeLessThanOrEqual(c.meta.maxTokens);
+  });
+
+  it('corrector strength: a start below 1 stays closer to the previous image, deterministically; out of (0, 1] refused', async () => {
+    const image = { png: await renderScene(sceneForSpec({ include: [{ class: 'circle', count: 1, color: 'red' }] }, 3), 32) };
+    const req = { image, prompt: 'a red circle on the left and a blue square on the right', reflection: { text: 'Add a blue square', items: ['Add a blue square'] }, seed: 9 };
+    const full = await EmbeddedCorrector.load(MODELS_DIR, { steps: 4 });
+    const light = await EmbeddedCorrector.load(MODELS_DIR, { steps: 4, strength: 0.3 });
+    const pixels = async (img: { png: Uint8Array }): Promise<Float32Array> => {
+      const t = new Float32Array(3 * 32 * 32);
+      await pngToTensor(img, 32, t, 0);
+      return t;
+    };
+    const before = await pixels(image);
+    const dist = async (img: { png: Uint8Array }): Promise<number> => {
+      const after = await pixels(img);
+      return after.reduce((s, v, k) => s + Math.abs(v - before[k]!), 0) / after.length;
+    };
+    const [a, b] = [await light.correct(req), await light.correct(req)];
+    expect(Buffer.from(a.png).equals(Buffer.from(b.png))).toBe(true);
+    expect(await dist(a)).toBeLessThan(await dist(await full.correct(req)));
+    expect(light.identity).not.toBe(full.identity); // a resumed run never replays a call made at another strength
+    await expect(EmbeddedCorrector.load(MODELS_DIR, { strength: 0 })).rejects.toThrow(/strength must be in \(0, 1\]/);
+    await expect(createEmbeddedBackend({ strength: 1.5 })).rejects.toThrow(/strength must be in \(0, 1\]/);
   });
 
   it('verifier: image [B,3,32,32] + spec [B,28] → logit [B]; deterministic; a probability per image', async () => {

@@ -7,7 +7,7 @@ import { EmbeddedVerifier } from './verifier.js';
 import { Perception } from './perception.js';
 import { EmbeddedReflector } from './reflector.js';
 import { EmbeddedRefiner } from './refiner.js';
-import { EmbeddedCorrector } from './corrector.js';
+import { checkStrength, EmbeddedCorrector } from './corrector.js';
 import { existsSync } from 'node:fs';
 import { layoutText } from '../../shapeworld/layout.js';
 
@@ -21,9 +21,11 @@ export interface EmbeddedOptions {
   /** onnxruntime intra-op threads (default: all cores) */
   threads?: number;
   maxBatch?: number;
+  /** the corrector's start, in (0, 1]: 1 from pure noise (default: the model card's), lower keeps more of the image */
+  strength?: number;
 }
 
-const KNOWN = new Set(['modelsDir', 'steps', 'guidance', 'threads', 'maxBatch']);
+const KNOWN = new Set(['modelsDir', 'steps', 'guidance', 'threads', 'maxBatch', 'strength']);
 
 function num(o: Record<string, unknown>, key: string, min: number, integer: boolean): number | undefined {
   const v = o[key];
@@ -67,6 +69,8 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   const maxBatch = num(options, 'maxBatch', 1, true);
   const steps = num(options, 'steps', 1, true);
   const guidance = num(options, 'guidance', 0, false);
+  const strength = num(options, 'strength', 0, false);
+  checkStrength(strength);
   // the generator's and the corrector's sampler settings
   const flow = {
     ...(steps !== undefined ? { steps } : {}),
@@ -84,7 +88,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   const roles: Partial<RoleSet> = { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) };
   // the corrector reads the refiner's wording too; a models folder without one serves the other four roles
   if (existsSync(path.join(dir, 'corrector.onnx'))) {
-    roles.corrector = await EmbeddedCorrector.load(dir, flow);
+    roles.corrector = await EmbeddedCorrector.load(dir, { ...flow, ...(strength !== undefined ? { strength } : {}) });
   }
   return roles;
 }

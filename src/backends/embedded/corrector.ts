@@ -12,6 +12,13 @@ import { Tokenizer } from './tokenizer.js';
 export interface CorrectorMeta extends FlowModelMeta {
   /** how the previous image is seen: stacked on x_t (`channels`) or as attention tokens (`tokens`) */
   cond: 'channels' | 'tokens';
+  /** where sampling starts (1: pure noise; below 1: the previous image noised to that t) */
+  strength?: number;
+}
+
+export interface CorrectorOptions extends FlowGeneratorOptions {
+  /** where sampling starts, in (0, 1]: 1 from pure noise, lower keeps more of the previous image */
+  strength?: number;
 }
 
 /**
@@ -25,6 +32,7 @@ export class EmbeddedCorrector implements Corrector {
   readonly concurrency = 64;
   readonly steps: number;
   readonly guidance: number;
+  readonly strength: number;
   readonly identity: string;
   private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number; image: Image }, Image>;
 
@@ -32,17 +40,21 @@ export class EmbeddedCorrector implements Corrector {
     private readonly session: ort.InferenceSession,
     readonly meta: CorrectorMeta,
     readonly tokenizer: Tokenizer,
-    opts: FlowGeneratorOptions,
+    opts: CorrectorOptions,
     hash: string,
   ) {
     this.steps = opts.steps ?? meta.steps ?? 12;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
+    this.strength = opts.strength ?? meta.strength ?? 1;
     this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs) => this.sample(reqs));
-    this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}`;
+    const start = this.strength === 1 ? '' : `:strength=${this.strength}`;
+    this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}${start}`;
   }
 
-  static async load(dir: string, opts: FlowGeneratorOptions = {}): Promise<EmbeddedCorrector> {
+  static async load(dir: string, opts: CorrectorOptions = {}): Promise<EmbeddedCorrector> {
+    checkStrength(opts.strength);
     const { session, meta, hash } = await loadModel<CorrectorMeta>(dir, 'corrector', opts.threads);
+    checkStrength(meta.strength);
     if (meta.cond !== 'channels' && meta.cond !== 'tokens') throw new UserError(`${dir}/corrector.json: unknown conditioning '${String(meta.cond)}'`);
     return new EmbeddedCorrector(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash);
   }
@@ -86,9 +98,14 @@ export class EmbeddedCorrector implements Corrector {
     );
     const x = await sampleFlow(
       this.session,
-      { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens() },
+      { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens(), start: this.strength },
       reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]! })),
     );
     return Promise.all(reqs.map((_, i) => tensorToPng(x, i * per, size)));
   }
+}
+
+/** A start for the flow, t in (0, 1]; undefined means the default. */
+export function checkStrength(strength: number | undefined): void {
+  if (strength !== undefined && !(strength > 0 && strength <= 1)) throw new UserError(`embedded corrector: strength must be in (0, 1], got ${strength}`);
 }

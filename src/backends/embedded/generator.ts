@@ -90,6 +90,11 @@ export interface FlowSampling {
   steps: number;
   guidance: number;
   nullTokens: number[];
+  /**
+   * Where integration starts, t in (0, 1]: below 1 each request's `image` noised to that t is the start (SDEdit), so
+   * the image's layout survives and fewer steps run (⌈steps·start⌉). 1 starts from pure noise.
+   */
+  start?: number;
 }
 
 /**
@@ -107,8 +112,17 @@ export async function sampleFlow(
   const per = 3 * size * size;
   const guided = o.guidance !== 1;
   const rows = guided ? 2 * n : n;
+  const start = o.start ?? 1;
   const x = new Float32Array(n * per);
-  reqs.forEach((r, i) => x.set(gaussianNoise(r.seed, per), i * per));
+  reqs.forEach((r, i) => {
+    const eps = gaussianNoise(r.seed, per);
+    if (start < 1) {
+      if (!r.image) throw new Error('sampleFlow: a start below 1 needs each request\'s image');
+      for (let k = 0; k < per; k++) eps[k] = (1 - start) * r.image[k]! + start * eps[k]!;
+    }
+    x.set(eps, i * per);
+  });
+  const steps = Math.max(1, Math.ceil(o.steps * start));
   const tokens = new BigInt64Array(rows * maxTokens);
   reqs.forEach((r, i) => {
     r.tokens.forEach((id, j) => (tokens[i * maxTokens + j] = BigInt(id)));
@@ -126,9 +140,9 @@ export async function sampleFlow(
   }
   const xin = new Float32Array(rows * per);
   const tin = new Float32Array(rows);
-  for (let s = 0; s < o.steps; s++) {
-    const t = 1 - s / o.steps;
-    const tNext = 1 - (s + 1) / o.steps;
+  for (let s = 0; s < steps; s++) {
+    const t = start * (1 - s / steps);
+    const tNext = start * (1 - (s + 1) / steps);
     xin.set(x, 0);
     if (guided) xin.set(x, n * per);
     tin.fill(t);
