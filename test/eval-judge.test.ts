@@ -185,6 +185,24 @@ describe('eval --judge over HTTP', () => {
     expect((svg.match(/<polyline/g) ?? []).length).toBe(1);
   }, 120_000);
 
+  it('ShapeWorld prompts with a rubric judge over HTTP: one judge call per search, the table names the judge, the paper\'s detector rows stay out', async () => {
+    const d = tmpDir();
+    const config = path.join(d, 'config.json');
+    writeFileSync(config, JSON.stringify({ backend: 'procedural', judge: { backend: 'openai', baseURL: server.url, model: 'reflectionflow-verifier', mode: 'rubric', maxRetries: 0 } }));
+    const out = path.join(d, 'evals');
+    const before = requests;
+    const r = await cliRun(['eval', '--split', 'test', '--limit', '1', '--seeds', '1', '--config', config, '--judge', 'openai', '--strategies', 'noise', '--budgets', '1', '--out', out, '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(requests - before).toBe(6); // one prompt per GenEval category, one rung
+    expect(r.stdout).toContain('| strategy | budget | single_object | two_object | counting | colors | position | color_attr | overall |');
+    expect(r.stdout).toContain('Judged by openai:reflectionflow-verifier (rubric: correct = overall above 5 of 10)');
+    expect(r.stdout).not.toContain('paper: FLUX.1-dev');
+    const [dir] = readdirSync(out);
+    expect(readFileSync(path.join(out, dir!, 'table.md'), 'utf8')).not.toContain('paper: FLUX.1-dev');
+    expect(readFileSync(path.join(out, dir!, 'scaling.svg'), 'utf8')).toContain('GenEval-Shapes: judged accuracy vs budget (judge: openai:reflectionflow-verifier)');
+  }, 60_000);
+
   it('refuses a free-form list without a judge, and the search\'s own verifier as judge unless asked: one line, exit 2, nothing written', async () => {
     const d = tmpDir();
     const prompts = path.join(d, 'p.txt');

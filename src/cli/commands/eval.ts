@@ -176,7 +176,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     ...(judgeRole ? { judge: report.judge!.name, promptKind: freeForm ? 'free-form' : 'geneval' } : {}),
   });
   if (queued) queued.writeLog(dir);
-  process.stdout.write(markdownTable(report, { paper: !flags.prompts && flags.split === 'test' }));
+  process.stdout.write(markdownTable(report, { paper: !flags.prompts && flags.split === 'test' && !report.judge }));
   process.stdout.write(`\nwall ${(report.wallMs / 1000).toFixed(1)}s; results in ${dir}\n`);
   queued?.throwIfFailed(dir);
   const failed = report.judge?.usage.failed ?? 0;
@@ -193,7 +193,8 @@ function writeResults(out: string, started: Date, report: EvalReport, setup: Rec
   const judge = report.judge ? { judge: report.judge } : {};
   writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ setup, cells: report.cells, tags: report.tags, verifier: report.verifier ?? null, ...judge, wallMs: report.wallMs }, null, 2) + '\n');
   writeFileSync(path.join(dir, 'samples.jsonl'), samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
-  const paper = setup.prompts === 'split:test';
+  // the paper's rows are GenEval detector scores: beside a VLM judge's accuracies they would mislead
+  const paper = setup.prompts === 'split:test' && !report.judge;
   writeFileSync(path.join(dir, 'table.md'), markdownTable(report, { paper }));
   const verifier = setup.oracle === true ? 'oracle verifier' : 'configured verifier; @oracle: the evaluator';
   const title = report.judge
