@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { readEvents } from '../src/store/run-store.js';
 import type { RunRecord } from '../src/store/types.js';
 import { FAKE, ROOT, cli, cliAsync, cliRun, tmpDir } from './helpers/cli.js';
+import { qualityOf } from './fixtures/fake-backend.mjs';
 
 const GENEVAL = path.join(ROOT, 'test/fixtures/geneval_evaluation_metadata.jsonl');
 
@@ -258,6 +259,52 @@ describe('run --prompts --geneval-out', () => {
     const bad = await cliRun(['run', 'a cat', '--backend', FAKE, '--geneval-out', out]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--geneval-out needs --prompts/);
+  });
+});
+
+describe('run --prompts --geneval-out --geneval-rungs', () => {
+  it('writes one GenEval tree per budget rung: nfe<n>/ holds the best of the first n images, by the search\'s own scores', async () => {
+    const d = tmpDir();
+    const lines = readFileSync(GENEVAL, 'utf8').split('\n').filter(Boolean).slice(10, 13);
+    const file = path.join(d, 'meta.jsonl');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const out = path.join(d, 'geneval');
+    const runs = path.join(d, 'runs');
+    const r = await cliRun(['run', '--prompts', file, '--backend', FAKE, '--strategy', 'reflection', '--samples', '4', '--width', '2', '--depth', '2', '--out', runs, '--geneval-out', out, '--geneval-rungs', '1,2,4,8', '--quiet', '--no-report']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['00000', '00001', '00002', 'nfe1', 'nfe2', 'nfe4', 'nfe8']);
+    const [batchDir] = readdirSync(runs);
+    const batch = JSON.parse(readFileSync(path.join(runs, batchDir!, 'batch.json'), 'utf8'));
+    const quality = async (file: string) => qualityOf({ png: new Uint8Array(readFileSync(file)) });
+    let differ = 0;
+    for (const [i, line] of lines.entries()) {
+      const run = JSON.parse(readFileSync(path.join(runs, batchDir!, batch.prompts[i].dir, 'run.json'), 'utf8'));
+      // plan order: the pool by index, then round by round
+      const ids: string[] = run.candidates.map((c: { id: string }) => c.id);
+      expect(ids.slice(0, 4).every((id) => id.startsWith('r0-'))).toBe(true);
+      const scores: number[] = run.candidates.map((c: { evaluation: { score: number } }) => c.evaluation.score);
+      const picks: number[] = [];
+      for (const n of [1, 2, 4, 8]) {
+        const folder = path.join(out, `nfe${n}`, String(i).padStart(5, '0'));
+        expect(readdirSync(folder).sort()).toEqual(['metadata.jsonl', 'samples']);
+        expect(JSON.parse(readFileSync(path.join(folder, 'metadata.jsonl'), 'utf8'))).toEqual(JSON.parse(line));
+        expect(readdirSync(path.join(folder, 'samples'))).toEqual(['0000.png']);
+        const q = await quality(path.join(folder, 'samples', '0000.png'));
+        expect(q / 255).toBeCloseTo(Math.max(...scores.slice(0, n)), 10);
+        picks.push(q);
+      }
+      // the largest rung is the whole search: the final image
+      expect(picks[3]).toBe(await quality(path.join(out, String(i).padStart(5, '0'), 'samples', '0000.png')));
+      if (picks[0] !== picks[3]) differ++;
+    }
+    expect(differ).toBeGreaterThan(0); // the rungs really differ, so the check above could fail
+    const over = await cliRun(['run', '--prompts', file, '--backend', FAKE, '--samples', '4', '--depth', '1', '--out', runs, '--geneval-out', out, '--geneval-rungs', '4,16']);
+    expect(over.code).toBe(2);
+    expect(over.stderr).toMatch(/--geneval-rungs 16: above the 6 images each search may generate/);
+    const alone = await cliRun(['run', '--prompts', file, '--backend', FAKE, '--geneval-rungs', '4']);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toMatch(/--geneval-rungs needs --geneval-out/);
   });
 });
 

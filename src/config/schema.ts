@@ -48,6 +48,8 @@ export const configSchema = z
       .strict()
       .optional(),
     search: searchSchema.partial().optional(),
+    /** `eval`'s judge: a backend's verifier, apart from the search's (its own options; the top-level `options` are the search's) */
+    judge: roleSpecSchema.optional(),
     /** image size in pixels asked of generators and correctors (backends may have a fixed size) */
     size: positiveInt.optional(),
     /** where run directories go */

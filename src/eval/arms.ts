@@ -1,4 +1,5 @@
 import { buildRoles, planRoles, type RolePlan } from '../config/resolve.js';
+import { absoluteBackendName } from '../backends/registry.js';
 import type { ConfigFile } from '../config/schema.js';
 import type { RoleSet } from '../core/roles.js';
 import { UserError } from '../core/errors.js';
@@ -45,4 +46,30 @@ export async function buildArms(config: ConfigFile, specs: ArmSpec[], stopAt: nu
   );
   const arms = [...fixed, ...stopAt.flatMap((t) => fixed.map((a) => ({ ...a, label: `${a.label} stop@${t}`, stopAt: t })))];
   return { roles, plans: [...needed.values()], arms };
+}
+
+/**
+ * The judge of `eval --judge <backend>`: that backend (or the config's `judge.backend`) with the config's `judge`
+ * options alone. Refused when it is a verifier the search uses (same backend, same options), unless `self` says the
+ * user means it.
+ */
+export function planJudge(config: ConfigFile, backend: string, specs: ArmSpec[], self: boolean): RolePlan {
+  const { backend: _b, enabled: _e, ...own } = config.judge ?? {};
+  const plan: RolePlan = { role: 'verifier', backend: absoluteBackendName(backend), options: own, required: true };
+  const searched: RolePlan[] = [];
+  if (specs.some((a) => !a.oracle)) searched.push(...planRoles(config, 'noise').filter((p) => p.role === 'verifier'));
+  if (specs.some((a) => a.oracle)) searched.push(...planRoles({ backend: 'procedural' }, 'noise').filter((p) => p.role === 'verifier'));
+  const same = searched.find((p) => p.backend === plan.backend && sameOptions(p.options, plan.options));
+  if (same && !self) {
+    throw new UserError(
+      `the judge would be the search's own verifier (${same.backend} with the same options): name another backend or other options (config "judge"), or pass --self-judge to judge with it anyway`,
+    );
+  }
+  return plan;
+}
+
+function sameOptions(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  // concurrency changes how calls are scheduled, not what the verifier answers
+  const canon = (o: Record<string, unknown>) => JSON.stringify(Object.entries(o).filter(([k]) => k !== 'concurrency').sort(([x], [y]) => (x < y ? -1 : 1)));
+  return canon(a) === canon(b);
 }

@@ -3,6 +3,8 @@ import type { RoleSet } from '../core/roles.js';
 import type { Strategy } from '../core/types.js';
 import type { PromptRecord } from '../config/prompts.js';
 import { metaOf } from '../config/prompts.js';
+import type { PromptMeta } from '../core/types.js';
+import type { JudgeSummary } from './judge.js';
 import { search } from '../search/loop.js';
 import { backendNames, costOf } from '../run.js';
 import type { Price } from '../core/usage.js';
@@ -10,8 +12,34 @@ import { paramsForBudget } from './budget.js';
 import { SharedPoolIO } from './shared-pool.js';
 import type { SearchIO } from '../search/io.js';
 
-/** Judges one final image against its GenEval record (the benchmark's detector, never the search's verifier). */
-export type Judge = (png: Uint8Array, record: PromptRecord) => Promise<{ correct: boolean; reason?: string }>;
+/**
+ * A prompt of an eval: a GenEval record (with `include`), or a free-form prompt whose category is its tag (one
+ * column of the table).
+ */
+export interface EvalRecord {
+  prompt: string;
+  tag: string;
+  include?: unknown;
+}
+
+/** What the search's verifier may know of a prompt: a GenEval record's metadata; nothing for a free-form prompt. */
+export function metaFor(record: EvalRecord): PromptMeta | undefined {
+  return record.include !== undefined ? metaOf(record as PromptRecord) : undefined;
+}
+
+/**
+ * A judge's verdict on one image. `score` is a backend judge's own score; `error` says the judge call failed (the
+ * image is then left out of the accuracies, not counted wrong).
+ */
+export interface Verdict {
+  correct: boolean;
+  reason?: string;
+  score?: number;
+  error?: string;
+}
+
+/** Judges one final image against its prompt (the benchmark's detector or a judge backend, never the search's verifier). */
+export type Judge = (png: Uint8Array, record: EvalRecord) => Promise<Verdict>;
 
 /**
  * One line of the table: a strategy searched with a set of roles. A plain strategy uses `EvalOptions.roles`; an arm
@@ -29,13 +57,13 @@ export interface EvalArm {
 }
 
 export interface EvalOptions {
-  records: PromptRecord[];
+  records: EvalRecord[];
   strategies: Array<Strategy | EvalArm>;
   budgets: number[];
   roles: RoleSet;
   judge: Judge;
   /** searches per prompt, each with its own run seed (a number, or per record) */
-  seedsPerPrompt: number | ((record: PromptRecord) => number);
+  seedsPerPrompt: number | ((record: EvalRecord) => number);
   width: number;
   seed: number;
   chainHead?: 'latest' | 'best';
@@ -51,6 +79,10 @@ export interface EvalOptions {
   prices?: Record<string, Price>;
   /** keep pool images on disk across eval runs (same generator identity ⇒ same images) */
   cache?: { dir: string; generatorKey: string };
+  /** who judged and what the judge spent, for the report (a judge backend's calls, apart from the search's) */
+  judgeSummary?: () => JudgeSummary;
+  /** record each search's wall time and summed call time (the table then shows them per rung) */
+  timing?: boolean;
   onResult?: (r: EvalSample, done: number, total: number) => void;
 }
 
@@ -69,6 +101,14 @@ export interface EvalSample {
   vlmCalls: number;
   /** estimated price of the search from `EvalOptions.prices`, null without a price for any of its backends */
   price: number | null;
+  /** a judge backend's own score of the final image */
+  judgeScore?: number;
+  /** the judge call failed: the sample counts in spending, not in accuracy */
+  judgeError?: string;
+  /** with `timing`: the search's wall time in this eval, ms (pool calls an earlier rung made are not made again) */
+  ms?: number;
+  /** with `timing`: the search's calls' summed time, ms (pool calls shared with other rungs counted as made) */
+  callMs?: number;
 }
 
 export interface EvalCell {
@@ -87,6 +127,11 @@ export interface EvalCell {
   meanVlmCalls: number;
   /** estimated price per search, on average; null when no search had a price */
   meanPrice: number | null;
+  /** with timing: the searches' wall time and summed call time, ms per search on average */
+  meanMs?: number;
+  meanCallMs?: number;
+  /** searches whose judge call failed (left out of the accuracies) */
+  unjudged?: number;
 }
 
 export interface VerifierAgreement {
@@ -117,6 +162,8 @@ export interface EvalReport {
   cells: EvalCell[];
   samples: EvalSample[];
   wallMs: number;
+  /** a judge backend: who judged and its own calls, tokens and price */
+  judge?: JudgeSummary;
 }
 
 /**
@@ -146,16 +193,18 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       }),
     ),
   );
-  return evalReport(samples, judged, arms.map((a) => a.label), opts.budgets, performance.now() - started);
+  const report = evalReport(samples, judged, arms.map((a) => a.label), opts.budgets, performance.now() - started);
+  if (opts.judgeSummary) report.judge = opts.judgeSummary();
+  return report;
 }
 
 /** Every (prompt, run seed) of an eval, each with its own seed; the unit of pool sharing. */
-export function evalUnits(records: PromptRecord[], seeds: (record: PromptRecord) => number, base: number): Array<{ record: PromptRecord; seed: number }> {
+export function evalUnits<R extends EvalRecord>(records: R[], seeds: (record: R) => number, base: number): Array<{ record: R; seed: number }> {
   return records.flatMap((record, p) => Array.from({ length: seeds(record) }, (_, k) => ({ record, seed: base + p * 1000 + k })));
 }
 
-export interface UnitOptions extends Pick<EvalOptions, 'budgets' | 'roles' | 'judge' | 'width' | 'chainHead' | 'verifierAuc' | 'prices' | 'signal'> {
-  record: PromptRecord;
+export interface UnitOptions extends Pick<EvalOptions, 'budgets' | 'roles' | 'judge' | 'width' | 'chainHead' | 'verifierAuc' | 'prices' | 'signal' | 'timing'> {
+  record: EvalRecord;
   seed: number;
   arms: EvalArm[];
   /** where the searches keep what they make: pool calls shared between them, `name` tells the searches apart */
@@ -181,16 +230,19 @@ export async function evalUnit(opts: UnitOptions): Promise<{ samples: EvalSample
         ...(arm.stopAt !== undefined ? { stopAt: arm.stopAt } : {}),
       };
       const io = opts.pool.session(arm.verifierScope ?? '', `${arm.label}\u0000${budget}`);
+      const meta = metaFor(record);
+      const started = performance.now();
       const result = await search({
         prompt: record.prompt,
-        meta: metaOf(record),
+        ...(meta ? { meta } : {}),
         params,
         roles: arm.roles ?? opts.roles,
         io,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
+      const searchMs = performance.now() - started;
       const best = result.candidates.find((c) => c.id === result.bestId);
-      const verdict = best ? await opts.judge((await io.loadImage(best.id)).png, record) : { correct: false, reason: 'no image' };
+      const verdict: Verdict = best ? await opts.judge((await io.loadImage(best.id)).png, record) : { correct: false, reason: 'no image' };
       const sample: EvalSample = {
         prompt: record.prompt,
         tag: record.tag,
@@ -203,6 +255,11 @@ export async function evalUnit(opts: UnitOptions): Promise<{ samples: EvalSample
         imagesGenerated: result.imagesGenerated,
         vlmCalls: (['verify', 'reflect', 'refine'] as const).reduce((n, r) => n + (result.usage[r]?.calls ?? 0), 0),
         price: costOf(result.usage, backendNames(arm.roles ?? opts.roles), opts.prices)?.total ?? null,
+        ...(verdict.score !== undefined ? { judgeScore: verdict.score } : {}),
+        ...(verdict.error !== undefined ? { judgeError: verdict.error } : {}),
+        ...(opts.timing
+          ? { ms: Math.round(searchMs), callMs: Math.round(Object.values(result.usage).reduce((n, u) => n + (u?.ms ?? 0), 0)) }
+          : {}),
       };
       samples.push(sample);
       if (opts.verifierAuc && strategy === 'noise' && !arm.roles && budget === maxBudget) {
@@ -211,6 +268,7 @@ export async function evalUnit(opts: UnitOptions): Promise<{ samples: EvalSample
           if (!c.evaluation) continue;
           // the final image is already judged
           const v = c.id === best?.id ? verdict : await opts.judge((await io.loadImage(c.id)).png, record);
+          if (v.error !== undefined) continue;
           judged.push({ score: c.evaluation.score, ...(c.evaluation.label ? { label: c.evaluation.label } : {}), correct: v.correct, tag: record.tag, pool });
         }
       }
@@ -292,9 +350,11 @@ export function summarise(samples: EvalSample[], strategies: string[], budgets: 
   for (const strategy of strategies) {
     for (const budget of budgets) {
       const mine = samples.filter((s) => s.strategy === strategy && s.budget === budget);
+      const judged = mine.filter((s) => s.judgeError === undefined);
+      const timed = mine.filter((s) => s.ms !== undefined);
       const categories: EvalCell['categories'] = {};
       for (const tag of tags) {
-        const t = mine.filter((s) => s.tag === tag);
+        const t = judged.filter((s) => s.tag === tag);
         const correct = t.filter((s) => s.correct).length;
         categories[tag] = { correct, total: t.length, accuracy: t.length ? correct / t.length : 0 };
       }
@@ -308,6 +368,10 @@ export function summarise(samples: EvalSample[], strategies: string[], budgets: 
         meanImages: mine.length ? mine.reduce((a, s) => a + s.imagesGenerated, 0) / mine.length : 0,
         meanVlmCalls: mine.length ? mine.reduce((a, s) => a + s.vlmCalls, 0) / mine.length : 0,
         meanPrice: mine.some((s) => s.price !== null) ? mine.reduce((a, s) => a + (s.price ?? 0), 0) / mine.length : null,
+        ...(timed.length
+          ? { meanMs: timed.reduce((a, s) => a + s.ms!, 0) / timed.length, meanCallMs: timed.reduce((a, s) => a + (s.callMs ?? 0), 0) / timed.length }
+          : {}),
+        ...(judged.length < mine.length ? { unjudged: mine.length - judged.length } : {}),
       });
     }
   }

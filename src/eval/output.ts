@@ -31,17 +31,42 @@ export function markdownTable(report: EvalReport, opts: OutputOptions = {}): str
   const n = report.tags.map((t) => `${t} ${report.cells[0]?.categories[t]?.total ?? 0}`).join(', ');
   lines.push('', `Judged images per cell: ${n}. Overall = mean of the category accuracies (as GenEval).`);
   lines.push('Budget = every image generated, the noise pool included; `@oracle` = the ShapeWorld evaluator as verifier.');
-  // what the searches spent: images (below the budget when they stop early), VLM calls, price
+  const j = report.judge;
+  if (j) {
+    lines.push(
+      `Judged by ${j.name} (${j.kinds.join(', ') || 'no verdict'}${j.kinds.includes('rubric') ? ': correct = overall above 5 of 10' : ''}), a judge apart from the search's verifier; its calls are not in the spending table.`,
+    );
+    const unjudged = report.cells.reduce((n, c) => n + (c.unjudged ?? 0), 0);
+    if (unjudged) lines.push(`${unjudged} searches are left out: their judge call failed.`);
+  }
+  // what the searches spent: images (below the budget when they stop early), VLM calls, price, time
   const priced = report.cells.some((c) => c.meanPrice !== null);
+  const timed = report.cells.some((c) => c.meanMs !== undefined);
+  const secs = (ms: number | undefined) => (ms === undefined ? '–' : (ms / 1000).toFixed(2));
   lines.push(
     '',
-    `| strategy | budget | images/search | VLM calls/search |${priced ? ' price/search |' : ''}`,
-    `| --- | --- | ---: | ---: |${priced ? ' ---: |' : ''}`,
+    `| strategy | budget | images/search | VLM calls/search |${priced ? ' price/search |' : ''}${timed ? ' call s/search | wall s/search |' : ''}`,
+    `| --- | --- | ---: | ---: |${priced ? ' ---: |' : ''}${timed ? ' ---: | ---: |' : ''}`,
     ...report.cells.map(
       (c) =>
-        `| ${c.strategy} | ${c.budget} | ${c.meanImages.toFixed(1)} | ${c.meanVlmCalls.toFixed(1)} |${priced ? ` ${c.meanPrice === null ? '–' : c.meanPrice.toPrecision(3)} |` : ''}`,
+        `| ${c.strategy} | ${c.budget} | ${c.meanImages.toFixed(1)} | ${c.meanVlmCalls.toFixed(1)} |${priced ? ` ${c.meanPrice === null ? '–' : c.meanPrice.toPrecision(3)} |` : ''}` +
+        (timed ? ` ${secs(c.meanCallMs)} | ${secs(c.meanMs)} |` : ''),
     ),
   );
+  if (timed) {
+    lines.push(
+      '',
+      "call s = the search's calls' summed time (pool calls shared with a smaller rung counted as made); wall s = the search's own time in this eval, where the rungs of one prompt run smallest first and share their pool, so a rung's wall time leaves out the pool images a smaller rung already made.",
+    );
+  }
+  if (j) {
+    const u = j.usage;
+    lines.push(
+      '',
+      `Judge ${j.name}: ${u.calls} calls (${u.failed} failed, ${u.retries} retries), ${u.inputTokens} input and ${u.outputTokens} output tokens, ${(u.ms / 1000).toFixed(1)} s of calls` +
+        (j.price !== null ? `, price ${j.price.toPrecision(3)}` : '') + '.',
+    );
+  }
   if (opts.paper) {
     lines.push(
       '',
@@ -56,7 +81,7 @@ export function markdownTable(report: EvalReport, opts: OutputOptions = {}): str
     const v = report.verifier;
     lines.push(
       '',
-      `Verifier vs evaluator on ${v.images} pool images (${v.positives} judged correct): ROC-AUC ${v.auc.toFixed(3)}` +
+      `Verifier vs ${j ? 'judge' : 'evaluator'} on ${v.images} pool images (${v.positives} judged correct): ROC-AUC ${v.auc.toFixed(3)}` +
         (v.labelAccuracy !== null ? `, yes/no label accuracy ${v.labelAccuracy.toFixed(3)}` : '') + '.',
     );
     if (v.withinPoolAuc !== null) {

@@ -3,8 +3,7 @@ import { hostname } from 'node:os';
 import type { PromptRecord } from '../config/prompts.js';
 import { UserError, errorMessage } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
-import { evaluateImage } from '../shapeworld/evaluate.js';
-import type { PromptSpec } from '../shapeworld/rules.js';
+import { evaluatorJudge } from '../eval/judge.js';
 import { connectionOf, QUEUE_NAME } from './connection.js';
 import { processEvalJob } from './eval-jobs.js';
 import { JobDirBusy } from './job-dir.js';
@@ -33,14 +32,13 @@ export function startWorker(opts: WorkerOptions): Worker {
   const log = opts.log ?? (() => {});
   const armCache = new Map();
   const roleCache = new Map<string, Promise<RoleSet>>();
-  const judge = async (png: Uint8Array, record: PromptRecord) => evaluateImage(png, record as unknown as PromptSpec);
   const processor = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const problem = jobProblem(job.data);
     if (problem) throw new UnrecoverableError(`malformed job: ${problem}`);
     const data = job.data as JobData;
     try {
       return data.kind === 'eval'
-        ? await processEvalJob(data, job.id!, { judge, armCache, ...(signal ? { signal } : {}) })
+        ? await processEvalJob(data, job.id!, { judge: evaluatorJudge, armCache, ...(signal ? { signal } : {}) })
         : await processRunJob(data, { roleCache, ...(signal ? { signal } : {}) });
     } catch (err) {
       if (err instanceof JobDirBusy) {

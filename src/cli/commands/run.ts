@@ -16,8 +16,8 @@ import { readRunRecord } from '../../store/run-store.js';
 import { BatchStore, readBatchRecord } from '../../store/batch.js';
 import { makeOutputDir } from '../../store/dirs.js';
 import type { RunRecord } from '../../store/types.js';
-import { writeGenevalPrompt } from '../../eval/geneval-layout.js';
-import { finiteNumber, nonNegativeInt, positiveInt, redisUrl, strategy } from '../args.js';
+import { checkRungs, rungChoices, rungFolder, writeGenevalPrompt } from '../../eval/geneval-layout.js';
+import { intList, finiteNumber, nonNegativeInt, positiveInt, redisUrl, strategy } from '../args.js';
 import { queuedBatch } from '../queued.js';
 import { Progress } from '../progress.js';
 
@@ -38,6 +38,7 @@ export interface RunFlags {
   out?: string;
   prompts?: string;
   genevalOut?: string;
+  genevalRungs?: number[];
   dryRun?: boolean;
   resume?: string;
   report: boolean;
@@ -67,6 +68,7 @@ export function runCommand(): Command {
     .option('--out <dir>', 'parent folder of run directories (default runs)')
     .option('--prompts <file>', 'run every prompt of a GenEval-metadata JSONL file (a batch: runs/batch-…/)')
     .option('--geneval-out <dir>', "with --prompts: also write GenEval's folder layout (<index>/metadata.jsonl, samples/0000.png: the final image) for its official scorer")
+    .option('--geneval-rungs <list>', "with --geneval-out: also a GenEval tree per budget rung, nfe<n>/ (the best of the first n images, as the official verifier_filter.py)", intList)
     .option('--size <px>', 'image size asked of the generator', positiveInt)
     .option('--dry-run', 'validate everything and print the plan; run nothing')
     .option('--resume <runDir>', 'continue a run that was interrupted or killed')
@@ -104,6 +106,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
   const jobs = collectJobs(promptArg, flags.prompts);
   if (flags.genevalOut && !flags.prompts) throw new UserError('--geneval-out needs --prompts <evaluation_metadata.jsonl>');
+  if (flags.genevalRungs && !flags.genevalOut) throw new UserError('--geneval-rungs needs --geneval-out <dir>');
   if (flags.queue && !flags.prompts) throw new UserError('--queue runs a batch: give --prompts <file.jsonl>');
   if (flags.budget !== undefined && (flags.samples !== undefined || flags.depth !== undefined)) {
     throw new UserError('give --budget, or --samples and --depth, not both (--budget splits itself; --width sets its chains)');
@@ -121,6 +124,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
     stopAt: flags.stopAt,
     wave: flags.wave,
   }, flags.budgetLimit);
+  if (flags.genevalRungs) checkRungs(flags.genevalRungs, makePlan(params).budget);
   const rolePlans = planRoles(config, params.strategy);
   const size = flags.size ?? config.size;
   const outDir = flags.out ?? config.out ?? 'runs';
@@ -280,6 +284,8 @@ async function resumeBatch(dir: string, flags: RunFlags): Promise<void> {
   try {
     const b = batch.batch;
     if (b.prompts.every((p) => p.status === 'done')) throw new UserError(`batch ${dir} is already done; nothing to resume`);
+    if (flags.genevalRungs && !flags.genevalOut) throw new UserError('--geneval-rungs needs --geneval-out <dir>');
+    if (flags.genevalRungs) checkRungs(flags.genevalRungs, makePlan(b.params).budget);
     const config = (b.config ?? {}) as ConfigFile;
     if (flags.queue) return await queuedBatch(flags.queue, batch, { params: b.params, config, size: b.size, flags });
     const roles = await buildRoles(planRoles(config, b.params.strategy));
@@ -307,10 +313,17 @@ function stoppedEarly(err: RoleFailing, dir: string): RunIncomplete {
   return new RunIncomplete(`stopped early: ${err.message}; fix the ${err.role} backend and continue with: reflectionflow run --resume ${dir || '<runDir>'}`);
 }
 
-/** GenEval's layout for prompt `i` of the batch: its record and the final image (nothing when there is none). */
+/**
+ * GenEval's layout for prompt `i` of the batch: its record and the final image (nothing when there is none), and with
+ * `--geneval-rungs` each rung's image in its own tree.
+ */
 export async function writeGeneval(flags: RunFlags, i: number, job: Job, run: RunRecord): Promise<void> {
   if (!flags.genevalOut || !job.record || !run.result?.bestPath) return;
   await writeGenevalPrompt(flags.genevalOut, i, job.record, [run.result.bestPath]);
+  const images = path.dirname(run.result.bestPath);
+  for (const { rung, id } of rungChoices(run.candidates, flags.genevalRungs ?? [])) {
+    await writeGenevalPrompt(path.join(flags.genevalOut, rungFolder(rung)), i, job.record, [path.join(images, `${id}.png`)]);
+  }
 }
 
 /** samples, width and depth that spend exactly `--budget` images, as `eval` spends a budget. */
