@@ -9,11 +9,16 @@
  *   mirror                 position prompts and their mirrored wording: mean |Δ verifier score| on one image, and
  *                          the share of images whose edits match
  *
- *   npm run build && node dist/bench/reflector-agreement.js [--seeds 4] [--steps 12] [--set test|compositional]
+ *   npm run build && node dist/bench/reflector-agreement.js [--seeds 4] [--steps 12] [--set test|compositional|train]
+ *                                                           [--thresholds 0.5] [--merge same|any,...]
+ *
+ * With several --thresholds or --merge values, the same samples are read under each decoding (the object map is
+ * computed once) and one overall row is printed per decoding; the full table is for the first. Choose decodings on
+ * `--set train` (training prompts, never the test split), then measure the choice on the test split.
  */
 import { FlowGenerator } from '../backends/embedded/generator.js';
 import { MODELS_DIR } from '../backends/embedded/files.js';
-import { Perception } from '../backends/embedded/perception.js';
+import { decodeObjectMap, DEFAULT_DECODE, Perception, type DecodeOptions } from '../backends/embedded/perception.js';
 import { editKey, reflectOn } from '../backends/embedded/reflector.js';
 import { canonicalSpec, encodePrompt, encodeSpec } from '../backends/embedded/spec.js';
 import { EmbeddedVerifier } from '../backends/embedded/verifier.js';
@@ -21,7 +26,7 @@ import { pngToTensor } from '../backends/embedded/image.js';
 import { compositionalCheckPrompts } from '../shapeworld/compositional.js';
 import { parseEdit, planEdits, type Edit } from '../shapeworld/edits.js';
 import { detectObjects } from '../shapeworld/evaluate.js';
-import { testPrompts } from '../shapeworld/prompts.js';
+import { testPrompts, trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed } from '../shapeworld/random.js';
 import { judge, MIRROR, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
 
@@ -43,10 +48,28 @@ function mirrored(spec: PromptSpec): PromptSpec | null {
 interface Tally { tp: number; written: number; truth: number; found: number; passing: number; silent: number; failing: number }
 const tally = (): Tally => ({ tp: 0, written: 0, truth: 0, found: 0, passing: 0, silent: 0, failing: 0 });
 
+function count(x: Tally, correct: boolean, mine: string[], truth: string[]): void {
+  if (correct) {
+    x.passing++;
+    if (mine.length === 0) x.silent++;
+  } else {
+    x.failing++;
+    x.written += mine.length;
+    x.tp += mine.filter((k) => truth.includes(k)).length;
+    x.truth += truth.length;
+    x.found += truth.filter((k) => mine.includes(k)).length;
+  }
+}
+
 async function main(): Promise<void> {
   const seeds = Number(arg('seeds', '4'));
   const set = arg('set', 'test');
-  const records: PromptRecord[] = set === 'compositional' ? compositionalCheckPrompts() : testPrompts();
+  const records: PromptRecord[] =
+    set === 'compositional' ? compositionalCheckPrompts() : set === 'train' ? trainPrompts({ count: 400, seed: 5151 }) : testPrompts();
+  const thresholds = arg('thresholds', String(DEFAULT_DECODE.threshold)).split(',').map(Number);
+  const merges = arg('merge', DEFAULT_DECODE.mergeAnyClass ? 'any' : 'same').split(',');
+  const decodings: DecodeOptions[] = thresholds.flatMap((threshold) => merges.map((m) => ({ threshold, mergeAnyClass: m === 'any' })));
+  const alt = decodings.map(() => tally());
   const generator = await FlowGenerator.load(MODELS_DIR, { steps: Number(arg('steps', '12')) });
   const perception = await Perception.load(MODELS_DIR);
   const verifier = await EmbeddedVerifier.load(MODELS_DIR);
@@ -65,26 +88,18 @@ async function main(): Promise<void> {
       const spec = canonicalSpec(rec);
       const correct = judge(truthDets, rec).correct;
       const truth = planEdits(truthDets, spec).map((e) => editKey(e));
-      const seen = await perception.detect({ png });
+      const pixels = new Float32Array(3 * 32 * 32);
+      await pngToTensor({ png }, 32, pixels, 0);
+      const [map] = await perception.objectMaps([pixels]);
+      const reads = decodings.map((d) => decodeObjectMap(map!, perception.meta.grid, d));
+      const seen = reads[0]!;
       const mine = keys(reflectOn(seen, spec).items);
+      reads.forEach((r, k) => count(alt[k]!, correct, keys(reflectOn(r, spec).items), truth));
       const t = byTag.get(rec.tag) ?? tally();
       byTag.set(rec.tag, t);
-      for (const x of [t, all]) {
-        if (correct) {
-          x.passing++;
-          if (mine.length === 0) x.silent++;
-        } else {
-          x.failing++;
-          x.written += mine.length;
-          x.tp += mine.filter((k) => truth.includes(k)).length;
-          x.truth += truth.length;
-          x.found += truth.filter((k) => mine.includes(k)).length;
-        }
-      }
+      for (const x of [t, all]) count(x, correct, mine, truth);
       const mir = mirrored(rec);
       if (mir) {
-        const pixels = new Float32Array(3 * 32 * 32);
-        await pngToTensor({ png }, 32, pixels, 0);
         const [a, b] = await verifier.score([
           { pixels, spec: encodePrompt(rec.prompt) },
           { pixels, spec: encodeSpec(mir) },
@@ -103,6 +118,14 @@ async function main(): Promise<void> {
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const [tag, t] of [...byTag, ['overall', all] as const]) {
     console.log(`| ${tag} | ${t.passing + t.failing} | ${t.failing} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+  }
+  if (decodings.length > 1) {
+    console.log('| decoding | instruction precision | defect recall | silent on passing |');
+    console.log('| --- | ---: | ---: | ---: |');
+    decodings.forEach((d, k) => {
+      const t = alt[k]!;
+      console.log(`| threshold ${d.threshold}, merge ${d.mergeAnyClass ? 'any' : 'same'} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+    });
   }
   if (mirrorN) console.log(`mirror: ${mirrorN} position images, mean |Δ verifier score| ${(mirrorDiff / mirrorN).toFixed(4)}, same edits ${pct(mirrorSame, mirrorN)}`);
 }

@@ -18,13 +18,23 @@ export interface PerceptionMeta {
   colors: string[];
 }
 
+/** How an object map is read as objects. */
+export interface DecodeOptions {
+  /** an object is read where P(centre) ≥ this */
+  threshold: number;
+  /** readings closer than `merge` (of the image side) are one object: of one class and colour only, or of any */
+  mergeAnyClass: boolean;
+}
+
 /** An object is read where P(centre) ≥ this. */
 export const CENTRE_THRESHOLD = 0.5;
 /**
- * Two readings of one class and colour closer than this (of the image side) are one object seen in two cells.
- * ShapeWorld never draws two such objects that close: scale ≥ 0.095 and a 0.06 gap put their centres ≥ 0.2 apart.
+ * Two readings closer than this (of the image side) are one object seen in two cells. ShapeWorld never draws two
+ * objects that close: scale ≥ 0.095 and a 0.06 gap put their centres ≥ 0.2 apart.
  */
 const SAME_OBJECT = 0.15;
+
+export const DEFAULT_DECODE: DecodeOptions = { threshold: CENTRE_THRESHOLD, mergeAnyClass: false };
 
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
@@ -37,6 +47,7 @@ export class Perception {
     private readonly session: ort.InferenceSession,
     readonly meta: PerceptionMeta,
     maxBatch: number,
+    private readonly decode: DecodeOptions,
   ) {
     this.batcher = new MicroBatcher(maxBatch, (reqs) => this.run(reqs));
   }
@@ -46,7 +57,7 @@ export class Perception {
     if (meta.grid !== 8 || meta.classes?.join() !== SHAPES.join() || meta.colors?.join() !== COLORS.join()) {
       throw new UserError(`${dir}/reflector.json: this version reads an 8×8 object map over ShapeWorld's classes and colours`);
     }
-    return new Perception(session, meta, opts.maxBatch ?? 64);
+    return new Perception(session, meta, opts.maxBatch ?? 64, DEFAULT_DECODE);
   }
 
   /** The objects in one image, most confident first. */
@@ -67,6 +78,11 @@ export class Perception {
   }
 
   private async run(reqs: Float32Array[]): Promise<Detection[][]> {
+    return (await this.objectMaps(reqs)).map((m) => decodeObjectMap(m, this.meta.grid, this.decode));
+  }
+
+  /** The raw object maps (channels × grid × grid each) of images given as CHW pixels in [−1, 1]. */
+  async objectMaps(reqs: Float32Array[]): Promise<Float32Array[]> {
     const { size, grid } = this.meta;
     const per = 3 * size * size;
     const images = new Float32Array(reqs.length * per);
@@ -74,12 +90,12 @@ export class Perception {
     const out = await this.session.run({ image: new ort.Tensor('float32', images, [reqs.length, 3, size, size]) });
     const map = out.objects!.data as Float32Array;
     const channels = out.objects!.dims[1] as number;
-    return reqs.map((_, b) => decodeObjectMap(map.subarray(b * channels * grid * grid, (b + 1) * channels * grid * grid), grid));
+    return reqs.map((_, b) => map.slice(b * channels * grid * grid, (b + 1) * channels * grid * grid));
   }
 }
 
 /** One image's object map (channels × grid × grid: centre, class logits, colour logits, offset x/y, size w/h). */
-export function decodeObjectMap(m: Float32Array, grid: number): Detection[] {
+export function decodeObjectMap(m: Float32Array, grid: number, opts: DecodeOptions = DEFAULT_DECODE): Detection[] {
   const cells = grid * grid;
   const at = (ch: number, cell: number): number => m[ch * cells + cell]!;
   const K = SHAPES.length;
@@ -92,7 +108,7 @@ export function decodeObjectMap(m: Float32Array, grid: number): Detection[] {
   const found: Detection[] = [];
   for (let cell = 0; cell < cells; cell++) {
     const p = sigmoid(at(0, cell));
-    if (p < CENTRE_THRESHOLD) continue;
+    if (p < opts.threshold) continue;
     const gx = cell % grid;
     const gy = Math.floor(cell / grid);
     const cx = (gx + sigmoid(at(1 + K + C, cell))) / grid;
@@ -112,7 +128,8 @@ export function decodeObjectMap(m: Float32Array, grid: number): Detection[] {
   found.sort((a, b) => b.score - a.score);
   const kept: Detection[] = [];
   for (const d of found) {
-    if (kept.some((k) => k.shape === d.shape && k.color === d.color && Math.hypot(k.cx - d.cx, k.cy - d.cy) < SAME_OBJECT)) continue;
+    const same = (k: Detection): boolean => opts.mergeAnyClass || (k.shape === d.shape && k.color === d.color);
+    if (kept.some((k) => same(k) && Math.hypot(k.cx - d.cx, k.cy - d.cy) < SAME_OBJECT)) continue;
     kept.push(d);
   }
   return kept;
