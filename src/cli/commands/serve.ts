@@ -3,7 +3,8 @@ import { loadConfigFile } from '../../config/load.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import { resolveServedRoles } from '../../server/roles.js';
-import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT, isLoopback, startServer } from '../../server/server.js';
+import { isLoopback } from '../../server/guard.js';
+import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT, startServer } from '../../server/server.js';
 
 interface ServeFlags {
   backend?: string;
