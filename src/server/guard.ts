@@ -12,7 +12,7 @@ export interface GuardOptions {
   /** names clients may use in Host besides the bound address */
   allowedHosts: string[];
   /** the flag that adds a name, for the error message (`serve --allowed-host`) */
-  allowFlag: string;
+  allowFlag?: string;
 }
 
 /** Refuse, with a 403, requests whose Host is not this server and cross-origin requests. */
@@ -24,7 +24,7 @@ export function guardHostAndOrigin(app: FastifyInstance, options: GuardOptions):
     if (hostName === undefined || !hostNames.has(hostName)) {
       throw new ApiError(
         403,
-        `Host ${quote(req.headers.host ?? 'none')} is not this server (allowed: ${[...hostNames].join(', ')}; ${options.allowFlag} adds a name)`,
+        `Host ${quote(req.headers.host ?? 'none')} is not this server (allowed: ${[...hostNames].join(', ')}${options.allowFlag ? `; ${options.allowFlag} adds a name` : ''})`,
         'host_not_allowed',
       );
     }
