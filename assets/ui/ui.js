@@ -64,7 +64,6 @@ document.getElementById('skip').addEventListener('click', (e) => {
   e.preventDefault();
   main.focus();
 });
-route();
 
 // ---------------------------------------------------------------------------------------------------- home
 
@@ -273,7 +272,7 @@ function mountRun(root, id, compact) {
   const chainsBox = h('section', { class: 'chains', 'aria-label': 'chains' });
   const poolBox = h('section', { class: 'poolbox', 'aria-label': 'noise pool' });
   const note = h('p', { class: 'err', role: 'alert', hidden: true });
-  fill(root, head, note, hero, chainsBox, poolBox);
+  fill(root, head, note, hero, poolBox, chainsBox);
 
   function build(p) {
     const shape = plan(p);
@@ -307,7 +306,7 @@ function mountRun(root, id, compact) {
       chosen ? h('div', { class: 'badges' }, h('span', { class: 'badge chosen' }, '★ chosen')) : null,
       c.image ? imageOf(id, c, where === 'pool' ? 72 : 112) : h('div', { class: 'noimg' }, '…'),
       h('div', { class: 'idline' }, h('code', { class: 'cid' }, c.id)),
-      h('div', { class: 'scoreline' }, e ? h('span', { class: 'score' }, fmt(e.score)) : h('span', { class: 'score none' }, c.verifyError ? 'verify failed' : 'scoring…'), e && e.label ? h('span', { class: `pill ${e.label}` }, e.label) : null),
+      h('div', { class: 'scoreline' }, e ? h('span', { class: 'score' }, fmt(e.score)) : h('span', { class: 'score none' }, c.verifyError ? 'verify failed' : state.summary && state.summary.status !== 'running' ? 'not scored' : 'scoring…'), e && e.label ? h('span', { class: `pill ${e.label}` }, e.label) : null),
     ];
     if (where === 'pool' && c.keptAs !== null) parts.push(h('span', { class: 'badge cbest' }, `→ chain ${c.keptAs}`));
     if (where === 'chain') {
@@ -409,6 +408,7 @@ function mountRun(root, id, compact) {
 
   function onRun(s) {
     const first = !state.summary;
+    if (!first && state.summary.status !== s.status) schedule([...state.cands.values()].filter((c) => !c.evaluation).map((c) => c.id));
     state.setSummary(s);
     paintHead(s);
     if (built !== JSON.stringify(plan(s.params))) build(s.params);
@@ -487,3 +487,5 @@ async function evalPage(name) {
     h('figure', { class: 'panel plot' }, h('img', { src: `/api/evals/${enc(name)}/scaling.svg`, alt: `scaling plot: overall accuracy against images per search, one line per strategy (${name})` })),
   );
 }
+
+route();
