@@ -102,6 +102,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   }
 
   // everything the user gave is checked before anything is written
+  if (flags.ui !== undefined && flags.prompts) throw new UserError('--ui watches a single run; for a batch, start `reflectionflow ui --runs <batchDir>`');
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
   if (flags.backend) config.backend = flags.backend;
   // module paths are kept absolute in run.json, so that a resume from another folder finds them
@@ -110,7 +111,6 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   const jobs = collectJobs(promptArg, flags.prompts);
   if (flags.genevalOut && !flags.prompts) throw new UserError('--geneval-out needs --prompts <evaluation_metadata.jsonl>');
   if (flags.queue && !flags.prompts) throw new UserError('--queue runs a batch: give --prompts <file.jsonl>');
-  if (flags.ui !== undefined && flags.prompts) throw new UserError('--ui watches a single run; for a batch, start `reflectionflow ui --runs <batchDir>`');
   if (flags.budget !== undefined && (flags.samples !== undefined || flags.depth !== undefined)) {
     throw new UserError('give --budget, or --samples and --depth, not both (--budget splits itself; --width sets its chains)');
   }
