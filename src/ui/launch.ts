@@ -6,9 +6,9 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { absoluteBackendName, listBackends } from '../backends/registry.js';
+import { listBackends } from '../backends/registry.js';
 import { loadConfigFile, redactSecrets } from '../config/load.js';
-import { buildRoles, planRoles, resolveParams } from '../config/resolve.js';
+import { absoluteBackends, buildRoles, planRoles, resolveParams } from '../config/resolve.js';
 import type { ConfigFile } from '../config/schema.js';
 import { errorMessage } from '../core/errors.js';
 import { STRATEGIES } from '../core/types.js';
@@ -91,8 +91,7 @@ export class Launcher {
       if (!listBackends().some((b) => b.name === req.backend)) throw new ApiError(400, `unknown backend ${quote(req.backend)}`, 'invalid_value', 'backend');
       config.backend = req.backend;
     }
-    if (config.backend) config.backend = absoluteBackendName(config.backend);
-    for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
+    absoluteBackends(config);
     const params = resolveParams(config, {
       ...(req.strategy ? { strategy: req.strategy as RunOptions['params']['strategy'] } : {}),
       samples: req.samples,

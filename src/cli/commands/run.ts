@@ -1,9 +1,8 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { absoluteBackendName } from '../../backends/registry.js';
 import { loadConfigFile, redactSecrets } from '../../config/load.js';
 import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.js';
-import { BUDGET_LIMIT, buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
+import { absoluteBackends, BUDGET_LIMIT, buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
@@ -106,8 +105,7 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
   if (flags.backend) config.backend = flags.backend;
   // module paths are kept absolute in run.json, so that a resume from another folder finds them
-  if (config.backend) config.backend = absoluteBackendName(config.backend);
-  for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
+  absoluteBackends(config);
   const jobs = collectJobs(promptArg, flags.prompts);
   if (flags.genevalOut && !flags.prompts) throw new UserError('--geneval-out needs --prompts <evaluation_metadata.jsonl>');
   if (flags.queue && !flags.prompts) throw new UserError('--queue runs a batch: give --prompts <file.jsonl>');
