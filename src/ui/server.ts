@@ -23,10 +23,12 @@ import { ApiError, quote } from '../server/errors.js';
 import { guardHostAndOrigin } from '../server/guard.js';
 import { toApiError } from '../server/server.js';
 import { makeOutputDir } from '../store/dirs.js';
+import { DEFAULT_UI_PORT } from './defaults.js';
 import { Launcher } from './launch.js';
 import { evalDir, followRun, listEvals, RunFolder } from './runs.js';
 
-export const DEFAULT_UI_PORT = 8090;
+export { DEFAULT_UI_PORT };
+
 const HOST = '127.0.0.1';
 const ASSETS = fileURLToPath(new URL('../../assets/ui/', import.meta.url));
 const STATIC: Record<string, { file: string; type: string }> = {

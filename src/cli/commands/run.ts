@@ -16,7 +16,8 @@ import { BatchStore, readBatchRecord } from '../../store/batch.js';
 import { makeOutputDir } from '../../store/dirs.js';
 import type { RunRecord } from '../../store/types.js';
 import { writeGenevalPrompt } from '../../eval/geneval-layout.js';
-import { DEFAULT_UI_PORT, startUi, type RunningUi } from '../../ui/server.js';
+import { DEFAULT_UI_PORT } from '../../ui/defaults.js';
+import type { RunningUi } from '../../ui/server.js';
 import { finiteNumber, nonNegativeInt, port, positiveInt, redisUrl, strategy } from '../args.js';
 import { untilSignal } from '../until-signal.js';
 import { queuedBatch } from '../queued.js';
@@ -158,7 +159,8 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
       })
     : null;
   if (batch && flags.queue) return queuedBatch(flags.queue, batch, { params, config: stored as ConfigFile, size, flags });
-  const ui = flags.ui !== undefined ? await startUi({ runs: outDir, port: flags.ui === true ? DEFAULT_UI_PORT : flags.ui }) : undefined;
+  // loaded only when asked for: most runs need no web server
+  const ui = flags.ui !== undefined ? await (await import('../../ui/server.js')).startUi({ runs: outDir, port: flags.ui === true ? DEFAULT_UI_PORT : flags.ui }) : undefined;
   if (!ui) return executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags });
   try {
     await executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags, ui });

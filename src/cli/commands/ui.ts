@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { DEFAULT_UI_PORT, startUi } from '../../ui/server.js';
+import { DEFAULT_UI_PORT } from '../../ui/defaults.js';
 import { port } from '../args.js';
 import { untilSignal } from '../until-signal.js';
 
@@ -18,6 +18,7 @@ export function uiCommand(): Command {
     .option('--evals <dir>', 'folder of eval results (eval-…/results.json)', 'evals')
     .option('--configs <dir>', 'folder of config files (*.json, *.yaml) the new-run form offers')
     .action(async (flags: UiFlags) => {
+      const { startUi } = await import('../../ui/server.js');
       const ui = await startUi({
         runs: flags.runs,
         evals: flags.evals,
