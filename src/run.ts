@@ -21,7 +21,7 @@ export interface RunOptions {
   onCall?: CallListener;
   /** write report.html at the end (default true) */
   report?: boolean;
-  /** told the run directory as soon as it exists */
+  /** told the run directory as soon as it exists (a resumed run: as soon as it is locked and marked running) */
   onCreated?: (dir: string) => void;
   /** prices per backend name, for the cost estimate in run.json */
   prices?: Record<string, Price>;
@@ -66,6 +66,7 @@ export async function resumeSearch(
   const store = await RunStore.open(dir);
   const run = store.run;
   await store.update({ status: 'running', error: undefined });
+  opts.onCreated?.(store.dir);
   return execute(store, {
     ...opts,
     prompt: run.prompt,

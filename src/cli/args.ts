@@ -56,3 +56,8 @@ export function redisUrl(value: string): string {
   if (u.pathname.length > 1 && !/^\/\d+$/.test(u.pathname)) throw new InvalidArgumentError(`the Redis URL's path is a database number (redis://host:port/0), got '${u.pathname}'`);
   return value;
 }
+
+export function port(value: string): number {
+  if (!/^\s*\d+\s*$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got '${value}'`);
+  return Number(value);
+}

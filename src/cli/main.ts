@@ -8,6 +8,7 @@ import { evalCommand } from './commands/eval.js';
 import { reportCommand } from './commands/report.js';
 import { Interrupted, RunIncomplete, runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
+import { uiCommand } from './commands/ui.js';
 import { workerCommand } from './commands/worker.js';
 
 function version(): string {
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
     .description('ReflectionFlow: better images for hard prompts by spending compute at inference time')
     .version(version())
     .showHelpAfterError(false);
-  for (const cmd of [runCommand(), evalCommand(), reportCommand(), datasetCommand(), backendsCommand(), serveCommand(), workerCommand()]) program.addCommand(cmd);
+  for (const cmd of [runCommand(), evalCommand(), reportCommand(), datasetCommand(), backendsCommand(), serveCommand(), uiCommand(), workerCommand()]) program.addCommand(cmd);
   return program;
 }
 

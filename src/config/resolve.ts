@@ -77,6 +77,12 @@ export interface RolePlan {
  * uses (throws when a needed one has no backend or is disabled); for `'every'` (serve), every role the backends have,
  * none required. The one place that resolves and checks backend names, for run, eval and serve.
  */
+/** Make the config's `module:` backend paths absolute, so that run.json names them for a resume from another folder. */
+export function absoluteBackends(config: ConfigFile): void {
+  if (config.backend) config.backend = absoluteBackendName(config.backend);
+  for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
+}
+
 export function planRoles(config: ConfigFile, strategy: SearchParams['strategy'] | 'every'): RolePlan[] {
   const plans: RolePlan[] = [];
   const needed = strategy === 'every' ? [] : requiredRoles(strategy);

@@ -12,7 +12,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ModelOutputError, UserError, errorMessage } from '../core/errors.js';
@@ -20,6 +19,7 @@ import type { RoleSet } from '../core/roles.js';
 import { handleChat } from './chat.js';
 import type { HandlerContext } from './context.js';
 import { ApiError, badRequest, quote } from './errors.js';
+import { guardHostAndOrigin } from './guard.js';
 import { handleEdit, handleGeneration, type FormParts } from './images.js';
 import { servedModels, type ServedModel } from './models.js';
 import { ModelQueues } from './queue.js';
@@ -100,7 +100,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT;
   const bodyTimeout = Math.max(headersTimeout, options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT);
-  const hostNames = allowedHostNames(host, options.allowedHosts ?? []);
   const maxPixels = options.maxPixelsPerRequest ?? DEFAULT_MAX_PIXELS;
 
   const app = Fastify({
@@ -124,21 +123,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   app.setNotFoundHandler((req, reply) => sendError(reply, new ApiError(404, `Unknown request URL: ${req.method} ${quote(pathOf(req.url), 200)}`, 'unknown_url')));
 
+  guardHostAndOrigin(app, { host, allowedHosts: options.allowedHosts ?? [], allowFlag: 'serve --allowed-host' });
   app.addHook('onRequest', async (req) => {
-    // DNS rebinding: a page of evil.example that resolves to this address still names evil.example in Host
-    const hostName = hostNameOf(req.headers.host);
-    if (hostName === undefined || !hostNames.has(hostName)) {
-      throw new ApiError(
-        403,
-        `Host ${quote(req.headers.host ?? 'none')} is not this server (allowed: ${[...hostNames].join(', ')}; serve --allowed-host adds a name)`,
-        'host_not_allowed',
-      );
-    }
-    // browsers send Origin on every cross-origin POST, forms included; other clients send none
-    const origin = req.headers.origin;
-    if (origin !== undefined && originHost(origin) !== originHost(`http://${req.headers.host}`)) {
-      throw new ApiError(403, `cross-origin requests are refused: Origin ${quote(origin)} is not this server`, 'origin_not_allowed');
-    }
     if (!keyDigest) return;
     const m = /^Bearer\s+(.+)$/i.exec(String(req.headers.authorization ?? ''));
     if (!m || !timingSafeEqual(digest(m[1]!.trim()), keyDigest)) {
@@ -237,46 +223,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return closing;
     },
   };
-}
-
-/** 127.0.0.0/8, ::1 and localhost. */
-export function isLoopback(host: string): boolean {
-  const h = normalHost(host);
-  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
-}
-
-function normalHost(name: string): string {
-  return name.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
-}
-
-/** The host names a Host header may carry: the bound one, loopback names for a loopback or wildcard bind, every local address for a wildcard, and the configured ones. */
-function allowedHostNames(host: string, extra: string[]): Set<string> {
-  const names = new Set([host, ...extra].map(normalHost));
-  const wildcard = host === '0.0.0.0' || host === '::';
-  if (wildcard || isLoopback(host)) for (const n of ['localhost', '127.0.0.1', '::1']) names.add(n);
-  if (wildcard) for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) names.add(normalHost(a.address));
-  names.delete('0.0.0.0');
-  names.delete('::');
-  return names;
-}
-
-/** The host name of a Host header (`127.0.0.1:8089`, `[::1]:8089`), or undefined when it is not one. */
-function hostNameOf(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  try {
-    return normalHost(new URL(`http://${header}`).hostname);
-  } catch {
-    return undefined;
-  }
-}
-
-/** `host:port` of an origin (the default port left out), or undefined for `null` and other non-URLs. */
-function originHost(origin: string): string | undefined {
-  try {
-    return new URL(origin).host.toLowerCase() || undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The path of a request URL, without its query string. */

@@ -159,6 +159,18 @@ export function lockRunDir(dir: string): void {
   throw new UserError(`cannot lock run directory ${dir}: another process keeps taking it`);
 }
 
+/** Whether a live process (this one included) holds the run directory's lock: a lock left by a killed one does not count. */
+export function runDirLocked(dir: string): boolean {
+  let owner: { pid?: unknown; host?: unknown };
+  try {
+    owner = JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8')) as typeof owner;
+  } catch {
+    return false;
+  }
+  if (typeof owner.pid !== 'number') return false;
+  return owner.host !== hostname() || alive(owner.pid);
+}
+
 export function unlockRunDir(dir: string): void {
   if (!held.delete(dir)) return;
   rmSync(path.join(dir, LOCK_FILE), { force: true });

@@ -1,9 +1,8 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { absoluteBackendName } from '../../backends/registry.js';
 import { loadConfigFile, redactSecrets } from '../../config/load.js';
 import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.js';
-import { BUDGET_LIMIT, buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
+import { absoluteBackends, BUDGET_LIMIT, buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
@@ -17,7 +16,10 @@ import { BatchStore, readBatchRecord } from '../../store/batch.js';
 import { makeOutputDir } from '../../store/dirs.js';
 import type { RunRecord } from '../../store/types.js';
 import { checkRungs, rungChoices, rungFolder, writeGenevalPrompt } from '../../eval/geneval-layout.js';
-import { intList, finiteNumber, nonNegativeInt, positiveInt, redisUrl, strategy } from '../args.js';
+import { DEFAULT_UI_PORT } from '../../ui/defaults.js';
+import type { RunningUi } from '../../ui/server.js';
+import { intList, finiteNumber, nonNegativeInt, port, positiveInt, redisUrl, strategy } from '../args.js';
+import { untilSignal } from '../until-signal.js';
 import { queuedBatch } from '../queued.js';
 import { Progress } from '../progress.js';
 
@@ -46,6 +48,7 @@ export interface RunFlags {
   quiet?: boolean;
   json?: boolean;
   queue?: string;
+  ui?: number | true;
 }
 
 export function runCommand(): Command {
@@ -75,6 +78,7 @@ export function runCommand(): Command {
     .option('--no-report', 'do not write report.html')
     .option('--quiet', 'no progress output')
     .option('--json', 'print the summary as JSON')
+    .option('--ui [port]', `watch the run in the live web view on 127.0.0.1 (default port ${DEFAULT_UI_PORT}); it stays up after the run until Ctrl-C`, port)
     .option('--queue <url>', 'with --prompts (or --resume <batchDir>): one job per prompt on this Redis (redis://host:port) for `reflectionflow worker`s; waits for them', redisUrl)
     .action(async (prompt: string | undefined, flags: RunFlags) => {
       await runAction(prompt, flags);
@@ -95,15 +99,16 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
     if (promptArg !== undefined) throw new UserError(`--resume continues the run's own prompt; drop the prompt '${promptArg}'`);
     const given = NEW_RUN_FLAGS.filter((k) => flags[k] !== undefined);
     if (given.length) throw new UserError(`--resume continues a run with its own settings; drop ${given.map(flagName).join(', ')}`);
+    if (flags.ui !== undefined) throw new UserError('--ui watches a new run; to watch a resumed one, start `reflectionflow ui` and resume it from the page');
     return resumeAction(flags);
   }
 
   // everything the user gave is checked before anything is written
+  if (flags.ui !== undefined && flags.prompts) throw new UserError('--ui watches a single run; for a batch, start `reflectionflow ui --runs <batchDir>`');
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
   if (flags.backend) config.backend = flags.backend;
   // module paths are kept absolute in run.json, so that a resume from another folder finds them
-  if (config.backend) config.backend = absoluteBackendName(config.backend);
-  for (const spec of Object.values(config.roles ?? {})) if (spec?.backend) spec.backend = absoluteBackendName(spec.backend);
+  absoluteBackends(config);
   const jobs = collectJobs(promptArg, flags.prompts);
   if (flags.genevalOut && !flags.prompts) throw new UserError('--geneval-out needs --prompts <evaluation_metadata.jsonl>');
   if (flags.genevalRungs && !flags.genevalOut) throw new UserError('--geneval-rungs needs --geneval-out <dir>');
@@ -158,7 +163,26 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
       })
     : null;
   if (batch && flags.queue) return queuedBatch(flags.queue, batch, { params, config: stored as ConfigFile, size, flags });
-  await executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags });
+  // loaded only when asked for: most runs need no web server
+  const ui = flags.ui !== undefined ? await (await import('../../ui/server.js')).startUi({ runs: outDir, port: flags.ui === true ? DEFAULT_UI_PORT : flags.ui }) : undefined;
+  if (!ui) return executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags });
+  try {
+    await executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags, ui });
+  } catch (err) {
+    if (!(err instanceof RunIncomplete)) {
+      await ui.close();
+      throw err;
+    }
+    await keepUi(ui);
+    throw err;
+  }
+  await keepUi(ui);
+}
+
+/** After a run watched with --ui: the page stays up until Ctrl-C. */
+async function keepUi(ui: RunningUi): Promise<void> {
+  process.stderr.write(`the run is over; the live view stays at ${ui.url} until Ctrl-C\n`);
+  await untilSignal(() => ui.close());
 }
 
 interface JobContext {
@@ -169,6 +193,8 @@ interface JobContext {
   size: number | undefined;
   prices: ConfigFile['prices'];
   flags: RunFlags;
+  /** the live web view watching the run (run --ui) */
+  ui?: RunningUi;
 }
 
 /**
@@ -216,6 +242,7 @@ async function executeJobs(jobs: Job[], batch: BatchStore | null, ctx: JobContex
               config: ctx.config,
               onCreated: (dir) => {
                 current = dir;
+                if (ctx.ui) process.stderr.write(`live view: ${ctx.ui.url}#/run/${path.basename(dir)}\n`);
                 batch?.setRun(i, dir, 'running');
               },
             });

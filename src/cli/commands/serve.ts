@@ -1,9 +1,12 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { port } from '../args.js';
+import { untilSignal } from '../until-signal.js';
 import { loadConfigFile } from '../../config/load.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import { resolveServedRoles } from '../../server/roles.js';
-import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT, isLoopback, startServer } from '../../server/server.js';
+import { isLoopback } from '../../server/guard.js';
+import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT, startServer } from '../../server/server.js';
 
 interface ServeFlags {
   backend?: string;
@@ -24,11 +27,6 @@ function collect(value: string, previous: string[]): string[] {
 
 function positiveInt(value: string): number {
   if (!/^\s*\d+\s*$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`expected a positive whole number, got '${value}'`);
-  return Number(value);
-}
-
-function port(value: string): number {
-  if (!/^\s*\d+\s*$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got '${value}'`);
   return Number(value);
 }
 
@@ -77,14 +75,5 @@ async function serveAction(flags: ServeFlags): Promise<void> {
   if (!apiKey && !isLoopback(flags.host)) {
     process.stderr.write(`warning: listening on ${flags.host} without a key (--allow-unauthenticated): anyone who can reach it can use it\n`);
   }
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      server.close().then(resolve, resolve);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-  process.stderr.write('stopped\n');
+  await untilSignal(() => server.close());
 }
