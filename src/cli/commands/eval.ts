@@ -106,7 +106,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   const started = new Date();
   let last = 0;
   const queued = flags.queue
-    ? await queuedEval(flags.queue, { records, seeds, arms, evalArms, config, out: flags.out, budgets: flags.budgets, width: flags.width, seed: flags.seed, chainHead: flags.chainHead, auc: Boolean(flags.auc), quiet: Boolean(flags.quiet), ...(flags.cache ? { cache: flags.cache } : {}) })
+    ? await queuedEval(flags.queue, { records, seeds, arms, stopAt: flags.stopAt ?? [], config, out: flags.out, budgets: flags.budgets, width: flags.width, seed: flags.seed, chainHead: flags.chainHead, auc: Boolean(flags.auc), quiet: Boolean(flags.quiet), ...(flags.cache ? { cache: flags.cache } : {}) })
     : null;
   const report = queued ? queued.report : await runEval({
     records,
@@ -141,10 +141,9 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     seed: flags.seed,
     chainHead: flags.chainHead,
   });
-  if (queued) queued.writeLog(dir);
   process.stdout.write(markdownTable(report, { paper: !flags.prompts && flags.split === 'test' }));
   process.stdout.write(`\nwall ${(report.wallMs / 1000).toFixed(1)}s; results in ${dir}\n`);
-  queued?.throwIfFailed(dir);
+  await queued?.finish(dir);
 }
 
 function writeResults(out: string, started: Date, report: EvalReport, setup: Record<string, unknown>): string {
