@@ -60,7 +60,7 @@ export function evalCommand(): Command {
     .option('--cache <dir>', 'keep noise-pool images here across eval runs (needs a generator with an identity)')
     .option('--auc', "also judge every image of the largest noise pool and report the verifier's ROC-AUC")
     .option('--quiet', 'no progress output')
-    .option('--queue <url>', 'enqueue one job per prompt, seed and strategy on this Redis (redis://host:port) for `reflectionflow worker`s, and wait for them', redisUrl)
+    .option('--queue <url>', 'enqueue one job per prompt and seed (all strategies on one noise pool) on this Redis (redis://host:port) for `reflectionflow worker`s, and wait for them', redisUrl)
     .action(async (flags: EvalFlags & { strategy?: string }) => {
       await evalAction({ ...flags, strategies: flags.strategy ?? flags.strategies });
     });
