@@ -84,7 +84,7 @@ function countedConfig(dir: string, log: string, latencyMs: number): string {
   return file;
 }
 
-/** The procedural backend with 80 ms per call (a job of SLOW takes seconds). */
+/** The procedural backend with 80 ms per call (a job of slowEval's takes seconds). */
 function slowConfig(dir: string): string {
   const file = path.join(dir, 'slow.json');
   writeFileSync(file, JSON.stringify({ backend: 'procedural', options: { latencyMs: 80 } }));
@@ -99,20 +99,34 @@ function exited(p: ChildProcess): Promise<number | null> {
 
 const SLOW = [...EVAL, '--strategies', 'reflection', '--budgets', '4,8'];
 
+/** Three GenEval records in `<dir>/p.jsonl`. */
+function threePrompts(dir: string): string {
+  const file = path.join(dir, 'p.jsonl');
+  const records = [
+    { tag: 'single_object', include: [{ class: 'circle', count: 1 }], prompt: 'a photo of a circle' },
+    { tag: 'two_object', include: [{ class: 'square', count: 1 }, { class: 'star', count: 1 }], prompt: 'a photo of a square and a star' },
+    { tag: 'colors', include: [{ class: 'circle', count: 1, color: 'red' }], prompt: 'a photo of a red circle' },
+  ];
+  writeFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return file;
+}
+
 /**
- * SLOW in one process, and a worker that never notices a stall within a test (10 min: only a job finished or put
- * back moves on); `sameAsOneProcess` checks the queued eval written to `<dir>/q`.
+ * A three-job eval (`args`: reflection at budgets 4 and 8) in one process, and a worker that never notices a stall
+ * within a test (10 min: only a job finished or put back moves on); `sameAsOneProcess` checks the queued eval
+ * written to `<dir>/q`.
  */
 async function slowEval(url: string) {
   const dir = tmpDir('rf-q-');
-  const one = await cliRun([...SLOW, '--backend', 'procedural', '--out', path.join(dir, 'one')]);
+  const args = ['eval', '--prompts', threePrompts(dir), '--seeds', '1', '--quiet', '--strategies', 'reflection', '--budgets', '4,8'];
+  const one = await cliRun([...args, '--backend', 'procedural', '--out', path.join(dir, 'one')]);
   expect(one.code, one.stderr).toBe(0);
   const a = await worker(url);
   const sameAsOneProcess = () => {
     expect(results(path.join(dir, 'q')).table).toBe(results(path.join(dir, 'one')).table);
     expect(results(path.join(dir, 'q')).samples).toBe(results(path.join(dir, 'one')).samples);
   };
-  return { dir, a, sameAsOneProcess };
+  return { dir, args, a, sameAsOneProcess };
 }
 
 /**
@@ -235,8 +249,8 @@ describe('eval --queue on a real Redis', () => {
 
   it('Ctrl-C on a worker finishes its job and takes no other; a second Ctrl-C puts the job back for another worker', async () => {
     const url = `${redis.url}/7`;
-    const { dir, a, sameAsOneProcess } = await slowEval(url);
-    const run = cliRun([...SLOW, '--config', slowConfig(dir), '--out', path.join(dir, 'q'), '--queue', url]);
+    const { dir, args: slow, a, sameAsOneProcess } = await slowEval(url);
+    const run = cliRun([...slow, '--config', slowConfig(dir), '--out', path.join(dir, 'q'), '--queue', url]);
     await until('a job on worker a', () => a.log().includes('worker start '));
     a.kill('SIGINT');
     expect(await exited(a)).toBe(0);
@@ -261,13 +275,13 @@ describe('eval --queue on a real Redis', () => {
     sameAsOneProcess();
     const log = readFileSync(path.join(results(path.join(dir, 'q')).dir, 'queue.log'), 'utf8');
     expect(log).toMatch(new RegExp(`^done   ${back![1]} .*\\(2 attempts, [^)]+:${c.pid}\\)$`, 'm'));
-    expect(q.stdout).toMatch(/^queue: 6\/6 jobs done, 0 failed, 1 retried on 2 workers$/m);
+    expect(q.stdout).toMatch(/^queue: 3\/3 jobs done, 0 failed, 1 retried on 2 workers$/m);
   }, 180_000);
 
   it('Ctrl-C on the enqueuer takes the jobs not started off the queue, leaves the running one to its worker; the same command again finishes the eval', async () => {
     const url = `${redis.url}/8`;
-    const { dir, a, sameAsOneProcess } = await slowEval(url);
-    const args = [...SLOW, '--config', slowConfig(dir), '--out', path.join(dir, 'q'), '--queue', url];
+    const { dir, args: slow, a, sameAsOneProcess } = await slowEval(url);
+    const args = [...slow, '--config', slowConfig(dir), '--out', path.join(dir, 'q'), '--queue', url];
     const enqueuer = cliAsync(args);
     let err = '';
     enqueuer.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -275,7 +289,7 @@ describe('eval --queue on a real Redis', () => {
     enqueuer.kill('SIGINT');
     expect(await exited(enqueuer)).toBe(130);
     expect(err).toMatch(/^stopping… taking the jobs not started off the queue; running ones finish on their workers/m);
-    expect(err.trim().split('\n').at(-1)).toMatch(/^reflectionflow: interrupted: 5 jobs taken off the queue, 1 left running on workers, 0 ended; continue with: /);
+    expect(err.trim().split('\n').at(-1)).toMatch(/^reflectionflow: interrupted: 2 jobs taken off the queue, 1 left running on workers, 0 ended; continue with: /);
     expect(readdirSync(path.join(dir, 'q')).filter((d) => d.startsWith('eval-'))).toEqual([]); // nothing half-written
     await until('the running job done', () => a.log().includes('worker done '));
     expect(await jobsLeft(url)).toBe(1); // its result waits in Redis for the enqueuer
@@ -284,21 +298,13 @@ describe('eval --queue on a real Redis', () => {
     await stop(a);
     expect(again.code, again.stderr).toBe(0);
     sameAsOneProcess();
-    expect(a.log().match(/^worker start /gm)).toHaveLength(6); // each job ran once
+    expect(a.log().match(/^worker start /gm)).toHaveLength(3); // each job ran once
     expect(await jobsLeft(url)).toBe(0);
   }, 180_000);
 
   it('run --prompts --queue: each prompt a job, the batch finished as one process finishes it', async () => {
     const dir = tmpDir('rf-q-');
-    const prompts = path.join(dir, 'p.jsonl');
-    writeFileSync(
-      prompts,
-      [
-        { tag: 'single_object', include: [{ class: 'circle', count: 1 }], prompt: 'a photo of a circle' },
-        { tag: 'two_object', include: [{ class: 'square', count: 1 }, { class: 'star', count: 1 }], prompt: 'a photo of a square and a star' },
-        { tag: 'colors', include: [{ class: 'circle', count: 1, color: 'red' }], prompt: 'a photo of a red circle' },
-      ].map((r) => JSON.stringify(r)).join('\n') + '\n',
-    );
+    const prompts = threePrompts(dir);
     const args = ['run', '--prompts', prompts, '--backend', 'procedural', '--strategy', 'reflection', '--samples', '4', '--depth', '2', '--no-report', '--json'];
     const one = await cliRun([...args, '--out', path.join(dir, 'one')]);
     expect(one.code, one.stderr).toBe(0);
