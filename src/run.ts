@@ -6,6 +6,7 @@ import { EVENTS_FILE, readEvents, RunStore } from './store/run-store.js';
 import { addCall, emptyRoleUsage, priceOf, type Price, type RoleUsage } from './core/usage.js';
 import path from 'node:path';
 import type { RunRecord } from './store/types.js';
+import { metaOf, type PromptRecord } from './config/prompts.js';
 
 export interface RunOptions {
   prompt: string;
@@ -135,6 +136,46 @@ async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
     await writeReport(store.dir);
   }
   return { ...outcome, dir: store.dir, run: store.run };
+}
+
+/** What a batch needs to run (or resume) one of its prompts; `undefined` fields are left out. */
+export interface BatchPromptRun {
+  /** the run directory an earlier attempt made for this prompt, if any: it is resumed */
+  existing: string | null | undefined;
+  prompt: string;
+  record?: PromptRecord | undefined;
+  params: SearchParams;
+  roles: RoleSet;
+  outDir: string;
+  config: unknown;
+  size?: number | undefined;
+  signal?: AbortSignal | undefined;
+  onCall?: CallListener | undefined;
+  report: boolean;
+  prices?: Record<string, Price> | undefined;
+  onCreated?: ((dir: string) => void) | undefined;
+}
+
+/** Prompt of a batch: the run an earlier attempt started is resumed (its finished calls replayed), or a new run made. */
+export function runBatchPrompt(o: BatchPromptRun): Promise<RunOutcome> {
+  const common = {
+    roles: o.roles,
+    report: o.report,
+    ...(o.size ? { size: o.size } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.onCall ? { onCall: o.onCall } : {}),
+    ...(o.prices ? { prices: o.prices } : {}),
+  };
+  if (o.existing) return resumeSearch(o.existing, common);
+  return runSearch({
+    ...common,
+    prompt: o.prompt,
+    ...(o.record ? { meta: metaOf(o.record) } : {}),
+    params: o.params,
+    outDir: o.outDir,
+    config: o.config,
+    ...(o.onCreated ? { onCreated: o.onCreated } : {}),
+  });
 }
 
 /** One line for run.json and the CLI: how many calls failed, per role, and the first error of each role. */

@@ -78,6 +78,7 @@ async function measure(redis: LocalRedis, db: number, w: Workload, workers: numb
         seedsPerPrompt: () => 1,
         seed: 0,
         arms: [{ label: 'noise', strategy: 'noise', oracle: false }],
+        stopAt: [],
         budgets: w.budgets,
         width: 2,
         chainHead: 'latest',
@@ -91,7 +92,7 @@ async function measure(redis: LocalRedis, db: number, w: Workload, workers: numb
     const t0 = performance.now();
     const out = await dispatch(url, jobs);
     const seconds = (performance.now() - t0) / 1000;
-    const failed = out.filter((o) => o.error);
+    const failed = out.outcomes.filter((o) => o.error);
     if (failed.length) throw new Error(`${failed.length} jobs failed: ${failed[0]!.error}`);
     return { jobs: jobs.length, seconds };
   } finally {

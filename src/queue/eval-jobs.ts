@@ -3,53 +3,56 @@ import path from 'node:path';
 import type { PromptRecord } from '../config/prompts.js';
 import type { ConfigFile } from '../config/schema.js';
 import { buildArms, type ArmSpec } from '../eval/arms.js';
-import { evalReport, evalUnit, evalUnits, type EvalArm, type EvalReport, type EvalSample, type Judge, type Judged } from '../eval/harness.js';
+import { evalReport, evalUnit, evalUnits, type EvalReport, type EvalSample, type Judge, type Judged } from '../eval/harness.js';
 import { SharedPoolIO, type JournalEvent } from '../eval/shared-pool.js';
 import { readEvents } from '../store/run-store.js';
-import { dispatch, type DispatchProgress, type JobOutcome } from './dispatch.js';
+import { dispatch, type Dispatched, type DispatchOptions } from './dispatch.js';
 import { takeJobDir } from './job-dir.js';
 import { jobId, type EvalJob, type QueuedJob } from './jobs.js';
 
-export interface QueuedEvalOptions {
+export interface QueuedEvalOptions extends DispatchOptions {
   url: string;
   records: PromptRecord[];
   seedsPerPrompt: (record: PromptRecord) => number;
   seed: number;
-  /** the arms as the eval labels them (`stop@` arms included) */
-  arms: Array<ArmSpec & { stopAt?: number }>;
+  /** the strategies as asked (`@oracle` ones included) */
+  arms: ArmSpec[];
+  /** eval --stop-at */
+  stopAt: number[];
   budgets: number[];
   width: number;
   chainHead: 'latest' | 'best';
   verifierAuc: boolean;
   config: ConfigFile;
-  /** where the journals go: a folder every worker reaches at the same path */
+  /** where the journals go: a folder every worker reaches at the same path (or keeps its own, `worker --journal`) */
   work: string;
   cache?: string;
-  onProgress?: (p: DispatchProgress) => void;
 }
 
-/** One job per (prompt, run seed, arm), in the order a one-process eval lists them. */
-export function evalJobs(o: Omit<QueuedEvalOptions, 'url' | 'onProgress'>): QueuedJob[] {
+/**
+ * One job per (prompt, run seed), in the order a one-process eval lists them: each job runs every strategy and
+ * budget of its prompt and seed on one noise pool, as one process does.
+ */
+export function evalJobs(o: Omit<QueuedEvalOptions, 'url' | keyof DispatchOptions>): QueuedJob[] {
   const work = path.resolve(o.work);
-  return evalUnits(o.records, o.seedsPerPrompt, o.seed).flatMap(({ record, seed }) =>
-    o.arms.map((arm) => {
-      const data: EvalJob = {
-        kind: 'eval',
-        v: 1,
-        work,
-        config: o.config,
-        arm: { label: arm.label, strategy: arm.strategy, oracle: arm.oracle, ...(arm.stopAt !== undefined ? { stopAt: arm.stopAt } : {}) },
-        record,
-        seed,
-        budgets: o.budgets,
-        width: o.width,
-        chainHead: o.chainHead,
-        verifierAuc: o.verifierAuc,
-        ...(o.cache ? { cache: path.resolve(o.cache) } : {}),
-      };
-      return { id: jobId(data), label: `${arm.label} · ${record.prompt} · seed ${seed}`, data };
-    }),
-  );
+  return evalUnits(o.records, o.seedsPerPrompt, o.seed).map(({ record, seed }) => {
+    const data: EvalJob = {
+      kind: 'eval',
+      v: 2,
+      work,
+      config: o.config,
+      arms: o.arms.map((a) => ({ label: a.label, strategy: a.strategy, oracle: a.oracle })),
+      stopAt: o.stopAt,
+      record,
+      seed,
+      budgets: o.budgets,
+      width: o.width,
+      chainHead: o.chainHead,
+      verifierAuc: o.verifierAuc,
+      ...(o.cache ? { cache: path.resolve(o.cache) } : {}),
+    };
+    return { id: jobId(data), label: `${record.prompt} · seed ${seed}`, data };
+  });
 }
 
 export interface EvalJobResult {
@@ -57,33 +60,42 @@ export interface EvalJobResult {
   judged: Judged[];
 }
 
-/** The eval on the queue: its report is built from the jobs' results exactly as a one-process eval builds it. */
-export async function runQueuedEval(o: QueuedEvalOptions): Promise<{ report: EvalReport; outcomes: JobOutcome[] }> {
+/**
+ * The eval on the queue: its report is built from the jobs' results exactly as a one-process eval builds it. Null
+ * when the enqueuer was stopped (`signal`) before every job ended.
+ */
+export async function runQueuedEval(o: QueuedEvalOptions): Promise<{ report: EvalReport | null; dispatched: Dispatched }> {
   const started = performance.now();
-  const outcomes = await dispatch(o.url, evalJobs(o), o.onProgress ? { onProgress: o.onProgress } : {});
-  const done = outcomes.filter((x) => x.result).map((x) => x.result as EvalJobResult);
+  const dispatched = await dispatch(o.url, evalJobs(o), o);
+  if (dispatched.stopped) return { report: null, dispatched };
+  const done = dispatched.outcomes.filter((x) => x.result).map((x) => x.result as EvalJobResult);
+  const labels = [...o.arms.map((a) => a.label), ...o.stopAt.flatMap((t) => o.arms.map((a) => `${a.label} stop@${t}`))];
   const report = evalReport(
     done.flatMap((r) => r.samples),
     done.flatMap((r) => r.judged),
-    o.arms.map((a) => a.label),
+    labels,
     o.budgets,
     performance.now() - started,
   );
-  return { report, outcomes };
+  return { report, dispatched };
 }
 
-/** A worker's side: the arm's roles (built once per worker and kept), the job's journal, the searches. */
-export async function processEvalJob(job: EvalJob, id: string, ctx: { judge: Judge; armCache: Map<string, Promise<{ arm: EvalArm; roles: Awaited<ReturnType<typeof buildArms>>['roles'] }>>; signal?: AbortSignal }): Promise<EvalJobResult> {
-  const key = JSON.stringify([job.config, job.arm.strategy, job.arm.oracle]);
+type BuiltArms = ReturnType<typeof buildArms>;
+
+/**
+ * A worker's side: the eval's roles (built once per worker and kept), the job's journal, the searches. `journal`:
+ * the folder this worker keeps journals in, when it does not share the eval's.
+ */
+export async function processEvalJob(job: EvalJob, id: string, ctx: { judge: Judge; armCache: Map<string, BuiltArms>; journal?: string; signal?: AbortSignal }): Promise<EvalJobResult> {
+  const key = JSON.stringify([job.config, job.arms, job.stopAt]);
   let built = ctx.armCache.get(key);
   if (!built) {
-    built = buildArms(job.config, [{ label: job.arm.label, strategy: job.arm.strategy as ArmSpec['strategy'], oracle: job.arm.oracle }]).then((b) => ({ arm: b.arms[0]!, roles: b.roles }));
+    built = buildArms(job.config, job.arms as ArmSpec[], job.stopAt);
     ctx.armCache.set(key, built);
     built.catch(() => ctx.armCache.delete(key));
   }
-  const { arm: base, roles } = await built;
-  const arm: EvalArm = { ...base, label: job.arm.label, ...(job.arm.stopAt !== undefined ? { stopAt: job.arm.stopAt } : {}) };
-  const dir = path.join(job.work, id);
+  const { arms, roles } = await built;
+  const dir = path.join(ctx.journal ?? job.work, id);
   const release = takeJobDir(dir);
   try {
     const file = path.join(dir, 'events.jsonl');
@@ -93,7 +105,7 @@ export async function processEvalJob(job: EvalJob, id: string, ctx: { judge: Jud
     return await evalUnit({
       record: job.record,
       seed: job.seed,
-      arms: [arm],
+      arms,
       budgets: job.budgets,
       roles,
       judge: ctx.judge,

@@ -8,15 +8,20 @@ import { STRATEGIES } from '../core/types.js';
 const strategy = z.enum(STRATEGIES as [string, ...string[]]);
 const count = z.number().int().positive();
 
-/** One (prompt, run seed, arm) of an eval: every budget of the arm, sharing the noise pool as one process does. */
+/**
+ * One (prompt, run seed) of an eval: every strategy and budget, sharing the noise pool as one process does (the same
+ * pool images for every strategy, the same pool scores for every strategy with the same verifier).
+ */
 export const evalJobSchema = z
   .object({
     kind: z.literal('eval'),
-    v: z.literal(1),
-    /** the folder (shared by every worker) that keeps the jobs' journals */
+    v: z.literal(2),
+    /** the folder (shared by every worker, unless a worker keeps its own: `worker --journal`) that keeps the journals */
     work: z.string().min(1),
     config: configSchema,
-    arm: z.object({ label: z.string().min(1), strategy, oracle: z.boolean(), stopAt: z.number().finite().optional() }).strict(),
+    arms: z.array(z.object({ label: z.string().min(1), strategy, oracle: z.boolean() }).strict()).min(1),
+    /** eval --stop-at: each arm again, stopping at each score */
+    stopAt: z.array(z.number().finite()),
     record: promptRecordSchema,
     seed: z.number().int().nonnegative(),
     budgets: z.array(count).min(1),

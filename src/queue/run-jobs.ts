@@ -1,11 +1,11 @@
 import { readdirSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { metaOf, type PromptRecord } from '../config/prompts.js';
+import type { PromptRecord } from '../config/prompts.js';
 import { buildRoles, planRoles } from '../config/resolve.js';
 import type { ConfigFile } from '../config/schema.js';
 import type { RoleSet } from '../core/roles.js';
 import type { SearchParams } from '../core/types.js';
-import { failureSummary, resumeSearch, runSearch } from '../run.js';
+import { failureSummary, runBatchPrompt } from '../run.js';
 import { readRunRecord, RUN_FILE } from '../store/run-store.js';
 import type { RunStatus } from '../store/types.js';
 import { takeJobDir } from './job-dir.js';
@@ -62,24 +62,20 @@ export async function processRunJob(job: RunJob, ctx: { roleCache: Map<string, P
     // a directory without run.json is a run whose process died while creating it: nothing in it to keep
     for (const e of runs) if (!existsSync(path.join(job.dir, e.name, RUN_FILE))) rmSync(path.join(job.dir, e.name), { recursive: true, force: true });
     const existing = runs.map((e) => path.join(job.dir, e.name)).find((d) => existsSync(path.join(d, RUN_FILE)));
-    const common = {
-      roles: await roles,
-      ...(job.size ? { size: job.size } : {}),
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-      report: job.report,
-      ...(job.config.prices ? { prices: job.config.prices } : {}),
-    };
     if (existing && (await readRunRecord(existing)).status === 'done') return { dir: existing, status: 'done' };
-    const outcome = existing
-      ? await resumeSearch(existing, common)
-      : await runSearch({
-          ...common,
-          prompt: job.prompt,
-          ...(job.record ? { meta: metaOf(job.record) } : {}),
-          params: job.params as SearchParams,
-          outDir: job.dir,
-          config: job.config,
-        });
+    const outcome = await runBatchPrompt({
+      existing,
+      prompt: job.prompt,
+      record: job.record,
+      params: job.params as SearchParams,
+      roles: await roles,
+      outDir: job.dir,
+      config: job.config,
+      size: job.size,
+      signal: ctx.signal,
+      report: job.report,
+      prices: job.config.prices,
+    });
     return { dir: outcome.dir, status: outcome.run.status, ...(outcome.failures.length ? { failures: failureSummary(outcome.failures) } : {}) };
   } finally {
     release();

@@ -1,4 +1,5 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import path from 'node:path';
 import { hostname } from 'node:os';
 import type { PromptRecord } from '../config/prompts.js';
 import { UserError, errorMessage } from '../core/errors.js';
@@ -16,6 +17,8 @@ export interface WorkerOptions {
   concurrency: number;
   /** how long a job stays with a worker that stopped renewing its lock (a kill, a hang) before another takes it */
   stallMs: number;
+  /** where this worker keeps eval journals when it does not share the eval's folder (another machine) */
+  journal?: string;
   /** one line per job event */
   log?: (line: string) => void;
 }
@@ -26,7 +29,8 @@ export const workerName = (): string => `${hostname()}:${process.pid}`;
 /**
  * Take jobs off the queue and run them with the backends their config names. A job whose data is malformed, or
  * that can never run here (a bad config, an unknown backend), fails at once with its reason; any other error is
- * retried (the next attempt resumes from the job's journal).
+ * retried (the next attempt resumes from the job's journal). A job cancelled on this worker (`release`) goes back
+ * to the queue without spending an attempt, and the next worker resumes it.
  */
 export function startWorker(opts: WorkerOptions): Worker {
   const log = opts.log ?? (() => {});
@@ -38,9 +42,15 @@ export function startWorker(opts: WorkerOptions): Worker {
     const data = job.data as JobData;
     try {
       return data.kind === 'eval'
-        ? await processEvalJob(data, job.id!, { judge: evaluatorJudge, armCache, ...(signal ? { signal } : {}) })
+        ? await processEvalJob(data, job.id!, { judge: evaluatorJudge, armCache, ...(opts.journal ? { journal: path.resolve(opts.journal) } : {}), ...(signal ? { signal } : {}) })
         : await processRunJob(data, { roleCache, ...(signal ? { signal } : {}) });
     } catch (err) {
+      if (signal?.aborted) {
+        // released (the worker is stopping now): back to the queue, its journal keeps what was done
+        await job.moveToWait(token);
+        log(`back  ${job.id} ${describe(job)}: put back on the queue`);
+        throw new WaitingError();
+      }
       if (err instanceof JobDirBusy) {
         // its folder is still in use by a live process (one that lost the job to a stall): wait, without spending an attempt
         await job.moveToDelayed(Date.now() + 1000, token);
@@ -80,7 +90,7 @@ export function startWorker(opts: WorkerOptions): Worker {
 
 function describe(job: Job): string {
   const d = job.data as Partial<JobData> | undefined;
-  if (d?.kind === 'eval' && d.arm && d.record) return `${d.arm.label} · ${d.record.prompt} · seed ${d.seed}`;
+  if (d?.kind === 'eval' && Array.isArray(d.arms) && d.record) return `${d.record.prompt} · seed ${d.seed} · ${d.arms.map((a) => a.label).join(', ')}`;
   if (d?.kind === 'run' && d.prompt) return `prompt ${Number(d.index) + 1}: ${d.prompt}`;
   return '(malformed)';
 }

@@ -67,7 +67,7 @@ export function evalCommand(): Command {
     .option('--cache <dir>', 'keep noise-pool images here across eval runs (needs a generator with an identity)')
     .option('--auc', "also judge every image of the largest noise pool and report the verifier's ROC-AUC")
     .option('--quiet', 'no progress output')
-    .option('--queue <url>', 'enqueue one job per prompt, seed and strategy on this Redis (redis://host:port) for `reflectionflow worker`s, and wait for them', redisUrl)
+    .option('--queue <url>', 'enqueue one job per prompt and seed (all strategies on one noise pool) on this Redis (redis://host:port) for `reflectionflow worker`s, and wait for them', redisUrl)
     .action(async (flags: EvalFlags & { strategy?: string }) => {
       await evalAction({ ...flags, strategies: flags.strategy ?? flags.strategies });
     });
@@ -138,7 +138,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   const started = new Date();
   let last = 0;
   const queued = flags.queue
-    ? await queuedEval(flags.queue, { records: records as PromptRecord[], seeds, arms, evalArms, config, out: flags.out, budgets: flags.budgets, width: flags.width, seed: flags.seed, chainHead: flags.chainHead, auc: Boolean(flags.auc), quiet: Boolean(flags.quiet), ...(flags.cache ? { cache: flags.cache } : {}) })
+    ? await queuedEval(flags.queue, { records: records as PromptRecord[], seeds, arms, stopAt: flags.stopAt ?? [], config, out: flags.out, budgets: flags.budgets, width: flags.width, seed: flags.seed, chainHead: flags.chainHead, auc: Boolean(flags.auc), quiet: Boolean(flags.quiet), ...(flags.cache ? { cache: flags.cache } : {}) })
     : null;
   const report = queued ? queued.report : await runEval({
     records,
@@ -175,10 +175,9 @@ async function evalAction(flags: EvalFlags): Promise<void> {
     chainHead: flags.chainHead,
     ...(judgeRole ? { judge: report.judge!.name, promptKind: freeForm ? 'free-form' : 'geneval' } : {}),
   });
-  if (queued) queued.writeLog(dir);
   process.stdout.write(markdownTable(report, { paper: !flags.prompts && flags.split === 'test' && !report.judge }));
   process.stdout.write(`\nwall ${(report.wallMs / 1000).toFixed(1)}s; results in ${dir}\n`);
-  queued?.throwIfFailed(dir);
+  await queued?.finish(dir);
   const failed = report.judge?.usage.failed ?? 0;
   if (failed) throw new RunIncomplete(`${failed} judge call${failed === 1 ? '' : 's'} failed; those searches are left out of the accuracies (results in ${dir})`);
 }

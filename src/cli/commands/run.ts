@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { loadConfigFile, redactSecrets } from '../../config/load.js';
-import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.js';
+import { loadPromptFile, type PromptRecord } from '../../config/prompts.js';
 import { absoluteBackends, BUDGET_LIMIT, buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
-import { failureSummary, resumeSearch, runSearch, type RunOutcome } from '../../run.js';
+import { failureSummary, resumeSearch, runBatchPrompt, type RunOutcome } from '../../run.js';
 import { RoleFailing } from '../../search/calls.js';
 import { checkPrompt, checkSize, DEFAULT_WAVE } from '../../search/loop.js';
 import { makePlan } from '../../search/plan.js';
@@ -221,31 +221,27 @@ async function executeJobs(jobs: Job[], batch: BatchStore | null, ctx: JobContex
         }
       }
       const progress = new Progress(makePlan(ctx.params).budget, label || 'run', flags.quiet || flags.json);
-      const common = {
-        roles: ctx.roles,
-        ...(ctx.size ? { size: ctx.size } : {}),
-        signal: controller.signal,
-        onCall: progress.onCall,
-        report: flags.report,
-        ...(ctx.prices ? { prices: ctx.prices } : {}),
-      };
       try {
         current = existing ?? '';
-        const outcome = existing
-          ? await resumeSearch(existing, common)
-          : await runSearch({
-              ...common,
-              prompt: job.prompt,
-              ...(job.record ? { meta: metaOf(job.record) } : {}),
-              params: ctx.params,
-              outDir: batch?.dir ?? ctx.outDir,
-              config: ctx.config,
-              onCreated: (dir) => {
-                current = dir;
-                if (ctx.ui) process.stderr.write(`live view: ${ctx.ui.url}#/run/${path.basename(dir)}\n`);
-                batch?.setRun(i, dir, 'running');
-              },
-            });
+        const outcome = await runBatchPrompt({
+          existing,
+          prompt: job.prompt,
+          record: job.record,
+          params: ctx.params,
+          roles: ctx.roles,
+          outDir: batch?.dir ?? ctx.outDir,
+          config: ctx.config,
+          size: ctx.size,
+          signal: controller.signal,
+          onCall: progress.onCall,
+          report: flags.report,
+          prices: ctx.prices,
+          onCreated: (dir) => {
+            current = dir;
+            if (ctx.ui) process.stderr.write(`live view: ${ctx.ui.url}#/run/${path.basename(dir)}\n`);
+            batch?.setRun(i, dir, 'running');
+          },
+        });
         batch?.setRun(i, outcome.dir, outcome.run.status);
         outcomes.push(outcome);
         await writeGeneval(flags, i, job, outcome.run);
@@ -441,14 +437,14 @@ export function summaryJson(o: Pick<RunOutcome, 'dir' | 'run'>) {
   return { dir: o.dir, prompt: o.run.prompt, ...r };
 }
 
-/** Ctrl-C stops the search and leaves a resumable run; a second Ctrl-C exits at once. */
-function interruptible(): { signal: AbortSignal; dispose(): void } {
+/** Ctrl-C stops the search (says so: `what`) and leaves a resumable run; a second Ctrl-C exits at once. */
+export function interruptible(what = 'stopping…'): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   let count = 0;
   const onSignal = () => {
     count++;
     if (count > 1) process.exit(130);
-    process.stderr.write('stopping… (Ctrl-C again to quit at once)\n');
+    process.stderr.write(`${what} (Ctrl-C again to quit at once)\n`);
     controller.abort(new Error('interrupted'));
   };
   process.on('SIGINT', onSignal);

@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
+import { makeOutputDir } from '../../store/dirs.js';
+import { Interrupted } from './run.js';
 import { openQueue } from '../../queue/connection.js';
 import { startWorker, workerName } from '../../queue/worker.js';
 import { positiveInt, redisUrl } from '../args.js';
@@ -9,36 +11,55 @@ interface WorkerFlags {
   concurrency: number;
   stallMs: number;
   quiet?: boolean;
+  journal?: string;
 }
 
 export function workerCommand(): Command {
   return new Command('worker')
-    .description('run the jobs of `eval --queue` and `run --prompts --queue` (any number of workers, on any machine sharing the results folder)')
+    .description('run the jobs of `eval --queue` and `run --prompts --queue` (any number of workers, on any machine; a batch needs its folder shared)')
     .option('--queue <url>', 'the Redis the jobs are on, e.g. redis://127.0.0.1:6379', redisUrl)
     .option('--concurrency <n>', 'jobs at once', positiveInt, 1)
     .option('--stall-ms <ms>', "how long a job waits for a worker that stopped answering (killed, hung) before another worker takes it", positiveInt, 30_000)
+    .option('--journal <dir>', "keep eval jobs' journals here, when this machine does not share the eval's folder (results travel through Redis)")
     .option('--quiet', 'no line per job')
     .action(async (flags: WorkerFlags) => {
       await workerAction(flags);
     });
 }
 
-/** Runs until SIGINT or SIGTERM: then it takes no new job and exits once its jobs are done (a second signal: at once). */
+/**
+ * Runs until SIGINT or SIGTERM: then it takes no new job and exits once its jobs are done; a second signal releases
+ * the jobs in hand to the queue (another worker resumes each from its journal) and exits 130; a third exits at once.
+ */
 async function workerAction(flags: WorkerFlags): Promise<void> {
   if (!flags.queue) throw new UserError('worker needs --queue <redis://host:port>');
+  if (flags.journal) makeOutputDir(flags.journal, '--journal folder');
   await (await openQueue(flags.queue)).close(); // one clear line now if Redis is not there, not endless retries
   const log = (line: string) => process.stderr.write(`worker ${line}\n`);
-  const worker = startWorker({ url: flags.queue, concurrency: flags.concurrency, stallMs: flags.stallMs, ...(flags.quiet ? {} : { log }) });
+  const worker = startWorker({
+    url: flags.queue,
+    concurrency: flags.concurrency,
+    stallMs: flags.stallMs,
+    ...(flags.journal ? { journal: flags.journal } : {}),
+    ...(flags.quiet ? {} : { log }),
+  });
   await worker.waitUntilReady();
   process.stderr.write(`worker ${workerName()} ready on ${flags.queue}\n`);
-  await new Promise<void>((resolve) => {
+  const released = await new Promise<boolean>((resolve) => {
     let signals = 0;
     const stop = () => {
-      if (++signals > 1) process.exit(130);
-      process.stderr.write('worker stopping: finishing the jobs in hand (again to quit now; they resume elsewhere)\n');
-      void worker.close().then(resolve);
+      signals++;
+      if (signals === 1) {
+        process.stderr.write('worker stopping: finishing the jobs in hand (again to put them back on the queue now)\n');
+        void worker.close().then(() => resolve(signals > 1));
+      } else if (signals === 2) {
+        process.stderr.write('worker stopping now: putting the jobs in hand back on the queue (again to quit at once)\n');
+        worker.cancelAllJobs('worker stopping');
+        void worker.close().then(() => resolve(signals > 1));
+      } else process.exit(130);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  if (released) throw new Interrupted('worker stopped; its jobs went back on the queue');
 }
