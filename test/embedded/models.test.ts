@@ -93,6 +93,55 @@ describe('shipped ONNX models', () => {
     expect(c.encode({ prompt, reflection: { text: many.join('\n'), items: many } }).filter((t) => t !== 0).length).toBeLessThanOrEqual(c.meta.maxTokens);
   });
 
+  /** The batch size (rows) of every forward pass of a role's model, from now on; `before(pass)` runs before each (1-based). */
+  const countRows = (role: FlowGenerator | EmbeddedCorrector, before: (pass: number) => void): number[] => {
+    const session = (role as unknown as { session: ort.InferenceSession }).session;
+    const run = session.run.bind(session);
+    const rows: number[] = [];
+    session.run = ((feeds: ort.InferenceSession.FeedsType) => {
+      rows.push(feeds.x!.dims[0]!);
+      before(rows.length);
+      return run(feeds);
+    }) as typeof session.run;
+    return rows;
+  };
+
+  it('generator: a request aborted while its batch runs leaves it at the next step (its rows are computed no more); the others’ images are unchanged', async () => {
+    const g = await FlowGenerator.load(MODELS_DIR, { steps: 4, threads: 1 });
+    const prompt = 'a photo of a red circle';
+    const [alone42, alone1] = await Promise.all([g.generate({ prompt, seed: 42 }), g.generate({ prompt, seed: 1 })]);
+    const gone = [new AbortController(), new AbortController()];
+    // the first request of each batch below goes away during the batch's first forward pass
+    const rows = countRows(g, (pass) => (pass === 1 ? gone[0]!.abort(new Error('the client went away')) : pass === 5 && gone[1]!.abort(new Error('gone too'))));
+    const [a, b, c] = await Promise.allSettled([
+      g.generate({ prompt, seed: 42 }),
+      g.generate({ prompt, seed: 7 }, { signal: gone[0]!.signal }),
+      g.generate({ prompt, seed: 1 }),
+    ]);
+    // three requests × (conditional + unconditional) rows in the first step, then the two left
+    expect(rows).toEqual([6, 4, 4, 4]);
+    expect(b.status === 'rejected' && (b.reason as Error).message).toBe('the client went away');
+    expect(a.status === 'fulfilled' && Buffer.from(a.value.png).equals(Buffer.from(alone42.png))).toBe(true);
+    expect(c.status === 'fulfilled' && Buffer.from(c.value.png).equals(Buffer.from(alone1.png))).toBe(true);
+    // a batch whose requests have all gone ends at the next step
+    await expect(g.generate({ prompt, seed: 9 }, { signal: gone[1]!.signal })).rejects.toThrow('gone too');
+    await g.generate({ prompt, seed: 10 });
+    expect(rows).toEqual([6, 4, 4, 4, 2, 2, 2, 2, 2]);
+  });
+
+  it('corrector: a correction aborted while its batch runs leaves it at the next step', async () => {
+    const c = await EmbeddedCorrector.load(MODELS_DIR, { steps: 3, threads: 1 });
+    const image = { png: await renderScene(sceneForSpec({ include: [{ class: 'circle', count: 1, color: 'red' }] }, 3), 32) };
+    const req = { image, prompt: 'a red circle on the left and a blue square on the right', reflection: { text: 'Add a blue square', items: ['Add a blue square'] } };
+    const alone = await c.correct({ ...req, seed: 5 });
+    const gone = new AbortController();
+    const rows = countRows(c, (pass) => pass === 1 && gone.abort(new Error('gone')));
+    const [kept, dropped] = await Promise.allSettled([c.correct({ ...req, seed: 5 }), c.correct({ ...req, seed: 6 }, { signal: gone.signal })]);
+    expect(rows).toEqual([4, 2, 2]);
+    expect(dropped.status).toBe('rejected');
+    expect(kept.status === 'fulfilled' && Buffer.from(kept.value.png).equals(Buffer.from(alone.png))).toBe(true);
+  });
+
   it('verifier: image [B,3,32,32] + spec [B,28] → logit [B]; deterministic; a probability per image', async () => {
     const { session } = await loadModel(MODELS_DIR, 'verifier', 1);
     expect([...session.inputNames].sort()).toEqual(['image', 'spec']);

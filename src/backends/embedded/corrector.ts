@@ -37,7 +37,7 @@ export class EmbeddedCorrector implements Corrector {
   ) {
     this.steps = opts.steps ?? meta.steps ?? 12;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
-    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs) => this.sample(reqs));
+    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs, signals) => this.sample(reqs, signals));
     this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}`;
   }
 
@@ -74,7 +74,8 @@ export class EmbeddedCorrector implements Corrector {
     return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image }, opts?.signal);
   }
 
-  private async sample(reqs: Array<{ tokens: number[]; seed: number; image: Image }>): Promise<Image[]> {
+  /** A request whose signal aborts leaves the batch at the next step and gets no image. */
+  private async sample(reqs: Array<{ tokens: number[]; seed: number; image: Image }>, signals: ReadonlyArray<AbortSignal | undefined>): Promise<Array<Image | undefined>> {
     const { size, maxTokens } = this.meta;
     const per = 3 * size * size;
     const images = await Promise.all(
@@ -87,8 +88,8 @@ export class EmbeddedCorrector implements Corrector {
     const x = await sampleFlow(
       this.session,
       { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens() },
-      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]! })),
+      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]!, signal: signals[i] })),
     );
-    return Promise.all(reqs.map((_, i) => tensorToPng(x, i * per, size)));
+    return Promise.all(reqs.map((_, i) => (signals[i]?.aborted ? undefined : tensorToPng(x, i * per, size))));
   }
 }
