@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { createEmbeddedBackend } from '../../src/backends/embedded/backend.js';
@@ -11,7 +12,7 @@ import { SPEC_LENGTH } from '../../src/backends/embedded/spec.js';
 import { testPrompts, withArticle } from '../../src/shapeworld/prompts.js';
 import { renderScene } from '../../src/shapeworld/render.js';
 import { sceneForSpec } from '../../src/shapeworld/scene.js';
-import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
+import { loadModel, ort, type ModelSession } from '../../src/backends/embedded/onnx.js';
 import { UserError } from '../../src/core/errors.js';
 
 describe('shipped ONNX models', () => {
@@ -95,14 +96,14 @@ describe('shipped ONNX models', () => {
 
   /** The batch size (rows) of every forward pass of a role's model, from now on; `before(pass)` runs before each (1-based). */
   const countRows = (role: FlowGenerator | EmbeddedCorrector, before: (pass: number) => void): number[] => {
-    const session = (role as unknown as { session: ort.InferenceSession }).session;
+    const session = (role as unknown as { session: ModelSession }).session;
     const run = session.run.bind(session);
     const rows: number[] = [];
-    session.run = ((feeds: ort.InferenceSession.FeedsType) => {
+    session.run = (feeds) => {
       rows.push(feeds.x!.dims[0]!);
       before(rows.length);
       return run(feeds);
-    }) as typeof session.run;
+    };
     return rows;
   };
 
@@ -197,5 +198,33 @@ describe('shipped ONNX models', () => {
     await expect(roles.generator!.generate({ prompt: 'a photo of a cat', seed: 1 })).rejects.toThrow(/'cat'.*vocabulary/);
     await expect(roles.verifier!.verify({ image: { png: new Uint8Array([1, 2, 3]) }, prompt: 'a red circle' })).rejects.toThrow(UserError);
     await expect(createEmbeddedBackend({ stepz: 3 })).rejects.toThrow(/unknown option 'stepz'/);
+  });
+});
+
+describe('model sessions of the built package', () => {
+  it('run each model on a worker thread: the event loop goes on during a forward pass (in-process it stops), and the answer is the same', async () => {
+    // the worker is a compiled module: dist/ (npm test builds it first)
+    const built = (await import(pathToFileURL(path.resolve('dist/backends/embedded/onnx.js')).href)) as typeof import('../../src/backends/embedded/onnx.js');
+    const b = 8;
+    const feeds = {
+      x: new ort.Tensor('float32', Float32Array.from({ length: b * 3 * 32 * 32 }, (_, i) => Math.sin(i)), [b, 3, 32, 32]),
+      t: new ort.Tensor('float32', new Float32Array(b).fill(0.5), [b]),
+      tokens: new ort.Tensor('int64', new BigInt64Array(b * 32).fill(1n), [b, 32]),
+    };
+    /** what comes first once a pass is asked for: its answer, or the next turn of the event loop */
+    const order = async (session: ModelSession) => {
+      const seen: string[] = [];
+      const pass = session.run(feeds).then((out) => (seen.push('answer'), out));
+      setImmediate(() => seen.push('event loop'));
+      const out = await pass;
+      await new Promise((r) => setImmediate(r));
+      return { seen, out };
+    };
+    const worker = await order((await built.loadModel(MODELS_DIR, 'generator', 1)).session);
+    const inProcess = await order((await loadModel(MODELS_DIR, 'generator', 1)).session);
+    expect(worker.seen).toEqual(['event loop', 'answer']);
+    expect(inProcess.seen).toEqual(['answer', 'event loop']);
+    expect(worker.out.v!.dims).toEqual([b, 3, 32, 32]);
+    expect(Array.from(worker.out.v!.data as Float32Array)).toEqual(Array.from(inProcess.out.v!.data as Float32Array));
   });
 });

@@ -1,6 +1,6 @@
 /** `serve` under load: a bounded queue per model (429 + Retry-After), and aborted requests that are never computed. */
 import OpenAI from 'openai';
-import type { ort } from '../../src/backends/embedded/onnx.js';
+import type { ModelSession } from '../../src/backends/embedded/onnx.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbeddedBackend } from '../../src/backends/embedded/backend.js';
 import type { FlowGenerator } from '../../src/backends/embedded/generator.js';
@@ -77,9 +77,9 @@ describe('aborts with the embedded models', () => {
     const sample = generator.sampleUnlessAborted.bind(generator);
     generator.sampleUnlessAborted = (reqs) => (computed.push(...reqs.map((r) => r.seed)), sample(reqs));
     // the rows of every forward pass of its model; `beforePass` runs before each
-    const session = (generator as unknown as { session: ort.InferenceSession }).session;
+    const session = (generator as unknown as { session: ModelSession }).session;
     const run = session.run.bind(session);
-    session.run = ((feeds: ort.InferenceSession.FeedsType) => {
+    session.run = (feeds) => {
       rows.push(feeds.x!.dims[0]!);
       return beforePass().then(
         () => run(feeds),
@@ -88,7 +88,7 @@ describe('aborts with the embedded models', () => {
           throw err;
         },
       );
-    }) as typeof session.run;
+    };
     steps = generator.steps;
     server = await serve(roles);
   });

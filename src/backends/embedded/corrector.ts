@@ -6,7 +6,7 @@ import { MicroBatcher } from './batcher.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
 import { fixedSize, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
-import { loadModel, ort } from './onnx.js';
+import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
 
 export interface CorrectorMeta extends FlowModelMeta {
@@ -29,7 +29,7 @@ export class EmbeddedCorrector implements Corrector {
   private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number; image: Image }, Image>;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     readonly meta: CorrectorMeta,
     readonly tokenizer: Tokenizer,
     opts: FlowGeneratorOptions,

@@ -4,7 +4,7 @@ import type { Image } from '../../core/types.js';
 import { MicroBatcher } from './batcher.js';
 import { tensorToPng } from './image.js';
 import { gaussianNoise } from './noise.js';
-import { loadModel, ort } from './onnx.js';
+import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
 
@@ -38,7 +38,7 @@ export class FlowGenerator implements Generator {
   private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number }, Image>;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     readonly meta: FlowModelMeta,
     readonly tokenizer: Tokenizer,
     opts: FlowGeneratorOptions,
@@ -113,7 +113,7 @@ export interface FlowRequest {
  * whose signal has aborted leaves the batch before the next step (its rows are computed no more; its part of the
  * result is left unfinished); the sampling ends early when none is left.
  */
-export async function sampleFlow(session: ort.InferenceSession, o: FlowSampling, reqs: ReadonlyArray<FlowRequest>): Promise<Float32Array> {
+export async function sampleFlow(session: ModelSession, o: FlowSampling, reqs: ReadonlyArray<FlowRequest>): Promise<Float32Array> {
   const { size } = o;
   const per = 3 * size * size;
   const guided = o.guidance !== 1;
