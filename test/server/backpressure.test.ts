@@ -7,6 +7,7 @@ import type { FlowGenerator } from '../../src/backends/embedded/generator.js';
 import { createProceduralBackend } from '../../src/backends/procedural/index.js';
 import type { RoleSet } from '../../src/core/roles.js';
 import type { Image } from '../../src/core/types.js';
+import { ModelQueues } from '../../src/server/queue.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { postJson, sdk, serve } from './helpers.js';
 
@@ -55,6 +56,30 @@ describe('queue per model', () => {
     const r = await postJson(server, '/images/generations', { prompt: PROMPT, n: 4 });
     expect(r.status).toBe(400);
     expect(r.body.error.code).toBe('queue_too_small');
+  });
+});
+
+describe('ModelQueues', () => {
+  it('calls of a request whose client has gone stop counting at once: the queue admits others while they still wait for their turn, which they then skip', async () => {
+    const queues = new ModelQueues(3);
+    const role = { name: 'one at a time', concurrency: 1 };
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const made: string[] = [];
+    const make = (name: string) => async () => (made.push(name), name === 'a' ? gate.then(() => name) : name);
+    const a = queues.calls(role, 1, new AbortController().signal, make('a'));
+    const client = new AbortController();
+    const b = queues.calls(role, 2, client.signal, make('b'));
+    await expect(queues.calls(role, 1, new AbortController().signal, make('x'))).rejects.toMatchObject({ status: 429 });
+    client.abort(new Error('gone'));
+    const c = queues.calls(role, 2, new AbortController().signal, make('c'));
+    open();
+    expect(await a).toEqual(['a']);
+    await expect(b).rejects.toThrow('gone');
+    expect(await c).toEqual(['c', 'c']);
+    expect(made).toEqual(['a', 'c', 'c']);
+    // and nothing is left counted: the whole queue is free again
+    expect(await queues.calls(role, 3, new AbortController().signal, make('d'))).toEqual(['d', 'd', 'd']);
   });
 });
 
