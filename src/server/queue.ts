@@ -6,7 +6,8 @@ import { RoleLimits } from './models.js';
  * The server's calls per model (a role, or the roles of one `limitGroup`): at most `maxCalls` of them admitted at
  * once, running or waiting. A request's calls are admitted together or the request is refused: 429 with
  * Retry-After while the queue is full, never unbounded waiting. Admitted calls wait for the role's concurrency
- * (RoleLimits, as in a search); one whose client has gone by then is never made.
+ * (RoleLimits, as in a search); one whose client has gone by then is never made, and from the moment the client
+ * goes its calls no longer count against the queue (a call still running finishes its work, and is not waited for).
  */
 export class ModelQueues {
   private readonly limits = new RoleLimits();
@@ -34,6 +35,14 @@ export class ModelQueues {
       );
     }
     this.admitted.set(key, now + count);
+    /** this request's calls still counted */
+    let counted = count;
+    const release = (calls: number) => {
+      this.admitted.set(key, this.admitted.get(key)! - calls);
+      counted -= calls;
+    };
+    const gone = () => release(counted);
+    signal.addEventListener('abort', gone, { once: true });
     const one = async (i: number) => {
       try {
         return await this.limits.run(role, async () => {
@@ -45,10 +54,14 @@ export class ModelQueues {
           return out;
         });
       } finally {
-        this.admitted.set(key, this.admitted.get(key)! - 1);
+        if (counted > 0) release(1);
       }
     };
-    return Promise.all(Array.from({ length: count }, (_, i) => one(i)));
+    try {
+      return await Promise.all(Array.from({ length: count }, (_, i) => one(i)));
+    } finally {
+      signal.removeEventListener('abort', gone);
+    }
   }
 
   /** How long the queue ahead takes to drain at the recent call time: 1–60 s. */

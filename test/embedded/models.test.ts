@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { createEmbeddedBackend } from '../../src/backends/embedded/backend.js';
@@ -11,7 +12,7 @@ import { SPEC_LENGTH } from '../../src/backends/embedded/spec.js';
 import { testPrompts, withArticle } from '../../src/shapeworld/prompts.js';
 import { renderScene } from '../../src/shapeworld/render.js';
 import { sceneForSpec } from '../../src/shapeworld/scene.js';
-import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
+import { loadModel, ort, type ModelSession } from '../../src/backends/embedded/onnx.js';
 import { pngToTensor } from '../../src/backends/embedded/image.js';
 import { UserError } from '../../src/core/errors.js';
 
@@ -117,6 +118,55 @@ describe('shipped ONNX models', () => {
     await expect(createEmbeddedBackend({ strength: 1.5 })).rejects.toThrow(/strength must be in \(0, 1\]/);
   });
 
+  /** The batch size (rows) of every forward pass of a role's model, from now on; `before(pass)` runs before each (1-based). */
+  const countRows = (role: FlowGenerator | EmbeddedCorrector, before: (pass: number) => void): number[] => {
+    const session = (role as unknown as { session: ModelSession }).session;
+    const run = session.run.bind(session);
+    const rows: number[] = [];
+    session.run = (feeds) => {
+      rows.push(feeds.x!.dims[0]!);
+      before(rows.length);
+      return run(feeds);
+    };
+    return rows;
+  };
+
+  it('generator: a request aborted while its batch runs leaves it at the next step (its rows are computed no more); the others’ images are unchanged', async () => {
+    const g = await FlowGenerator.load(MODELS_DIR, { steps: 4, threads: 1 });
+    const prompt = 'a photo of a red circle';
+    const [alone42, alone1] = await Promise.all([g.generate({ prompt, seed: 42 }), g.generate({ prompt, seed: 1 })]);
+    const gone = [new AbortController(), new AbortController()];
+    // the first request of each batch below goes away during the batch's first forward pass
+    const rows = countRows(g, (pass) => (pass === 1 ? gone[0]!.abort(new Error('the client went away')) : pass === 5 && gone[1]!.abort(new Error('gone too'))));
+    const [a, b, c] = await Promise.allSettled([
+      g.generate({ prompt, seed: 42 }),
+      g.generate({ prompt, seed: 7 }, { signal: gone[0]!.signal }),
+      g.generate({ prompt, seed: 1 }),
+    ]);
+    // three requests × (conditional + unconditional) rows in the first step, then the two left
+    expect(rows).toEqual([6, 4, 4, 4]);
+    expect(b.status === 'rejected' && (b.reason as Error).message).toBe('the client went away');
+    expect(a.status === 'fulfilled' && Buffer.from(a.value.png).equals(Buffer.from(alone42.png))).toBe(true);
+    expect(c.status === 'fulfilled' && Buffer.from(c.value.png).equals(Buffer.from(alone1.png))).toBe(true);
+    // a batch whose requests have all gone ends at the next step
+    await expect(g.generate({ prompt, seed: 9 }, { signal: gone[1]!.signal })).rejects.toThrow('gone too');
+    await g.generate({ prompt, seed: 10 });
+    expect(rows).toEqual([6, 4, 4, 4, 2, 2, 2, 2, 2]);
+  });
+
+  it('corrector: a correction aborted while its batch runs leaves it at the next step', async () => {
+    const c = await EmbeddedCorrector.load(MODELS_DIR, { steps: 3, threads: 1 });
+    const image = { png: await renderScene(sceneForSpec({ include: [{ class: 'circle', count: 1, color: 'red' }] }, 3), 32) };
+    const req = { image, prompt: 'a red circle on the left and a blue square on the right', reflection: { text: 'Add a blue square', items: ['Add a blue square'] } };
+    const alone = await c.correct({ ...req, seed: 5 });
+    const gone = new AbortController();
+    const rows = countRows(c, (pass) => pass === 1 && gone.abort(new Error('gone')));
+    const [kept, dropped] = await Promise.allSettled([c.correct({ ...req, seed: 5 }), c.correct({ ...req, seed: 6 }, { signal: gone.signal })]);
+    expect(rows).toEqual([4, 2, 2]);
+    expect(dropped.status).toBe('rejected');
+    expect(kept.status === 'fulfilled' && Buffer.from(kept.value.png).equals(Buffer.from(alone.png))).toBe(true);
+  });
+
   it('verifier: image [B,3,32,32] + spec [B,28] → logit [B]; deterministic; a probability per image', async () => {
     const { session } = await loadModel(MODELS_DIR, 'verifier', 1);
     expect([...session.inputNames].sort()).toEqual(['image', 'spec']);
@@ -172,5 +222,33 @@ describe('shipped ONNX models', () => {
     await expect(roles.generator!.generate({ prompt: 'a photo of a cat', seed: 1 })).rejects.toThrow(/'cat'.*vocabulary/);
     await expect(roles.verifier!.verify({ image: { png: new Uint8Array([1, 2, 3]) }, prompt: 'a red circle' })).rejects.toThrow(UserError);
     await expect(createEmbeddedBackend({ stepz: 3 })).rejects.toThrow(/unknown option 'stepz'/);
+  });
+});
+
+describe('model sessions of the built package', () => {
+  it('run each model on a worker thread: the event loop goes on during a forward pass (in-process it stops), and the answer is the same', async () => {
+    // the worker is a compiled module: dist/ (npm test builds it first)
+    const built = (await import(pathToFileURL(path.resolve('dist/backends/embedded/onnx.js')).href)) as typeof import('../../src/backends/embedded/onnx.js');
+    const b = 8;
+    const feeds = {
+      x: new ort.Tensor('float32', Float32Array.from({ length: b * 3 * 32 * 32 }, (_, i) => Math.sin(i)), [b, 3, 32, 32]),
+      t: new ort.Tensor('float32', new Float32Array(b).fill(0.5), [b]),
+      tokens: new ort.Tensor('int64', new BigInt64Array(b * 32).fill(1n), [b, 32]),
+    };
+    /** what comes first once a pass is asked for: its answer, or the next turn of the event loop */
+    const order = async (session: ModelSession) => {
+      const seen: string[] = [];
+      const pass = session.run(feeds).then((out) => (seen.push('answer'), out));
+      setImmediate(() => seen.push('event loop'));
+      const out = await pass;
+      await new Promise((r) => setImmediate(r));
+      return { seen, out };
+    };
+    const worker = await order((await built.loadModel(MODELS_DIR, 'generator', 1)).session);
+    const inProcess = await order((await loadModel(MODELS_DIR, 'generator', 1)).session);
+    expect(worker.seen).toEqual(['event loop', 'answer']);
+    expect(inProcess.seen).toEqual(['answer', 'event loop']);
+    expect(worker.out.v!.dims).toEqual([b, 3, 32, 32]);
+    expect(Array.from(worker.out.v!.data as Float32Array)).toEqual(Array.from(inProcess.out.v!.data as Float32Array));
   });
 });

@@ -90,4 +90,21 @@ describe('MicroBatcher', () => {
     await expect(b.submit(9, late.signal)).rejects.toThrow('already gone');
     expect(batches).toHaveLength(2);
   });
+
+  it('a running batch gets its requests’ signals and may leave an aborted one without a result; a live one without a result fails', async () => {
+    const gone = new AbortController();
+    const seen: boolean[][] = [];
+    const b = new MicroBatcher<number, number>(4, async (xs, signals) => {
+      seen.push(signals.map((s) => s !== undefined));
+      gone.abort(new Error('gone')); // during the batch
+      return xs.map((x, i) => (signals[i]?.aborted || x === 3 ? undefined : x));
+    });
+    const settled = await Promise.allSettled([b.submit(1), b.submit(2, gone.signal), b.submit(3)]);
+    expect(seen).toEqual([[false, true, false]]);
+    expect(settled.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([
+      1,
+      'gone',
+      'the batch gave no result for a request that was not aborted',
+    ]);
+  });
 });

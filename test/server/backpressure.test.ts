@@ -1,11 +1,13 @@
 /** `serve` under load: a bounded queue per model (429 + Retry-After), and aborted requests that are never computed. */
 import OpenAI from 'openai';
+import type { ModelSession } from '../../src/backends/embedded/onnx.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbeddedBackend } from '../../src/backends/embedded/backend.js';
 import type { FlowGenerator } from '../../src/backends/embedded/generator.js';
 import { createProceduralBackend } from '../../src/backends/procedural/index.js';
 import type { RoleSet } from '../../src/core/roles.js';
 import type { Image } from '../../src/core/types.js';
+import { ModelQueues } from '../../src/server/queue.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { postJson, sdk, serve } from './helpers.js';
 
@@ -57,16 +59,62 @@ describe('queue per model', () => {
   });
 });
 
+describe('ModelQueues', () => {
+  it('calls of a request whose client has gone stop counting at once: the queue admits others while they still wait for their turn, which they then skip', async () => {
+    const queues = new ModelQueues(3);
+    const role = { name: 'one at a time', concurrency: 1 };
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const made: string[] = [];
+    const make = (name: string) => async () => (made.push(name), name === 'a' ? gate.then(() => name) : name);
+    const a = queues.calls(role, 1, new AbortController().signal, make('a'));
+    const client = new AbortController();
+    const b = queues.calls(role, 2, client.signal, make('b'));
+    await expect(queues.calls(role, 1, new AbortController().signal, make('x'))).rejects.toMatchObject({ status: 429 });
+    client.abort(new Error('gone'));
+    const c = queues.calls(role, 2, new AbortController().signal, make('c'));
+    open();
+    expect(await a).toEqual(['a']);
+    await expect(b).rejects.toThrow('gone');
+    expect(await c).toEqual(['c', 'c']);
+    expect(made).toEqual(['a', 'c', 'c']);
+    // and nothing is left counted: the whole queue is free again
+    expect(await queues.calls(role, 3, new AbortController().signal, make('d'))).toEqual(['d', 'd', 'd']);
+  });
+});
+
 describe('aborts with the embedded models', () => {
   let server: RunningServer;
   /** the seeds the generator's model computed, batch by batch */
   const computed: number[] = [];
+  const rows: number[] = [];
+  /** the signals the server gave the generator's calls */
+  const signals: AbortSignal[] = [];
+  let beforePass = async () => {};
+  let passFailed: unknown;
+  let steps = 0;
 
   beforeAll(async () => {
     const roles = (await createEmbeddedBackend({ threads: 1 })) as RoleSet;
     const generator = roles.generator as FlowGenerator;
-    const sample = generator.sample.bind(generator);
-    generator.sample = (reqs) => (computed.push(...reqs.map((r) => r.seed)), sample(reqs));
+    const generate = generator.generate.bind(generator);
+    generator.generate = (req, opts) => (signals.push(opts!.signal!), generate(req, opts));
+    const sample = generator.sampleUnlessAborted.bind(generator);
+    generator.sampleUnlessAborted = (reqs) => (computed.push(...reqs.map((r) => r.seed)), sample(reqs));
+    // the rows of every forward pass of its model; `beforePass` runs before each
+    const session = (generator as unknown as { session: ModelSession }).session;
+    const run = session.run.bind(session);
+    session.run = (feeds) => {
+      rows.push(feeds.x!.dims[0]!);
+      return beforePass().then(
+        () => run(feeds),
+        (err: unknown) => {
+          passFailed = err;
+          throw err;
+        },
+      );
+    };
+    steps = generator.steps;
     server = await serve(roles);
   });
   afterAll(() => server?.close());
@@ -86,6 +134,27 @@ describe('aborts with the embedded models', () => {
     const next = await c.images.generate({ prompt: PROMPT, seed: 300 } as any);
     expect(next.data).toHaveLength(1);
     expect(computed).toEqual([100, 101, 102, 103, 104, 105, 106, 107, 300]);
+  });
+
+  it('a request aborted while its batch runs leaves the batch at the next step: its rows are computed no more', async () => {
+    const c = sdk(server);
+    const controller = new AbortController();
+    rows.length = 0;
+    signals.length = 0;
+    // the batch's first forward pass starts once the client has gone and the server has seen it
+    beforePass = async () => {
+      beforePass = async () => {};
+      controller.abort();
+      await until(() => signals.length >= 4 && signals.slice(0, 4).every((s) => s.aborted));
+    };
+    const gone = c.images.generate({ prompt: PROMPT, n: 4, seed: 500 } as any, { signal: controller.signal });
+    expect(await gone.then(() => 'answered', () => 'aborted')).toBe('aborted');
+    await until(() => rows.length > 0);
+    const next = await c.images.generate({ prompt: PROMPT, seed: 501 } as any);
+    expect(next.data).toHaveLength(1);
+    // 4 images × (conditional + unconditional) rows in the pass that had started, then the next request's own steps
+    expect(rows).toEqual([8, ...Array(steps).fill(2)]);
+    expect(passFailed).toBeUndefined();
   });
 
   it('a size the embedded models do not make is a 400 (they make 32×32 only, no resizing)', async () => {

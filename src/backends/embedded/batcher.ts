@@ -2,7 +2,8 @@
  * Collects requests and runs them as batches: the search issues one call per candidate, the model is much faster
  * per image on a batch. Requests made in one turn of the event loop go together; batches run one after another
  * (the model uses every core for each), and the next batch is taken from the queue when the previous one ends, so
- * a request whose signal aborts while it waits leaves the queue and is never computed.
+ * a request whose signal aborts while it waits leaves the queue and is never computed. A running batch gets its
+ * requests' signals: it may stop computing a request whose signal aborts and give it no result (undefined).
  */
 interface Entry<Req, Res> {
   req: Req;
@@ -18,7 +19,7 @@ export class MicroBatcher<Req, Res> {
 
   constructor(
     private readonly maxBatch: number,
-    private readonly runBatch: (reqs: Req[]) => Promise<Res[]>,
+    private readonly runBatch: (reqs: Req[], signals: Array<AbortSignal | undefined>) => Promise<Array<Res | undefined>>,
   ) {}
 
   /** Queue one request; an abort of `signal` before its batch starts takes it out (rejecting with the reason). */
@@ -47,8 +48,16 @@ export class MicroBatcher<Req, Res> {
     while (this.queue.length) {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
-        const results = await this.runBatch(batch.map((b) => b.req));
-        batch.forEach((b, i) => b.resolve(results[i]!));
+        const results = await this.runBatch(
+          batch.map((b) => b.req),
+          batch.map((b) => b.signal),
+        );
+        batch.forEach((b, i) => {
+          const result = results[i];
+          // an aborted request was rejected when its signal fired
+          if (result !== undefined) b.resolve(result);
+          else if (!b.signal?.aborted) b.reject(new Error('the batch gave no result for a request that was not aborted'));
+        });
       } catch (err) {
         for (const b of batch) b.reject(err);
       } finally {

@@ -6,7 +6,7 @@ import { MicroBatcher } from './batcher.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
 import { fixedSize, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
-import { loadModel, ort } from './onnx.js';
+import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
 
 export interface CorrectorMeta extends FlowModelMeta {
@@ -37,7 +37,7 @@ export class EmbeddedCorrector implements Corrector {
   private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number; image: Image }, Image>;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     readonly meta: CorrectorMeta,
     readonly tokenizer: Tokenizer,
     opts: CorrectorOptions,
@@ -46,7 +46,7 @@ export class EmbeddedCorrector implements Corrector {
     this.steps = opts.steps ?? meta.steps ?? 12;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
     this.strength = opts.strength ?? meta.strength ?? 1;
-    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs) => this.sample(reqs));
+    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs, signals) => this.sample(reqs, signals));
     const start = this.strength === 1 ? '' : `:strength=${this.strength}`;
     this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}${start}`;
   }
@@ -86,7 +86,8 @@ export class EmbeddedCorrector implements Corrector {
     return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image }, opts?.signal);
   }
 
-  private async sample(reqs: Array<{ tokens: number[]; seed: number; image: Image }>): Promise<Image[]> {
+  /** A request whose signal aborts leaves the batch at the next step and gets no image. */
+  private async sample(reqs: Array<{ tokens: number[]; seed: number; image: Image }>, signals: ReadonlyArray<AbortSignal | undefined>): Promise<Array<Image | undefined>> {
     const { size, maxTokens } = this.meta;
     const per = 3 * size * size;
     const images = await Promise.all(
@@ -99,9 +100,9 @@ export class EmbeddedCorrector implements Corrector {
     const x = await sampleFlow(
       this.session,
       { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens(), start: this.strength },
-      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]! })),
+      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]!, signal: signals[i] })),
     );
-    return Promise.all(reqs.map((_, i) => tensorToPng(x, i * per, size)));
+    return Promise.all(reqs.map((_, i) => (signals[i]?.aborted ? undefined : tensorToPng(x, i * per, size))));
   }
 }
 

@@ -4,7 +4,7 @@ import type { Image } from '../../core/types.js';
 import { MicroBatcher } from './batcher.js';
 import { tensorToPng } from './image.js';
 import { gaussianNoise } from './noise.js';
-import { loadModel, ort } from './onnx.js';
+import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
 
@@ -38,7 +38,7 @@ export class FlowGenerator implements Generator {
   private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number }, Image>;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     readonly meta: FlowModelMeta,
     readonly tokenizer: Tokenizer,
     opts: FlowGeneratorOptions,
@@ -46,7 +46,7 @@ export class FlowGenerator implements Generator {
   ) {
     this.steps = opts.steps ?? meta.steps ?? 20;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
-    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs) => this.sample(reqs));
+    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs, signals) => this.sampleUnlessAborted(reqs.map((r, i) => ({ ...r, signal: signals[i] }))));
     this.identity = `embedded:${modelHash}:steps=${this.steps}:guidance=${this.guidance}`;
   }
 
@@ -71,11 +71,17 @@ export class FlowGenerator implements Generator {
   }
 
   /** Sample a batch: cond and uncond halves in one forward pass per step. */
-  async sample(reqs: Array<{ tokens: number[]; seed: number }>): Promise<Image[]> {
+  async sample(reqs: ReadonlyArray<{ tokens: number[]; seed: number }>): Promise<Image[]> {
+    // without signals every request is made
+    return (await this.sampleUnlessAborted(reqs)).map((image) => image!);
+  }
+
+  /** As `sample`, but a request whose signal aborts leaves the batch at the next step and gets no image. */
+  async sampleUnlessAborted(reqs: ReadonlyArray<FlowRequest>): Promise<Array<Image | undefined>> {
     const { size, maxTokens } = this.meta;
     const x = await sampleFlow(this.session, { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens() }, reqs);
     const per = 3 * size * size;
-    return Promise.all(reqs.map((_, i) => tensorToPng(x, i * per, size)));
+    return Promise.all(reqs.map((r, i) => (r.signal?.aborted ? undefined : tensorToPng(x, i * per, size))));
   }
 }
 
@@ -97,67 +103,96 @@ export interface FlowSampling {
   start?: number;
 }
 
+/** One request of a flow batch; `image` (CHW in [−1, 1]) conditions the corrector, `signal` may take it out of the batch. */
+export interface FlowRequest {
+  tokens: number[];
+  seed: number;
+  image?: Float32Array;
+  signal?: AbortSignal;
+}
+
 /**
  * Euler integration of a rectified flow from the seeds' noise at t = 1 to images at t = 0, with classifier-free
  * guidance on the tokens: the conditional and unconditional rows go through one forward pass per step. `image`
- * (CHW in [−1, 1] per request) is an extra input given to both rows (the corrector's previous image).
+ * (CHW in [−1, 1] per request) is an extra input given to both rows (the corrector's previous image). A request
+ * whose signal has aborted leaves the batch before the next step (its rows are computed no more; its part of the
+ * result is left unfinished); the sampling ends early when none is left.
  */
-export async function sampleFlow(
-  session: ort.InferenceSession,
-  o: FlowSampling,
-  reqs: ReadonlyArray<{ tokens: number[]; seed: number; image?: Float32Array }>,
-): Promise<Float32Array> {
-  const { size, maxTokens } = o;
-  const n = reqs.length;
+export async function sampleFlow(session: ModelSession, o: FlowSampling, reqs: ReadonlyArray<FlowRequest>): Promise<Float32Array> {
+  const { size } = o;
   const per = 3 * size * size;
   const guided = o.guidance !== 1;
-  const rows = guided ? 2 * n : n;
   const start = o.start ?? 1;
-  const x = new Float32Array(n * per);
+  const x = new Float32Array(reqs.length * per);
   reqs.forEach((r, i) => {
     const eps = gaussianNoise(r.seed, per);
     if (start < 1) {
-      if (!r.image) throw new Error('sampleFlow: a start below 1 needs each request\'s image');
+      if (!r.image) throw new Error("sampleFlow: a start below 1 needs each request's image");
       for (let k = 0; k < per; k++) eps[k] = (1 - start) * r.image[k]! + start * eps[k]!;
     }
     x.set(eps, i * per);
   });
   const steps = Math.max(1, Math.ceil(o.steps * start));
+  /** the requests still sampled (indices into reqs), and their token and image inputs */
+  let live: number[] = [];
+  let feeds: Record<string, ort.Tensor> = {};
+  for (let s = 0; s < steps; s++) {
+    const still = reqs.flatMap((r, i) => (r.signal?.aborted ? [] : [i]));
+    if (!still.length) break;
+    if (still.length !== live.length) {
+      live = still;
+      feeds = conditioning(o, reqs, live);
+    }
+    const n = live.length;
+    const rows = guided ? 2 * n : n;
+    const t = start * (1 - s / steps);
+    const tNext = start * (1 - (s + 1) / steps);
+    const xin = new Float32Array(rows * per);
+    live.forEach((i, j) => {
+      const xi = x.subarray(i * per, (i + 1) * per);
+      xin.set(xi, j * per);
+      if (guided) xin.set(xi, (n + j) * per);
+    });
+    const out = await session.run({
+      ...feeds,
+      x: new ort.Tensor('float32', xin, [rows, 3, size, size]),
+      t: new ort.Tensor('float32', new Float32Array(rows).fill(t), [rows]),
+    });
+    const v = out.v!.data as Float32Array;
+    const dt = tNext - t;
+    live.forEach((i, j) => {
+      for (let k = 0; k < per; k++) {
+        const vc = v[j * per + k]!;
+        const vel = guided ? v[(n + j) * per + k]! + o.guidance * (vc - v[(n + j) * per + k]!) : vc;
+        x[i * per + k] = x[i * per + k]! + dt * vel;
+      }
+    });
+  }
+  return x;
+}
+
+/** The token inputs (and previous images) of the requests `live`: their conditional rows, then (guided) their unconditional ones. */
+function conditioning(o: FlowSampling, reqs: ReadonlyArray<FlowRequest>, live: number[]): Record<string, ort.Tensor> {
+  const { size, maxTokens } = o;
+  const per = 3 * size * size;
+  const n = live.length;
+  const guided = o.guidance !== 1;
+  const rows = guided ? 2 * n : n;
   const tokens = new BigInt64Array(rows * maxTokens);
-  reqs.forEach((r, i) => {
-    r.tokens.forEach((id, j) => (tokens[i * maxTokens + j] = BigInt(id)));
-    if (guided) o.nullTokens.forEach((id, j) => (tokens[(n + i) * maxTokens + j] = BigInt(id)));
+  live.forEach((i, j) => {
+    reqs[i]!.tokens.forEach((id, k) => (tokens[j * maxTokens + k] = BigInt(id)));
+    if (guided) o.nullTokens.forEach((id, k) => (tokens[(n + j) * maxTokens + k] = BigInt(id)));
   });
   const feeds: Record<string, ort.Tensor> = { tokens: new ort.Tensor('int64', tokens, [rows, maxTokens]) };
   if (reqs.some((r) => r.image)) {
     const image = new Float32Array(rows * per);
-    reqs.forEach((r, i) => {
+    live.forEach((i, j) => {
+      const r = reqs[i]!;
       if (!r.image) throw new Error('sampleFlow: every request of an image-conditioned batch needs its image');
-      image.set(r.image, i * per);
-      if (guided) image.set(r.image, (n + i) * per);
+      image.set(r.image, j * per);
+      if (guided) image.set(r.image, (n + j) * per);
     });
     feeds.image = new ort.Tensor('float32', image, [rows, 3, size, size]);
   }
-  const xin = new Float32Array(rows * per);
-  const tin = new Float32Array(rows);
-  for (let s = 0; s < steps; s++) {
-    const t = start * (1 - s / steps);
-    const tNext = start * (1 - (s + 1) / steps);
-    xin.set(x, 0);
-    if (guided) xin.set(x, n * per);
-    tin.fill(t);
-    const out = await session.run({
-      ...feeds,
-      x: new ort.Tensor('float32', xin, [rows, 3, size, size]),
-      t: new ort.Tensor('float32', tin, [rows]),
-    });
-    const v = out.v!.data as Float32Array;
-    const dt = tNext - t;
-    for (let k = 0; k < n * per; k++) {
-      const vc = v[k]!;
-      const vel = guided ? v[n * per + k]! + o.guidance * (vc - v[n * per + k]!) : vc;
-      x[k] = x[k]! + dt * vel;
-    }
-  }
-  return x;
+  return feeds;
 }

@@ -9,7 +9,7 @@ import type { Detection } from '../../shapeworld/rules.js';
 import { COLORS, SHAPES } from '../../shapeworld/shapes.js';
 import { MicroBatcher } from './batcher.js';
 import { pngToTensor } from './image.js';
-import { loadModel, ort } from './onnx.js';
+import { loadModel, ort, type ModelSession } from './onnx.js';
 
 export interface PerceptionMeta {
   size: number;
@@ -44,7 +44,7 @@ export class Perception {
   private readonly seen = new WeakMap<Image, Promise<Detection[]>>();
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     readonly meta: PerceptionMeta,
     maxBatch: number,
     private readonly decode: DecodeOptions,

@@ -3,7 +3,7 @@ import type { Evaluation } from '../../core/types.js';
 import { MicroBatcher } from './batcher.js';
 import { pngToTensor } from './image.js';
 import { UserError } from '../../core/errors.js';
-import { loadModel, ort } from './onnx.js';
+import { loadModel, ort, type ModelSession } from './onnx.js';
 import { encodePrompt, SPEC_LENGTH, SPEC_VERSION } from './spec.js';
 
 export interface VerifierModelMeta {
@@ -24,7 +24,7 @@ export class EmbeddedVerifier implements Verifier {
   private readonly batcher: MicroBatcher<{ pixels: Float32Array; spec: Int32Array }, number>;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     readonly meta: VerifierModelMeta,
     maxBatch: number,
   ) {
