@@ -195,13 +195,24 @@ export async function writeVerifierDataset(
     generated: number;
     rendered: number;
     seed: number;
+    /** share of the generated samples drawn from the compositional kinds' training prompts (default 0) */
+    compositional?: number;
     generate: (records: PromptRecord[], seeds: number[]) => Promise<Uint8Array[]>;
     judge: (png: Uint8Array, record: PromptRecord) => Promise<boolean>;
     onProgress?: (done: number, total: number, positives: number) => void;
   },
 ): Promise<{ count: number; positives: number }> {
   const writer = new DatasetWriter(dir, shapeWorldVocab(), MODEL_SIZE, true);
-  const records = trainPrompts({ count: opts.generated, seed: mixSeed(opts.seed, 'verifier-generated') });
+  const nComp = Math.round(opts.generated * (opts.compositional ?? 0));
+  const plain = trainPrompts({ count: opts.generated - nComp, seed: mixSeed(opts.seed, 'verifier-generated') });
+  // without compositional prompts the list is exactly the earlier one (same seeds, same data)
+  const records =
+    nComp === 0
+      ? plain
+      : new Rng(mixSeed(opts.seed, 'verifier-mix')).shuffle([
+          ...plain,
+          ...compositionalTrainPrompts(nComp, mixSeed(opts.seed, 'verifier-compositional')),
+        ]);
   let positives = 0;
   const BATCH = 64;
   for (let i = 0; i < records.length; i += BATCH) {
@@ -216,6 +227,13 @@ export async function writeVerifierDataset(
     opts.onProgress?.(i + chunk.length, records.length, positives);
   }
   await writeRenderedVerifierItems(writer, opts.rendered, mixSeed(opts.seed, 'verifier-rendered'));
-  writer.close({ kind: 'verifier', seed: opts.seed, generated: opts.generated, rendered: opts.rendered, generatedPositives: positives });
+  writer.close({
+    kind: 'verifier',
+    seed: opts.seed,
+    generated: opts.generated,
+    compositional: nComp,
+    rendered: opts.rendered,
+    generatedPositives: positives,
+  });
   return { count: opts.generated + opts.rendered, positives };
 }

@@ -62,7 +62,7 @@ export function datasetCommand(): Command {
     .option('--seed <s>', 'seed', intArg('--seed', 0), 1)
     .option('--steps <n>', 'verifier: generator sampler steps', intArg('--steps', 1))
     .option('--models <dir>', 'verifier: folder with generator.onnx (default: the shipped models)')
-    .option('--compositional <share>', 'generator: share of compositional-kind prompts (0–1)', shareArg('--compositional'), 0)
+    .option('--compositional <share>', 'share of compositional-kind training prompts (0–1): generator renders, verifier samples', shareArg('--compositional'), 0)
     .option('--layout <share>', "generator: share of images captioned with their layout, the refiner's wording (0–1)", shareArg('--layout'), 0)
     .action(async (opts: {
       kind: string; out: string; count: number; rendered: number; seed: number; steps?: number; models?: string; compositional: number; layout: number;
@@ -81,6 +81,7 @@ export function datasetCommand(): Command {
           generated: opts.count,
           rendered: opts.rendered,
           seed: opts.seed,
+          compositional: opts.compositional,
           generate: async (records, seeds) =>
             (await generator.sample(records.map((rec, i) => ({ tokens: generator.tokenizer.encode(rec.prompt), seed: seeds[i]! })))).map((im) => im.png),
           judge: async (png, record) => (await evaluateImage(png, record)).correct,
