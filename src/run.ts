@@ -1,5 +1,6 @@
 import type { RoleSet } from './core/roles.js';
-import type { PromptMeta, Role, SearchParams } from './core/types.js';
+import { ROLES, type Role } from './core/strategies.js';
+import type { PromptMeta, SearchParams } from './core/types.js';
 import { checkPrompt, checkSize, search, type SearchOutcome } from './search/loop.js';
 import { RoleFailing, type CallListener } from './search/calls.js';
 import { EVENTS_FILE, readEvents, RunStore } from './store/run-store.js';
@@ -34,13 +35,8 @@ export interface RunOutcome extends SearchOutcome {
 }
 
 export function backendNames(roles: RoleSet): Partial<Record<Role, string>> {
-  const names: Partial<Record<Role, string>> = {
-    generate: roles.generator.name,
-    verify: roles.verifier.name,
-  };
-  if (roles.reflector) names.reflect = roles.reflector.name;
-  if (roles.refiner) names.refine = roles.refiner.name;
-  if (roles.corrector) names.correct = roles.corrector.name;
+  const names: Partial<Record<Role, string>> = {};
+  for (const role of ROLES) if (roles[role]) names[role] = roles[role].name;
   return names;
 }
 

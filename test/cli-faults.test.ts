@@ -101,11 +101,11 @@ describe('run: failed calls', () => {
     const out = path.join(dir0, 'runs');
     const first = await cliRun(['run', 'a red circle', '--config', config, '--out', out], { RF_FAULT_KEY: 'sk-test' });
     expect(first.code).toBe(3);
-    expect(first.stderr).toMatch(/every verify call failed the same way/);
+    expect(first.stderr).toMatch(/every verifier call failed the same way/);
     const [dir] = runDirs(out);
     expect(runJson(dir!).status).toBe('incomplete');
     const before = events(dir!);
-    const generatedBefore = before.filter((e) => e.role === 'generate' && !e.error).map((e) => e.key);
+    const generatedBefore = before.filter((e) => e.role === 'generator' && !e.error).map((e) => e.key);
     expect(JSON.stringify(runJson(dir!))).not.toContain('sk-test');
 
     servers.push(await yesServer(port));
@@ -124,7 +124,7 @@ describe('run: failed calls', () => {
     const after = events(dir!).slice(before.length);
     // finished generate calls were replayed, not made again; every verify call was made (they had all failed or not run)
     for (const key of generatedBefore) expect(after.some((e) => e.key === key)).toBe(false);
-    expect(after.filter((e) => e.role === 'verify' && !e.error)).toHaveLength(6);
+    expect(after.filter((e) => e.role === 'verifier' && !e.error)).toHaveLength(6);
   });
 });
 
@@ -138,7 +138,7 @@ describe('run: a budget of two million images', () => {
       p.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
         // a few rounds in: chains exist, and calls are in flight when the signal comes
-        if (/run correct\s+r3-/.test(stderr)) resolve();
+        if (/run corrector\s+r3-/.test(stderr)) resolve();
       }),
     );
     await started;
@@ -314,7 +314,7 @@ describe('run --stop-at under kill -9', () => {
       const t0 = Date.now();
       const poll = setInterval(() => {
         const [dir] = runDirs(out);
-        const n = dir && existsSync(path.join(dir, 'events.jsonl')) ? events(dir).filter((e) => e.role === 'generate').length : 0;
+        const n = dir && existsSync(path.join(dir, 'events.jsonl')) ? events(dir).filter((e) => e.role === 'generator').length : 0;
         if (n >= 6) {
           // the second wave is under way
           clearInterval(poll);

@@ -30,7 +30,7 @@ describe('reflectionflow run', () => {
     expect(r.stdout).toContain(`best: ${run.result!.bestPath}`);
     expect(r.stdout).toMatch(/budget: 8\/8 images/);
     const events = readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(events.filter((e) => e.role === 'verify')).toHaveLength(8);
+    expect(events.filter((e) => e.role === 'verifier')).toHaveLength(8);
     for (const e of events) expect(Object.keys(e)).toEqual(expect.arrayContaining(['role', 'backend', 'inputIds', 'ms', 'candidateId']));
   });
 

@@ -8,10 +8,10 @@ import { defaultStrategy, planRoles, resolveParams } from '../src/config/resolve
 import { makePlan } from '../src/search/plan.js';
 import { UserError } from '../src/core/errors.js';
 import { registerBuiltinBackends } from '../src/backends/builtin.js';
-import { registerBackend, ROLE_KEYS } from '../src/backends/registry.js';
+import { registerBackend, ROLES } from '../src/backends/registry.js';
 
 // placeholder backends the planning tests name (planRoles refuses names nobody registered)
-for (const name of ['x', 'fake', 'other']) registerBackend({ name, description: 'test placeholder', roles: ROLE_KEYS, create: () => ({}) });
+for (const name of ['x', 'fake', 'other']) registerBackend({ name, description: 'test placeholder', roles: ROLES, create: () => ({}) });
 
 const FIX = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), 'fixtures');
 

@@ -156,7 +156,7 @@ describe('concurrency and alignment', () => {
         if (c.refinedPrompt) expect(c.refinedPrompt.endsWith(`+q${q}`)).toBe(true);
       }
       // each event names the candidate whose image it read
-      for (const e of io.events.filter((e) => e.role === 'verify')) {
+      for (const e of io.events.filter((e) => e.role === 'verifier')) {
         const q = await qualityOf(io.images.get(e.candidateId)!);
         expect(e.evaluation!.score).toBe(q / 255);
       }
@@ -232,9 +232,9 @@ describe('failed calls and resume', () => {
     const roles = { ...backend, verifier: { ...backend.verifier, verify: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:9')) } };
     const io = new MemoryIO();
     await expect(search({ prompt: 'a red circle', params: params({ strategy: 'noise', samples: 32, width: 1, depth: 0 }), roles, io })).rejects.toThrow(
-      /every verify call failed the same way \(3 of 3\): connect ECONNREFUSED/,
+      /every verifier call failed the same way \(3 of 3\): connect ECONNREFUSED/,
     );
-    expect(io.events.filter((e) => e.role === 'verify' && e.error).length).toBeLessThan(32);
+    expect(io.events.filter((e) => e.role === 'verifier' && e.error).length).toBeLessThan(32);
   });
 });
 
@@ -243,9 +243,9 @@ describe('time per role', () => {
     const started = performance.now();
     const { result } = await run({ strategy: 'noise', samples: 16, width: 1, depth: 0 }, { latencyMs: 30, concurrency: 8 });
     const wall = performance.now() - started;
-    expect(result.timePerRole.generate!).toBeGreaterThan(16 * 25); // summed: every call's own time
-    expect(result.busyPerRole.generate!).toBeLessThanOrEqual(wall);
-    expect(result.busyPerRole.generate!).toBeLessThan(result.timePerRole.generate! / 2); // 8 at a time
+    expect(result.timePerRole.generator!).toBeGreaterThan(16 * 25); // summed: every call's own time
+    expect(result.busyPerRole.generator!).toBeLessThanOrEqual(wall);
+    expect(result.busyPerRole.generator!).toBeLessThan(result.timePerRole.generator! / 2); // 8 at a time
   });
 });
 

@@ -75,17 +75,17 @@ describe('usage', () => {
     });
     const run = JSON.parse(readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
     const u = run.result.usage;
-    expect(u.generate).toMatchObject({ calls: 6, images: 6, failed: 0, inputTokens: 0 });
-    expect(u.verify).toMatchObject({ calls: 6, failed: 0, retries: 1, outputTokens: 6 });
+    expect(u.generator).toMatchObject({ calls: 6, images: 6, failed: 0, inputTokens: 0 });
+    expect(u.verifier).toMatchObject({ calls: 6, failed: 0, retries: 1, outputTokens: 6 });
     // each event carries its own call's tokens: 100 + the request number that answered it
     const events = readFileSync(path.join(outcome.dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const verifies = events.filter((e) => e.role === 'verify');
-    expect(verifies.reduce((a, e) => a + e.usage.inputTokens, 0)).toBe(u.verify.inputTokens);
+    const verifies = events.filter((e) => e.role === 'verifier');
+    expect(verifies.reduce((a, e) => a + e.usage.inputTokens, 0)).toBe(u.verifier.inputTokens);
     expect(new Set(verifies.map((e) => e.usage.inputTokens)).size).toBe(6);
     expect(verifies.filter((e) => e.usage.retries === 1)).toHaveLength(1);
-    expect(run.backends.generate).toBe('procedural');
-    const expected = 6 * 0.01 + (u.verify.inputTokens * 2.5) / 1e6 + (6 * 10) / 1e6;
+    expect(run.backends.generator).toBe('procedural');
+    const expected = 6 * 0.01 + (u.verifier.inputTokens * 2.5) / 1e6 + (6 * 10) / 1e6;
     expect(run.result.cost.total).toBeCloseTo(expected, 10);
-    expect(run.result.cost.perRole.generate).toBeCloseTo(0.06, 10);
+    expect(run.result.cost.perRole.generator).toBeCloseTo(0.06, 10);
   });
 });

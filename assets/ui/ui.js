@@ -203,14 +203,14 @@ class RunState {
       touched.add(c.id);
       if (e.error) {
         this.failed++;
-        if (e.role === 'verify') c.verifyError = e.error;
+        if (e.role === 'verifier') c.verifyError = e.error;
         continue;
       }
-      if (e.role === 'generate' || e.role === 'correct') {
+      if (e.role === 'generator' || e.role === 'corrector') {
         c.image = true;
         c.prompt = e.prompt;
         c.seed = e.seed;
-        c.origin = e.role;
+        c.origin = e.role === 'generator' ? 'generate' : 'correct';
         c.parentId = e.inputIds[0] || null;
         if (e.reflection) c.reflectionIn = e.reflection;
         const parent = c.parentId && this.cand(c.parentId);
@@ -218,11 +218,11 @@ class RunState {
           parent.keptAs = c.chain;
           touched.add(parent.id);
         }
-      } else if (e.role === 'verify') {
+      } else if (e.role === 'verifier') {
         c.evaluation = e.evaluation;
         delete c.verifyError;
-      } else if (e.role === 'reflect') c.reflectionOut = e.reflection;
-      else if (e.role === 'refine') c.refinedPrompt = e.refinedPrompt;
+      } else if (e.role === 'reflector') c.reflectionOut = e.reflection;
+      else if (e.role === 'refiner') c.refinedPrompt = e.refinedPrompt;
     }
     return touched;
   }

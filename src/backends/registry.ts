@@ -3,8 +3,8 @@ import { pathToFileURL } from 'node:url';
 import { UserError, errorMessage } from '../core/errors.js';
 import type { RoleSet } from '../core/roles.js';
 
-import type { RoleKey } from '../core/strategies.js';
-export { ROLE_KEYS, type RoleKey } from '../core/strategies.js';
+import type { Role } from '../core/strategies.js';
+export { ROLES, type Role } from '../core/strategies.js';
 
 /**
  * A backend family: one name, a factory that makes the roles it serves from options. Options come from the
@@ -14,7 +14,7 @@ export interface BackendProvider {
   name: string;
   description: string;
   /** the roles it can serve */
-  roles: readonly RoleKey[];
+  roles: readonly Role[];
   create(options: Record<string, unknown>): Partial<RoleSet> | Promise<Partial<RoleSet>>;
   /** the strategy to default to when this backend serves every role, if not the fullest its roles allow (the
    *  best one measured for its own models) */

@@ -47,13 +47,13 @@ export class Progress {
       ? `failed: ${event.error}`
       : event.evaluation
         ? `score ${event.evaluation.score.toFixed(3)}${event.evaluation.label ? ` (${event.evaluation.label})` : ''}`
-        : event.reflection && event.role === 'reflect'
+        : event.reflection && event.role === 'reflector'
           ? `${event.reflection.items.length} instructions`
           : event.refinedPrompt
             ? `prompt: ${event.refinedPrompt}`
             : `image ${this.images}/${this.budget}`;
     process.stderr.write(
-      `${this.label} ${event.role.padEnd(8)} ${event.candidateId} ${what}${replayed ? ' (from earlier run)' : ''}\n`,
+      `${this.label} ${event.role.padEnd(9)} ${event.candidateId} ${what}${replayed ? ' (from earlier run)' : ''}\n`,
     );
   };
 

@@ -3,7 +3,7 @@ import type { RoleSet } from '../core/roles.js';
 import type { SearchParams } from '../core/types.js';
 import { embeddedModelsPresent } from '../backends/embedded/index.js';
 import { absoluteBackendName, createBackend, getBackend, providerOf } from '../backends/registry.js';
-import { OPTIONAL_ROLES, requiredRoles, ROLE_KEYS, type RoleKey } from '../core/strategies.js';
+import { OPTIONAL_ROLES, requiredRoles, ROLES, type Role } from '../core/strategies.js';
 import { searchSchema, type ConfigFile, type RoleSpec } from './schema.js';
 
 
@@ -12,7 +12,7 @@ export function defaultBackend(): string | undefined {
   return embeddedModelsPresent() ? 'embedded' : undefined;
 }
 
-function backendOf(config: ConfigFile, role: RoleKey): string | undefined {
+function backendOf(config: ConfigFile, role: Role): string | undefined {
   return config.roles?.[role]?.backend ?? config.backend ?? defaultBackend();
 }
 
@@ -23,11 +23,11 @@ function backendOf(config: ConfigFile, role: RoleKey): string | undefined {
  * does not yet beat `noise+prompt`, so they keep that).
  */
 export function defaultStrategy(config: ConfigFile): SearchParams['strategy'] {
-  const names = new Set(ROLE_KEYS.map((role) => backendOf(config, role)));
+  const names = new Set(ROLES.map((role) => backendOf(config, role)));
   const only = names.size === 1 ? [...names][0] : undefined;
   const preferred = only ? getBackend(only)?.preferredStrategy : undefined;
   if (preferred && (config.roles?.refiner?.enabled !== false || !requiredRoles(preferred).includes('refiner'))) return preferred;
-  const can = (role: RoleKey): boolean => {
+  const can = (role: Role): boolean => {
     const name = backendOf(config, role);
     const provider = name ? getBackend(name) : undefined;
     return !provider || provider.roles.includes(role);
@@ -64,7 +64,7 @@ export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>, 
 }
 
 export interface RolePlan {
-  role: RoleKey;
+  role: Role;
   backend: string;
   options: Record<string, unknown>;
   /** the strategy cannot run without it; optional roles are skipped when their backend lacks them */
@@ -86,7 +86,7 @@ export function absoluteBackends(config: ConfigFile): void {
 export function planRoles(config: ConfigFile, strategy: SearchParams['strategy'] | 'every'): RolePlan[] {
   const plans: RolePlan[] = [];
   const needed = strategy === 'every' ? [] : requiredRoles(strategy);
-  const wanted = strategy === 'every' ? ROLE_KEYS : [...needed, ...OPTIONAL_ROLES[strategy]];
+  const wanted = strategy === 'every' ? ROLES : [...needed, ...OPTIONAL_ROLES[strategy]];
   for (const role of wanted) {
     const spec: RoleSpec = config.roles?.[role] ?? {};
     if (spec.enabled === false) {
@@ -124,7 +124,7 @@ export async function buildRoles(plans: RolePlan[]): Promise<RoleSet> {
       if (!plan.required) continue;
       throw new UserError(`backend '${plan.backend}' has no ${plan.role}`);
     }
-    (roles as Record<RoleKey, unknown>)[plan.role] = role;
+    (roles as Record<Role, unknown>)[plan.role] = role;
   }
   return roles as RoleSet;
 }

@@ -31,9 +31,6 @@ export interface Reflection {
 export type Strategy = 'noise' | 'noise+prompt' | 'reflection';
 export const STRATEGIES: readonly Strategy[] = ['noise', 'noise+prompt', 'reflection'];
 
-export type Role = 'generate' | 'verify' | 'reflect' | 'refine' | 'correct';
-export const ROLES: readonly Role[] = ['generate', 'verify', 'reflect', 'refine', 'correct'];
-
 /**
  * One node of the search tree: an image with everything that made it and everything said of it.
  * `id` is stable across runs with the same config and seed: `r<round>-c<chain>-s<seed>` (chain `x` for the

@@ -45,7 +45,8 @@ import pLimit from 'p-limit';
 import tar from 'tar-stream';
 import { applyEdit, editToText, planEdits, type Edit, type ObjectRef } from '../shapeworld/edits.js';
 import { UserError, errorMessage } from '../core/errors.js';
-import type { Candidate, Evaluation, Role } from '../core/types.js';
+import type { Role } from '../core/strategies.js';
+import type { Candidate, Evaluation } from '../core/types.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { makeOutputDir } from '../store/dirs.js';
 import { IMAGES_DIR, readRunRecord } from '../store/run-store.js';
@@ -149,7 +150,7 @@ export interface GenrefRecord {
     childId: string;
     round: number;
     chain: number | null;
-    /** backend name per role (generate, verify, reflect, refine, correct) */
+    /** backend name per role */
     backends: Partial<Record<Role, string>>;
   };
 }

@@ -253,7 +253,7 @@ export async function evalUnit(opts: UnitOptions): Promise<{ samples: EvalSample
         ...(verdict.reason ? { reason: verdict.reason } : {}),
         score: best?.evaluation?.score ?? null,
         imagesGenerated: result.imagesGenerated,
-        vlmCalls: (['verify', 'reflect', 'refine'] as const).reduce((n, r) => n + (result.usage[r]?.calls ?? 0), 0),
+        vlmCalls: (['verifier', 'reflector', 'refiner'] as const).reduce((n, r) => n + (result.usage[r]?.calls ?? 0), 0),
         price: costOf(result.usage, backendNames(arm.roles ?? opts.roles), opts.prices)?.total ?? null,
         ...(verdict.score !== undefined ? { judgeScore: verdict.score } : {}),
         ...(verdict.error !== undefined ? { judgeError: verdict.error } : {}),

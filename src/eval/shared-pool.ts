@@ -54,7 +54,7 @@ export class SharedPoolIO {
     const file = path.join(this.cacheDir, `${id}.png`);
     if (!existsSync(file)) return undefined;
     this.poolImages.set(id, { png: new Uint8Array(readFileSync(file)) });
-    const event: CallEvent = { key, role: 'generate', backend: 'cache', inputIds: [], outputId: id, candidateId: id, ms: 0, at: new Date().toISOString() };
+    const event: CallEvent = { key, role: 'generator', backend: 'cache', inputIds: [], outputId: id, candidateId: id, ms: 0, at: new Date().toISOString() };
     this.poolEvents.set(key, event);
     return event;
   }
@@ -89,7 +89,7 @@ export class SharedPoolIO {
       },
       record: async (event) => {
         if (event.error) return;
-        const pool = isPool(event.candidateId) && (event.role === 'generate' || event.role === 'verify');
+        const pool = isPool(event.candidateId) && (event.role === 'generator' || event.role === 'verifier');
         if (pool) this.poolEvents.set(poolKey(event.key), event);
         else events.set(event.key, event);
         // one synchronous append per line: a kill leaves at most a torn last line, which the reader drops

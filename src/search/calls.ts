@@ -1,7 +1,7 @@
 import { RoleLimits } from '../core/limits.js';
 import { errorMessage } from '../core/errors.js';
 import type { RoleInfo } from '../core/roles.js';
-import type { Role } from '../core/types.js';
+import type { Role } from '../core/strategies.js';
 import { addCall, emptyRoleUsage, hasUsage, withUsage, type RoleUsage } from '../core/usage.js';
 import type { CallEvent } from './io.js';
 import type { SearchIO } from './io.js';

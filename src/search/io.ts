@@ -1,4 +1,5 @@
-import type { Evaluation, Image, Reflection, Role } from '../core/types.js';
+import type { Role } from '../core/strategies.js';
+import type { Evaluation, Image, Reflection } from '../core/types.js';
 import type { Usage } from '../core/usage.js';
 
 /** One line of events.jsonl: one finished (or failed) call. */

@@ -68,11 +68,11 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
   // ---- calls, each bound to the candidate it concerns ----
 
   const makeImage = async (c: Candidate, make: (signal: AbortSignal | undefined) => Promise<Image>, inputIds: string[]): Promise<boolean> => {
-    const role = c.origin === 'generate' ? 'generate' : 'correct';
-    const backend = role === 'generate' ? roles.generator : roles.corrector!;
+    const role = c.origin === 'generate' ? 'generator' : 'corrector';
+    const backend = role === 'generator' ? roles.generator : roles.corrector!;
     try {
       const image = await calls.run(
-        { key: `${role}:${c.id}`, role, backend, candidateId: c.id, inputIds, prompt: c.prompt, seed: c.seed },
+        { key: `${c.origin}:${c.id}`, role, backend, candidateId: c.id, inputIds, prompt: c.prompt, seed: c.seed },
         (s) => make(s),
         async (img) => {
           await io.saveImage(c.id, img);
@@ -93,7 +93,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
   const verify = async (c: Candidate): Promise<void> => {
     try {
       c.evaluation = await calls.run<Evaluation>(
-        { key: `verify:${c.id}`, role: 'verify', backend: roles.verifier, candidateId: c.id, inputIds: [c.id] },
+        { key: `verify:${c.id}`, role: 'verifier', backend: roles.verifier, candidateId: c.id, inputIds: [c.id] },
         (s) => roles.verifier.verify({ image: images.get(c.id)!, prompt, meta: input.meta }, { signal: s }),
         async (evaluation) => ({ evaluation }),
         async (e) => e.evaluation!,
@@ -107,7 +107,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
   const reflect = async (head: Candidate, reflector: Reflector, previous?: Reflection): Promise<Reflection | undefined> => {
     try {
       head.reflectionOut = await calls.run<Reflection>(
-        { key: `reflect:${head.id}`, role: 'reflect', backend: reflector, candidateId: head.id, inputIds: [head.id] },
+        { key: `reflect:${head.id}`, role: 'reflector', backend: reflector, candidateId: head.id, inputIds: [head.id] },
         (s) =>
           reflector.reflect(
             {
@@ -134,7 +134,7 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     if (!refiner) return head.prompt;
     try {
       head.refinedPrompt = await calls.run<string>(
-        { key: `refine:${head.id}`, role: 'refine', backend: refiner, candidateId: head.id, inputIds: [head.id] },
+        { key: `refine:${head.id}`, role: 'refiner', backend: refiner, candidateId: head.id, inputIds: [head.id] },
         (s) =>
           refiner.refine(
             {

@@ -1,4 +1,4 @@
-import { ROLE_KEYS } from '../backends/registry.js';
+import { ROLES } from '../backends/registry.js';
 import { buildRoles, planRoles } from '../config/resolve.js';
 import type { ConfigFile } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
@@ -10,6 +10,6 @@ import type { RoleSet } from '../core/roles.js';
  */
 export async function resolveServedRoles(config: ConfigFile): Promise<Partial<RoleSet>> {
   const roles: Partial<RoleSet> = await buildRoles(planRoles(config, 'every'));
-  if (!ROLE_KEYS.some((k) => roles[k])) throw new UserError('nothing to serve: the configured backends have none of the five roles');
+  if (!ROLES.some((k) => roles[k])) throw new UserError('nothing to serve: the configured backends have none of the five roles');
   return roles;
 }

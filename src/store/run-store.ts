@@ -7,6 +7,7 @@ import type { Image } from '../core/types.js';
 import type { SearchIO } from '../search/io.js';
 import { writeFileAtomic } from './atomic.js';
 import { makeOutputDir } from './dirs.js';
+import { eventFromDisk, runFromDisk } from './legacy.js';
 import type { CallEvent, RunRecord } from './types.js';
 
 export const RUN_FILE = 'run.json';
@@ -193,7 +194,7 @@ export async function readRunRecord(dir: string): Promise<RunRecord> {
   }
   const problem = checkRun(run);
   if (problem) throw new UserError(`${file} is not a valid run record: ${problem}`);
-  return run as RunRecord;
+  return runFromDisk(run as RunRecord);
 }
 
 /** The shape readers rely on; a short reason when it is not there. */
@@ -228,7 +229,7 @@ export async function readEvents(file: string, repair = false): Promise<CallEven
     .forEach((line, i) => {
       if (line.trim() === '') return;
       try {
-        events.push(JSON.parse(line) as CallEvent);
+        events.push(eventFromDisk(JSON.parse(line) as CallEvent));
       } catch {
         throw new UserError(`${file}: line ${i + 1} is not valid JSON`);
       }

@@ -1,4 +1,5 @@
-import type { Candidate, ChainSummary, Evaluation, PromptMeta, Reflection, Role, SearchParams } from '../core/types.js';
+import type { Role } from '../core/strategies.js';
+import type { Candidate, ChainSummary, Evaluation, PromptMeta, Reflection, SearchParams } from '../core/types.js';
 import type { RoleUsage } from '../core/usage.js';
 
 // a call's record belongs to the search (search/io.ts); the store only keeps it

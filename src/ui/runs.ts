@@ -7,6 +7,7 @@ import { existsSync, promises as fs, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../core/errors.js';
 import type { CallEvent, RunRecord, RunStatus } from '../store/types.js';
+import { eventFromDisk } from '../store/legacy.js';
 import { EVENTS_FILE, readRunRecord, RUN_FILE, runDirLocked } from '../store/run-store.js';
 import { ApiError, quote } from '../server/errors.js';
 
@@ -160,7 +161,7 @@ export function followRun(folder: RunFolder, id: string, isActive: () => boolean
       for (const line of text.slice(0, end).split('\n')) {
         if (!line.trim()) continue;
         try {
-          events.push(JSON.parse(line) as CallEvent);
+          events.push(eventFromDisk(JSON.parse(line) as CallEvent));
         } catch {
           // a line that is not JSON is not an event (resume refuses such a file with its line number)
         }

@@ -276,7 +276,7 @@ describe('dataset export', () => {
       expect(s.source).toBe('run');
       expect(s.prompt).toBe(prompt);
       expect(s.run).toMatchObject({ id: run.id, strategy: 'reflection', parentId: parent.id, childId: child.id });
-      expect(s.run!.backends).toEqual({ generate: 'procedural', verify: 'oracle', reflect: 'procedural', refine: 'procedural', correct: 'procedural' });
+      expect(s.run!.backends).toEqual({ generator: 'procedural', verifier: 'oracle', reflector: 'procedural', refiner: 'procedural', corrector: 'procedural' });
       expect(s.flawed.score).toBe(parent.evaluation.score);
       expect(s.enhanced.score).toBe(child.evaluation.score);
       expect(s.flawed.verdict).toBe(parent.evaluation.label === 'yes');

@@ -59,7 +59,7 @@ it.each(PROMPTS)('reflection search over HTTP = in-process: same images, same fi
   // the rounds really used the reflector, refiner and corrector
   expect(local.outcome.candidates.some((c) => c.origin === 'correct' && c.reflection?.items.length)).toBe(true);
   expect(local.outcome.candidates.filter((c) => c.origin === 'correct').length).toBe(2 * 3);
-  expect(remote.io.events.filter((e) => e.role === 'refine').length).toBeGreaterThan(0);
+  expect(remote.io.events.filter((e) => e.role === 'refiner').length).toBeGreaterThan(0);
 
   expect(remote.outcome.bestId).toBe(local.outcome.bestId);
   expect(bytes(remote.io.images.get(remote.outcome.bestId!)!.png).equals(bytes(local.io.images.get(local.outcome.bestId!)!.png))).toBe(true);
