@@ -4,7 +4,8 @@ import type { SearchParams } from '../core/types.js';
 import { embeddedModelsPresent } from '../backends/embedded/index.js';
 import { absoluteBackendName, createBackend, getBackend, providerOf } from '../backends/registry.js';
 import { OPTIONAL_ROLES, requiredRoles, ROLES, type Role } from '../core/strategies.js';
-import { searchSchema, type ConfigFile, type RoleSpec } from './schema.js';
+import { searchParamsSchema } from '../core/params.js';
+import type { ConfigFile, RoleSpec } from './schema.js';
 
 
 /** The backend of roles no config names: the embedded ShapeWorld models, when they are installed. */
@@ -47,7 +48,7 @@ export const BUDGET_LIMIT = 4096;
 export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>, budgetLimit: number = BUDGET_LIMIT): SearchParams {
   const merged = { ...config.search, ...stripUndefined(flags) };
   merged.strategy ??= defaultStrategy(config);
-  const parsed = searchSchema.safeParse(merged);
+  const parsed = searchParamsSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new UserError(`search.${issue.path.join('.')}: ${issue.message}`);
@@ -60,7 +61,7 @@ export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>, 
       `a budget of ${asked} images per prompt (samples ${p.samples} + width ${p.width} × depth ${p.depth}) is above the limit of ${budgetLimit}; lift it with --budget-limit ${asked}`,
     );
   }
-  return { ...p, strategy: p.strategy as SearchParams['strategy'] };
+  return p;
 }
 
 export interface RolePlan {

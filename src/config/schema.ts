@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { STRATEGIES } from '../core/types.js';
+import { searchParamsSchema } from '../core/params.js';
 
 const positiveInt = z.number().int().positive();
 
@@ -13,22 +13,8 @@ export const roleSpecSchema = z
   })
   .catchall(z.unknown());
 
-export const searchSchema = z
-  .object({
-    /** default: reflection when the configured backends can reflect and correct, else noise */
-    strategy: z.enum(STRATEGIES as [string, ...string[]]).optional(),
-    samples: positiveInt.default(8),
-    width: positiveInt.default(2),
-    depth: z.number().int().nonnegative().default(4),
-    seed: z.number().int().nonnegative().default(0),
-    maxImages: positiveInt.optional(),
-    chainHead: z.enum(['latest', 'best']).default('latest'),
-    /** stop once an image's verifier score reaches this (the verifier's scale) */
-    stopAt: z.number().finite().optional(),
-    /** pool images per wave when stopAt is set */
-    wave: positiveInt.optional(),
-  })
-  .strict();
+/** The config file's `search`: every parameter optional (the strategy defaults from the backends, see resolveParams). */
+export const searchSchema = searchParamsSchema.partial();
 
 /** Our configuration file (JSON or YAML). */
 export const configSchema = z
@@ -47,7 +33,7 @@ export const configSchema = z
       })
       .strict()
       .optional(),
-    search: searchSchema.partial().optional(),
+    search: searchSchema.optional(),
     /** `eval`'s judge: a backend's verifier, apart from the search's (its own options; the top-level `options` are the search's) */
     judge: roleSpecSchema.optional(),
     /** image size in pixels asked of generators and correctors (backends may have a fixed size) */

@@ -28,8 +28,7 @@ export interface Reflection {
   items: string[];
 }
 
-export type Strategy = 'noise' | 'noise+prompt' | 'reflection';
-export const STRATEGIES: readonly Strategy[] = ['noise', 'noise+prompt', 'reflection'];
+export { STRATEGIES, type SearchParams, type Strategy } from './params.js';
 
 /**
  * One node of the search tree: an image with everything that made it and everything said of it.
@@ -56,32 +55,6 @@ export interface Candidate {
   reflectionOut?: Reflection;
   /** prompt refined from this image */
   refinedPrompt?: string;
-}
-
-export interface SearchParams {
-  strategy: Strategy;
-  /** initial noise pool (N0) */
-  samples: number;
-  /** chains kept after round 0 (official: search_branch) */
-  width: number;
-  /** refinement rounds (official: search_rounds) */
-  depth: number;
-  seed: number;
-  /** hard cap on images generated; the loop never exceeds it */
-  maxImages?: number;
-  /**
-   * What becomes a chain's head after a round: the new image always (`latest`, as the official scripts), or the
-   * better of old and new by the verifier (`best`).
-   */
-  chainHead: 'latest' | 'best';
-  /**
-   * Stop spending once an image's verifier score reaches this (on the verifier's own scale): the pool is made in
-   * waves of `wave` images and the chains round by round, and the search ends after the wave or round in which the
-   * first image passes. The budget stays the cap.
-   */
-  stopAt?: number;
-  /** pool images per wave when `stopAt` is set (default 4) */
-  wave?: number;
 }
 
 export interface ChainSummary {

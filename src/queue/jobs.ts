@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { promptRecordSchema } from '../config/prompts.js';
-import { configSchema, searchSchema } from '../config/schema.js';
-import { STRATEGIES } from '../core/types.js';
+import { configSchema } from '../config/schema.js';
+import { searchParamsSchema, STRATEGIES } from '../core/params.js';
 
 /** What a worker is handed: one search job of an eval, or one prompt of a batch. Checked before anything runs. */
-const strategy = z.enum(STRATEGIES as [string, ...string[]]);
+const strategy = z.enum(STRATEGIES);
 const count = z.number().int().positive();
 
 /**
@@ -42,7 +42,7 @@ export const runJobSchema = z
     index: z.number().int().nonnegative(),
     prompt: z.string().min(1),
     record: promptRecordSchema.optional(),
-    params: searchSchema.required({ strategy: true }),
+    params: searchParamsSchema,
     config: configSchema,
     size: count.optional(),
     report: z.boolean(),

@@ -52,7 +52,7 @@ export async function processRunJob(job: RunJob, ctx: { roleCache: Map<string, P
   const key = JSON.stringify([job.config, job.params.strategy]);
   let roles = ctx.roleCache.get(key);
   if (!roles) {
-    roles = buildRoles(planRoles(job.config, job.params.strategy as SearchParams['strategy']));
+    roles = buildRoles(planRoles(job.config, job.params.strategy));
     ctx.roleCache.set(key, roles);
     roles.catch(() => ctx.roleCache.delete(key));
   }
@@ -67,7 +67,7 @@ export async function processRunJob(job: RunJob, ctx: { roleCache: Map<string, P
       existing,
       prompt: job.prompt,
       record: job.record,
-      params: job.params as SearchParams,
+      params: job.params,
       roles: await roles,
       outDir: job.dir,
       config: job.config,

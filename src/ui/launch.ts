@@ -23,7 +23,7 @@ const CONFIG_FILE = /\.(json|ya?ml)$/i;
 export const startRequestSchema = z
   .object({
     prompt: z.string().trim().min(1, 'the prompt is empty').max(32_000),
-    strategy: z.enum(STRATEGIES as [string, ...string[]]).optional(),
+    strategy: z.enum(STRATEGIES).optional(),
     samples: z.number().int().positive().optional(),
     width: z.number().int().positive().optional(),
     depth: z.number().int().nonnegative().optional(),

@@ -222,6 +222,14 @@ describe('shipped ONNX models', () => {
     await expect(roles.generator!.generate({ prompt: 'a photo of a cat', seed: 1 })).rejects.toThrow(/'cat'.*vocabulary/);
     await expect(roles.verifier!.verify({ image: { png: new Uint8Array([1, 2, 3]) }, prompt: 'a red circle' })).rejects.toThrow(UserError);
     await expect(createEmbeddedBackend({ stepz: 3 })).rejects.toThrow(/unknown option 'stepz'/);
+    await expect(createEmbeddedBackend({ steps: 0 })).rejects.toThrow(/embedded backend: option 'steps' must be an integer ≥ 1, got 0/);
+  });
+
+  it('takes concurrency, the shared role option, for each of its roles', async () => {
+    const roles = await createEmbeddedBackend({ concurrency: 3 });
+    expect(Object.keys(roles).sort()).toEqual(['corrector', 'generator', 'refiner', 'reflector', 'verifier']);
+    for (const role of Object.values(roles)) expect(role.concurrency).toBe(3);
+    expect((await createEmbeddedBackend()).generator!.concurrency).toBe(64);
   });
 });
 

@@ -16,7 +16,7 @@ import { correctorInstruction, type Corrector, type Generator } from '../../core
 import type { Image } from '../../core/types.js';
 import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageGenerator, toPngImage } from '../http/images.js';
-import { OptionReader } from '../http/options.js';
+import { OptionReader } from '../options.js';
 import { BackendError, ensureOk, readReliability, ReliableClient, sleep } from '../http/reliability.js';
 import { refuseInlineSecrets } from '../http/secrets.js';
 
@@ -88,7 +88,7 @@ interface HistoryEntry {
 export function createComfyBackend(options: Record<string, unknown> = {}): ComfyBackend {
   refuseInlineSecrets('comfyui', options);
   const r = new OptionReader('comfyui', options);
-  const base = r.string('url', 'http://127.0.0.1:8188').replace(/\/+$/, '');
+  const base = r.string('baseUrl', 'http://127.0.0.1:8188').replace(/\/+$/, '');
   const workflowFile = r.string('workflow');
   const correctorFile = r.string('correctorWorkflow');
   const pollMs = r.int('pollMs', 500, 1);

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { UserError } from '../../core/errors.js';
 import type { RoleSet } from '../../core/roles.js';
 import { FlowGenerator } from './generator.js';
 import { MODELS_DIR } from './files.js';
@@ -10,6 +9,8 @@ import { EmbeddedRefiner } from './refiner.js';
 import { checkStrength, EmbeddedCorrector } from './corrector.js';
 import { existsSync } from 'node:fs';
 import { layoutText } from '../../shapeworld/layout.js';
+import { OptionReader } from '../options.js';
+import { EMBEDDED_CONCURRENCY } from './batcher.js';
 
 export interface EmbeddedOptions {
   /** folder with generator.onnx/.json and verifier.onnx/.json (default: the models shipped with the package) */
@@ -23,17 +24,8 @@ export interface EmbeddedOptions {
   maxBatch?: number;
   /** the corrector's start, in (0, 1]: 1 from pure noise (default: the model card's), lower keeps more of the image */
   strength?: number;
-}
-
-const KNOWN = new Set(['modelsDir', 'steps', 'guidance', 'threads', 'maxBatch', 'strength']);
-
-function num(o: Record<string, unknown>, key: string, min: number, integer: boolean): number | undefined {
-  const v = o[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !(v >= min) || (integer && !Number.isInteger(v))) {
-    throw new UserError(`embedded backend: ${key} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}, got ${JSON.stringify(v)}`);
-  }
-  return v;
+  /** calls in flight per role (default 64), grouped into batches of at most maxBatch */
+  concurrency?: number;
 }
 
 /** A layout prompt as long as the refiner writes (four placed, coloured objects). */
@@ -61,18 +53,21 @@ export function readsLayouts(generator: FlowGenerator): boolean {
  * would fail every chain.
  */
 export async function createEmbeddedBackend(options: Record<string, unknown> = {}): Promise<Partial<RoleSet>> {
-  for (const k of Object.keys(options)) {
-    if (!KNOWN.has(k)) throw new UserError(`embedded backend: unknown option '${k}' (options: ${[...KNOWN].join(', ')})`);
-  }
-  const dir = typeof options.modelsDir === 'string' ? path.resolve(options.modelsDir) : MODELS_DIR;
-  const threads = num(options, 'threads', 1, true);
-  const maxBatch = num(options, 'maxBatch', 1, true);
-  const steps = num(options, 'steps', 1, true);
-  const guidance = num(options, 'guidance', 0, false);
-  const strength = num(options, 'strength', 0, false);
+  const r = new OptionReader('embedded', options);
+  const modelsDir = r.string('modelsDir');
+  const dir = modelsDir !== undefined ? path.resolve(modelsDir) : MODELS_DIR;
+  const threads = r.int('threads', 0, 1) || undefined;
+  const maxBatch = r.int('maxBatch', 0, 1) || undefined;
+  const steps = r.int('steps', 0, 1) || undefined;
+  const guidance = r.number('guidance', undefined, 0);
+  const strength = r.number('strength', undefined, 0);
+  // calls each role takes at once; its micro-batcher groups them into batches of at most maxBatch
+  const concurrency = r.int('concurrency', EMBEDDED_CONCURRENCY, 1);
+  r.check();
   checkStrength(strength);
   // the generator's and the corrector's sampler settings
   const flow = {
+    concurrency,
     ...(steps !== undefined ? { steps } : {}),
     ...(guidance !== undefined ? { guidance } : {}),
     ...(threads !== undefined ? { threads } : {}),
@@ -80,12 +75,12 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   };
   const [generator, verifier, perception] = await Promise.all([
     FlowGenerator.load(dir, flow),
-    EmbeddedVerifier.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
+    EmbeddedVerifier.load(dir, { concurrency, ...(threads !== undefined ? { threads } : {}) }),
     Perception.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
   ]);
-  const reflector = new EmbeddedReflector(perception);
+  const reflector = new EmbeddedReflector(perception, concurrency);
   if (!readsLayouts(generator)) return { generator, verifier, reflector };
-  const roles: Partial<RoleSet> = { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) };
+  const roles: Partial<RoleSet> = { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception, concurrency) };
   // the corrector reads the refiner's wording too; a models folder without one serves the other four roles
   if (existsSync(path.join(dir, 'corrector.onnx'))) {
     roles.corrector = await EmbeddedCorrector.load(dir, { ...flow, ...(strength !== undefined ? { strength } : {}) });

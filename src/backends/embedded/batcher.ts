@@ -5,6 +5,9 @@
  * a request whose signal aborts while it waits leaves the queue and is never computed. A running batch gets its
  * requests' signals: it may stop computing a request whose signal aborts and give it no result (undefined).
  */
+/** Calls an embedded role takes at once by default: enough to fill the batches of a search's waves. */
+export const EMBEDDED_CONCURRENCY = 64;
+
 interface Entry<Req, Res> {
   req: Req;
   resolve: (r: Res) => void;

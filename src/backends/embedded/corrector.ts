@@ -2,7 +2,7 @@ import type { CallOptions, CorrectRequest, Corrector } from '../../core/roles.js
 import { correctorInstruction } from '../../core/roles.js';
 import { UserError } from '../../core/errors.js';
 import type { Image } from '../../core/types.js';
-import { MicroBatcher } from './batcher.js';
+import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
 import { fixedSize, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
@@ -29,7 +29,7 @@ export interface CorrectorOptions extends FlowGeneratorOptions {
  */
 export class EmbeddedCorrector implements Corrector {
   readonly name = 'embedded';
-  readonly concurrency = 64;
+  readonly concurrency: number;
   readonly steps: number;
   readonly guidance: number;
   readonly strength: number;
@@ -43,6 +43,7 @@ export class EmbeddedCorrector implements Corrector {
     opts: CorrectorOptions,
     hash: string,
   ) {
+    this.concurrency = opts.concurrency ?? EMBEDDED_CONCURRENCY;
     this.steps = opts.steps ?? meta.steps ?? 12;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
     this.strength = opts.strength ?? meta.strength ?? 1;

@@ -1,7 +1,7 @@
 import { UserError } from '../../core/errors.js';
 import type { CallOptions, GenerateRequest, Generator } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
-import { MicroBatcher } from './batcher.js';
+import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
 import { tensorToPng } from './image.js';
 import { gaussianNoise } from './noise.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
@@ -23,6 +23,8 @@ export interface FlowGeneratorOptions {
   guidance?: number;
   maxBatch?: number;
   threads?: number;
+  /** calls in flight (default EMBEDDED_CONCURRENCY) */
+  concurrency?: number;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface FlowGeneratorOptions {
  */
 export class FlowGenerator implements Generator {
   readonly name = 'embedded';
-  readonly concurrency = 64;
+  readonly concurrency: number;
   readonly steps: number;
   readonly guidance: number;
   readonly identity: string;
@@ -44,6 +46,7 @@ export class FlowGenerator implements Generator {
     opts: FlowGeneratorOptions,
     modelHash: string,
   ) {
+    this.concurrency = opts.concurrency ?? EMBEDDED_CONCURRENCY;
     this.steps = opts.steps ?? meta.steps ?? 20;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
     this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs, signals) => this.sampleUnlessAborted(reqs.map((r, i) => ({ ...r, signal: signals[i] }))));

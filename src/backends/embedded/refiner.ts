@@ -1,3 +1,4 @@
+import { EMBEDDED_CONCURRENCY } from './batcher.js';
 import type { CallOptions, PromptRefiner, RefineRequest } from '../../core/roles.js';
 import { parseEdit, planEdits, type Edit } from '../../shapeworld/edits.js';
 import { refinePrompt } from '../../shapeworld/refine.js';
@@ -14,9 +15,10 @@ import { canonicalSpec, encodePrompt } from './spec.js';
  */
 export class EmbeddedRefiner implements PromptRefiner {
   readonly name = 'embedded';
-  readonly concurrency = 64;
-
-  constructor(private readonly perception: Perception) {}
+  constructor(
+    private readonly perception: Perception,
+    readonly concurrency = EMBEDDED_CONCURRENCY,
+  ) {}
 
   checkPrompt(prompt: string): void {
     encodePrompt(prompt);

@@ -1,3 +1,4 @@
+import { EMBEDDED_CONCURRENCY } from './batcher.js';
 import type { CallOptions, Reflector, ReflectRequest } from '../../core/roles.js';
 import type { Reflection } from '../../core/types.js';
 import { editToText, parseEdit, planEdits, type Edit } from '../../shapeworld/edits.js';
@@ -50,9 +51,10 @@ export function reflectOn(detections: readonly Detection[], spec: PromptSpec, pr
  */
 export class EmbeddedReflector implements Reflector {
   readonly name = 'embedded';
-  readonly concurrency = 64;
-
-  constructor(private readonly perception: Perception) {}
+  constructor(
+    private readonly perception: Perception,
+    readonly concurrency = EMBEDDED_CONCURRENCY,
+  ) {}
 
   checkPrompt(prompt: string): void {
     encodePrompt(prompt);

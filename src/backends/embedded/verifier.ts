@@ -1,6 +1,6 @@
 import type { CallOptions, Verifier, VerifyRequest } from '../../core/roles.js';
 import type { Evaluation } from '../../core/types.js';
-import { MicroBatcher } from './batcher.js';
+import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
 import { pngToTensor } from './image.js';
 import { UserError } from '../../core/errors.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
@@ -20,18 +20,20 @@ export interface VerifierModelMeta {
  */
 export class EmbeddedVerifier implements Verifier {
   readonly name = 'embedded';
-  readonly concurrency = 64;
+  readonly concurrency: number;
   private readonly batcher: MicroBatcher<{ pixels: Float32Array; spec: Int32Array }, number>;
 
   private constructor(
     private readonly session: ModelSession,
     readonly meta: VerifierModelMeta,
     maxBatch: number,
+    concurrency: number,
   ) {
+    this.concurrency = concurrency;
     this.batcher = new MicroBatcher(maxBatch, (reqs) => this.score(reqs));
   }
 
-  static async load(dir: string, opts: { maxBatch?: number; threads?: number } = {}): Promise<EmbeddedVerifier> {
+  static async load(dir: string, opts: { maxBatch?: number; threads?: number; concurrency?: number } = {}): Promise<EmbeddedVerifier> {
     const { session, meta } = await loadModel<VerifierModelMeta>(dir, 'verifier', opts.threads);
     const p = meta.prompt;
     if (p?.input !== 'spec' || p.spec?.version !== SPEC_VERSION || p.spec.length !== SPEC_LENGTH) {
@@ -40,7 +42,7 @@ export class EmbeddedVerifier implements Verifier {
           `the model declares ${JSON.stringify(p ?? 'none')}`,
       );
     }
-    return new EmbeddedVerifier(session, meta, opts.maxBatch ?? 64);
+    return new EmbeddedVerifier(session, meta, opts.maxBatch ?? 64, opts.concurrency ?? EMBEDDED_CONCURRENCY);
   }
 
   checkPrompt(prompt: string): void {

@@ -13,7 +13,7 @@ import { correctorInstruction, type Corrector, type Generator } from '../../core
 import type { Image } from '../../core/types.js';
 import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageFromUrl, imageGenerator, pngDataUrl } from '../http/images.js';
-import { OptionReader } from '../http/options.js';
+import { OptionReader } from '../options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
 
@@ -110,15 +110,15 @@ export function createFalBackend(options: Record<string, unknown> = {}): FalBack
 
 const SIZE_PRESETS = ['square_hd', 'square', 'portrait_4_3', 'portrait_16_9', 'landscape_4_3', 'landscape_16_9'] as const;
 
-/** `imageSize`: a fal preset name or a side in pixels (square). */
+/** `size`: a fal preset name or a side in pixels (square). */
 function readImageSize(r: OptionReader): string | { width: number; height: number } | undefined {
-  if (!r.has('imageSize')) return undefined;
-  const v = r.options.imageSize;
+  if (!r.has('size')) return undefined;
+  const v = r.options.size;
   if (typeof v === 'number') {
-    const px = r.int('imageSize', 1024, 64);
+    const px = r.int('size', 1024, 64);
     return { width: px, height: px };
   }
-  return r.oneOf('imageSize', SIZE_PRESETS, 'square_hd');
+  return r.oneOf('size', SIZE_PRESETS, 'square_hd');
 }
 
 export const falProvider: BackendProvider = {

@@ -16,7 +16,7 @@ import { correctorInstruction, type Corrector, type Generator, type PromptRefine
 import type { Image } from '../../core/types.js';
 import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageFromBase64, imageGenerator, pngBase64 } from '../http/images.js';
-import { OptionReader } from '../http/options.js';
+import { OptionReader } from '../options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
 import { OVERALL } from '../../roles/rubric.js';

@@ -16,7 +16,7 @@
  */
 import { errorMessage } from '../../core/errors.js';
 import { reportUsage } from '../../core/usage.js';
-import { OptionReader } from './options.js';
+import { OptionReader } from '../options.js';
 import { scrubSecrets } from './secrets.js';
 
 export interface ReliabilityOptions {

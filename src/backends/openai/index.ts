@@ -1,13 +1,13 @@
 /**
  * OpenAI and OpenAI-compatible servers (vLLM, SGLang, Ollama, LM Studio, …) through the `openai` SDK with a
- * configurable `baseURL`:
+ * configurable `baseUrl`:
  *
  * - chat (vision) roles: verifier (`mode: rubric` | `yesno`), reflector, prompt refiner — images go as
  *   `data:image/png;base64,…` URLs;
  * - Images API roles: generator (`images.generate`) and corrector (`images.edit` with the image and
  *   `prompt [Reflexion]: reflection`).
  *
- * The key comes from the environment variable `apiKeyEnv` names (default OPENAI_API_KEY); with a `baseURL` it is
+ * The key comes from the environment variable `apiKeyEnv` names (default OPENAI_API_KEY); with a `baseUrl` it is
  * optional (local servers usually take none).
  */
 import OpenAI, { toFile } from 'openai';
@@ -17,7 +17,7 @@ import { correctorInstruction, type CallOptions, type Corrector, type Generator,
 import type { Evaluation, Image } from '../../core/types.js';
 import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageFromBase64, imageFromUrl, imageGenerator, pngDataUrl } from '../http/images.js';
-import { OptionReader } from '../http/options.js';
+import { OptionReader } from '../options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
 import { OVERALL } from '../../roles/rubric.js';
@@ -37,8 +37,8 @@ export interface OpenAIBackend {
 export function createOpenAIBackend(options: Record<string, unknown> = {}): OpenAIBackend {
   refuseInlineSecrets('openai', options);
   const r = new OptionReader('openai', options);
-  const baseURL = r.string('baseURL');
-  const apiKey = readApiKey('openai', r.string('apiKeyEnv'), 'OPENAI_API_KEY', baseURL === undefined);
+  const baseUrl = r.string('baseUrl');
+  const apiKey = readApiKey('openai', r.string('apiKeyEnv'), 'OPENAI_API_KEY', baseUrl === undefined);
   const model = r.string('model', 'gpt-4o');
   const imageModel = r.string('imageModel', 'gpt-image-1');
   const mode = r.oneOf('mode', ['rubric', 'yesno'] as const, 'rubric');
@@ -48,7 +48,7 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
   const output = r.oneOf('output', ['text', 'json'] as const, 'text');
   const maxTokens = r.int('maxTokens', 0, 0) || undefined;
   const temperature = r.number('temperature', undefined, 0, 2);
-  const imageSize = r.string('imageSize');
+  const imageSize = r.string('size');
   const quality = r.string('quality');
   const responseFormat = r.has('responseFormat') ? r.oneOf('responseFormat', ['b64_json', 'url'] as const, 'b64_json') : undefined;
   const sendSeed = r.bool('sendSeed', false);
@@ -58,7 +58,7 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
   const http = new ReliableClient('openai', rel);
   const client = new OpenAI({
     apiKey: apiKey ?? 'none',
-    ...(baseURL ? { baseURL } : {}),
+    ...(baseUrl ? { baseURL: baseUrl } : {}),
     maxRetries: 0, // the reliability layer retries
     timeout: rel.timeoutMs + 1_000, // our deadline fires first
     fetch: http.fetch,
@@ -151,7 +151,7 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
 
   const generator = imageGenerator(http, {
     name: imageName,
-    identity: `openai:${baseURL ?? 'api.openai.com'}:${imageModel}:${imageSize ?? ''}:${quality ?? ''}`,
+    identity: `openai:${baseUrl ?? 'api.openai.com'}:${imageModel}:${imageSize ?? ''}:${quality ?? ''}`,
     make: async (req, signal) => {
       const body = { ...imageParams(), prompt: req.prompt, ...(sendSeed ? { seed: req.seed } : {}) };
       const res = await client.images.generate(body as unknown as OpenAI.Images.ImageGenerateParamsNonStreaming, { signal });
@@ -199,6 +199,6 @@ export const openaiProvider: BackendProvider = {
   name: 'openai',
   roles: ['generator', 'verifier', 'reflector', 'refiner', 'corrector'],
   description:
-    'OpenAI or any OpenAI-compatible server (baseURL: vLLM, SGLang, Ollama, LM Studio): chat VLM verifier (rubric | yesno), reflector, refiner; Images API generator and corrector. Key from $OPENAI_API_KEY (apiKeyEnv).',
+    'OpenAI or any OpenAI-compatible server (baseUrl: vLLM, SGLang, Ollama, LM Studio): chat VLM verifier (rubric | yesno), reflector, refiner; Images API generator and corrector. Key from $OPENAI_API_KEY (apiKeyEnv).',
   create: (options) => createOpenAIBackend(options),
 };

@@ -34,6 +34,7 @@ import type { IncludeClause, PromptSpec, Relation } from '../../shapeworld/rules
 import { applicableDefects, pickDefect, sceneForSpec, type Scene } from '../../shapeworld/scene.js';
 import { PLURALS, type Shape } from '../../shapeworld/shapes.js';
 import { applyEdit, editToText, parseEdit, planEdits } from '../../shapeworld/edits.js';
+import { OptionReader } from '../options.js';
 
 export { applyEdit, editToText, parseEdit, planEdits, type Edit, type ObjectRef } from '../../shapeworld/edits.js';
 
@@ -57,22 +58,6 @@ export interface ProceduralBackend {
   refiner: PromptRefiner;
   corrector: Corrector;
 }
-
-function rate(options: Record<string, unknown>, key: string, dflt: number): number {
-  const v = options[key];
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new UserError(`procedural backend: ${key} must be a number in [0, 1], got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function posInt(options: Record<string, unknown>, key: string, dflt: number, min: number): number {
-  const v = options[key];
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new UserError(`procedural backend: ${key} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-const KNOWN_OPTIONS = new Set(['defectRate', 'fixRate', 'size', 'concurrency', 'latencyMs']);
 
 function abortCheck(opts?: CallOptions): void {
   if (opts?.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new Error('aborted');
@@ -113,15 +98,13 @@ function renderableSize(size: number): void {
 
 /** Make the five procedural roles. Options as in a config file: `{defectRate, fixRate, size, concurrency}`. */
 export function createProceduralBackend(options: ProceduralOptions | Record<string, unknown> = {}): ProceduralBackend {
-  const raw = options as Record<string, unknown>;
-  for (const k of Object.keys(raw)) {
-    if (!KNOWN_OPTIONS.has(k)) throw new UserError(`procedural backend: unknown option '${k}' (options: ${[...KNOWN_OPTIONS].join(', ')})`);
-  }
-  const defectRate = rate(raw, 'defectRate', 0.6);
-  const fixRate = rate(raw, 'fixRate', 0.8);
-  const size = posInt(raw, 'size', MODEL_SIZE, 16);
-  const concurrency = posInt(raw, 'concurrency', 2, 1);
-  const latencyMs = raw.latencyMs === undefined ? 0 : posInt(raw, 'latencyMs', 0, 0);
+  const r = new OptionReader('procedural', options as Record<string, unknown>);
+  const defectRate = r.number('defectRate', 0.6, 0, 1);
+  const fixRate = r.number('fixRate', 0.8, 0, 1);
+  const size = r.int('size', MODEL_SIZE, 16);
+  const concurrency = r.int('concurrency', 2, 1);
+  const latencyMs = r.int('latencyMs', 0, 0);
+  r.check();
   const beforeCall = async (opts?: CallOptions): Promise<void> => {
     if (latencyMs > 0) await delay(latencyMs, opts?.signal);
     abortCheck(opts);

@@ -1,16 +1,32 @@
-import { UserError } from '../../core/errors.js';
+import { UserError } from '../core/errors.js';
+
+/**
+ * Earlier spellings of options every backend names the same way now: they are read as today's, so older config
+ * files keep working. (`baseURL` was the openai backend's, `url` comfyui's, `imageSize` openai's and fal's.)
+ */
+export const RENAMED_OPTIONS: Readonly<Record<string, string>> = { baseURL: 'baseUrl', url: 'baseUrl', imageSize: 'size' };
 
 /**
  * Typed access to a backend's options (as written in a config file), with one-line UserErrors that name the
- * backend and the option. `check()` refuses unknown options so a typo never passes silently.
+ * backend and the option. `check()` refuses unknown options so a typo never passes silently. Every backend reads
+ * its options through one.
  */
 export class OptionReader {
   private readonly seen = new Set<string>();
+  readonly options: Record<string, unknown>;
 
   constructor(
     readonly backend: string,
-    readonly options: Record<string, unknown>,
-  ) {}
+    options: Record<string, unknown>,
+  ) {
+    this.options = { ...options };
+    for (const [old, now] of Object.entries(RENAMED_OPTIONS)) {
+      if (options[old] === undefined) continue;
+      if (options[now] !== undefined) throw new UserError(`${backend} backend: options '${old}' and '${now}' are one option ('${old}' is its old name); keep '${now}'`);
+      this.options[now] = options[old];
+      delete this.options[old];
+    }
+  }
 
   private fail(key: string, want: string): never {
     throw new UserError(`${this.backend} backend: option '${key}' must be ${want}, got ${JSON.stringify(this.options[key])}`);
