@@ -1,7 +1,7 @@
 import type { RoleSet } from './core/roles.js';
 import { ROLES, type Role } from './core/strategies.js';
 import type { PromptMeta, SearchParams } from './core/types.js';
-import { checkPrompt, checkSize, search, type SearchOutcome } from './search/loop.js';
+import { checkSearch, runChecked, type CheckedSearch, type SearchOutcome } from './search/loop.js';
 import { RoleFailing, type CallListener } from './search/calls.js';
 import { EVENTS_FILE, readEvents, RunStore } from './store/run-store.js';
 import { addCall, emptyRoleUsage, priceOf, type Price, type RoleUsage } from './core/usage.js';
@@ -27,6 +27,8 @@ export interface RunOptions {
   onCreated?: (dir: string) => void;
   /** prices per backend name, for the cost estimate in run.json */
   prices?: Record<string, Price>;
+  /** this run's search, when the caller checked it already (a batch checks every prompt before its first run) */
+  checked?: CheckedSearch;
 }
 
 export interface RunOutcome extends SearchOutcome {
@@ -42,8 +44,7 @@ export function backendNames(roles: RoleSet): Partial<Record<Role, string>> {
 
 /** Run one search into a new run directory. */
 export async function runSearch(opts: RunOptions): Promise<RunOutcome> {
-  checkPrompt(opts.roles, opts.prompt); // before the run directory exists
-  checkSize(opts.roles, opts.size);
+  const checked = opts.checked ?? checkSearch(opts); // before the run directory exists
   const store = await RunStore.create(opts.outDir ?? 'runs', {
     prompt: opts.prompt,
     ...(opts.meta ? { meta: opts.meta } : {}),
@@ -52,7 +53,7 @@ export async function runSearch(opts: RunOptions): Promise<RunOutcome> {
     backends: backendNames(opts.roles),
   });
   opts.onCreated?.(store.dir);
-  return execute(store, opts);
+  return execute(store, checked, opts);
 }
 
 /** Continue a run directory: finished calls are replayed from events.jsonl, the rest are made. */
@@ -62,31 +63,29 @@ export async function resumeSearch(
 ): Promise<RunOutcome> {
   const store = await RunStore.open(dir);
   const run = store.run;
+  const setup = { ...opts, prompt: run.prompt, ...(run.meta ? { meta: run.meta } : {}), params: run.params };
+  let checked: CheckedSearch;
+  try {
+    checked = opts.checked ?? checkSearch(setup);
+  } catch (err) {
+    await store.close(); // refused before it starts: the run stays as it was
+    throw err;
+  }
   await store.update({ status: 'running', error: undefined });
   opts.onCreated?.(store.dir);
-  return execute(store, {
-    ...opts,
-    prompt: run.prompt,
-    ...(run.meta ? { meta: run.meta } : {}),
-    params: run.params,
-  });
+  return execute(store, checked, setup);
 }
 
-async function execute(store: RunStore, opts: RunOptions): Promise<RunOutcome> {
+async function execute(store: RunStore, checked: CheckedSearch, opts: RunOptions): Promise<RunOutcome> {
   const started = performance.now();
   const before = store.run.elapsedMs ?? 0;
   const elapsed = () => Math.round(before + performance.now() - started);
   let outcome: SearchOutcome;
   try {
-    outcome = await search({
-      prompt: opts.prompt,
-      ...(opts.meta ? { meta: opts.meta } : {}),
-      params: opts.params,
-      roles: opts.roles,
+    outcome = await runChecked(checked, {
       io: store,
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onCall ? { onCall: opts.onCall } : {}),
-      ...(opts.size ? { size: opts.size } : {}),
     });
   } catch (err) {
     const interrupted = opts.signal?.aborted ?? false;
@@ -150,6 +149,7 @@ export interface BatchPromptRun {
   report: boolean;
   prices?: Record<string, Price> | undefined;
   onCreated?: ((dir: string) => void) | undefined;
+  checked?: CheckedSearch | undefined;
 }
 
 /** Prompt of a batch: the run an earlier attempt started is resumed (its finished calls replayed), or a new run made. */
@@ -161,6 +161,7 @@ export function runBatchPrompt(o: BatchPromptRun): Promise<RunOutcome> {
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.onCall ? { onCall: o.onCall } : {}),
     ...(o.prices ? { prices: o.prices } : {}),
+    ...(o.checked ? { checked: o.checked } : {}),
   };
   if (o.existing) return resumeSearch(o.existing, common);
   return runSearch({

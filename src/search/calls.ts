@@ -136,6 +136,24 @@ export class CallRunner {
   }
 
   /**
+   * `run`, but a call that fails (its event recorded) is returned as its CallFailed rather than thrown: the search
+   * decides what a failed call means for it. Anything else (an abort, a bug) is thrown.
+   */
+  async attempt<T>(
+    spec: CallSpec,
+    call: (signal: AbortSignal | undefined) => Promise<T>,
+    toEvent: (result: T) => Promise<Partial<CallEvent>>,
+    fromEvent: (event: CallEvent) => Promise<T>,
+  ): Promise<T | CallFailed> {
+    try {
+      return await this.run(spec, call, toEvent, fromEvent);
+    } catch (err) {
+      if (err instanceof CallFailed) return err;
+      throw err;
+    }
+  }
+
+  /**
    * Time each role had at least one call in flight in this attempt, ms: the union of its calls' intervals. Unlike
    * summed call time it never exceeds wall time when calls overlap (a batching backend, concurrent requests).
    */

@@ -6,36 +6,34 @@
  * Every result is written onto its own candidate by the call that made it, so the order in which calls finish
  * never matters.
  */
-import type { Corrector, PromptRefiner, Reflector, RoleSet } from '../core/roles.js';
+import type { RoleSet } from '../core/roles.js';
 import { UserError } from '../core/errors.js';
 import { requiredRoles } from '../core/strategies.js';
-import type {
-  Candidate,
-  ChainSummary,
-  Evaluation,
-  Image,
-  PromptMeta,
-  Reflection,
-  SearchParams,
-  SearchResult,
-} from '../core/types.js';
-import { CallFailed, CallRunner, type CallListener } from './calls.js';
-import type { SearchIO } from './io.js';
-import type { CallEvent } from './io.js';
-import { makePlan, planned } from './plan.js';
+import type { Candidate, PromptMeta, Reflection, SearchParams, SearchResult } from '../core/types.js';
+import { CallRunner, type CallListener } from './calls.js';
+import type { CallEvent, SearchIO } from './io.js';
+import { makePlan, planned, type SearchPlan } from './plan.js';
 import { deriveSeed } from './seeds.js';
 import { bestOf, rank } from './select.js';
+import { SearchSteps } from './steps.js';
 
-export interface SearchInput {
+/** What a search is: the prompt, the parameters, the roles and the image size. */
+export interface SearchSetup {
   prompt: string;
   meta?: PromptMeta;
   params: SearchParams;
   roles: RoleSet;
+  size?: number;
+}
+
+/** Where a search keeps what it makes, what stops it, and who hears of each call. */
+export interface SearchRun {
   io: SearchIO;
   signal?: AbortSignal;
   onCall?: CallListener;
-  size?: number;
 }
+
+export interface SearchInput extends SearchSetup, SearchRun {}
 
 /** Pool images generated at once between two checks of `stopAt` (when it is set). */
 export const DEFAULT_WAVE = 4;
@@ -52,192 +50,66 @@ export interface SearchOutcome extends SearchResult {
 
 export { requiredRoles } from '../core/strategies.js';
 
-export async function search(input: SearchInput): Promise<SearchOutcome> {
-  const { prompt, params, roles, io } = input;
+declare const checked: unique symbol;
+
+/** A search its roles said they can serve: made by `checkSearch` only, so a caller that checked early (before a
+ * run directory exists, or every prompt of a batch before the first) does not check again. */
+export interface CheckedSearch {
+  readonly setup: SearchSetup;
+  readonly plan: SearchPlan;
+  readonly [checked]: true;
+}
+
+/**
+ * Refuse, before any call, a search that cannot run: a role the strategy needs is missing, or a role can never
+ * handle the prompt or make images of the size.
+ */
+export function checkSearch(setup: SearchSetup): CheckedSearch {
+  const { prompt, params, roles } = setup;
   for (const role of requiredRoles(params.strategy)) {
     if (!roles[role]) throw new UserError(`strategy '${params.strategy}' needs a ${role}, and none is configured`);
   }
   checkPrompt(roles, prompt);
-  checkSize(roles, input.size);
-  const plan = makePlan(params);
-  const calls = new CallRunner(io, input.signal, input.onCall);
-  const candidates: Candidate[] = [];
-  const images = new Map<string, Image>();
-  let imagesGenerated = 0;
+  checkSize(roles, setup.size);
+  return { setup, plan: makePlan(params) } as CheckedSearch;
+}
 
-  // ---- calls, each bound to the candidate it concerns ----
+export async function search(input: SearchInput): Promise<SearchOutcome> {
+  return runChecked(checkSearch(input), input);
+}
 
-  const makeImage = async (c: Candidate, make: (signal: AbortSignal | undefined) => Promise<Image>, inputIds: string[]): Promise<boolean> => {
-    const role = c.origin === 'generate' ? 'generator' : 'corrector';
-    const backend = role === 'generator' ? roles.generator : roles.corrector!;
-    try {
-      const image = await calls.run(
-        { key: `${c.origin}:${c.id}`, role, backend, candidateId: c.id, inputIds, prompt: c.prompt, seed: c.seed },
-        (s) => make(s),
-        async (img) => {
-          await io.saveImage(c.id, img);
-          return { outputId: c.id, ...(c.reflection ? { reflection: c.reflection } : {}) };
-        },
-        () => io.loadImage(c.id),
-      );
-      images.set(c.id, image);
-      candidates.push(c);
-      imagesGenerated++;
-      return true;
-    } catch (err) {
-      if (err instanceof CallFailed) return false;
-      throw err;
-    }
-  };
-
-  const verify = async (c: Candidate): Promise<void> => {
-    try {
-      c.evaluation = await calls.run<Evaluation>(
-        { key: `verify:${c.id}`, role: 'verifier', backend: roles.verifier, candidateId: c.id, inputIds: [c.id] },
-        (s) => roles.verifier.verify({ image: images.get(c.id)!, prompt, meta: input.meta }, { signal: s }),
-        async (evaluation) => ({ evaluation }),
-        async (e) => e.evaluation!,
-      );
-    } catch (err) {
-      if (!(err instanceof CallFailed)) throw err;
-      c.verifyError = err.message; // ranks last; the search goes on
-    }
-  };
-
-  const reflect = async (head: Candidate, reflector: Reflector, previous?: Reflection): Promise<Reflection | undefined> => {
-    try {
-      head.reflectionOut = await calls.run<Reflection>(
-        { key: `reflect:${head.id}`, role: 'reflector', backend: reflector, candidateId: head.id, inputIds: [head.id] },
-        (s) =>
-          reflector.reflect(
-            {
-              image: images.get(head.id)!,
-              prompt,
-              currentPrompt: head.prompt,
-              ...(head.evaluation ? { evaluation: head.evaluation } : {}),
-              ...(previous ? { previousReflection: previous } : {}),
-            },
-            { signal: s },
-          ),
-        async (reflection) => ({ reflection }),
-        async (e) => e.reflection!,
-      );
-      return head.reflectionOut;
-    } catch (err) {
-      if (err instanceof CallFailed) return undefined;
-      throw err;
-    }
-  };
-
-  /** The refined prompt for the next image of a chain; the current prompt when refinement fails or is off. */
-  const refine = async (head: Candidate, refiner: PromptRefiner | undefined, reflection?: Reflection): Promise<string> => {
-    if (!refiner) return head.prompt;
-    try {
-      head.refinedPrompt = await calls.run<string>(
-        { key: `refine:${head.id}`, role: 'refiner', backend: refiner, candidateId: head.id, inputIds: [head.id] },
-        (s) =>
-          refiner.refine(
-            {
-              prompt,
-              currentPrompt: head.prompt,
-              image: images.get(head.id)!,
-              ...(head.evaluation ? { evaluation: head.evaluation } : {}),
-              ...(reflection ? { reflection } : {}),
-            },
-            { signal: s },
-          ),
-        async (refinedPrompt) => ({ refinedPrompt }),
-        async (e) => e.refinedPrompt!,
-      );
-      return head.refinedPrompt;
-    } catch (err) {
-      if (err instanceof CallFailed) return head.prompt;
-      throw err;
-    }
-  };
-
-  // ---- round 0: the noise pool, in waves when the search may stop early ----
-
-  const pool: Candidate[] = Array.from({ length: plan.pool }, (_, i) => {
-    const seed = deriveSeed(params.seed, 0, i);
-    return { id: `r0-i${pad(i)}-s${seed}`, round: 0, chain: null, seed, parentId: null, prompt, origin: 'generate' };
-  });
-  // the first image (in plan order, checked after each wave or round) whose score reaches `stopAt` ends the search:
-  // the same config and seed stop at the same image whatever order calls finish in
+/**
+ * The method: a pool of `samples` seeds, generated and verified; the best `width` become chain heads; then `depth`
+ * rounds in which every chain's head gets its next image (reflect → refine → correct, or refine → regenerate) and
+ * the image its score; the answer is the best image of all. With `stopAt`, the first image (in plan order) whose
+ * score reaches it ends the search after its wave or round.
+ */
+export async function runChecked({ setup, plan }: CheckedSearch, run: SearchRun): Promise<SearchOutcome> {
+  const { prompt, params, roles } = setup;
+  const calls = new CallRunner(run.io, run.signal, run.onCall);
+  const steps = new SearchSteps(calls, run.io, roles, prompt, setup.meta, setup.size);
   const passes = (c: Candidate | undefined): boolean => params.stopAt !== undefined && c?.evaluation !== undefined && c.evaluation.score >= params.stopAt;
-  let stoppedAt: Candidate | undefined;
-  const waveSize = params.stopAt === undefined ? plan.pool : Math.max(1, params.wave ?? DEFAULT_WAVE);
-  for (let start = 0; start < plan.pool && !stoppedAt; start += waveSize) {
-    const wave = pool.slice(start, start + waveSize);
-    await Promise.all(
-      wave.map(async (c) => {
-        const ok = await makeImage(c, (s) => roles.generator.generate({ prompt, seed: c.seed, size: input.size }, { signal: s }), []);
-        if (ok) await verify(c);
-      }),
-    );
-    stoppedAt = wave.find(passes);
-  }
+
+  const pool = poolOf(prompt, params.seed, plan.pool);
+  let stoppedAt = await makePool(steps, pool, params.stopAt === undefined ? plan.pool : Math.max(1, params.wave ?? DEFAULT_WAVE), passes);
+  const candidates = steps.made;
   sortByPlan(candidates, pool);
 
-  // ---- chains: round by round, each round's steps of all chains at once ----
-
   const heads = params.strategy === 'noise' || stoppedAt ? [] : rank(candidates).slice(0, plan.width);
-  const chains: Candidate[][] = heads.map((h, i) => {
-    h.chain = i;
-    return [h];
-  });
-  const state = chains.map((chain) => ({ head: chain[0]!, previousReflection: undefined as Reflection | undefined }));
-
-  /** Round `r` of chain `i`: the new image, or undefined when the round made none. */
-  const step = async (i: number, r: number): Promise<Candidate | undefined> => {
-    const st = state[i]!;
-    const head = st.head;
-    const seed = deriveSeed(params.seed, r, i);
-    let child: Candidate;
-    let made: boolean;
-    if (params.strategy === 'reflection') {
-      const reflection = await reflect(head, roles.reflector!, st.previousReflection);
-      if (!reflection) return undefined; // nothing to correct with this round
-      const nextPrompt = await refine(head, roles.refiner, reflection);
-      child = childOf(head, r, i, seed, nextPrompt, 'correct', reflection);
-      const corrector: Corrector = roles.corrector!;
-      const source = images.get(head.id)!;
-      made = await makeImage(
-        child,
-        (s) => corrector.correct({ image: source, prompt: nextPrompt, reflection, seed, size: input.size }, { signal: s }),
-        [head.id],
-      );
-      st.previousReflection = reflection;
-    } else {
-      const nextPrompt = await refine(head, roles.refiner);
-      child = childOf(head, r, i, seed, nextPrompt, 'generate');
-      made = await makeImage(child, (s) => roles.generator.generate({ prompt: nextPrompt, seed, size: input.size }, { signal: s }), [head.id]);
-    }
-    if (!made) return undefined;
-    await verify(child);
-    chains[i]!.push(child);
-    if (params.chainHead === 'latest' || bestOf([head, child]) === child) st.head = child;
-    return child;
-  };
+  const chains = heads.map((head, i) => new Chain(i, head));
   for (let r = 1; r <= plan.depth && chains.length && !stoppedAt; r++) {
-    const made = await Promise.all(chains.map((_, i) => (planned(plan, r, i) ? step(i, r) : Promise.resolve(undefined))));
+    const made = await Promise.all(chains.map((chain) => (planned(plan, r, chain.index) ? chain.step(r, setup, steps) : Promise.resolve(undefined))));
     stoppedAt = made.find(passes);
   }
 
   // completion order must not leak into the result
   sortByPlan(candidates, pool);
-
-  const chainSummaries: ChainSummary[] = chains.map((chain, i) => ({
-    chain: i,
-    ids: chain.map((c) => c.id),
-    bestId: bestOf(chain).id,
-  }));
   const best = candidates.length ? bestOf(candidates) : null;
   return {
     candidates,
-    chains: chainSummaries,
+    chains: chains.map((chain) => ({ chain: chain.index, ids: chain.images.map((c) => c.id), bestId: bestOf(chain.images).id })),
     bestId: best ? best.id : null,
-    imagesGenerated,
+    imagesGenerated: candidates.length,
     budget: plan.budget,
     timePerRole: calls.timePerRole,
     busyPerRole: calls.busyPerRole,
@@ -245,6 +117,68 @@ export async function search(input: SearchInput): Promise<SearchOutcome> {
     usage: calls.usage,
     ...(stoppedAt ? { stoppedAt: stoppedAt.id } : {}),
   };
+}
+
+/** Round 0's candidates: one per seed of the pool, from the original prompt. */
+function poolOf(prompt: string, runSeed: number, size: number): Candidate[] {
+  return Array.from({ length: size }, (_, i) => {
+    const seed = deriveSeed(runSeed, 0, i);
+    return { id: `r0-i${pad(i)}-s${seed}`, round: 0, chain: null, seed, parentId: null, prompt, origin: 'generate' };
+  });
+}
+
+/**
+ * Generate and verify the pool, `waveSize` images at a time; the first image of a wave (in plan order) that passes
+ * stops it: the same config and seed stop at the same image whatever order calls finish in.
+ */
+async function makePool(steps: SearchSteps, pool: Candidate[], waveSize: number, passes: (c: Candidate) => boolean): Promise<Candidate | undefined> {
+  for (let start = 0; start < pool.length; start += waveSize) {
+    const wave = pool.slice(start, start + waveSize);
+    await Promise.all(wave.map(async (c) => (await steps.generate(c)) && (await steps.verify(c))));
+    const stoppedAt = wave.find(passes);
+    if (stoppedAt) return stoppedAt;
+  }
+  return undefined;
+}
+
+/** One chain: its images so far, its head (what the next round starts from) and the reflection it last acted on. */
+class Chain {
+  readonly images: Candidate[];
+  private head: Candidate;
+  private previousReflection: Reflection | undefined;
+
+  constructor(
+    readonly index: number,
+    head: Candidate,
+  ) {
+    head.chain = index;
+    this.head = head;
+    this.images = [head];
+  }
+
+  /** Round `r`: the chain's next image, verified; undefined when the round made none. */
+  async step(r: number, { params, roles }: SearchSetup, steps: SearchSteps): Promise<Candidate | undefined> {
+    const head = this.head;
+    const seed = deriveSeed(params.seed, r, this.index);
+    let child: Candidate;
+    if (params.strategy === 'reflection') {
+      const reflection = await steps.reflect(head, roles.reflector!, this.previousReflection);
+      if (!reflection) return undefined; // nothing to correct with this round
+      const nextPrompt = await steps.refine(head, roles.refiner, reflection);
+      child = childOf(head, r, this.index, seed, nextPrompt, 'correct', reflection);
+      const made = await steps.correct(child, head);
+      this.previousReflection = reflection;
+      if (!made) return undefined;
+    } else {
+      const nextPrompt = await steps.refine(head, roles.refiner);
+      child = childOf(head, r, this.index, seed, nextPrompt, 'generate');
+      if (!(await steps.generate(child, [head.id]))) return undefined;
+    }
+    await steps.verify(child);
+    this.images.push(child);
+    if (params.chainHead === 'latest' || bestOf([head, child]) === child) this.head = child;
+    return child;
+  }
 }
 
 /** Ask every role that can tell whether it will be able to handle the prompt at all. */
