@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { paramsForBudget } from '../src/eval/budget.js';
-import { runEval, type Judge } from '../src/eval/harness.js';
+import { evalUnits, runEval, type Judge } from '../src/eval/harness.js';
 import { markdownTable, scalingSvg } from '../src/eval/output.js';
 import { makePlan } from '../src/search/plan.js';
 import type { PromptRecord } from '../src/config/prompts.js';
@@ -54,6 +54,27 @@ describe('runEval', () => {
     const svg = scalingSvg(report);
     expect(svg).toContain('<polyline');
     expect((svg.match(/<polyline/g) ?? []).length).toBe(2);
+  });
+});
+
+describe('eval units', () => {
+  it('keeps seed base + p·1000 + k for the first 1,000 searches of a prompt, and never gives one seed twice', () => {
+    const two = [{ prompt: 'a', tag: 't' }, { prompt: 'b', tag: 't' }];
+    const units = evalUnits(two, () => 1002, 5);
+    const seeds = units.map((u) => u.seed);
+    expect(new Set(seeds).size).toBe(2004);
+    expect(units.filter((u) => u.record.prompt === 'a').map((u) => u.seed).slice(0, 1000)).toEqual(Array.from({ length: 1000 }, (_, k) => 5 + k));
+    expect(units.filter((u) => u.record.prompt === 'b').map((u) => u.seed).slice(0, 1000)).toEqual(Array.from({ length: 1000 }, (_, k) => 1005 + k));
+    // past the block: numbered on after every prompt's block, in prompt order
+    expect(units.filter((u) => u.seed >= 2005).map((u) => [u.record.prompt, u.seed])).toEqual([['a', 2005], ['a', 2006], ['b', 2007], ['b', 2008]]);
+  });
+
+  it('lists the samples in plan order (prompt, seed, arm, budget), not the order searches finished in', async () => {
+    const backend = createBackend({ jitterMs: 15 });
+    const report = await runEval({ records: records.slice(0, 4), strategies: ['noise', 'reflection'], budgets: [2, 4], roles: backend, judge, seedsPerPrompt: 2, width: 2, seed: 0, jobs: 4 });
+    const order = report.samples.map((s) => `${s.prompt}|${s.seed}|${s.strategy}|${s.budget}`);
+    const planned = records.slice(0, 4).flatMap((r, p) => [0, 1].flatMap((k) => ['noise', 'reflection'].flatMap((a) => [2, 4].map((b) => `${r.prompt}|${p * 1000 + k}|${a}|${b}`))));
+    expect(order).toEqual(planned);
   });
 });
 
@@ -118,7 +139,7 @@ describe('eval with stop-at', () => {
 
 describe('rocAuc', () => {
   it('is 1 for a perfect ranking, 0.5 for ties, and counts ties half', async () => {
-    const { rocAuc } = await import('../src/eval/harness.js');
+    const { rocAuc } = await import('../src/eval/metrics.js');
     expect(rocAuc([{ score: 0.1, correct: false }, { score: 0.9, correct: true }])).toBe(1);
     expect(rocAuc([{ score: 0.9, correct: false }, { score: 0.1, correct: true }])).toBe(0);
     expect(rocAuc([{ score: 0.5, correct: false }, { score: 0.5, correct: true }])).toBe(0.5);
@@ -127,7 +148,7 @@ describe('rocAuc', () => {
   });
 
   it('separates ranking within a pool from telling prompts apart, and reports per tag', async () => {
-    const { verifierAgreement } = await import('../src/eval/harness.js');
+    const { verifierAgreement } = await import('../src/eval/metrics.js');
     const j = (pool: string, tag: string, score: number, correct: boolean) => ({ pool, tag, score, correct });
     const v = verifierAgreement([
       // an easy prompt: high scores, ranked right inside its pool

@@ -5,7 +5,7 @@
  *   node dist/bench/scaling-plot.js --out docs/scaling.svg --title "…" "learned verifier=evals/A/results.json" "oracle=evals/B/results.json"
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { EvalReport } from '../eval/harness.js';
+import type { EvalReport } from '../eval/metrics.js';
 import { scalingSvg } from '../eval/output.js';
 
 export function mergeReports(inputs: ReadonlyArray<{ label: string; report: EvalReport }>): EvalReport {

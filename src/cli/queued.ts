@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { PromptRecord } from '../config/prompts.js';
 import type { ConfigFile } from '../config/schema.js';
 import type { ArmSpec } from '../eval/arms.js';
-import type { EvalReport } from '../eval/harness.js';
+import type { EvalReport } from '../eval/metrics.js';
 import { dispatch, removeJobs, type Dispatched, type DispatchOptions, type DispatchProgress, type JobOutcome } from '../queue/dispatch.js';
 import { runQueuedEval } from '../queue/eval-jobs.js';
 import type { SearchParams } from '../core/types.js';

@@ -1,4 +1,4 @@
-import type { EvalReport } from './harness.js';
+import type { EvalReport } from './metrics.js';
 
 /**
  * The paper's GenEval overall scores with FLUX.1-dev (arXiv 2504.16080, Table 1): one sample, and 32 images of each

@@ -9,7 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerBuiltinBackends } from '../../src/backends/builtin.js';
-import type { EvalReport } from '../../src/eval/harness.js';
+import type { EvalReport } from '../../src/eval/metrics.js';
 import { scalingSvg } from '../../src/eval/output.js';
 import { readRunRecord } from '../../src/store/run-store.js';
 import { startUi, type RunningUi } from '../../src/ui/server.js';
