@@ -2,8 +2,11 @@ import type { RoleSet } from './core/roles.js';
 import { ROLES, type Role } from './core/strategies.js';
 import type { PromptMeta, SearchParams } from './core/types.js';
 import { checkSearch, runChecked, type CheckedSearch, type SearchOutcome } from './search/loop.js';
-import { RoleFailing, type CallListener } from './search/calls.js';
-import { EVENTS_FILE, readEvents, RunStore } from './store/run-store.js';
+import type { CallListener } from './search/calls.js';
+import { RoleFailing, UserError } from './core/errors.js';
+import { buildRoles, planRoles } from './config/resolve.js';
+import type { ConfigFile } from './config/schema.js';
+import { EVENTS_FILE, readEvents, readRunRecord, RunStore } from './store/run-store.js';
 import { addCall, emptyRoleUsage, priceOf, type Price, type RoleUsage } from './core/usage.js';
 import path from 'node:path';
 import type { RunRecord } from './store/types.js';
@@ -42,6 +45,34 @@ export function backendNames(roles: RoleSet): Partial<Record<Role, string>> {
   return names;
 }
 
+// what the CLI, the web view and the queue need of a search besides running it: its plan, its checks, its record
+export { checkPrompt, checkSearch, DEFAULT_WAVE, type CheckedSearch } from './search/loop.js';
+export { makePlan, type SearchPlan } from './search/plan.js';
+export { readRunRecord } from './store/run-store.js';
+
+/** The roles a config names for a strategy, built (roles with the same backend and options share one instance). */
+export function rolesFor(config: ConfigFile, strategy: SearchParams['strategy']): Promise<RoleSet> {
+  return buildRoles(planRoles(config, strategy));
+}
+
+/** A run directory's record when the run is done (a batch keeps it as it is), else null. */
+export async function doneRun(dir: string): Promise<RunRecord | null> {
+  const run = await readRunRecord(dir);
+  return run.status === 'done' ? run : null;
+}
+
+/**
+ * Resume a run directory with the roles, size and prices of the config it keeps (secrets come from the
+ * environment again). A run that is done is refused.
+ */
+export async function resumeRunDir(dir: string, opts: Omit<RunOptions, 'prompt' | 'meta' | 'params' | 'outDir' | 'config' | 'roles' | 'size' | 'prices' | 'checked'>): Promise<RunOutcome> {
+  const run = await readRunRecord(dir);
+  if (run.status === 'done') throw new UserError(`run ${dir} is already done; nothing to resume`);
+  const config = (run.config ?? {}) as ConfigFile;
+  const roles = await rolesFor(config, run.params.strategy);
+  return resumeSearch(dir, { ...opts, roles, ...(config.size ? { size: config.size } : {}), ...(config.prices ? { prices: config.prices } : {}) });
+}
+
 /** Run one search into a new run directory. */
 export async function runSearch(opts: RunOptions): Promise<RunOutcome> {
   const checked = opts.checked ?? checkSearch(opts); // before the run directory exists
@@ -66,6 +97,8 @@ export async function resumeSearch(
   const setup = { ...opts, prompt: run.prompt, ...(run.meta ? { meta: run.meta } : {}), params: run.params };
   let checked: CheckedSearch;
   try {
+    // under the lock: another process may have finished it since the caller looked
+    if (run.status === 'done') throw new UserError(`run ${dir} is already done; nothing to resume`);
     checked = opts.checked ?? checkSearch(setup);
   } catch (err) {
     await store.close(); // refused before it starts: the run stays as it was

@@ -1,12 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { UserError, errorMessage } from '../core/errors.js';
+import { Interrupted, RunIncomplete, UserError, errorMessage } from '../core/errors.js';
 import { registerBuiltinBackends } from '../backends/builtin.js';
 import { backendsCommand } from './commands/backends.js';
 import { datasetCommand } from './commands/dataset.js';
 import { evalCommand } from './commands/eval.js';
 import { reportCommand } from './commands/report.js';
-import { Interrupted, RunIncomplete, runCommand } from './commands/run.js';
+import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { uiCommand } from './commands/ui.js';
 import { workerCommand } from './commands/worker.js';

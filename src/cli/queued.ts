@@ -8,11 +8,11 @@ import { dispatch, removeJobs, type Dispatched, type DispatchOptions, type Dispa
 import { runQueuedEval } from '../queue/eval-jobs.js';
 import type { SearchParams } from '../core/types.js';
 import { runJobs, type RunJobResult } from '../queue/run-jobs.js';
-import type { RunOutcome } from '../run.js';
+import { readRunRecord, type RunOutcome } from '../run.js';
 import type { BatchStore } from '../store/batch.js';
-import { readRunRecord } from '../store/run-store.js';
 import type { RunRecord } from '../store/types.js';
-import { interruptible, Interrupted, printSummary, RunIncomplete, summaryJson, writeGeneval, type RunFlags } from './commands/run.js';
+import { Interrupted, RunIncomplete } from '../core/errors.js';
+import { interruptible, printSummary, summaryJson, writeGeneval, type RunFlags } from './commands/run.js';
 
 /** `queue: 4/12 jobs done, 1 failed, 2 running, 1 retried` (and re-added, when Redis lost some). */
 const countsLine = (p: DispatchProgress): string =>

@@ -1,12 +1,11 @@
 import { readdirSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { PromptRecord } from '../config/prompts.js';
-import { buildRoles, planRoles } from '../config/resolve.js';
 import type { ConfigFile } from '../config/schema.js';
 import type { RoleSet } from '../core/roles.js';
 import type { SearchParams } from '../core/types.js';
-import { failureSummary, runBatchPrompt } from '../run.js';
-import { readRunRecord, RUN_FILE } from '../store/run-store.js';
+import { doneRun, failureSummary, rolesFor, runBatchPrompt } from '../run.js';
+import { RUN_FILE } from '../store/run-store.js';
 import type { RunStatus } from '../store/types.js';
 import { takeJobDir } from './job-dir.js';
 import { jobId, type QueuedJob, type RunJob } from './jobs.js';
@@ -52,7 +51,7 @@ export async function processRunJob(job: RunJob, ctx: { roleCache: Map<string, P
   const key = JSON.stringify([job.config, job.params.strategy]);
   let roles = ctx.roleCache.get(key);
   if (!roles) {
-    roles = buildRoles(planRoles(job.config, job.params.strategy));
+    roles = rolesFor(job.config, job.params.strategy);
     ctx.roleCache.set(key, roles);
     roles.catch(() => ctx.roleCache.delete(key));
   }
@@ -62,7 +61,7 @@ export async function processRunJob(job: RunJob, ctx: { roleCache: Map<string, P
     // a directory without run.json is a run whose process died while creating it: nothing in it to keep
     for (const e of runs) if (!existsSync(path.join(job.dir, e.name, RUN_FILE))) rmSync(path.join(job.dir, e.name), { recursive: true, force: true });
     const existing = runs.map((e) => path.join(job.dir, e.name)).find((d) => existsSync(path.join(d, RUN_FILE)));
-    if (existing && (await readRunRecord(existing)).status === 'done') return { dir: existing, status: 'done' };
+    if (existing && (await doneRun(existing))) return { dir: existing, status: 'done' };
     const outcome = await runBatchPrompt({
       existing,
       prompt: job.prompt,

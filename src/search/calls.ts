@@ -1,5 +1,5 @@
 import { RoleLimits } from '../core/limits.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, RoleFailing } from '../core/errors.js';
 import type { RoleInfo } from '../core/roles.js';
 import type { Role } from '../core/strategies.js';
 import { addCall, emptyRoleUsage, hasUsage, withUsage, type RoleUsage } from '../core/usage.js';
@@ -25,17 +25,6 @@ export type CallListener = (event: CallEvent, replayed: boolean) => void;
  */
 export const FAIL_FAST_CALLS = 3;
 
-/** The search stopped early: a role's first FAIL_FAST_CALLS calls all failed with this message. */
-export class RoleFailing extends Error {
-  override name = 'RoleFailing';
-  constructor(
-    readonly role: Role,
-    readonly calls: number,
-    readonly reason: string,
-  ) {
-    super(`every ${role} call failed the same way (${calls} of ${calls}): ${reason}`);
-  }
-}
 
 /**
  * Runs role calls: one concurrency limit per role object or limit group (see RoleInfo.limitGroup), a finished call

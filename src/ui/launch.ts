@@ -8,12 +8,11 @@ import path from 'node:path';
 import { z } from 'zod';
 import { listBackends } from '../backends/registry.js';
 import { loadConfigFile, redactSecrets } from '../config/load.js';
-import { absoluteBackends, buildRoles, planRoles, resolveParams } from '../config/resolve.js';
+import { absoluteBackends, resolveParams } from '../config/resolve.js';
 import type { ConfigFile } from '../config/schema.js';
 import { errorMessage } from '../core/errors.js';
 import { STRATEGIES } from '../core/types.js';
-import { resumeSearch, runSearch, type RunOptions, type RunOutcome } from '../run.js';
-import { readRunRecord } from '../store/run-store.js';
+import { doneRun, resumeRunDir, rolesFor, runSearch, type RunOptions, type RunOutcome } from '../run.js';
 import { ApiError, quote } from '../server/errors.js';
 import type { RunFolder } from './runs.js';
 
@@ -99,7 +98,7 @@ export class Launcher {
       depth: req.depth,
       seed: req.seed,
     });
-    const roles = await buildRoles(planRoles(config, params.strategy));
+    const roles = await rolesFor(config, params.strategy);
     const size = config.size;
     const stored = redactSecrets({ ...config, search: params, ...(size ? { size } : {}) });
     return this.launch(null, (common) =>
@@ -111,13 +110,8 @@ export class Launcher {
   async resume(id: string): Promise<void> {
     if (this.active.has(id)) throw new ApiError(409, `run ${quote(id)} is running`, 'run_in_progress');
     const dir = this.opts.folder.runDir(id);
-    const run = await readRunRecord(dir);
-    if (run.status === 'done') throw new ApiError(409, `run ${quote(id)} is already done; nothing to resume`, 'run_done');
-    const config = (run.config ?? {}) as ConfigFile;
-    const roles = await buildRoles(planRoles(config, run.params.strategy));
-    await this.launch(id, (common) =>
-      resumeSearch(dir, { ...common, roles, ...(config.size ? { size: config.size } : {}), ...(config.prices ? { prices: config.prices } : {}) }),
-    );
+    if (await doneRun(dir)) throw new ApiError(409, `run ${quote(id)} is already done; nothing to resume`, 'run_done');
+    await this.launch(id, (common) => resumeRunDir(dir, common));
   }
 
   /** Stop a run this process runs; resolves once it is recorded as interrupted. */

@@ -6,9 +6,9 @@ import { Command, Option } from 'commander';
 import { loadConfigFile } from '../../config/load.js';
 import { loadPromptList, type PromptRecord } from '../../config/prompts.js';
 import { buildRoles } from '../../config/resolve.js';
-import { checkPrompt } from '../../search/loop.js';
+import { checkPrompt } from '../../run.js';
 import type { ConfigFile } from '../../config/schema.js';
-import { UserError } from '../../core/errors.js';
+import { RunIncomplete, UserError } from '../../core/errors.js';
 import { metaFor, runEval, type EvalRecord } from '../../eval/harness.js';
 import type { EvalReport } from '../../eval/metrics.js';
 import { buildArms, parseStrategies, planJudge } from '../../eval/arms.js';
@@ -18,7 +18,6 @@ import { seedsPerPrompt, testPrompts } from '../../shapeworld/prompts.js';
 import { validateSpec, type PromptSpec, type Tag } from '../../shapeworld/rules.js';
 import { intList, nonNegativeInt, numberList, positiveInt, redisUrl } from '../args.js';
 import { queuedEval } from '../queued.js';
-import { RunIncomplete } from './run.js';
 
 interface EvalFlags {
   prompts?: string;

@@ -1,17 +1,25 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { loadConfigFile, redactSecrets } from '../../config/load.js';
-import { loadPromptFile, type PromptRecord } from '../../config/prompts.js';
+import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.js';
 import { absoluteBackends, BUDGET_LIMIT, buildRoles, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
 import type { ConfigFile } from '../../config/schema.js';
-import { UserError } from '../../core/errors.js';
+import { Interrupted, RoleFailing, RunIncomplete, UserError } from '../../core/errors.js';
 import type { SearchParams } from '../../core/types.js';
-import { failureSummary, resumeSearch, runBatchPrompt, type RunOutcome } from '../../run.js';
-import { RoleFailing } from '../../search/calls.js';
-import { checkPrompt, checkSize, DEFAULT_WAVE } from '../../search/loop.js';
-import { makePlan } from '../../search/plan.js';
+import {
+  checkSearch,
+  DEFAULT_WAVE,
+  doneRun,
+  failureSummary,
+  makePlan,
+  readRunRecord,
+  resumeRunDir,
+  rolesFor,
+  runBatchPrompt,
+  type CheckedSearch,
+  type RunOutcome,
+} from '../../run.js';
 import { paramsForBudget } from '../../eval/budget.js';
-import { readRunRecord } from '../../store/run-store.js';
 import { BatchStore, readBatchRecord } from '../../store/batch.js';
 import { makeOutputDir } from '../../store/dirs.js';
 import type { RunRecord } from '../../store/types.js';
@@ -141,16 +149,15 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
 
   if (flags.genevalOut) makeOutputDir(flags.genevalOut, '--geneval-out folder');
   const roles = await buildRoles(rolePlans);
-  checkSize(roles, size);
-  // every prompt is checked before the first run directory is made
-  for (const [i, job] of jobs.entries()) {
+  // every prompt is checked before the first run directory is made, and only then
+  const checked = jobs.map((job, i) => {
     try {
-      checkPrompt(roles, job.prompt);
+      return checkSearch({ prompt: job.prompt, ...(job.record ? { meta: metaOf(job.record) } : {}), params, roles, ...(size ? { size } : {}) });
     } catch (err) {
       if (err instanceof UserError && jobs.length > 1) throw new UserError(`prompt ${i + 1} ('${job.prompt}'): ${err.message}`);
       throw err;
     }
-  }
+  });
   const stored = redactSecrets({ ...config, search: params, ...(size ? { size } : {}) });
   // a prompt file is a batch: its own directory and manifest, so that `--resume <batchDir>` can finish it
   const batch = flags.prompts
@@ -165,9 +172,9 @@ async function runAction(promptArg: string | undefined, flags: RunFlags): Promis
   if (batch && flags.queue) return queuedBatch(flags.queue, batch, { params, config: stored as ConfigFile, size, flags });
   // loaded only when asked for: most runs need no web server
   const ui = flags.ui !== undefined ? await (await import('../../ui/server.js')).startUi({ runs: outDir, port: flags.ui === true ? DEFAULT_UI_PORT : flags.ui }) : undefined;
-  if (!ui) return executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags });
+  if (!ui) return executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags, checked });
   try {
-    await executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags, ui });
+    await executeJobs(jobs, batch, { params, roles, config: stored, outDir, size, prices: config.prices, flags, checked, ui });
   } catch (err) {
     if (!(err instanceof RunIncomplete)) {
       await ui.close();
@@ -195,6 +202,8 @@ interface JobContext {
   flags: RunFlags;
   /** the live web view watching the run (run --ui) */
   ui?: RunningUi;
+  /** each job's search, checked before the first run directory was made */
+  checked?: CheckedSearch[];
 }
 
 /**
@@ -211,8 +220,8 @@ async function executeJobs(jobs: Job[], batch: BatchStore | null, ctx: JobContex
       const label = jobs.length > 1 ? `[${i + 1}/${jobs.length}]` : '';
       const existing = batch?.runDir(i) ?? null;
       if (existing) {
-        const run = await readRunRecord(existing);
-        if (run.status === 'done') {
+        const run = await doneRun(existing);
+        if (run) {
           batch!.setRun(i, existing, 'done');
           outcomes.push({ dir: existing, run });
           await writeGeneval(flags, i, job, run);
@@ -236,6 +245,7 @@ async function executeJobs(jobs: Job[], batch: BatchStore | null, ctx: JobContex
           onCall: progress.onCall,
           report: flags.report,
           prices: ctx.prices,
+          checked: ctx.checked?.[i],
           onCreated: (dir) => {
             current = dir;
             if (ctx.ui) process.stderr.write(`live view: ${ctx.ui.url}#/run/${path.basename(dir)}\n`);
@@ -271,23 +281,12 @@ async function resumeAction(flags: RunFlags): Promise<void> {
   const dir = flags.resume!;
   if (await readBatchRecord(dir)) return resumeBatch(dir, flags);
   if (flags.queue) throw new UserError(`--queue resumes a batch directory; ${dir} is a single run (resume it without --queue)`);
-  const run = await readRunRecord(dir);
-  if (run.status === 'done') throw new UserError(`run ${dir} is already done; nothing to resume`);
-  const config = (run.config ?? {}) as ConfigFile;
-  const rolePlans = planRoles(config, run.params.strategy);
-  const roles = await buildRoles(rolePlans);
+  const { params } = await readRunRecord(dir);
   const controller = interruptible();
-  const progress = new Progress(makePlan(run.params).budget, 'resume', flags.quiet || flags.json);
+  const progress = new Progress(makePlan(params).budget, 'resume', flags.quiet || flags.json);
   let outcome: RunOutcome;
   try {
-    outcome = await resumeSearch(dir, {
-      roles,
-      ...(config.size ? { size: config.size } : {}),
-      signal: controller.signal,
-      onCall: progress.onCall,
-      report: flags.report,
-      ...(config.prices ? { prices: config.prices } : {}),
-    });
+    outcome = await resumeRunDir(dir, { signal: controller.signal, onCall: progress.onCall, report: flags.report });
   } catch (err) {
     if (controller.signal.aborted) throw interruptedError(dir);
     if (err instanceof RoleFailing) throw stoppedEarly(err, dir);
@@ -311,16 +310,13 @@ async function resumeBatch(dir: string, flags: RunFlags): Promise<void> {
     if (flags.genevalRungs) checkRungs(flags.genevalRungs, makePlan(b.params).budget);
     const config = (b.config ?? {}) as ConfigFile;
     if (flags.queue) return await queuedBatch(flags.queue, batch, { params: b.params, config, size: b.size, flags });
-    const roles = await buildRoles(planRoles(config, b.params.strategy));
+    const roles = await rolesFor(config, b.params.strategy);
     const jobs: Job[] = b.prompts.map((p) => ({ prompt: p.prompt, ...(p.record ? { record: p.record } : {}) }));
     await executeJobs(jobs, batch, { params: b.params, roles, config: b.config, outDir: batch.dir, size: b.size, prices: config.prices, flags });
   } finally {
     batch.close();
   }
 }
-
-/** Exit code 3: some calls failed; the summary was printed, the run is resumable. */
-export class RunIncomplete extends Error {}
 
 function throwIfIncomplete(outcomes: Array<Pick<RunOutcome, 'dir' | 'run'> & { failures?: RunOutcome['failures'] }>, batchDir?: string): void {
   const incomplete = outcomes.filter((o) => o.run.status === 'incomplete');
@@ -457,8 +453,6 @@ export function interruptible(what = 'stopping…'): { signal: AbortSignal; disp
     },
   };
 }
-
-export class Interrupted extends Error {}
 
 function interruptedError(dir: string): Interrupted {
   return new Interrupted(`interrupted: continue with: reflectionflow run --resume ${dir || '<runDir>'}`);

@@ -1,7 +1,6 @@
 import { Command } from 'commander';
-import { UserError } from '../../core/errors.js';
+import { Interrupted, UserError } from '../../core/errors.js';
 import { makeOutputDir } from '../../store/dirs.js';
-import { Interrupted } from './run.js';
 import { openQueue } from '../../queue/connection.js';
 import { startWorker, workerName } from '../../queue/worker.js';
 import { positiveInt, redisUrl } from '../args.js';
