@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { search, type SearchInput } from '../src/search/loop.js';
 import { MemoryIO } from '../src/search/io.js';
 import { makePlan, planned } from '../src/search/plan.js';
-import { rank } from '../src/search/select.js';
+import { bestOf, rank } from '../src/search/select.js';
 import type { Candidate, SearchParams } from '../src/core/types.js';
 import { createBackend, qualityOf } from './fixtures/fake-backend.mjs';
 
@@ -22,6 +22,35 @@ async function run(p: Partial<SearchParams>, opts: Parameters<typeof createBacke
   const result = await search({ prompt: 'a red circle', params: params(p), roles: backend, io, ...extra });
   return { result, io, backend };
 }
+
+const score = (c: Candidate): number => c.evaluation!.score;
+/** The expected choice, said plainly: the highest score, and of equal ones the first in plan order. */
+const firstWithTopScore = (cs: Candidate[]): Candidate => cs.find((c) => score(c) === Math.max(...cs.map(score)))!;
+
+describe('ranking', () => {
+  const cand = (id: string, s?: number, verifyError?: string): Candidate => ({
+    id,
+    round: 0,
+    chain: null,
+    seed: 0,
+    parentId: null,
+    prompt: 'p',
+    origin: 'generate',
+    ...(s !== undefined ? { evaluation: { score: s } } : {}),
+    ...(verifyError ? { verifyError } : {}),
+  });
+  it('orders by score, highest first; ties keep the given order; failed or missing verifications and NaN last', () => {
+    const cs = [cand('a', 0.2), cand('b', undefined, 'refused'), cand('c', 0.9), cand('d', 0.2), cand('e'), cand('f', NaN), cand('g', 0.95), cand('h', -1)];
+    expect(rank(cs).map((c) => c.id)).toEqual(['g', 'c', 'a', 'd', 'h', 'b', 'e', 'f']);
+    expect(cs.map((c) => c.id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']); // not sorted in place
+  });
+  it('bestOf is the first of that order, and refuses an empty list', () => {
+    expect(bestOf([cand('x', 0.5), cand('y', 0.5)]).id).toBe('x');
+    expect(bestOf([cand('x', undefined, 'refused'), cand('y', 0.1)]).id).toBe('y');
+    expect(bestOf([cand('x', undefined, 'refused')]).id).toBe('x');
+    expect(() => bestOf([])).toThrow(/no candidates/);
+  });
+});
 
 describe('plan and budget', () => {
   it('budget is samples + width × depth for every strategy', () => {
@@ -88,10 +117,10 @@ describe('strategies', () => {
     expect(backend.stats.calls).toMatchObject({ generate: 6, correct: 6, reflect: 6, refine: 6, verify: 12 });
     expect(result.chains).toHaveLength(2);
     const byId = new Map(result.candidates.map((c) => [c.id, c]));
-    // chain heads are the top-2 of the pool
+    // chain heads are the top-2 of the pool, best first
     const pool = result.candidates.filter((c) => c.round === 0);
-    const top2 = rank(pool).slice(0, 2).map((c) => c.id);
-    expect(result.chains.map((ch) => ch.ids[0])).toEqual(top2);
+    const poolScores = pool.map(score).sort((a, b) => b - a);
+    expect(result.chains.map((ch) => score(byId.get(ch.ids[0]!)!))).toEqual(poolScores.slice(0, 2));
     for (const chain of result.chains) {
       expect(chain.ids).toHaveLength(4);
       chain.ids.slice(1).forEach((id, i) => {
@@ -103,10 +132,9 @@ describe('strategies', () => {
         expect(c.reflection).toEqual(byId.get(c.parentId!)!.reflectionOut);
         expect(c.prompt).toBe(byId.get(c.parentId!)!.refinedPrompt);
       });
-      const best = rank(chain.ids.map((id) => byId.get(id)!))[0]!;
-      expect(chain.bestId).toBe(best.id);
+      expect(chain.bestId).toBe(firstWithTopScore(chain.ids.map((id) => byId.get(id)!)).id);
     }
-    expect(result.bestId).toBe(rank(result.candidates)[0]!.id);
+    expect(result.bestId).toBe(firstWithTopScore(result.candidates).id);
   });
 
   it('chainHead best keeps the better of old and new as the next parent', async () => {
@@ -132,7 +160,7 @@ describe('strategies', () => {
     expect(failed.length).toBeGreaterThan(0);
     const best = result.candidates.find((c) => c.id === result.bestId)!;
     expect(best.verifyError).toBeUndefined();
-    expect(rank(result.candidates).slice(-failed.length).every((c) => c.verifyError)).toBe(true);
+    expect(best.id).toBe(firstWithTopScore(result.candidates.filter((c) => !c.verifyError)).id);
   });
 
   it('says which role a strategy is missing', async () => {
@@ -289,6 +317,6 @@ describe('noise keeps no chains', () => {
     const { result } = await run({ strategy: 'noise', samples: 5, width: 2, depth: 1 });
     expect(result.chains).toEqual([]);
     expect(result.candidates.every((c) => c.chain === null && c.round === 0)).toBe(true);
-    expect(result.bestId).toBe(rank(result.candidates)[0]!.id);
+    expect(result.bestId).toBe(firstWithTopScore(result.candidates).id);
   });
 });
