@@ -5,6 +5,7 @@ import { geminiProvider } from './gemini/index.js';
 import { openaiProvider } from './openai/index.js';
 import { proceduralProvider } from './procedural/index.js';
 import { registerBackend } from './registry.js';
+import { replicateProvider } from './replicate/index.js';
 
 let registered = false;
 
@@ -18,4 +19,5 @@ export function registerBuiltinBackends(): void {
   registerBackend(geminiProvider);
   registerBackend(falProvider);
   registerBackend(comfyuiProvider);
+  registerBackend(replicateProvider);
 }
