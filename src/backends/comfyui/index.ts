@@ -199,6 +199,6 @@ export const comfyuiProvider: BackendProvider = {
   name: 'comfyui',
   roles: ['generator', 'corrector'],
   description:
-    'ComfyUI HTTP API (url, default http://127.0.0.1:8188): any API-format workflow with {{prompt}}, {{seed}}, {{image}} placeholders as generator (workflow) or corrector (correctorWorkflow).',
+    'ComfyUI HTTP API (baseUrl, default http://127.0.0.1:8188): any API-format workflow with {{prompt}}, {{seed}}, {{image}} placeholders as generator (workflow) or corrector (correctorWorkflow).',
   create: (options) => createComfyBackend(options),
 };
