@@ -32,8 +32,8 @@ export { STRATEGIES, type SearchParams, type Strategy } from './params.js';
 
 /**
  * One node of the search tree: an image with everything that made it and everything said of it.
- * `id` is stable across runs with the same config and seed: `r<round>-c<chain>-s<seed>` (chain `x` for the
- * initial pool).
+ * `id` is stable across runs with the same config and seed: `r0-i<index>-s<seed>` for the pool (index zero-padded
+ * to three digits, e.g. `r0-i007-s1234`), `r<round>-c<chain>-s<seed>` for the chains' images (e.g. `r2-c1-s5678`).
  */
 export interface Candidate {
   id: string;

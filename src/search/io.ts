@@ -4,7 +4,11 @@ import type { Usage } from '../core/usage.js';
 
 /** One line of events.jsonl: one finished (or failed) call. */
 export interface CallEvent {
-  /** deterministic key of the call, e.g. `generate:r0-cx-s1234`, `verify:r0-cx-s1234` */
+  /**
+   * deterministic key of the call: what it does and the candidate it concerns, e.g. `generate:r0-i000-s1234`,
+   * `verify:r0-i000-s1234`, `reflect:r1-c0-s99`, `correct:r2-c0-s77` (the verb, not the role: keys of older runs
+   * must stay the same for a resume to replay them)
+   */
   key: string;
   role: Role;
   backend: string;

@@ -15,6 +15,7 @@ export type RunStatus = 'running' | 'done' | 'incomplete' | 'failed' | 'interrup
 /** run.json */
 export interface RunRecord {
   version: 1;
+  /** the run directory's name: `<yyyymmdd>-<hhmmss>-<prompt slug>-<8 hex digits>`, e.g. `20250301-142233-a-red-cube-1f2e3d4c` */
   id: string;
   prompt: string;
   meta?: PromptMeta;
