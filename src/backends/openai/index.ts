@@ -34,44 +34,52 @@ export interface OpenAIBackend {
   corrector: Corrector;
 }
 
-export function createOpenAIBackend(options: Record<string, unknown> = {}): OpenAIBackend {
+function readOptions(options: Record<string, unknown>) {
   refuseInlineSecrets('openai', options);
   const r = new OptionReader('openai', options);
   const baseUrl = r.string('baseUrl');
-  const apiKey = readApiKey('openai', r.string('apiKeyEnv'), 'OPENAI_API_KEY', baseUrl === undefined);
-  const model = r.string('model', 'gpt-4o');
-  const imageModel = r.string('imageModel', 'gpt-image-1');
-  const mode = r.oneOf('mode', ['rubric', 'yesno'] as const, 'rubric');
-  const metric = r.string('metric', OVERALL);
-  const structuredOutput = r.bool('structuredOutput', true);
-  const template = r.oneOf('template', ['default', 'reflection-generator'] as const, 'default');
-  const output = r.oneOf('output', ['text', 'json'] as const, 'text');
-  const maxTokens = r.int('maxTokens', 0, 0) || undefined;
-  const temperature = r.number('temperature', undefined, 0, 2);
-  const imageSize = r.string('size');
-  const quality = r.string('quality');
-  const responseFormat = r.has('responseFormat') ? r.oneOf('responseFormat', ['b64_json', 'url'] as const, 'b64_json') : undefined;
-  const sendSeed = r.bool('sendSeed', false);
-  const rel = readReliability(r, { timeoutMs: 120_000, concurrency: 4 });
+  const o = {
+    baseUrl,
+    apiKey: readApiKey('openai', r.string('apiKeyEnv'), 'OPENAI_API_KEY', baseUrl === undefined),
+    model: r.string('model', 'gpt-4o'),
+    imageModel: r.string('imageModel', 'gpt-image-1'),
+    mode: r.oneOf('mode', ['rubric', 'yesno'] as const, 'rubric'),
+    metric: r.string('metric', OVERALL),
+    structuredOutput: r.bool('structuredOutput', true),
+    template: r.oneOf('template', ['default', 'reflection-generator'] as const, 'default'),
+    output: r.oneOf('output', ['text', 'json'] as const, 'text'),
+    maxTokens: r.int('maxTokens', 0, 0) || undefined,
+    temperature: r.number('temperature', undefined, 0, 2),
+    imageSize: r.string('size'),
+    quality: r.string('quality'),
+    responseFormat: r.has('responseFormat') ? r.oneOf('responseFormat', ['b64_json', 'url'] as const, 'b64_json') : undefined,
+    sendSeed: r.bool('sendSeed', false),
+    rel: readReliability(r, { timeoutMs: 120_000, concurrency: 4 }),
+  };
   r.check();
+  return o;
+}
 
-  const http = new ReliableClient('openai', rel);
+type OpenAIOptions = ReturnType<typeof readOptions>;
+
+export function createOpenAIBackend(options: Record<string, unknown> = {}): OpenAIBackend {
+  const o = readOptions(options);
+  const http = new ReliableClient('openai', o.rel);
   const client = new OpenAI({
-    apiKey: apiKey ?? 'none',
-    ...(baseUrl ? { baseURL: baseUrl } : {}),
+    apiKey: o.apiKey ?? 'none',
+    ...(o.baseUrl ? { baseURL: o.baseUrl } : {}),
     maxRetries: 0, // the reliability layer retries
-    timeout: rel.timeoutMs + 1_000, // our deadline fires first
+    timeout: o.rel.timeoutMs + 1_000, // our deadline fires first
     fetch: http.fetch,
   });
-  const run = http.run.bind(http);
 
   const chat: VlmChat = {
     async complete(req, signal) {
       const body: ChatCompletionCreateParamsNonStreaming = {
-        model,
+        model: o.model,
         messages: toMessages(req),
         ...(req.maxTokens ? { max_tokens: req.maxTokens } : {}),
-        ...(temperature !== undefined ? { temperature } : {}),
+        ...(o.temperature !== undefined ? { temperature: o.temperature } : {}),
         ...(req.json
           ? { response_format: { type: 'json_schema', json_schema: { name: req.json.name, schema: req.json.schema, strict: true } } }
           : {}),
@@ -83,101 +91,95 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
       return content;
     },
   };
-
-  const chatName = `openai:${model}`;
   const roleOpts: VlmRoleOptions = {
-    name: chatName,
+    name: `openai:${o.model}`,
     concurrency: http.concurrency,
     limitGroup: http.limitGroup,
-    run,
-    metric,
-    structuredOutput,
-    output,
-    template,
-    ...(maxTokens ? { maxTokens } : {}),
+    run: http.run.bind(http),
+    metric: o.metric,
+    structuredOutput: o.structuredOutput,
+    output: o.output,
+    template: o.template,
+    ...(o.maxTokens ? { maxTokens: o.maxTokens } : {}),
   };
+  return {
+    verifier: o.mode === 'yesno' ? yesNoVerifier(client, http, o) : makeRubricVerifier(chat, roleOpts),
+    reflector: makeReflector(chat, roleOpts),
+    refiner: makeRefiner(chat, roleOpts),
+    ...imageRoles(client, http, o),
+  };
+}
 
-  const yesNoVerifier: Verifier = {
-    name: chatName,
+/**
+ * The yes/no verifier reads the answer's logprobs (P(yes) from the first token's top alternatives), which the
+ * shared chat port does not carry: one token, asked again once with a repair turn when it is neither.
+ */
+function yesNoVerifier(client: OpenAI, http: ReliableClient, o: OpenAIOptions): Verifier {
+  const ask = async (req: VerifyRequest, signal: AbortSignal, problem?: string): Promise<Evaluation> => {
+    const repair = problem === undefined ? undefined : { previous: '', text: YESNO_REPAIR };
+    const res = await client.chat.completions.create(
+      {
+        model: o.model,
+        messages: toMessages({ text: yesNoQuestion(req.prompt), image: req.image, ...(repair ? { repair } : {}) }),
+        max_tokens: 1,
+        logprobs: true,
+        top_logprobs: 5,
+        temperature: o.temperature ?? 0,
+      },
+      { signal },
+    );
+    reportUsage({ inputTokens: res.usage?.prompt_tokens, outputTokens: res.usage?.completion_tokens });
+    const choice = res.choices?.[0];
+    const first = choice?.logprobs?.content?.[0];
+    const answer = choice?.message?.content ?? first?.token ?? '';
+    const top: TokenLogprob[] = (first?.top_logprobs ?? []).map((t) => ({ token: t.token, logprob: t.logprob }));
+    if (first && !top.some((t) => t.token === first.token)) top.push({ token: first.token, logprob: first.logprob });
+    if (!first) throw new ModelOutputError('the answer carries no logprobs (does the server support logprobs?)');
+    return yesNoEvaluation(answer, top);
+  };
+  return {
+    name: `openai:${o.model}`,
     concurrency: http.concurrency,
     limitGroup: http.limitGroup,
-    verify(req: VerifyRequest, opts?: CallOptions): Promise<Evaluation> {
-      return run(
-        'verify',
-        async (signal) => {
-          const ask = async (problem?: string): Promise<Evaluation> => {
-            const repair = problem === undefined ? undefined : { previous: '', text: YESNO_REPAIR };
-            const res = await client.chat.completions.create(
-              {
-                model,
-                messages: toMessages({ text: yesNoQuestion(req.prompt), image: req.image, ...(repair ? { repair } : {}) }),
-                max_tokens: 1,
-                logprobs: true,
-                top_logprobs: 5,
-                temperature: temperature ?? 0,
-              },
-              { signal },
-            );
-            reportUsage({ inputTokens: res.usage?.prompt_tokens, outputTokens: res.usage?.completion_tokens });
-            const choice = res.choices?.[0];
-            const first = choice?.logprobs?.content?.[0];
-            const answer = choice?.message?.content ?? first?.token ?? '';
-            const top: TokenLogprob[] = (first?.top_logprobs ?? []).map((t) => ({ token: t.token, logprob: t.logprob }));
-            if (first && !top.some((t) => t.token === first.token)) top.push({ token: first.token, logprob: first.logprob });
-            if (!first) throw new ModelOutputError('the answer carries no logprobs (does the server support logprobs?)');
-            return yesNoEvaluation(answer, top);
-          };
-          return withOneRepair(ask);
-        },
-        opts?.signal,
-      );
-    },
+    verify: (req: VerifyRequest, opts?: CallOptions) => http.run('verify', (signal) => withOneRepair((problem) => ask(req, signal, problem)), opts?.signal),
   };
+}
 
-  const imageName = `openai:${imageModel}`;
-  const imageParams = (): Record<string, unknown> => ({
-    model: imageModel,
+/** The Images API's generator (images.generate) and corrector (images.edit). */
+function imageRoles(client: OpenAI, http: ReliableClient, o: OpenAIOptions): { generator: Generator; corrector: Corrector } {
+  const name = `openai:${o.imageModel}`;
+  const params = (): Record<string, unknown> => ({
+    model: o.imageModel,
     n: 1,
-    ...(imageSize ? { size: imageSize } : {}),
-    ...(quality ? { quality } : {}),
-    ...(responseFormat ? { response_format: responseFormat } : {}),
+    ...(o.imageSize ? { size: o.imageSize } : {}),
+    ...(o.quality ? { quality: o.quality } : {}),
+    ...(o.responseFormat ? { response_format: o.responseFormat } : {}),
   });
   const firstImage = async (res: OpenAI.Images.ImagesResponse, signal: AbortSignal, what: string): Promise<Image> => {
+    reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
     const d = res.data?.[0];
     if (d?.b64_json) return imageFromBase64(d.b64_json, what);
     if (d?.url) return imageFromUrl(d.url, http.fetch, signal, what);
     throw new ModelOutputError(`${what}: the answer holds no image (neither b64_json nor url)`);
   };
-
+  const seed = (s: number) => (o.sendSeed ? { seed: s } : {});
   const generator = imageGenerator(http, {
-    name: imageName,
-    identity: `openai:${baseUrl ?? 'api.openai.com'}:${imageModel}:${imageSize ?? ''}:${quality ?? ''}`,
+    name,
+    identity: `openai:${o.baseUrl ?? 'api.openai.com'}:${o.imageModel}:${o.imageSize ?? ''}:${o.quality ?? ''}`,
     make: async (req, signal) => {
-      const body = { ...imageParams(), prompt: req.prompt, ...(sendSeed ? { seed: req.seed } : {}) };
-      const res = await client.images.generate(body as unknown as OpenAI.Images.ImageGenerateParamsNonStreaming, { signal });
-      reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
-      return firstImage(res, signal, 'generate');
+      const body = { ...params(), prompt: req.prompt, ...seed(req.seed) };
+      return firstImage(await client.images.generate(body as unknown as OpenAI.Images.ImageGenerateParamsNonStreaming, { signal }), signal, 'generate');
     },
   });
-
   const corrector = imageCorrector(http, {
-    name: imageName,
+    name,
     make: async (req, signal) => {
       const image = await toFile(req.image.png, 'image.png', { type: 'image/png' });
-      const body = { ...imageParams(), image, prompt: correctorInstruction(req.prompt, req.reflection), ...(sendSeed ? { seed: req.seed } : {}) };
-      const res = await client.images.edit(body as unknown as OpenAI.Images.ImageEditParamsNonStreaming, { signal });
-      reportUsage({ inputTokens: res.usage?.input_tokens, outputTokens: res.usage?.output_tokens });
-      return firstImage(res, signal, 'correct');
+      const body = { ...params(), image, prompt: correctorInstruction(req.prompt, req.reflection), ...seed(req.seed) };
+      return firstImage(await client.images.edit(body as unknown as OpenAI.Images.ImageEditParamsNonStreaming, { signal }), signal, 'correct');
     },
   });
-
-  return {
-    verifier: mode === 'yesno' ? yesNoVerifier : makeRubricVerifier(chat, roleOpts),
-    reflector: makeReflector(chat, roleOpts),
-    refiner: makeRefiner(chat, roleOpts),
-    generator,
-    corrector,
-  };
+  return { generator, corrector };
 }
 
 /** A chat request as OpenAI messages: system, the user turn (image, then text), and the repair turns. */
