@@ -138,39 +138,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   }
 
-  /** A path's routes: its methods' handlers, and 405 for every other method. */
-  const path = (scope: FastifyInstance, url: string, body: Body, handlers: Partial<Record<'GET' | 'POST', Handler>>) => {
-    const allowed = Object.keys(handlers);
-    const allow = allowed.join(', ');
-    for (const [method, fn] of Object.entries(handlers)) {
-      scope.route({
-        method,
-        url,
-        config: { body },
-        handler: async (req, reply) => {
-          const controller = new AbortController();
-          inFlight.add(controller);
-          reply.raw.on('close', () => {
-            if (!reply.raw.writableFinished) controller.abort(new Error('the client closed the connection'));
-          });
-          try {
-            const signal = controller.signal;
-            return await fn({ roles, maxPixels, signal, calls: (role, count, make) => queues.calls(role, count, signal, make) }, req);
-          } finally {
-            inFlight.delete(controller);
-          }
-        },
-      });
-    }
-    const others = METHODS.filter((m) => !allowed.includes(m) && !(m === 'HEAD' && allowed.includes('GET')));
-    scope.route({
-      method: [...others],
-      url,
-      handler: async (req) => {
-        throw new ApiError(405, `Method ${req.method} is not allowed on ${pathOf(req.url)} (allowed: ${allow})`, 'method_not_allowed', null, undefined, { allow });
-      },
-    });
-  };
+  const context = (signal: AbortSignal): HandlerContext => ({ roles, maxPixels, signal, calls: (role, count, make) => queues.calls(role, count, signal, make) });
+  const path = (scope: FastifyInstance, url: string, body: Body, handlers: Partial<Record<'GET' | 'POST', Handler>>) =>
+    addPath(scope, url, body, handlers, { inFlight, context });
 
   path(app, '/v1/models', 'none', { GET: async () => ({ object: 'list', data: models.map(modelObject) }) });
   path(app, '/v1/models/:id', 'none', {
@@ -194,16 +164,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     path(form, '/v1/images/edits', 'multipart', { POST: async (ctx, req) => handleEdit(ctx, await readForm(req, maxBody)) });
   });
 
-  try {
-    await app.listen({ port: options.port ?? DEFAULT_PORT, host });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new UserError(`cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: the port is in use`);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UserError(`cannot listen on ${host}: no such local address`);
-    if (code === 'EACCES') throw new UserError(`cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: permission denied`);
-    throw err;
-  }
-  const { port } = app.server.address() as AddressInfo;
+  const port = await listen(app, host, options.port ?? DEFAULT_PORT);
   const urlHost = host.includes(':') ? `[${host}]` : host;
   let closing: Promise<void> | undefined;
   return {
@@ -223,6 +184,62 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return closing;
     },
   };
+}
+
+/**
+ * A path's routes: its methods' handlers, each given a context whose signal fires when the client goes away, and
+ * 405 for every other method.
+ */
+function addPath(
+  scope: FastifyInstance,
+  url: string,
+  body: Body,
+  handlers: Partial<Record<'GET' | 'POST', Handler>>,
+  server: { inFlight: Set<AbortController>; context: (signal: AbortSignal) => HandlerContext },
+): void {
+  const allowed = Object.keys(handlers);
+  const allow = allowed.join(', ');
+  for (const [method, fn] of Object.entries(handlers)) {
+    scope.route({
+      method,
+      url,
+      config: { body },
+      handler: async (req, reply) => {
+        const controller = new AbortController();
+        server.inFlight.add(controller);
+        reply.raw.on('close', () => {
+          if (!reply.raw.writableFinished) controller.abort(new Error('the client closed the connection'));
+        });
+        try {
+          return await fn(server.context(controller.signal), req);
+        } finally {
+          server.inFlight.delete(controller);
+        }
+      },
+    });
+  }
+  const others = METHODS.filter((m) => !allowed.includes(m) && !(m === 'HEAD' && allowed.includes('GET')));
+  scope.route({
+    method: [...others],
+    url,
+    handler: async (req) => {
+      throw new ApiError(405, `Method ${req.method} is not allowed on ${pathOf(req.url)} (allowed: ${allow})`, 'method_not_allowed', null, undefined, { allow });
+    },
+  });
+}
+
+/** Listen on host:port; the port actually bound. A port in use or an address that is not local is the user's error. */
+async function listen(app: FastifyInstance, host: string, port: number): Promise<number> {
+  try {
+    await app.listen({ port, host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new UserError(`cannot listen on ${host}:${port}: the port is in use`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UserError(`cannot listen on ${host}: no such local address`);
+    if (code === 'EACCES') throw new UserError(`cannot listen on ${host}:${port}: permission denied`);
+    throw err;
+  }
+  return (app.server.address() as AddressInfo).port;
 }
 
 /** The path of a request URL, without its query string. */

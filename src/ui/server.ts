@@ -13,6 +13,7 @@
  *   GET  /api/evals, /api/evals/:name, /api/evals/:name/scaling.svg   eval results folders
  */
 import { createReadStream, promises as fs } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +26,7 @@ import { toApiError } from '../server/server.js';
 import { makeOutputDir } from '../store/dirs.js';
 import { DEFAULT_UI_PORT } from './defaults.js';
 import { Launcher } from './launch.js';
-import { evalDir, followRun, listEvals, RunFolder } from './runs.js';
+import { evalDir, followRun, listEvals, RunFolder, type Follower, type FollowHandlers } from './runs.js';
 
 export { DEFAULT_UI_PORT };
 
@@ -116,24 +117,7 @@ export async function startUi(options: UiOptions): Promise<RunningUi> {
     const id = (req.params as { id: string }).id;
     folder.runDir(id); // a 404 before the stream starts
     reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
-    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    const finish = () => {
-      follower.stop();
-      streams.delete(finish);
-      res.end();
-    };
-    const follower = followRun(folder, id, () => launcher.isActive(id), {
-      run: (s) => send('run', s),
-      calls: (events) => send('calls', events),
-      end: () => {
-        send('end', {});
-        finish();
-      },
-    }, options.pollMs);
-    streams.add(finish);
-    res.on('close', finish);
+    streamRun(reply.raw, (on, ms) => followRun(folder, id, () => launcher.isActive(id), on, ms), streams, options.pollMs);
   });
 
   app.get('/api/evals', async () => ({ folder: evals, evals: listEvals(evals) }));
@@ -171,6 +155,33 @@ export async function startUi(options: UiOptions): Promise<RunningUi> {
       return closing;
     },
   };
+}
+
+/**
+ * A run as server-sent events: `run` (its summary, at the start and on each change), `calls` (new events.jsonl
+ * lines), `end` once it is over. `streams` holds the open streams' finishers, for close().
+ */
+function streamRun(res: ServerResponse, follow: (on: FollowHandlers, pollMs?: number) => Follower, streams: Set<() => void>, pollMs: number | undefined): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+  const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const finish = () => {
+    follower.stop();
+    streams.delete(finish);
+    res.end();
+  };
+  const follower = follow(
+    {
+      run: (s) => send('run', s),
+      calls: (events) => send('calls', events),
+      end: () => {
+        send('end', {});
+        finish();
+      },
+    },
+    pollMs,
+  );
+  streams.add(finish);
+  res.on('close', finish);
 }
 
 function count(value: string | undefined, fallback: number, name: string): number {

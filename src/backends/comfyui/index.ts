@@ -85,20 +85,27 @@ interface HistoryEntry {
   outputs?: Record<string, { images?: HistoryImage[] }>;
 }
 
-export function createComfyBackend(options: Record<string, unknown> = {}): ComfyBackend {
+function readOptions(options: Record<string, unknown>) {
   refuseInlineSecrets('comfyui', options);
   const r = new OptionReader('comfyui', options);
-  const base = r.string('baseUrl', 'http://127.0.0.1:8188').replace(/\/+$/, '');
-  const workflowFile = r.string('workflow');
-  const correctorFile = r.string('correctorWorkflow');
-  const pollMs = r.int('pollMs', 500, 1);
-  const outputNode = r.string('outputNode');
-  const fixedSize = r.int('size', 0, 0) || undefined;
-  const rel = readReliability(r, { timeoutMs: 600_000, concurrency: 1 });
+  const o = {
+    base: r.string('baseUrl', 'http://127.0.0.1:8188').replace(/\/+$/, ''),
+    workflowFile: r.string('workflow'),
+    correctorFile: r.string('correctorWorkflow'),
+    pollMs: r.int('pollMs', 500, 1),
+    outputNode: r.string('outputNode'),
+    fixedSize: r.int('size', 0, 0) || undefined,
+    rel: readReliability(r, { timeoutMs: 600_000, concurrency: 1 }),
+  };
   r.check();
-  if (!workflowFile && !correctorFile) {
+  if (!o.workflowFile && !o.correctorFile) {
     throw new UserError("comfyui backend: set 'workflow' (generator) and/or 'correctorWorkflow' (corrector) to a workflow JSON file");
   }
+  return o;
+}
+
+export function createComfyBackend(options: Record<string, unknown> = {}): ComfyBackend {
+  const { base, workflowFile, correctorFile, pollMs, outputNode, fixedSize, rel } = readOptions(options);
   const genWf = workflowFile ? loadWorkflow(workflowFile, ['prompt', 'seed']) : undefined;
   const corWf = correctorFile ? loadWorkflow(correctorFile, ['prompt', 'image']) : undefined;
 

@@ -77,17 +77,7 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   const arms = parseStrategies(flags.strategies, Boolean(flags.oracle));
   const strategies = [...arms.map((a) => a.label), ...(flags.stopAt ?? []).flatMap((t) => arms.map((a) => `${a.label} stop@${t}`))];
   makeOutputDir(flags.out); // before an hour of work, not after
-  let records: EvalRecord[];
-  let freeForm = false;
-  if (flags.prompts && flags.split) throw new UserError('give --prompts or --split, not both');
-  if (flags.prompts) {
-    const list = loadPromptList(flags.prompts);
-    records = list.records;
-    freeForm = list.kind === 'free-form';
-  } else if (flags.split === 'test') records = testPrompts();
-  else if (flags.split === 'compositional') records = compositionalCheckPrompts();
-  else if (flags.split) throw new UserError(`unknown split '${flags.split}' (eval splits: test, compositional)`);
-  else throw new UserError('give the prompts: --split test|compositional or --prompts <file.jsonl>');
+  const { records, freeForm } = evalRecords(flags);
 
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
   if (flags.backend) config.backend = flags.backend;
@@ -104,14 +94,6 @@ async function evalAction(flags: EvalFlags): Promise<void> {
       } catch (err) {
         throw new UserError(`prompt ${i + 1} ('${r.prompt}'): ${(err as Error).message}`);
       }
-    });
-  }
-  if (flags.limit) {
-    const seen = new Map<string, number>();
-    records = records.filter((r) => {
-      const n = (seen.get(r.tag) ?? 0) + 1;
-      seen.set(r.tag, n);
-      return n <= flags.limit!;
     });
   }
 
@@ -180,6 +162,30 @@ async function evalAction(flags: EvalFlags): Promise<void> {
   await queued?.finish(dir);
   const failed = report.judge?.usage.failed ?? 0;
   if (failed) throw new RunIncomplete(`${failed} judge call${failed === 1 ? '' : 's'} failed; those searches are left out of the accuracies (results in ${dir})`);
+}
+
+/** The eval's prompts (a split or a prompt file; free-form when the file has no GenEval metadata), at most `--limit` per tag. */
+function evalRecords(flags: EvalFlags): { records: EvalRecord[]; freeForm: boolean } {
+  if (flags.prompts && flags.split) throw new UserError('give --prompts or --split, not both');
+  let records: EvalRecord[];
+  let freeForm = false;
+  if (flags.prompts) {
+    const list = loadPromptList(flags.prompts);
+    records = list.records;
+    freeForm = list.kind === 'free-form';
+  } else if (flags.split === 'test') records = testPrompts();
+  else if (flags.split === 'compositional') records = compositionalCheckPrompts();
+  else if (flags.split) throw new UserError(`unknown split '${flags.split}' (eval splits: test, compositional)`);
+  else throw new UserError('give the prompts: --split test|compositional or --prompts <file.jsonl>');
+  if (flags.limit) {
+    const seen = new Map<string, number>();
+    records = records.filter((r) => {
+      const n = (seen.get(r.tag) ?? 0) + 1;
+      seen.set(r.tag, n);
+      return n <= flags.limit!;
+    });
+  }
+  return { records, freeForm };
 }
 
 function writeResults(out: string, started: Date, report: EvalReport, setup: Record<string, unknown>): string {
