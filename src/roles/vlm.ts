@@ -5,6 +5,7 @@
 import { ModelOutputError } from '../core/errors.js';
 import type {
   CallOptions,
+  RoleInfo,
   PromptRefiner,
   RefineRequest,
   ReflectRequest,
@@ -104,93 +105,63 @@ export interface VlmRoleOptions {
   maxTokens?: number;
 }
 
+/** What a role object of a chat backend declares: the backend's name and the concurrency limit all its roles share. */
+export function chatRoleInfo(o: Pick<VlmRoleOptions, 'name' | 'concurrency' | 'limitGroup'>): RoleInfo {
+  return { name: o.name, concurrency: o.concurrency, limitGroup: o.limitGroup };
+}
+
 export function makeRubricVerifier(chat: VlmChat, o: VlmRoleOptions): Verifier {
-  return {
-    name: o.name,
-    concurrency: o.concurrency,
-    limitGroup: o.limitGroup,
-    verify(req: VerifyRequest, opts?: CallOptions): Promise<Evaluation> {
-      return o.run(
-        'verify',
-        (signal) => {
-          const rubric = rubricFor(req.meta?.tag);
-          const chatReq: ChatRequest = {
-            system: RUBRIC_SYSTEM,
-            text: rubricUserText(req.prompt, rubric),
-            image: req.image,
-            ...(o.structuredOutput ? { json: { name: `rubric_${rubric.id}`, schema: rubricJsonSchema(rubric) } } : {}),
-            ...(o.maxTokens ? { maxTokens: o.maxTokens } : {}),
-          };
-          const format = `a JSON object with the keys ${Object.keys(rubric.aspects).join(', ')}, each {"reason": string, "score": number 0-10}`;
-          return askWithRepair(chat, chatReq, (t) => rubricEvaluation(t, rubric, o.metric), format, signal);
-        },
-        opts?.signal,
-      );
-    },
+  const ask = (req: VerifyRequest, signal: AbortSignal): Promise<Evaluation> => {
+    const rubric = rubricFor(req.meta?.tag);
+    const chatReq: ChatRequest = {
+      system: RUBRIC_SYSTEM,
+      text: rubricUserText(req.prompt, rubric),
+      image: req.image,
+      ...(o.structuredOutput ? { json: { name: `rubric_${rubric.id}`, schema: rubricJsonSchema(rubric) } } : {}),
+      ...(o.maxTokens ? { maxTokens: o.maxTokens } : {}),
+    };
+    const format = `a JSON object with the keys ${Object.keys(rubric.aspects).join(', ')}, each {"reason": string, "score": number 0-10}`;
+    return askWithRepair(chat, chatReq, (t) => rubricEvaluation(t, rubric, o.metric), format, signal);
   };
+  return { ...chatRoleInfo(o), verify: (req: VerifyRequest, opts?: CallOptions) => o.run('verify', (signal) => ask(req, signal), opts?.signal) };
 }
 
 export function makeReflector(chat: VlmChat, o: VlmRoleOptions): Reflector {
-  return {
-    name: o.name,
-    concurrency: o.concurrency,
-    limitGroup: o.limitGroup,
-    reflect(req: ReflectRequest, opts?: CallOptions): Promise<Reflection> {
-      return o.run(
-        'reflect',
-        (signal) => {
-          const maxTokens = o.maxTokens ? { maxTokens: o.maxTokens } : {};
-          if (o.template === 'reflection-generator') {
-            const chatReq: ChatRequest = {
-              system: REFLECTION_GENERATOR_SYSTEM,
-              text: reflectionGeneratorText(req.prompt),
-              image: req.image,
-              ...maxTokens,
-            };
-            return askWithRepair(chat, chatReq, parseReflection, 'one instruction per line, each starting with "- "', signal);
-          }
-          const json = o.output === 'json';
-          const chatReq: ChatRequest = {
-            system: REFLECT_SYSTEM,
-            text: reflectUserText(req.prompt, req.currentPrompt, req.evaluation, req.previousReflection) + (json ? `\n${REFLECT_JSON_HINT}` : ''),
-            image: req.image,
-            ...(json ? { json: { name: 'reflection', schema: REFLECTION_SCHEMA } } : {}),
-            ...maxTokens,
-          };
-          const parse = json ? (t: string) => reflectionFromJson(needJson(t)) : parseReflection;
-          const format = json ? '{"instructions": [string, ...]}' : 'one instruction per line, each starting with "- "';
-          return askWithRepair(chat, chatReq, parse, format, signal);
-        },
-        opts?.signal,
-      );
-    },
+  const ask = (req: ReflectRequest, signal: AbortSignal): Promise<Reflection> => {
+    const maxTokens = o.maxTokens ? { maxTokens: o.maxTokens } : {};
+    if (o.template === 'reflection-generator') {
+      const chatReq: ChatRequest = { system: REFLECTION_GENERATOR_SYSTEM, text: reflectionGeneratorText(req.prompt), image: req.image, ...maxTokens };
+      return askWithRepair(chat, chatReq, parseReflection, 'one instruction per line, each starting with "- "', signal);
+    }
+    const json = o.output === 'json';
+    const chatReq: ChatRequest = {
+      system: REFLECT_SYSTEM,
+      text: reflectUserText(req.prompt, req.currentPrompt, req.evaluation, req.previousReflection) + (json ? `\n${REFLECT_JSON_HINT}` : ''),
+      image: req.image,
+      ...(json ? { json: { name: 'reflection', schema: REFLECTION_SCHEMA } } : {}),
+      ...maxTokens,
+    };
+    const parse = json ? (t: string) => reflectionFromJson(needJson(t)) : parseReflection;
+    const format = json ? '{"instructions": [string, ...]}' : 'one instruction per line, each starting with "- "';
+    return askWithRepair(chat, chatReq, parse, format, signal);
   };
+  return { ...chatRoleInfo(o), reflect: (req: ReflectRequest, opts?: CallOptions) => o.run('reflect', (signal) => ask(req, signal), opts?.signal) };
 }
 
 export function makeRefiner(chat: VlmChat, o: VlmRoleOptions): PromptRefiner {
-  return {
-    name: o.name,
-    concurrency: o.concurrency,
-    limitGroup: o.limitGroup,
-    refine(req: RefineRequest, opts?: CallOptions): Promise<string> {
-      return o.run(
-        'refine',
-        (signal) => {
-          const json = o.output === 'json';
-          const chatReq: ChatRequest = {
-            system: REFINE_SYSTEM,
-            text: refineUserText(req.prompt, req.currentPrompt, req.evaluation, req.reflection) + (json ? `\n${REFINE_JSON_HINT}` : ''),
-            image: req.image,
-            ...(json ? { json: { name: 'refined_prompt', schema: REFINED_SCHEMA } } : {}),
-            ...(o.maxTokens ? { maxTokens: o.maxTokens } : {}),
-          };
-          const parse = json ? (t: string) => promptFromJson(needJson(t)) : parseRefinedPrompt;
-          return askWithRepair(chat, chatReq, parse, json ? '{"prompt": string}' : 'the new prompt alone, on one line', signal);
-        },
-        opts?.signal,
-      );
-    },
+  const ask = (req: RefineRequest, signal: AbortSignal): Promise<string> => {
+    const json = o.output === 'json';
+    const chatReq: ChatRequest = {
+      system: REFINE_SYSTEM,
+      text: refineUserText(req.prompt, req.currentPrompt, req.evaluation, req.reflection) + (json ? `\n${REFINE_JSON_HINT}` : ''),
+      image: req.image,
+      ...(json ? { json: { name: 'refined_prompt', schema: REFINED_SCHEMA } } : {}),
+      ...(o.maxTokens ? { maxTokens: o.maxTokens } : {}),
+    };
+    const parse = json ? (t: string) => promptFromJson(needJson(t)) : parseRefinedPrompt;
+    return askWithRepair(chat, chatReq, parse, json ? '{"prompt": string}' : 'the new prompt alone, on one line', signal);
   };
+  return { ...chatRoleInfo(o), refine: (req: RefineRequest, opts?: CallOptions) => o.run('refine', (signal) => ask(req, signal), opts?.signal) };
 }
 
 const REFLECTION_SCHEMA: Record<string, unknown> = {

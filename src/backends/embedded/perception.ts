@@ -7,9 +7,11 @@ import type { Image } from '../../core/types.js';
 import { UserError } from '../../core/errors.js';
 import type { Detection } from '../../shapeworld/rules.js';
 import { COLORS, SHAPES } from '../../shapeworld/shapes.js';
-import { MicroBatcher } from './batcher.js';
+import type { RoleInfo } from '../../core/roles.js';
+import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
 import { pngToTensor } from './image.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
+import { encodePrompt } from './spec.js';
 
 export interface PerceptionMeta {
   size: number;
@@ -95,6 +97,20 @@ export class Perception {
 }
 
 /** One image's object map (channels × grid × grid: centre, class logits, colour logits, offset x/y, size w/h). */
+/** A role that reads images with the perception model (reflector, refiner): it takes the prompts the model's parse reads. */
+export abstract class PerceptionRole implements RoleInfo {
+  readonly name = 'embedded';
+
+  constructor(
+    protected readonly perception: Perception,
+    readonly concurrency = EMBEDDED_CONCURRENCY,
+  ) {}
+
+  checkPrompt(prompt: string): void {
+    encodePrompt(prompt);
+  }
+}
+
 export function decodeObjectMap(m: Float32Array, grid: number, opts: DecodeOptions = DEFAULT_DECODE): Detection[] {
   const cells = grid * grid;
   const at = (ch: number, cell: number): number => m[ch * cells + cell]!;

@@ -1,10 +1,9 @@
-import { EMBEDDED_CONCURRENCY } from './batcher.js';
 import type { CallOptions, PromptRefiner, RefineRequest } from '../../core/roles.js';
 import { parseEdit, planEdits, type Edit } from '../../shapeworld/edits.js';
 import { refinePrompt } from '../../shapeworld/refine.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
-import type { Perception } from './perception.js';
-import { canonicalSpec, encodePrompt } from './spec.js';
+import { PerceptionRole } from './perception.js';
+import { canonicalSpec } from './spec.js';
 
 /**
  * The embedded prompt refiner: rewrites the prompt into the layout wording the generator was fine-tuned on
@@ -13,17 +12,7 @@ import { canonicalSpec, encodePrompt } from './spec.js';
  * without one, the edits the perception model's reading calls for) say what changes. Every refined prompt parses
  * to the original prompt's objects.
  */
-export class EmbeddedRefiner implements PromptRefiner {
-  readonly name = 'embedded';
-  constructor(
-    private readonly perception: Perception,
-    readonly concurrency = EMBEDDED_CONCURRENCY,
-  ) {}
-
-  checkPrompt(prompt: string): void {
-    encodePrompt(prompt);
-  }
-
+export class EmbeddedRefiner extends PerceptionRole implements PromptRefiner {
   async refine(req: RefineRequest, opts?: CallOptions): Promise<string> {
     opts?.signal?.throwIfAborted();
     const spec = canonicalSpec(parsePrompt(req.prompt));

@@ -1,11 +1,10 @@
-import { EMBEDDED_CONCURRENCY } from './batcher.js';
 import type { CallOptions, Reflector, ReflectRequest } from '../../core/roles.js';
 import type { Reflection } from '../../core/types.js';
 import { editToText, parseEdit, planEdits, type Edit } from '../../shapeworld/edits.js';
 import { parsePrompt } from '../../shapeworld/prompts.js';
 import type { Detection, PromptSpec } from '../../shapeworld/rules.js';
-import { canonicalSpec, encodePrompt } from './spec.js';
-import type { Perception } from './perception.js';
+import { canonicalSpec } from './spec.js';
+import { PerceptionRole } from './perception.js';
 
 /** Two edits that ask for the same change (texts may differ in article or colour detail). */
 export function editKey(e: Edit): string {
@@ -49,17 +48,7 @@ export function reflectOn(detections: readonly Detection[], spec: PromptSpec, pr
  * objects in the image; comparing them with the original prompt's parse gives edit instructions in the project's
  * edit language (Add / Remove / Replace / Move, placed relative to named objects), none when the image looks right.
  */
-export class EmbeddedReflector implements Reflector {
-  readonly name = 'embedded';
-  constructor(
-    private readonly perception: Perception,
-    readonly concurrency = EMBEDDED_CONCURRENCY,
-  ) {}
-
-  checkPrompt(prompt: string): void {
-    encodePrompt(prompt);
-  }
-
+export class EmbeddedReflector extends PerceptionRole implements Reflector {
   async reflect(req: ReflectRequest, opts?: CallOptions): Promise<Reflection> {
     opts?.signal?.throwIfAborted();
     const detections = await this.perception.detect(req.image);

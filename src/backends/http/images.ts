@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import type { Image } from '../../core/types.js';
 import { ModelOutputError } from '../../core/errors.js';
-import type { CallOptions, CorrectRequest, Corrector, GenerateRequest, Generator } from '../../core/roles.js';
+import type { CallOptions, CorrectRequest, Corrector, GenerateRequest, Generator, RoleInfo } from '../../core/roles.js';
 import { ensureOk, type ReliableClient } from './reliability.js';
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
@@ -63,21 +63,17 @@ export interface ImageCallSpec<Req> {
   make(req: Req, signal: AbortSignal): Promise<Image>;
 }
 
+/** The backend's name, and the concurrency limit every role of its client shares. */
+function imageRoleInfo(http: ReliableClient, name: string): RoleInfo {
+  return { name, concurrency: http.concurrency, limitGroup: http.limitGroup };
+}
+
 export function imageGenerator(http: ReliableClient, spec: ImageCallSpec<GenerateRequest>): Generator {
-  return {
-    name: spec.name,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
-    ...(spec.identity ? { identity: spec.identity } : {}),
-    generate: (req: GenerateRequest, opts?: CallOptions) => http.run('generate', (signal) => spec.make(req, signal), opts?.signal),
-  };
+  const generate = (req: GenerateRequest, opts?: CallOptions) => http.run('generate', (signal) => spec.make(req, signal), opts?.signal);
+  return { ...imageRoleInfo(http, spec.name), ...(spec.identity ? { identity: spec.identity } : {}), generate };
 }
 
 export function imageCorrector(http: ReliableClient, spec: ImageCallSpec<CorrectRequest>): Corrector {
-  return {
-    name: spec.name,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
-    correct: (req: CorrectRequest, opts?: CallOptions) => http.run('correct', (signal) => spec.make(req, signal), opts?.signal),
-  };
+  const correct = (req: CorrectRequest, opts?: CallOptions) => http.run('correct', (signal) => spec.make(req, signal), opts?.signal);
+  return { ...imageRoleInfo(http, spec.name), correct };
 }

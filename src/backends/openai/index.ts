@@ -22,7 +22,7 @@ import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
 import { OVERALL } from '../../roles/rubric.js';
 import { YESNO_REPAIR, yesNoQuestion } from '../../roles/templates.js';
-import { makeReflector, makeRefiner, makeRubricVerifier, withOneRepair, type ChatRequest, type VlmChat, type VlmRoleOptions } from '../../roles/vlm.js';
+import { chatRoleInfo, makeReflector, makeRefiner, makeRubricVerifier, withOneRepair, type ChatRequest, type VlmChat, type VlmRoleOptions } from '../../roles/vlm.js';
 import { yesNoEvaluation, type TokenLogprob } from '../../roles/yesno.js';
 import { reportUsage } from '../../core/usage.js';
 
@@ -138,9 +138,7 @@ function yesNoVerifier(client: OpenAI, http: ReliableClient, o: OpenAIOptions): 
     return yesNoEvaluation(answer, top);
   };
   return {
-    name: `openai:${o.model}`,
-    concurrency: http.concurrency,
-    limitGroup: http.limitGroup,
+    ...chatRoleInfo({ name: `openai:${o.model}`, concurrency: http.concurrency, limitGroup: http.limitGroup }),
     verify: (req: VerifyRequest, opts?: CallOptions) => http.run('verify', (signal) => withOneRepair((problem) => ask(req, signal, problem)), opts?.signal),
   };
 }
