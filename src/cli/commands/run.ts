@@ -415,7 +415,7 @@ export function printSummary(o: RunOutcome, label: string): void {
 
 const compact = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(0)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n));
 
-/** `generate 16 (16 images), verify 16 (3.2k in / 16 out tokens, 1 retry)`, every attempt's calls. */
+/** `generator 16 (16 images), verifier 16 (3.2k in / 16 out tokens, 1 retry)`, every attempt's calls. */
 function usageLine(usage: NonNullable<NonNullable<RunOutcome['run']['result']>['usage']>): string {
   const parts = Object.entries(usage).map(([role, u]) => {
     const extra: string[] = [];
