@@ -40,7 +40,8 @@ export function createOpenAIBackend(options: Record<string, unknown> = {}): Open
   const baseURL = r.string('baseURL');
   const apiKey = readApiKey('openai', r.string('apiKeyEnv'), 'OPENAI_API_KEY', baseURL === undefined);
   const model = r.string('model', 'gpt-4o');
-  const imageModel = r.string('imageModel', 'gpt-image-1');
+  // gpt-image-1 was retired on 2026-10-23 (OpenAI's model page); gpt-image-2 is the Images API's current model in openai-node
+  const imageModel = r.string('imageModel', 'gpt-image-2');
   const mode = r.oneOf('mode', ['rubric', 'yesno'] as const, 'rubric');
   const metric = r.string('metric', OVERALL);
   const structuredOutput = r.bool('structuredOutput', true);
