@@ -14,8 +14,12 @@ import { MODELS_DIR } from './files.js';
 import { encodePrompt } from './spec.js';
 import { Tokenizer } from './tokenizer.js';
 
-/** The flow models' (generator, corrector) vocabulary: ShapeWorld's parser first (they learnt its prompts), then the tokenizer's. */
+/**
+ * The flow models' (generator, corrector) vocabulary: their counts first (the parser reads counts they never
+ * learnt), then ShapeWorld's parser (they learnt its prompts), then the tokenizer's words.
+ */
 export function checkFlowPrompt(tokenizer: Tokenizer, prompt: string): void {
+  tokenizer.checkCounts(prompt);
   parsePrompt(prompt);
   tokenizer.encode(prompt);
 }
