@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, ROOT, tmpDir } from './helpers/cli.js';
@@ -55,6 +55,16 @@ describe('what the CLI loads', () => {
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.packages.filter((p) => HEAVY.includes(p)), args.join(' ')).toEqual([]);
     }
+  });
+
+  it('eval: a prompt of the list the embedded models cannot read is refused, named by its number, before they load', async () => {
+    const dir = tmpDir();
+    const list = path.join(dir, 'prompts.txt');
+    writeFileSync(list, 'a red circle\na photo of a cat\n');
+    const r = await cliPackages(['eval', '--prompts', list, '--judge', 'procedural', '--out', path.join(dir, 'evals')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^reflectionflow: prompt 2 \('a photo of a cat'\): cannot parse prompt "a photo of a cat": unknown word 'cat' \(ShapeWorld knows .*\)\n$/);
+    expect(r.packages.filter((p) => HEAVY.includes(p) && p !== 'sharp')).toEqual([]); // the judge's evaluator needs sharp
   });
 
   it('loads the embedded models for a prompt they read', async () => {

@@ -4,12 +4,12 @@ import path from 'node:path';
 import { makeOutputDir } from '../../store/dirs.js';
 import { loadConfigFile } from '../../config/load.js';
 import { loadPromptList, type PromptRecord } from '../../config/prompts.js';
-import { buildRoles } from '../../config/resolve.js';
+import { buildRoles, inputChecks } from '../../config/resolve.js';
 import { checkPrompt } from '../../search/loop.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import { metaFor, runEval, type EvalRecord, type EvalReport } from '../../eval/harness.js';
-import { buildArms, parseStrategies, planJudge } from '../../eval/arms.js';
+import { armPlans, buildArms, parseStrategies, planJudge } from '../../eval/arms.js';
 import { evaluatorJudge, verifierJudge } from '../../eval/judge.js';
 import { markdownTable, scalingSvg } from '../../eval/output.js';
 import { seedsPerPrompt, testPrompts } from '../../shapeworld/prompts.js';
@@ -84,18 +84,23 @@ export async function evalAction(flags: EvalFlags): Promise<void> {
   }
 
   const judgePlan = judgeBackend ? planJudge(config, judgeBackend, arms, Boolean(flags.selfJudge)) : null;
+  // every prompt is one the search's roles (and the judge) can take, before anything runs: first what the backends
+  // can check before their roles are made (the embedded models' cards), then the roles themselves
+  const checkEvery = (check: (prompt: string) => void) =>
+    records.forEach((r, i) => {
+      try {
+        check(r.prompt);
+      } catch (err) {
+        throw new UserError(`prompt ${i + 1} ('${r.prompt}'): ${(err as Error).message}`);
+      }
+    });
+  checkEvery(inputChecks([...armPlans(config, arms), ...(judgePlan ? [judgePlan] : [])]).prompt);
   const { roles, plans, arms: evalArms } = await buildArms(config, arms, flags.stopAt);
   const judgeVerifier = judgePlan ? (await buildRoles([judgePlan])).verifier : null;
   const judgeRole = judgeVerifier ? verifierJudge(judgeVerifier, config.prices?.[judgeVerifier.name], metaFor) : null;
-
-  // every prompt is one the search's roles (and the judge) can take, before anything runs
-  records.forEach((r, i) => {
-    try {
-      checkPrompt(roles, r.prompt);
-      judgeVerifier?.checkPrompt?.(r.prompt);
-    } catch (err) {
-      throw new UserError(`prompt ${i + 1} ('${r.prompt}'): ${(err as Error).message}`);
-    }
+  checkEvery((prompt) => {
+    checkPrompt(roles, prompt);
+    judgeVerifier?.checkPrompt?.(prompt);
   });
   if (flags.cache && !roles.generator.identity) {
     throw new UserError(`--cache needs a generator that declares its identity; '${roles.generator.name}' does not`);
