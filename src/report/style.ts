@@ -54,7 +54,7 @@ table.roles .num{text-align:right;white-space:nowrap}.role{font-weight:600}.tbar
 .badge.chosen{background:var(--gold);color:#3d2d00}.badge.cbest{background:var(--blue-bg);color:var(--blue)}
 .badge.failed{background:var(--red-bg);color:var(--red)}.badge.big{font-size:13px;padding:3px 10px}
 .tree-scroll{overflow-x:auto;padding-bottom:4px}
-@media (min-width:800px){.corner,.rowhead{position:sticky;left:0;z-index:2;background:var(--panel)}}
+@media (min-width:800px){.tree>.corner,.tree>.rowhead{position:sticky;left:0;z-index:2;background:var(--panel)}}
 .tree{display:grid;gap:12px;align-items:stretch}
 .corner,.colhead{font-size:12px;color:var(--muted)}
 .corner{align-self:stretch;display:flex;align-items:flex-end;padding-bottom:4px}
