@@ -1,3 +1,4 @@
+import { UserError } from './core/errors.js';
 import type { RoleSet } from './core/roles.js';
 import type { PromptMeta, Role, SearchParams } from './core/types.js';
 import { checkPrompt, checkSize, search, type SearchOutcome } from './search/loop.js';
@@ -66,6 +67,11 @@ export async function resumeSearch(
 ): Promise<RunOutcome> {
   const store = await RunStore.open(dir);
   const run = store.run;
+  if (run.status === 'done') {
+    // finished by another process between the caller's look at run.json and the lock
+    await store.close();
+    throw new UserError(`run ${dir} is already done; nothing to resume`);
+  }
   await store.update({ status: 'running', error: undefined });
   opts.onCreated?.(store.dir);
   return execute(store, {

@@ -6,10 +6,11 @@ import { backendsCommand } from './commands/backends.js';
 import { datasetCommand } from './commands/dataset.js';
 import { evalCommand } from './commands/eval.js';
 import { reportCommand } from './commands/report.js';
-import { Interrupted, RunIncomplete, runCommand } from './commands/run.js';
+import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { uiCommand } from './commands/ui.js';
 import { workerCommand } from './commands/worker.js';
+import { Interrupted, RunIncomplete } from './exits.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -12,7 +12,9 @@ import type { RunOutcome } from '../run.js';
 import type { BatchStore } from '../store/batch.js';
 import { readRunRecord } from '../store/run-store.js';
 import type { RunRecord } from '../store/types.js';
-import { interruptible, Interrupted, printSummary, RunIncomplete, summaryJson, writeGeneval, type RunFlags } from './commands/run.js';
+import { interruptible, printSummary, summaryJson, writeGeneval } from './actions/run.js';
+import type { RunFlags } from './commands/run.js';
+import { Interrupted, RunIncomplete } from './exits.js';
 
 /** `queue: 4/12 jobs done, 1 failed, 2 running, 1 retried` (and re-added, when Redis lost some). */
 const countsLine = (p: DispatchProgress): string =>

@@ -2,14 +2,13 @@ import path from 'node:path';
 import { UserError } from '../../core/errors.js';
 import type { RoleSet } from '../../core/roles.js';
 import { FlowGenerator } from './generator.js';
-import { MODELS_DIR } from './files.js';
 import { EmbeddedVerifier } from './verifier.js';
 import { Perception } from './perception.js';
 import { EmbeddedReflector } from './reflector.js';
 import { EmbeddedRefiner } from './refiner.js';
 import { checkStrength, EmbeddedCorrector } from './corrector.js';
 import { existsSync } from 'node:fs';
-import { layoutText } from '../../shapeworld/layout.js';
+import { modelsDirOf, readsLayouts } from './check.js';
 
 export interface EmbeddedOptions {
   /** folder with generator.onnx/.json and verifier.onnx/.json (default: the models shipped with the package) */
@@ -36,24 +35,6 @@ function num(o: Record<string, unknown>, key: string, min: number, integer: bool
   return v;
 }
 
-/** A layout prompt as long as the refiner writes (four placed, coloured objects). */
-const LONGEST_LAYOUT = layoutText([
-  { shape: 'triangle', color: 'yellow', count: 1, region: 'bottom right' },
-  { shape: 'diamond', color: 'orange', count: 1, region: 'bottom left' },
-  { shape: 'square', color: 'purple', count: 1, region: 'top right' },
-  { shape: 'cross', color: 'white', count: 1, region: 'top left' },
-]);
-
-/** Can this generator read the refiner's layout wording (its vocabulary and length cover the longest prompt)? */
-export function readsLayouts(generator: FlowGenerator): boolean {
-  try {
-    generator.tokenizer.encode(LONGEST_LAYOUT);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The embedded ShapeWorld models: generator, verifier, reflector (perception from the verifier's object map),
  * prompt refiner and corrector (when the folder has one). The refiner writes the layout wording; it joins only with a generator that reads it (one whose
@@ -64,7 +45,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   for (const k of Object.keys(options)) {
     if (!KNOWN.has(k)) throw new UserError(`embedded backend: unknown option '${k}' (options: ${[...KNOWN].join(', ')})`);
   }
-  const dir = typeof options.modelsDir === 'string' ? path.resolve(options.modelsDir) : MODELS_DIR;
+  const dir = modelsDirOf(options);
   const threads = num(options, 'threads', 1, true);
   const maxBatch = num(options, 'maxBatch', 1, true);
   const steps = num(options, 'steps', 1, true);
@@ -84,7 +65,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
     Perception.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
   ]);
   const reflector = new EmbeddedReflector(perception);
-  if (!readsLayouts(generator)) return { generator, verifier, reflector };
+  if (!readsLayouts(generator.tokenizer)) return { generator, verifier, reflector };
   const roles: Partial<RoleSet> = { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception) };
   // the corrector reads the refiner's wording too; a models folder without one serves the other four roles
   if (existsSync(path.join(dir, 'corrector.onnx'))) {

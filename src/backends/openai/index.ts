@@ -15,7 +15,6 @@ import type { ChatCompletionContentPart, ChatCompletionCreateParamsNonStreaming,
 import { ModelOutputError } from '../../core/errors.js';
 import { correctorInstruction, type CallOptions, type Corrector, type Generator, type Verifier, type VerifyRequest } from '../../core/roles.js';
 import type { Evaluation, Image } from '../../core/types.js';
-import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageFromBase64, imageFromUrl, imageGenerator, pngDataUrl } from '../http/images.js';
 import { OptionReader } from '../http/options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
@@ -196,10 +195,4 @@ export function toMessages(req: ChatRequest): ChatCompletionMessageParam[] {
   return messages;
 }
 
-export const openaiProvider: BackendProvider = {
-  name: 'openai',
-  roles: ['generator', 'verifier', 'reflector', 'refiner', 'corrector'],
-  description:
-    'OpenAI or any OpenAI-compatible server (baseURL: vLLM, SGLang, Ollama, LM Studio): chat VLM verifier (rubric | yesno), reflector, refiner; Images API generator and corrector. Key from $OPENAI_API_KEY (apiKeyEnv).',
-  create: (options) => createOpenAIBackend(options),
-};
+export { openaiProvider } from './provider.js';
