@@ -59,7 +59,8 @@ describe('run: output folders', () => {
   it('refuses a folder it cannot make (procfs) at once: one line, exit 2, nothing hangs', async () => {
     const started = Date.now();
     const r = await cliRun(['run', 'a red circle', '--backend', 'procedural', '--out', '/proc/rf-x/y']);
-    expect(Date.now() - started).toBeLessThan(20_000); // the CLI's own start dominates; the old hang never returned
+    // the old hang never returned; the CLI's start (no backend loaded yet) is most of the time: ~0.35 s alone
+    expect(Date.now() - started).toBeLessThan(2_000);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/output directory \/proc\/rf-x\/y cannot be created/);
@@ -143,9 +144,11 @@ describe('run: a budget of two million images', () => {
     );
     await started;
     const rssKb = Number(readFileSync(`/proc/${p.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]);
+    const signalled = Date.now();
     p.kill('SIGINT');
     const code = await new Promise<number>((resolve) => p.on('close', (c) => resolve(c ?? -1)));
     expect(code).toBe(130);
+    expect(Date.now() - signalled).toBeLessThan(1_000);
     const lines = stderr.trim().split('\n');
     expect(lines).toContain('stopping… (Ctrl-C again to quit at once)');
     expect(lines.at(-1)).toMatch(/^reflectionflow: interrupted: continue with: reflectionflow run --resume /);

@@ -60,7 +60,10 @@ describe('bad input: one line on stderr, exit 2, nothing written', () => {
     ['negative depth', () => ['run', 'x', '--depth', '-1', '--backend', FAKE], /depth/],
     ['unknown strategy', () => ['run', 'x', '--strategy', 'magic', '--backend', FAKE], /unknown strategy 'magic'/],
     ['unknown backend', () => ['run', 'x', '--backend', 'nope'], /unknown backend 'nope'/],
-    ['a word the embedded models do not know', () => ['run', 'a photo of a cat'], /unknown word 'cat' \(ShapeWorld knows classes: circle/],
+    ['a word the embedded models do not know', () => ['run', 'a photo of a cat'], /unknown word 'cat' \(ShapeWorld knows the shapes circle, .* the colors red, .*\)\n$/],
+    ['a colour ShapeWorld does not draw', () => ['run', 'a gray square'], /unknown word 'gray' \(ShapeWorld knows .* the colors red, orange, yellow, green, blue, purple, pink, brown, black, white,/],
+    ['a count in digits beyond the embedded models', () => ['run', '12 red squares'], /count up to 4; '12' is beyond them\n$/],
+    ['a count beyond ShapeWorld', () => ['run', '12 red squares', '--backend', 'procedural'], /ShapeWorld counts one to ten \(1–9 in digits\); '12' is beyond it\n$/],
     ['a word people use for a ShapeWorld class', () => ['run', 'two red cubes'], /unknown word 'cubes' \(did you mean 'squares'\?\)\n/],
     ['a count beyond the embedded models', () => ['run', 'five circles'], /count up to 4; 'five' is beyond them/],
     ['a prompt the procedural backend cannot parse', () => ['run', 'a photo of a cat', '--backend', 'procedural'], /cat/],
@@ -224,7 +227,7 @@ describe('run --stop-at', () => {
 describe('run --budget', () => {
   it('splits one number per strategy as eval does, printed by --dry-run; refuses it beside --samples', async () => {
     const plans = await Promise.all(
-      ['noise', 'reflection'].map(async (s) => (await cli(['run', 'x', '--backend', 'procedural', '--strategy', s, '--budget', '32', '--dry-run'])).stdout),
+      ['noise', 'reflection'].map(async (s) => (await cli(['run', 'a red circle', '--backend', 'procedural', '--strategy', s, '--budget', '32', '--dry-run'])).stdout),
     );
     expect(plans[0]).toContain('pool 32 = samples 32 + width 1 × depth 0');
     expect(plans[1]).toContain('samples 16  width 2  depth 8');

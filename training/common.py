@@ -536,6 +536,23 @@ def export_onnx(module: nn.Module, args: tuple, path: str, input_names, output_n
     return {"bytes": size, "opset": 14, "nodes": len(m.graph.node), "ops": ops}
 
 
+def onnx_state_dict(onnx_path: str) -> dict:
+    """The weights of a model exported by export_onnx, by state-dict name (ONNX initializers carry those names)."""
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(onnx_path).graph
+    src = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    # the exporter decomposes LayerNorm/GroupNorm and names their affine constants onnx::Mul_N / onnx::Add_N; the
+    # node that applies one is named after the module ("/d0/n1/Mul"): Mul is its weight, Add its bias
+    for n in graph.node:
+        if n.op_type in ("Mul", "Add"):
+            for i in n.input:
+                if i.startswith("onnx::") and i in src:
+                    module = n.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
+                    src.setdefault(module + (".weight" if n.op_type == "Mul" else ".bias"), src[i].flatten())
+    return src
+
+
 def check_with_onnxruntime_node(path: str, inputs: dict, outputs: dict, tol: float = 1e-3) -> str:
     """Numerically compare the exported graph against torch using onnxruntime-node.
 

@@ -219,7 +219,36 @@ class Verifier(nn.Module):
         return (logit, aux) if with_aux else logit
 
 
-class ModuleVerifier(nn.Module):
+class ObjectMapNet(nn.Module):
+    """Pixels -> an 8x8 object map: per cell, the logit that an object's centre lies in the cell, class and colour
+    logits of that object, its centre offset inside the cell and its size (channels 1 + K + C + 4).
+    The module verifier's image side, and on its own the embedded reflector's perception model."""
+
+    def __init__(self, n_classes: int = 6, n_colors: int = 10, ch=(32, 64, 128), grid: int = 8):
+        super().__init__()
+        c0, c1, c2 = ch
+        self.n_classes, self.n_colors, self.grid = n_classes, n_colors, grid
+        self.stem = nn.Conv2d(3, c0, 3, padding=1)
+        self.s0 = ConvBlock(c0, c0)                    # 32
+        self.s1 = ConvBlock(c0, c1)                    # 16
+        self.s2 = ConvBlock(c1, c2)                    # 8
+        self.s3 = ConvBlock(c2, c2)                    # 4 (context)
+        self.s4 = ConvBlock(2 * c2, c2)                # 8, with the 4x4 context
+        self.head = nn.Conv2d(c2, 1 + n_classes + n_colors + 4, 1)
+
+    def object_map(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.s0(self.stem(image))
+        h = self.s1(F.avg_pool2d(h, 2))
+        h8 = self.s2(F.avg_pool2d(h, 2))
+        h4 = self.s3(F.avg_pool2d(h8, 2))
+        h8 = self.s4(torch.cat([h8, F.interpolate(h4, scale_factor=2.0, mode="nearest")], 1))
+        return self.head(h8)                           # B, 1+K+C+4, g, g
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.object_map(image)
+
+
+class ModuleVerifier(ObjectMapNet):
     """P(image matches prompt) as a neural module network over the prompt's parse.
 
     Image side (learned): a conv net to an 8x8 object map; per cell, the logit that an object's centre lies in
@@ -236,17 +265,8 @@ class ModuleVerifier(nn.Module):
 
     def __init__(self, n_classes: int = 6, n_colors: int = 10, ch=(32, 64, 128), grid: int = 8,
                  include_slots: int = 4, exclude_slots: int = 4, max_count: int = 9, rel_hidden: int = 32):
-        super().__init__()
-        c0, c1, c2 = ch
-        self.n_classes, self.n_colors, self.grid = n_classes, n_colors, grid
+        super().__init__(n_classes, n_colors, ch, grid)
         self.include_slots, self.exclude_slots, self.max_count = include_slots, exclude_slots, max_count
-        self.stem = nn.Conv2d(3, c0, 3, padding=1)
-        self.s0 = ConvBlock(c0, c0)                    # 32
-        self.s1 = ConvBlock(c0, c1)                    # 16
-        self.s2 = ConvBlock(c1, c2)                    # 8
-        self.s3 = ConvBlock(c2, c2)                    # 4 (context)
-        self.s4 = ConvBlock(2 * c2, c2)                # 8, with the 4x4 context
-        self.head = nn.Conv2d(c2, 1 + n_classes + n_colors + 4, 1)
         self.rel1 = nn.Linear(6, rel_hidden)
         self.rel2 = nn.Linear(rel_hidden, 1)
         self.out_scale = nn.Parameter(torch.ones(()))
@@ -261,14 +281,6 @@ class ModuleVerifier(nn.Module):
         # relation frames (rows: none, left of, right of, above, below): along = (dx, dy) . A, across = (dx, dy) . C
         self.register_buffer("rel_along", torch.tensor([[0., 0.], [-1., 0.], [1., 0.], [0., -1.], [0., 1.]]), persistent=False)
         self.register_buffer("rel_across", torch.tensor([[0., 0.], [0., 1.], [0., 1.], [1., 0.], [1., 0.]]), persistent=False)
-
-    def object_map(self, image: torch.Tensor) -> torch.Tensor:
-        h = self.s0(self.stem(image))
-        h = self.s1(F.avg_pool2d(h, 2))
-        h8 = self.s2(F.avg_pool2d(h, 2))
-        h4 = self.s3(F.avg_pool2d(h8, 2))
-        h8 = self.s4(torch.cat([h8, F.interpolate(h4, scale_factor=2.0, mode="nearest")], 1))
-        return self.head(h8)                           # B, 1+K+C+4, g, g
 
     def forward(self, image: torch.Tensor, spec: torch.Tensor, with_map: bool = False):
         b = image.shape[0]

@@ -7,6 +7,7 @@
 - ONNX export of both networks with *random non-zero* weights (the trainers'
   zero-initialised output layers make a fresh model's check trivial), dynamic
   batch, onnx.checker, and a numeric comparison with onnxruntime-node.
+- the module verifier's composition and the perception trainer's decoding on hand-made object maps
 """
 from __future__ import annotations
 
@@ -160,10 +161,39 @@ def test_modules():
     print("modules ok")
 
 
+def test_perception():
+    """train_perception's reading of an object map (the runtime's decoding), its scoring and the flip."""
+    from train_perception import compare, decode, flip
+    objects = torch.zeros(1, 8, 6)
+    objects[0, 0] = torch.tensor([1, 1, 0.15, 0.5, 0.2, 0.2])              # red circle, left
+    objects[0, 1] = torch.tensor([4, 4, 0.55, 0.12, 0.1, 0.1])             # green star, top
+    centre, cls, col, box = object_map_targets(objects, 8)
+    big = 12.0
+    omap = torch.full((21, 64), -big)
+    omap[0] = torch.where(centre[0] > 0, big, -big)
+    omap[1:7] = -big + 2 * big * torch.nn.functional.one_hot(cls[0].clamp(min=0), 6).float().t()
+    omap[7:17] = -big + 2 * big * torch.nn.functional.one_hot(col[0].clamp(min=0), 10).float().t()
+    omap[17:21] = torch.logit(box[0].clamp(1e-4, 1 - 1e-4))
+    found = decode(omap.reshape(21, 8, 8).numpy(), 8)
+    assert [(c, k) for c, k, _, _ in found] == [(0, 0), (3, 3)] or [(c, k) for c, k, _, _ in found] == [(3, 3), (0, 0)]
+    truth = [(0, 0, 0.15, 0.5), (3, 3, 0.55, 0.12)]
+    assert compare(found, truth) == (True, True, True, 2), compare(found, truth)
+    assert compare(found, [(0, 0, 0.15, 0.5), (3, 3, 0.55, 0.5)])[2] is False            # star misplaced
+    assert compare(found[:1], truth)[:2] == (False, False)                                 # one missed
+    assert compare(found, [(0, 2, 0.15, 0.5), (3, 3, 0.55, 0.12)])[0] is False            # wrong colour
+    image = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
+    fi, fo = flip(image, objects.expand(2, -1, -1), torch.tensor([True, False]))
+    assert torch.equal(fi[0], image[0].flip(-1)) and torch.equal(fi[1], image[1])
+    assert abs(float(fo[0, 0, 2]) - 0.85) < 1e-6 and float(fo[1, 0, 2]) == float(objects[0, 0, 2])
+    assert float(fo[0, 2, 2]) == 0.0                                                       # empty rows stay empty
+    print("perception ok")
+
+
 if __name__ == "__main__":
     setup_torch(0, 2)
     test_auc()
     test_png()
     test_onnx()
     test_modules()
+    test_perception()
     print("selftest ok")

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (CKPT_DIR, EMA, LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
-                    null_tokens, save_checkpoint, setup_torch, write_json)
+                    null_tokens, onnx_state_dict, save_checkpoint, setup_torch, write_json)
 from nets import FlowUNet  # noqa: E402
 
 CONVENTION = "rectified-flow x_t=(1-t)x0+t*eps, v=eps-x0, t:1→0"
@@ -77,18 +77,7 @@ def init_from_onnx(model: FlowUNet, onnx_path: str, vocab: list) -> dict:
     new positions from the last learned one. Returns what was copied, for the summary."""
     import json
 
-    import onnx
-    from onnx import numpy_helper
-    graph = onnx.load(onnx_path).graph
-    src = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
-    # the exporter decomposes LayerNorm/GroupNorm and names their affine constants onnx::Mul_N / onnx::Add_N; the
-    # node that applies one is named after the module ("/d0/n1/Mul"): Mul is its weight, Add its bias
-    for n in graph.node:
-        if n.op_type in ("Mul", "Add"):
-            for i in n.input:
-                if i.startswith("onnx::") and i in src:
-                    module = n.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
-                    src.setdefault(module + (".weight" if n.op_type == "Mul" else ".bias"), src[i].flatten())
+    src = onnx_state_dict(onnx_path)
     with open(os.path.splitext(onnx_path)[0] + ".json") as f:
         old_vocab = json.load(f)["vocab"]
     sd = model.state_dict()

@@ -1,11 +1,11 @@
-import { comfyuiProvider } from './comfyui/index.js';
+import { comfyuiProvider } from './comfyui/provider.js';
 import { embeddedProvider } from './embedded/index.js';
-import { falProvider } from './fal/index.js';
-import { geminiProvider } from './gemini/index.js';
-import { openaiProvider } from './openai/index.js';
-import { proceduralProvider } from './procedural/index.js';
+import { falProvider } from './fal/provider.js';
+import { geminiProvider } from './gemini/provider.js';
+import { openaiProvider } from './openai/provider.js';
+import { proceduralProvider } from './procedural/provider.js';
 import { registerBackend } from './registry.js';
-import { replicateProvider } from './replicate/index.js';
+import { replicateProvider } from './replicate/provider.js';
 
 let registered = false;
 

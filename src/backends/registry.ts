@@ -16,9 +16,17 @@ export interface BackendProvider {
   /** the roles it can serve */
   roles: readonly Role[];
   create(options: Record<string, unknown>): Partial<RoleSet> | Promise<Partial<RoleSet>>;
+  /** the checks its `roles` will make of a run's input, made before `create` (which may load models) */
+  inputCheck?(options: Record<string, unknown>, roles: readonly Role[]): InputCheck;
   /** the strategy to default to when this backend serves every role, if not the fullest its roles allow (the
    *  best one measured for its own models) */
   preferredStrategy?: 'noise' | 'noise+prompt' | 'reflection';
+}
+
+/** Checks of a run's input that throw a UserError for what the roles would refuse. */
+export interface InputCheck {
+  prompt?(prompt: string): void;
+  size?(size: number): void;
 }
 
 const providers = new Map<string, BackendProvider>();

@@ -11,6 +11,7 @@
  *
  *   npm run build && node dist/bench/reflector-agreement.js [--seeds 4] [--steps 12] [--set test|compositional|train]
  *                                                           [--thresholds 0.5] [--merge same|any,...]
+ *                                                           [--perception DIR]  (a folder with reflector.onnx/.json)
  *
  * With several --thresholds or --merge values, the same samples are read under each decoding (the object map is
  * computed once) and one overall row is printed per decoding; the full table is for the first. Choose decodings on
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
   const decodings: DecodeOptions[] = thresholds.flatMap((threshold) => merges.map((m) => ({ threshold, mergeAnyClass: m === 'any' })));
   const alt = decodings.map(() => tally());
   const generator = await FlowGenerator.load(MODELS_DIR, { steps: Number(arg('steps', '12')) });
-  const perception = await Perception.load(MODELS_DIR);
+  const perception = await Perception.load(arg('perception', MODELS_DIR));
   const verifier = await EmbeddedVerifier.load(MODELS_DIR);
   const byTag = new Map<string, Tally>();
   const all = tally();

@@ -12,7 +12,8 @@ import { readRunRecord, type RunOutcome } from '../run.js';
 import type { BatchStore } from '../store/batch.js';
 import type { RunRecord } from '../store/types.js';
 import { Interrupted, RunIncomplete } from '../core/errors.js';
-import { interruptible, printSummary, summaryJson, writeGeneval, type RunFlags } from './commands/run.js';
+import { interruptible, printSummary, summaryJson, writeGeneval } from './actions/run.js';
+import type { RunFlags } from './commands/run.js';
 
 /** `queue: 4/12 jobs done, 1 failed, 2 running, 1 retried` (and re-added, when Redis lost some). */
 const countsLine = (p: DispatchProgress): string =>

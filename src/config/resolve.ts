@@ -6,6 +6,9 @@ import { absoluteBackendName, createBackend, getBackend, providerOf } from '../b
 import { OPTIONAL_ROLES, requiredRoles, ROLES, type Role } from '../core/strategies.js';
 import { searchParamsSchema } from '../core/params.js';
 import type { ConfigFile, RoleSpec } from './schema.js';
+import { BUDGET_LIMIT } from './limits.js';
+
+export { BUDGET_LIMIT };
 
 
 /** The backend of roles no config names: the embedded ShapeWorld models, when they are installed. */
@@ -39,11 +42,6 @@ export function defaultStrategy(config: ConfigFile): SearchParams['strategy'] {
 }
 
 /** Search parameters: defaults, then the config file, then flags. */
-/**
- * Images one search may plan unless the user lifts the limit (`run --budget-limit`): a typo such as `--depth
- * 1000000` is refused before it runs for days.
- */
-export const BUDGET_LIMIT = 4096;
 
 export function resolveParams(config: ConfigFile, flags: Partial<SearchParams>, budgetLimit: number = BUDGET_LIMIT): SearchParams {
   const merged = { ...config.search, ...stripUndefined(flags) };
@@ -107,6 +105,25 @@ export function planRoles(config: ConfigFile, strategy: SearchParams['strategy']
     plans.push({ role, backend, options: { ...config.options, ...own }, required: needed.includes(role) });
   }
   return plans;
+}
+
+/**
+ * The checks the planned backends can make of a run's input before their roles are made (the embedded models'
+ * vocabulary and size, read from their cards), so that a refused prompt does not wait for models to load.
+ */
+export function inputChecks(plans: RolePlan[]): { prompt(prompt: string): void; size(size: number): void } {
+  const groups = new Map<string, { plan: RolePlan; roles: Role[] }>();
+  for (const plan of plans) {
+    const key = `${plan.backend}\u0000${JSON.stringify(plan.options)}`;
+    const group = groups.get(key) ?? { plan, roles: [] };
+    group.roles.push(plan.role);
+    groups.set(key, group);
+  }
+  const checks = [...groups.values()].map(({ plan, roles }) => providerOf(plan.backend)?.inputCheck?.(plan.options, roles) ?? {});
+  return {
+    prompt: (prompt) => checks.forEach((c) => c.prompt?.(prompt)),
+    size: (size) => checks.forEach((c) => c.size?.(size)),
+  };
 }
 
 /**

@@ -71,13 +71,14 @@ import {
   type SceneObject,
 } from '../shapeworld/scene.js';
 import { COLORS, SHAPES, type Color, type Shape } from '../shapeworld/shapes.js';
+import { DEFAULT_SHARD_SIZE } from './defaults.js';
 
 export const GENREF_FORMAT = 'genref-shapes';
 export const GENREF_VERSION = 1;
 /** Shard file names: `genref-000000.tar`, … */
 export const SHARD_PREFIX = 'genref-';
 export const INDEX_FILE = 'index.json';
-export const DEFAULT_SHARD_SIZE = 10_000;
+export { DEFAULT_SHARD_SIZE };
 /** Member suffixes of one sample, after `<key>.` */
 export const MEMBERS = { record: 'json', flawed: 'flawed.png', enhanced: 'enhanced.png' } as const;
 

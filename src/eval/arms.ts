@@ -37,15 +37,21 @@ export function parseStrategies(list: string, allOracle: boolean): ArmSpec[] {
  * ShapeWorld evaluator instead of the configured verifier. `stopAt` adds each arm again, stopping at each score.
  */
 export async function buildArms(config: ConfigFile, specs: ArmSpec[], stopAt: number[] = []): Promise<{ roles: RoleSet; plans: RolePlan[]; arms: EvalArm[] }> {
-  const needed = new Map<string, RolePlan>();
-  for (const a of specs) for (const p of planRoles(config, a.strategy)) if (!(a.oracle && p.role === 'verifier')) needed.set(p.role, p);
-  const roles = await buildRoles([...needed.values()]);
+  const plans = armPlans(config, specs);
+  const roles = await buildRoles(plans);
   const oracle = specs.some((a) => a.oracle) ? (await buildRoles(planRoles({ backend: 'procedural' }, 'noise'))).verifier : null;
   const fixed: EvalArm[] = specs.map((a) =>
     a.oracle ? { label: a.label, strategy: a.strategy, roles: { ...roles, verifier: oracle! }, verifierScope: 'oracle' } : { label: a.label, strategy: a.strategy },
   );
   const arms = [...fixed, ...stopAt.flatMap((t) => fixed.map((a) => ({ ...a, label: `${a.label} stop@${t}`, stopAt: t })))];
-  return { roles, plans: [...needed.values()], arms };
+  return { roles, plans, arms };
+}
+
+/** The roles the arms need, one plan each (an `@oracle` arm's verifier is the evaluator, planned apart). */
+export function armPlans(config: ConfigFile, specs: ArmSpec[]): RolePlan[] {
+  const needed = new Map<string, RolePlan>();
+  for (const a of specs) for (const p of planRoles(config, a.strategy)) if (!(a.oracle && p.role === 'verifier')) needed.set(p.role, p);
+  return [...needed.values()];
 }
 
 /**

@@ -13,7 +13,6 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
 import type { PromptRecord } from '../config/prompts.js';
 import type { Candidate } from '../core/types.js';
 import { UserError } from '../core/errors.js';
@@ -30,6 +29,7 @@ export async function writeGenevalPrompt(out: string, index: number, record: Pro
   makeOutputDir(path.join(dir, 'samples'), '--geneval-out folder');
   writeFileAtomic(path.join(dir, 'metadata.jsonl'), JSON.stringify(record) + '\n');
   for (const [k, file] of samples.entries()) {
+    const { default: sharp } = await import('sharp'); // not for the runs that write no GenEval tree
     const png = await sharp(await fs.readFile(file)).png().toBuffer();
     writeFileAtomic(path.join(dir, 'samples', genevalSample(k)), png);
   }

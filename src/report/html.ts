@@ -20,6 +20,8 @@ export const REPORT_FILE = 'report.html';
 
 /** Display box of a chain-cell thumbnail and of the chosen image, in CSS px. */
 const THUMB_PX = 168;
+/** Narrowest round column: five columns (depth 4) fit beside the chain names at a 1280-px window; more scroll. */
+const ROUND_MIN_PX = 180;
 const POOL_THUMB_PX = 112;
 const HERO_PX = 320;
 /** writeReport shrinks images larger than this (either side) before embedding them. */
@@ -209,7 +211,8 @@ function chainCard(v: View, c: Candidate): string {
     : `<div class="from">${c.round === 0 ? 'noise pool' : esc(c.origin)}</div>`;
   const parts = [
     badges(v, c),
-    `<figure class="thumb" style="height:${THUMB_PX}px">${imgTag(v, c, THUMB_PX)}</figure>`,
+    // square, at most THUMB_PX, narrower in a narrow column (style.ts)
+    `<figure class="thumb fit" style="max-height:${THUMB_PX}px">${imgTag(v, c, THUMB_PX)}</figure>`,
     `<div class="idline"><code class="cid">${esc(c.id)}</code><span class="seed">seed ${esc(c.seed)}</span></div>`,
     scoreLine(c),
     aspectsList(e?.aspects),
@@ -381,7 +384,7 @@ function roundTitle(v: View, round: number): string {
 }
 
 function treeSection(v: View): string {
-  const cols = `grid-template-columns: 132px repeat(${v.rounds}, minmax(${THUMB_PX + 56}px, 1fr))`;
+  const cols = `grid-template-columns: 132px repeat(${v.rounds}, minmax(${ROUND_MIN_PX}px, 1fr))`;
   const head: string[] = ['<div class="corner">chain \\ round</div>'];
   for (let r = 0; r < v.rounds; r++) {
     const inRound = [...v.byId.values()].filter((c) => c.round === r);

@@ -54,9 +54,10 @@ table.roles .num{text-align:right;white-space:nowrap}.role{font-weight:600}.tbar
 .badge.chosen{background:var(--gold);color:#3d2d00}.badge.cbest{background:var(--blue-bg);color:var(--blue)}
 .badge.failed{background:var(--red-bg);color:var(--red)}.badge.big{font-size:13px;padding:3px 10px}
 .tree-scroll{overflow-x:auto;padding-bottom:4px}
+@media (min-width:800px){.tree>.corner,.tree>.rowhead{position:sticky;left:0;z-index:2;background:var(--panel)}}
 .tree{display:grid;gap:12px;align-items:stretch}
 .corner,.colhead{font-size:12px;color:var(--muted)}
-.corner{align-self:end;padding-bottom:4px}
+.corner{align-self:stretch;display:flex;align-items:flex-end;padding-bottom:4px}
 .colhead{display:flex;flex-direction:column;border-bottom:2px solid var(--line);padding-bottom:6px}
 .colhead b{color:var(--ink);font-size:14px}
 .rowhead{border-left:4px solid var(--chain,#999);padding:6px 0 6px 10px;display:flex;flex-direction:column;gap:2px;font-size:13px}
@@ -72,6 +73,7 @@ table.roles .num{text-align:right;white-space:nowrap}.role{font-weight:600}.tbar
 .badges{display:flex;gap:4px;flex-wrap:wrap}
 .thumb{margin:2px 0 4px;display:flex;align-items:center;justify-content:center;background:var(--soft);border-radius:6px}
 .thumb img{display:block;border-radius:4px}
+.thumb.fit{aspect-ratio:1;width:100%}.thumb.fit>*{max-width:100%;max-height:100%;height:auto}
 img.px{image-rendering:pixelated}
 .noimg{display:flex;align-items:center;justify-content:center;background:repeating-linear-gradient(45deg,#f3f4f6,#f3f4f6 8px,#eceef1 8px,#eceef1 16px);color:var(--muted);font-size:12px;border-radius:4px}
 .idline{display:flex;justify-content:space-between;align-items:baseline;gap:6px;flex-wrap:wrap}

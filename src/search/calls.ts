@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { RoleLimits } from '../core/limits.js';
 import { errorMessage, RoleFailing } from '../core/errors.js';
 import type { RoleInfo } from '../core/roles.js';
@@ -51,6 +52,8 @@ export class CallRunner {
     private readonly listener?: CallListener,
   ) {
     this.signal = outer ? AbortSignal.any([outer, this.stopper.signal]) : this.stopper.signal;
+    // every call of the search in flight listens to this one signal (a budget of 32 is 32 listeners at once)
+    setMaxListeners(0, this.signal);
   }
 
   /**

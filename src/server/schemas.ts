@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ApiError } from './errors.js';
 
 export const MAX_SEED = 2 ** 31 - 1;
-/** OpenAI's own limit for image prompts (gpt-image-1); no ShapeWorld prompt comes near it */
+/** OpenAI's own limit for image prompts (the gpt-image models); no ShapeWorld prompt comes near it */
 export const MAX_PROMPT = 32_000;
 const prompt = z
   .string()

@@ -23,6 +23,9 @@ import { guardHostAndOrigin } from './guard.js';
 import { handleEdit, handleGeneration, type FormParts } from './images.js';
 import { servedModels, type ServedModel } from './models.js';
 import { ModelQueues } from './queue.js';
+import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT } from './defaults.js';
+
+export { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT };
 
 export interface ServerOptions {
   roles: Partial<RoleSet>;
@@ -61,14 +64,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export const DEFAULT_PORT = 8089;
-export const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const MAX_PARTS = 64;
 const DEFAULT_HEADERS_TIMEOUT = 15_000;
-export const DEFAULT_MAX_PIXELS = 4096 * 4096;
-export const DEFAULT_MAX_QUEUED = 64;
 const DEFAULT_BODY_TIMEOUT = 60_000;
 
 type Body = 'json' | 'multipart' | 'none';

@@ -466,13 +466,9 @@ function knownWords(): string[] {
   return [...new Set([...SHAPES, ...SHAPES.map((s) => PLURALS[s]), ...COLORS, ...NUMBER_WORDS, 'exactly', ...phrases.flatMap((p) => p.split(/\s+/))])];
 }
 
+/** What ShapeWorld's prompts are made of, short: the words a reader most likely reached for. How far a backend counts is its own to say. */
 function vocabulary(): string {
-  return (
-    `classes: ${SHAPES.join(', ')} (plural ${SHAPES.map((s) => PLURALS[s]).join(', ')}); colors: ${COLORS.join(', ')}; ` +
-    `numbers: a, an, one, ${NUMBER_WORDS.slice(2, 11).join(', ')} or digits, 'exactly'; relations: ` +
-    `${[...new Set(REL_PHRASES.map(([p]) => p))].join(', ')}; places: ${REGION_PHRASES.map(([p]) => p).join(', ')}; ` +
-    `joined by ${SEPARATORS.filter((s) => s !== ',').join(', ')}`
-  );
+  return `the shapes ${SHAPES.join(', ')}, the colors ${COLORS.join(', ')}, counts, left of / right of / above / below and places such as 'at the top left'`;
 }
 
 function tokenize(text: string): Token[] {
@@ -555,8 +551,8 @@ export function parsePrompt(text: string): PromptSpec {
   const tokens = tokenize(text);
   let pos = 0;
   const fail = (why: string): never => {
-    // a suggestion says enough; without one, the vocabulary
-    const known = /did you mean/.test(why) ? '' : ` (ShapeWorld knows ${vocabulary()})`;
+    // a suggestion says enough; an unknown word without one gets the vocabulary, in short
+    const known = /^unknown word/.test(why) && !/did you mean/.test(why) ? ` (ShapeWorld knows ${vocabulary()})` : '';
     throw new UserError(`cannot parse prompt ${JSON.stringify(text)}: ${why}${known}`);
   };
   const nounPhrase = (): NounPhrase => {
@@ -600,6 +596,7 @@ export function parsePrompt(text: string): PromptSpec {
         return { shape, count: c, exact: exact || c >= 2, ...(color ? { color } : {}) };
       }
       if (w.startsWith('=')) return fail(`a color ('${w.slice(1)}') before any object`);
+      if (/^\d+$/.test(w)) return fail(`ShapeWorld counts one to ten (1–9 in digits); '${w}' is beyond it`);
       return fail(isShape(w) ? `misplaced '${w}'` : `unknown word ${unknownWord(w, knownWords())}`);
     }
   };

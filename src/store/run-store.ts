@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, promises as fs, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, promises as fs, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { UserError, errorMessage } from '../core/errors.js';
@@ -67,8 +67,17 @@ export class RunStore implements SearchIO {
 
   /** Open an existing run directory to resume it; refused (a UserError) while another process runs it. */
   static async open(dir: string): Promise<RunStore> {
-    const run = await readRunRecord(dir);
-    lockRunDir(path.resolve(dir));
+    // locked before run.json is read: a second process that read it before the first took the lock would see a
+    // run the first has since finished
+    const abs = path.resolve(dir);
+    lockRunDir(abs);
+    let run: RunRecord;
+    try {
+      run = await readRunRecord(dir);
+    } catch (err) {
+      unlockRunDir(abs);
+      throw err;
+    }
     const eventsPath = path.join(dir, EVENTS_FILE);
     const events = existsSync(eventsPath) ? await readEvents(eventsPath, true) : [];
     // an image whose event is missing may be torn or stale: its call is redone and the file rewritten
@@ -133,11 +142,25 @@ function alive(pid: number): boolean {
 export function lockRunDir(dir: string): void {
   const file = path.join(dir, LOCK_FILE);
   const me = JSON.stringify({ pid: process.pid, host: hostname() }) + '\n';
+  // the lock appears with its owner already written (a hard link of a finished file), never empty: a lock read
+  // half-written would look stale and be taken over while its owner runs
+  const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  try {
+    writeFileSync(mine, me, { flag: 'wx' });
+  } catch (err) {
+    throw new UserError(`cannot lock run directory ${dir} (${codeOf(err)})`);
+  }
+  try {
+    takeLock(dir, file, mine, me);
+  } finally {
+    rmSync(mine, { force: true });
+  }
+}
+
+function takeLock(dir: string, file: string, mine: string, me: string): void {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fd = openSync(file, 'wx');
-      writeSync(fd, me);
-      closeSync(fd);
+      createLock(file, mine, me);
       held.add(dir);
       return;
     } catch (err) {
@@ -158,6 +181,19 @@ export function lockRunDir(dir: string): void {
     rmSync(file, { force: true }); // stale: its process is gone
   }
   throw new UserError(`cannot lock run directory ${dir}: another process keeps taking it`);
+}
+
+/** Create the lock file from `mine`, failing with EEXIST when it exists; where hard links are not supported, written in place. */
+function createLock(file: string, mine: string, me: string): void {
+  try {
+    linkSync(mine, file);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    const fd = openSync(file, 'wx');
+    writeSync(fd, me);
+    closeSync(fd);
+  }
 }
 
 /** Whether a live process (this one included) holds the run directory's lock: a lock left by a killed one does not count. */

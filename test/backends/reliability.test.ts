@@ -89,7 +89,8 @@ describe.each(cases)('$name reliability', (c) => {
     // the role objects take the signal through CallOptions; wrap the case's call with it
     const p = callWithSignal(c, server.url, ac.signal);
     await expect(p).rejects.toThrow(/cancelled by test/);
-    expect(Date.now() - t0).toBeLessThan(1_000);
+    // well before the 5 s retry-after: the wait was cut short (the margin is for a loaded machine)
+    expect(Date.now() - t0).toBeLessThan(4_000);
     await new Promise((r) => setTimeout(r, 50));
     expect(server.requests).toHaveLength(1);
   });

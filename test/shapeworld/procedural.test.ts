@@ -131,7 +131,7 @@ describe('procedural backend', () => {
 
   it('rejects prompts outside ShapeWorld with the vocabulary', async () => {
     const b = createProceduralBackend();
-    await expect(b.generator.generate({ prompt: 'a photo of a bench', seed: 0 })).rejects.toThrow(/unknown word 'bench'.*classes:/);
+    await expect(b.generator.generate({ prompt: 'a photo of a bench', seed: 0 })).rejects.toThrow(/unknown word 'bench'.*the shapes circle/);
   });
 });
 

@@ -182,10 +182,13 @@ describe('parsePrompt', () => {
     });
   });
 
-  it('rejects unknown words and classes with the vocabulary', () => {
+  it('rejects unknown words and classes with the vocabulary, in short', () => {
     expect(() => parsePrompt('a photo of a dog')).toThrow(UserError);
-    expect(() => parsePrompt('a photo of a dog')).toThrow(/unknown word 'dog'.*classes: circle, square, triangle, star, diamond, cross/);
-    expect(() => parsePrompt('a photo of a teal star')).toThrow(/unknown word 'teal'.*colors: red, orange/);
+    expect(() => parsePrompt('a photo of a dog')).toThrow(/unknown word 'dog'.*the shapes circle, square, triangle, star, diamond, cross,/);
+    expect(() => parsePrompt('a photo of a teal star')).toThrow(/unknown word 'teal'.*the colors red, orange/);
+    // one line a reader takes in: no list of every relation, place and joining word
+    expect(() => parsePrompt('a photo of a teal star')).toThrow(expect.objectContaining({ message: expect.stringMatching(/^.{0,330}$/) }));
+    expect(() => parsePrompt('12 red squares')).toThrow(/ShapeWorld counts one to ten \(1–9 in digits\); '12' is beyond it/);
     expect(() => parsePrompt('')).toThrow(/no object/);
     expect(() => parsePrompt('a red')).toThrow(/end of the prompt/);
     expect(() => parsePrompt('a star left of')).toThrow(UserError);

@@ -14,7 +14,6 @@ import { readFileSync } from 'node:fs';
 import { ModelOutputError, UserError, errorMessage } from '../../core/errors.js';
 import { correctorInstruction, type Corrector, type Generator } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
-import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageGenerator, toPngImage } from '../http/images.js';
 import { OptionReader } from '../options.js';
 import { BackendError, ensureOk, readReliability, ReliableClient, sleep } from '../http/reliability.js';
@@ -202,10 +201,4 @@ function pickImage(entry: HistoryEntry, node: string | undefined): HistoryImage 
   return all.find((i) => (i.type ?? 'output') === 'output') ?? all[0];
 }
 
-export const comfyuiProvider: BackendProvider = {
-  name: 'comfyui',
-  roles: ['generator', 'corrector'],
-  description:
-    'ComfyUI HTTP API (baseUrl, default http://127.0.0.1:8188): any API-format workflow with {{prompt}}, {{seed}}, {{image}} placeholders as generator (workflow) or corrector (correctorWorkflow).',
-  create: (options) => createComfyBackend(options),
-};
+export { comfyuiProvider } from './provider.js';

@@ -1,16 +1,15 @@
 import path from 'node:path';
 import type { RoleSet } from '../../core/roles.js';
 import { FlowGenerator } from './generator.js';
-import { MODELS_DIR } from './files.js';
 import { EmbeddedVerifier } from './verifier.js';
 import { Perception } from './perception.js';
 import { EmbeddedReflector } from './reflector.js';
 import { EmbeddedRefiner } from './refiner.js';
 import { checkStrength, EmbeddedCorrector } from './corrector.js';
 import { existsSync } from 'node:fs';
-import { layoutText } from '../../shapeworld/layout.js';
 import { OptionReader } from '../options.js';
 import { EMBEDDED_CONCURRENCY } from './batcher.js';
+import { modelsDirOf, readsLayouts } from './check.js';
 
 export interface EmbeddedOptions {
   /** folder with generator.onnx/.json and verifier.onnx/.json (default: the models shipped with the package) */
@@ -28,24 +27,6 @@ export interface EmbeddedOptions {
   concurrency?: number;
 }
 
-/** A layout prompt as long as the refiner writes (four placed, coloured objects). */
-const LONGEST_LAYOUT = layoutText([
-  { shape: 'triangle', color: 'yellow', count: 1, region: 'bottom right' },
-  { shape: 'diamond', color: 'orange', count: 1, region: 'bottom left' },
-  { shape: 'square', color: 'purple', count: 1, region: 'top right' },
-  { shape: 'cross', color: 'white', count: 1, region: 'top left' },
-]);
-
-/** Can this generator read the refiner's layout wording (its vocabulary and length cover the longest prompt)? */
-export function readsLayouts(generator: FlowGenerator): boolean {
-  try {
-    generator.tokenizer.encode(LONGEST_LAYOUT);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The embedded ShapeWorld models: generator, verifier, reflector (perception from the verifier's object map),
  * prompt refiner and corrector (when the folder has one). The refiner writes the layout wording; it joins only with a generator that reads it (one whose
@@ -55,7 +36,7 @@ export function readsLayouts(generator: FlowGenerator): boolean {
 export async function createEmbeddedBackend(options: Record<string, unknown> = {}): Promise<Partial<RoleSet>> {
   const r = new OptionReader('embedded', options);
   const modelsDir = r.string('modelsDir');
-  const dir = modelsDir !== undefined ? path.resolve(modelsDir) : MODELS_DIR;
+  const dir = modelsDirOf(modelsDir !== undefined ? { modelsDir } : {});
   const threads = r.int('threads', 0, 1) || undefined;
   const maxBatch = r.int('maxBatch', 0, 1) || undefined;
   const steps = r.int('steps', 0, 1) || undefined;
@@ -79,7 +60,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
     Perception.load(dir, { ...(threads !== undefined ? { threads } : {}) }),
   ]);
   const reflector = new EmbeddedReflector(perception, concurrency);
-  if (!readsLayouts(generator)) return { generator, verifier, reflector };
+  if (!readsLayouts(generator.tokenizer)) return { generator, verifier, reflector };
   const roles: Partial<RoleSet> = { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception, concurrency) };
   // the corrector reads the refiner's wording too; a models folder without one serves the other four roles
   if (existsSync(path.join(dir, 'corrector.onnx'))) {

@@ -3,8 +3,8 @@ import { correctorInstruction } from '../../core/roles.js';
 import { UserError } from '../../core/errors.js';
 import type { Image } from '../../core/types.js';
 import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
-import { parsePrompt } from '../../shapeworld/prompts.js';
-import { fixedSize, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
+import { checkFlowPrompt, fixedSize } from './check.js';
+import { sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
@@ -61,8 +61,7 @@ export class EmbeddedCorrector implements Corrector {
   }
 
   checkPrompt(prompt: string): void {
-    parsePrompt(prompt); // one vocabulary, as the generator's
-    this.tokenizer.encode(prompt);
+    checkFlowPrompt(this.tokenizer, prompt); // one vocabulary, as the generator's
   }
 
   checkSize(size: number): void {

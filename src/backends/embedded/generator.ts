@@ -1,4 +1,3 @@
-import { UserError } from '../../core/errors.js';
 import type { CallOptions, GenerateRequest, Generator } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
 import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
@@ -6,7 +5,7 @@ import { tensorToPng } from './image.js';
 import { gaussianNoise } from './noise.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
-import { parsePrompt } from '../../shapeworld/prompts.js';
+import { checkFlowPrompt, fixedSize } from './check.js';
 
 export interface FlowModelMeta {
   size: number;
@@ -59,9 +58,7 @@ export class FlowGenerator implements Generator {
   }
 
   checkPrompt(prompt: string): void {
-    // one vocabulary: what ShapeWorld's parser reads (the models were trained on its prompts), then the tokenizer's
-    parsePrompt(prompt);
-    this.tokenizer.encode(prompt);
+    checkFlowPrompt(this.tokenizer, prompt);
   }
 
   checkSize(size: number): void {
@@ -86,11 +83,6 @@ export class FlowGenerator implements Generator {
     const per = 3 * size * size;
     return Promise.all(reqs.map((r, i) => (r.signal?.aborted ? undefined : tensorToPng(x, i * per, size))));
   }
-}
-
-/** The embedded models make images of their one size; asking for another is refused, never silently ignored. */
-export function fixedSize(role: string, own: number, asked: number): void {
-  if (asked !== own) throw new UserError(`the embedded ${role} makes ${own}×${own} images only; drop --size (or "size" in the config) or pass ${own}`);
 }
 
 export interface FlowSampling {

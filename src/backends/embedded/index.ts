@@ -1,4 +1,5 @@
 import type { BackendProvider } from '../registry.js';
+import { embeddedInputCheck } from './check.js';
 
 export { MODELS_DIR, embeddedModelsPresent } from './files.js';
 
@@ -10,4 +11,5 @@ export const embeddedProvider: BackendProvider = {
   // measured: on the compositional check set reflection@32 0.725 vs noise+prompt@32 0.750 (models/corrector.md)
   preferredStrategy: 'noise+prompt',
   create: async (options) => (await import('./backend.js')).createEmbeddedBackend(options),
+  inputCheck: (options, roles) => embeddedInputCheck(options, roles),
 };

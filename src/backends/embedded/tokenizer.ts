@@ -27,17 +27,21 @@ export class Tokenizer {
       .filter(Boolean);
   }
 
+  /** Refuse counts the models never learnt ('five', '12'), saying how far they count. */
+  checkCounts(text: string): void {
+    const numbers = [...new Set(this.words(text).filter((w) => !this.ids.has(w) && (NUMBERS.includes(w) || /^\d+$/.test(w))))];
+    if (!numbers.length) return;
+    const most = Math.max(...this.vocab.filter((w) => /^\d+$/.test(w)).map(Number), 1);
+    throw new UserError(`the embedded ShapeWorld models count up to ${most}; ${numbers.map((w) => `'${w}'`).join(', ')} is beyond them`);
+  }
+
   encode(text: string): number[] {
     const words = this.words(text);
     if (words.length === 0) throw new UserError('the prompt has no words');
     const unknown = [...new Set(words.filter((w) => !this.ids.has(w)))];
     if (unknown.length) {
       const known = this.vocab.filter((w) => !w.startsWith('<'));
-      const numbers = unknown.filter((w) => NUMBERS.includes(w) || /^\d+$/.test(w));
-      if (numbers.length) {
-        const most = Math.max(...known.filter((w) => /^\d+$/.test(w)).map(Number), 1);
-        throw new UserError(`the embedded ShapeWorld models count up to ${most}; ${numbers.map((w) => `'${w}'`).join(', ')} is beyond them`);
-      }
+      this.checkCounts(text);
       throw new UserError(
         `the embedded ShapeWorld models do not know ${unknown.map((w) => unknownWord(w, known)).join(', ')}; their vocabulary: ${known.join(' ')}`,
       );

@@ -11,7 +11,6 @@ import { createFalClient } from '@fal-ai/client';
 import { ModelOutputError } from '../../core/errors.js';
 import { correctorInstruction, type Corrector, type Generator } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
-import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageFromUrl, imageGenerator, pngDataUrl } from '../http/images.js';
 import { OptionReader } from '../options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
@@ -121,10 +120,4 @@ function readImageSize(r: OptionReader): string | { width: number; height: numbe
   return r.oneOf('size', SIZE_PRESETS, 'square_hd');
 }
 
-export const falProvider: BackendProvider = {
-  name: 'fal',
-  roles: ['generator', 'corrector'],
-  description:
-    'fal.ai: FLUX.1 [dev] generator (fal-ai/flux/dev, seeded) and FLUX.1 Kontext corrector (fal-ai/flux-pro/kontext), or other endpoints of that shape. Key from $FAL_KEY (apiKeyEnv).',
-  create: (options) => createFalBackend(options),
-};
+export { falProvider } from './provider.js';

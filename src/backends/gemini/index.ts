@@ -14,7 +14,6 @@ import { GoogleGenAI, type Content, type GenerateContentConfig, type GenerateCon
 import { ModelOutputError, UserError } from '../../core/errors.js';
 import { correctorInstruction, type Corrector, type Generator, type PromptRefiner, type Reflector, type Verifier } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
-import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageFromBase64, imageGenerator, pngBase64 } from '../http/images.js';
 import { OptionReader } from '../options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
@@ -162,10 +161,4 @@ function withoutAdditionalProperties(schema: unknown): unknown {
   return schema;
 }
 
-export const geminiProvider: BackendProvider = {
-  name: 'gemini',
-  roles: ['generator', 'verifier', 'reflector', 'refiner', 'corrector'],
-  description:
-    'Google Gemini (generateContent): rubric verifier, reflector, refiner with JSON output; image generator and corrector with an image model. Key from $GEMINI_API_KEY (apiKeyEnv).',
-  create: (options) => createGeminiBackend(options),
-};
+export { geminiProvider } from './provider.js';

@@ -15,7 +15,6 @@ import type { ChatCompletionContentPart, ChatCompletionCreateParamsNonStreaming,
 import { ModelOutputError } from '../../core/errors.js';
 import { correctorInstruction, type CallOptions, type Corrector, type Generator, type Verifier, type VerifyRequest } from '../../core/roles.js';
 import type { Evaluation, Image } from '../../core/types.js';
-import type { BackendProvider } from '../registry.js';
 import { imageCorrector, imageFromBase64, imageFromUrl, imageGenerator, pngDataUrl } from '../http/images.js';
 import { OptionReader } from '../options.js';
 import { readReliability, ReliableClient } from '../http/reliability.js';
@@ -42,7 +41,8 @@ function readOptions(options: Record<string, unknown>) {
     baseUrl,
     apiKey: readApiKey('openai', r.string('apiKeyEnv'), 'OPENAI_API_KEY', baseUrl === undefined),
     model: r.string('model', 'gpt-4o'),
-    imageModel: r.string('imageModel', 'gpt-image-1'),
+    // gpt-image-1 was retired on 2026-10-23 (OpenAI's model page); gpt-image-2 is the Images API's current model in openai-node
+    imageModel: r.string('imageModel', 'gpt-image-2'),
     mode: r.oneOf('mode', ['rubric', 'yesno'] as const, 'rubric'),
     metric: r.string('metric', OVERALL),
     structuredOutput: r.bool('structuredOutput', true),
@@ -195,10 +195,4 @@ export function toMessages(req: ChatRequest): ChatCompletionMessageParam[] {
   return messages;
 }
 
-export const openaiProvider: BackendProvider = {
-  name: 'openai',
-  roles: ['generator', 'verifier', 'reflector', 'refiner', 'corrector'],
-  description:
-    'OpenAI or any OpenAI-compatible server (baseUrl: vLLM, SGLang, Ollama, LM Studio): chat VLM verifier (rubric | yesno), reflector, refiner; Images API generator and corrector. Key from $OPENAI_API_KEY (apiKeyEnv).',
-  create: (options) => createOpenAIBackend(options),
-};
+export { openaiProvider } from './provider.js';

@@ -220,10 +220,4 @@ export function explicitPrompt(spec: PromptSpec): string {
   return `a photo of ${parts.join(', and ')} on a plain gray background`;
 }
 
-/** Provider record for the backend registry (`registerBackend(proceduralProvider)`). */
-export const proceduralProvider = {
-  name: 'procedural',
-  roles: ['generator', 'verifier', 'reflector', 'refiner', 'corrector'] as const,
-  description: 'ShapeWorld procedural roles (generator, oracle verifier, reflector, refiner, corrector) for tests; no models',
-  create: (options: Record<string, unknown>): ProceduralBackend => createProceduralBackend(options),
-};
+export { proceduralProvider } from './provider.js';

@@ -15,7 +15,6 @@ import { imageCorrector, imageFromUrl, imageGenerator, pngDataUrl } from '../htt
 import { BackendError, ensureOk, readReliability, ReliableClient, sleep } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
 import { OptionReader } from '../options.js';
-import type { BackendProvider } from '../registry.js';
 
 export const REPLICATE_API = 'https://api.replicate.com/v1';
 
@@ -97,10 +96,4 @@ export function createReplicateBackend(options: Record<string, unknown> = {}): {
   return { generator, corrector };
 }
 
-export const replicateProvider: BackendProvider = {
-  name: 'replicate',
-  roles: ['generator', 'corrector'],
-  description:
-    'Replicate: FLUX.1 [dev] generator (black-forest-labs/flux-dev, seeded) and FLUX.1 Kontext [pro] corrector (black-forest-labs/flux-kontext-pro), or other models of that shape. Token from $REPLICATE_API_TOKEN (apiKeyEnv).',
-  create: (options) => createReplicateBackend(options),
-};
+export { replicateProvider } from './provider.js';

@@ -1,11 +1,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { UserError } from '../../core/errors.js';
 import { MODELS_DIR } from '../../backends/embedded/files.js';
-import { buildGenref, exportRunTriplets, DEFAULT_SHARD_SIZE, type GenrefIndex } from '../../datasets/genref.js';
-import { writeGeneratorDataset, writeVerifierDataset } from '../../datasets/images.js';
-import { writeVerifierPairs } from '../../datasets/pairs.js';
-import { evaluateImage } from '../../shapeworld/evaluate.js';
-import { promptsToJsonl, splitPrompts, writePromptsJsonl, type SplitName } from '../../shapeworld/prompts.js';
+import type { buildGenref, GenrefIndex } from '../../datasets/genref.js';
+import type { SplitName } from '../../shapeworld/prompts.js';
+import { DEFAULT_SHARD_SIZE } from '../../datasets/defaults.js';
+
+// each action imports what it uses (image codecs, tar, worker pools), so that --help and --version load none of it
+const genref = () => import('../../datasets/genref.js');
 
 /** Default of `dataset genref --model-prompts`: what fits beside 100,000 rule-based triplets in 30 min on 2 cores. */
 export const GENREF_MODEL_PROMPTS = 500;
@@ -45,6 +46,7 @@ export function datasetCommand(): Command {
         throw new UserError(`unknown split '${opts.split}' (splits: test, train)`);
       }
       const split = opts.split as SplitName;
+      const { promptsToJsonl, splitPrompts, writePromptsJsonl } = await import('../../shapeworld/prompts.js');
       if (opts.out) {
         const n = await writePromptsJsonl(split, opts.out, { count: opts.count, seed: opts.seed });
         process.stderr.write(`wrote ${n} ${split} prompts to ${opts.out}\n`);
@@ -69,6 +71,7 @@ export function datasetCommand(): Command {
     }) => {
       const started = performance.now();
       const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
+      const { writeGeneratorDataset, writeVerifierDataset } = await import('../../datasets/images.js');
       if (opts.kind === 'generator') {
         await writeGeneratorDataset(opts.out, opts.count, opts.seed, (n) => n % 10240 === 0 && log(`rendered ${n}/${opts.count}`), {
           compositional: opts.compositional,
@@ -76,6 +79,7 @@ export function datasetCommand(): Command {
         });
       } else if (opts.kind === 'verifier') {
         const { FlowGenerator } = await import('../../backends/embedded/generator.js');
+        const { evaluateImage } = await import('../../shapeworld/evaluate.js');
         const generator = await FlowGenerator.load(opts.models ?? MODELS_DIR, opts.steps ? { steps: opts.steps } : {});
         const r = await writeVerifierDataset(opts.out, {
           generated: opts.count,
@@ -105,6 +109,7 @@ export function datasetCommand(): Command {
       const started = performance.now();
       const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
       let next = 0;
+      const { writeVerifierPairs } = await import('../../datasets/pairs.js');
       const r = await writeVerifierPairs(opts.out, {
         sampleDirs: opts.samples,
         rendered: opts.rendered,
@@ -178,8 +183,8 @@ export function datasetCommand(): Command {
           generatorName = generator.identity;
           generate = async (reqs) =>
             (await generator.sample(reqs.map((r) => ({ tokens: generator.tokenizer.encode(r.prompt), seed: r.seed })))).map((im) => im.png);
-          const { readsLayouts } = await import('../../backends/embedded/backend.js');
-          if (opts.refineCount > 0 && !readsLayouts(generator)) {
+          const { readsLayouts } = await import('../../backends/embedded/check.js');
+          if (opts.refineCount > 0 && !readsLayouts(generator.tokenizer)) {
             throw new UserError(`--refine-count: the generator in ${opts.models ?? MODELS_DIR} cannot read the refiner's layout wording; pass --refine-count 0`);
           }
           if (opts.refineCount > 0) {
@@ -193,7 +198,7 @@ export function datasetCommand(): Command {
           }
         }
         const next: Record<string, number> = {};
-        const r = await buildGenref({
+        const r = await (await genref()).buildGenref({
           out: opts.out,
           count: opts.count,
           modelPrompts: opts.modelPrompts,
@@ -226,7 +231,7 @@ export function datasetCommand(): Command {
     .requiredOption('--out <dir>', 'output folder (genref-000000.tar, … and index.json)')
     .option('--shard-size <n>', 'triplets per shard', intArg('--shard-size', 1), DEFAULT_SHARD_SIZE)
     .action(async (dirs: string[], opts: { out: string; shardSize: number }) => {
-      const r = await exportRunTriplets(dirs, { out: opts.out, shardSize: opts.shardSize, command: commandLine() });
+      const r = await (await genref()).exportRunTriplets(dirs, { out: opts.out, shardSize: opts.shardSize, command: commandLine() });
       process.stderr.write(`${summary(r.index, opts.out)} (${String(r.index.options.improved)} steps improved the verifier score)\n`);
     });
   return dataset;

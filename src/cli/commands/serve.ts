@@ -1,25 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { port } from '../args.js';
-import { untilSignal } from '../until-signal.js';
-import { loadConfigFile } from '../../config/load.js';
-import type { ConfigFile } from '../../config/schema.js';
-import { UserError } from '../../core/errors.js';
-import { resolveServedRoles } from '../../server/roles.js';
-import { isLoopback } from '../../server/guard.js';
-import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT, startServer } from '../../server/server.js';
-
-interface ServeFlags {
-  backend?: string;
-  config?: string;
-  host: string;
-  port: number;
-  apiKeyEnv?: string;
-  allowUnauthenticated?: boolean;
-  allowedHost: string[];
-  maxPixels: number;
-  maxQueue: number;
-  quiet?: boolean;
-}
+import { DEFAULT_HOST, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUED, DEFAULT_PORT } from '../../server/defaults.js';
+import type { ServeFlags } from '../actions/serve.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -44,36 +26,6 @@ export function serveCommand(): Command {
     .option('--max-queue <n>', 'most calls per model running or waiting; a request past it gets 429 with Retry-After', positiveInt, DEFAULT_MAX_QUEUED)
     .option('--quiet', 'no request log on stderr')
     .action(async (flags: ServeFlags) => {
-      await serveAction(flags);
+      await (await import('../actions/serve.js')).serveAction(flags);
     });
-}
-
-async function serveAction(flags: ServeFlags): Promise<void> {
-  const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
-  if (flags.backend) config.backend = flags.backend;
-  let apiKey: string | undefined;
-  if (flags.apiKeyEnv !== undefined) {
-    apiKey = process.env[flags.apiKeyEnv];
-    if (!apiKey) throw new UserError(`--api-key-env ${flags.apiKeyEnv}: the environment variable is not set`);
-  }
-  if (!apiKey && !isLoopback(flags.host) && !flags.allowUnauthenticated) {
-    throw new UserError(`--host ${flags.host} is reachable from other machines: give --api-key-env VAR, or --allow-unauthenticated to serve anyone who reaches it`);
-  }
-  const roles = await resolveServedRoles(config);
-  const server = await startServer({
-    roles,
-    host: flags.host,
-    port: flags.port,
-    allowedHosts: flags.allowedHost,
-    maxPixelsPerRequest: flags.maxPixels,
-    maxQueuedCalls: flags.maxQueue,
-    ...(apiKey ? { apiKey } : {}),
-    ...(flags.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
-  });
-  process.stdout.write(`${server.url}\n`);
-  process.stderr.write(`serving ${server.models.map((m) => `${m.id} (${m.backend})`).join(', ')}${apiKey ? '; bearer key required' : ''}\n`);
-  if (!apiKey && !isLoopback(flags.host)) {
-    process.stderr.write(`warning: listening on ${flags.host} without a key (--allow-unauthenticated): anyone who can reach it can use it\n`);
-  }
-  await untilSignal(() => server.close());
 }

@@ -1,0 +1,360 @@
+"""Train the embedded reflector's perception model (pixels -> 8x8 object map) for detection, and export ONNX.
+
+  /usr/bin/python3 training/train_perception.py --data D [D ...] --init-onnx models/verifier.onnx \
+      --out models/reflector.onnx --minutes 40 --seed 0
+
+The reflector reads the object map as a list of objects (class, colour, centre, size) and writes edits from the
+difference with the prompt's parse, so what matters is that the map finds every object the evaluator finds, and
+no other. The verifier learns the same map only as an auxiliary of its yes/no loss; this script trains it on its
+own, detection first, against the evaluator's detections (`objects.f32` of `reflectionflow dataset pairs`).
+
+D are pair folders; each source image is used once (pairs repeat an image for several prompts). A seeded 10% of
+the generator samples (not the renders) is held out; every evaluation decodes the map exactly as
+src/backends/embedded/perception.ts does and logs, over the held-out samples: the share of images whose objects
+(class and colour, as a multiset) equal the evaluator's (`set`), whose count is right (`count`), and whose objects
+are also each within 0.1 of the side of the evaluator's (`placed`), plus object precision and recall. The exported
+weights are those with the best `placed`. Augmentation: left-right flips (every ShapeWorld shape is symmetric
+about its vertical axis; detections are not prompt-bound, so a flip needs no relation rewrite).
+
+One resumable checkpoint, replaced: training/resume/reflector.pt (weights, best weights fp16, Adam moments bf16).
+--minutes is the total budget including resumed time (--resume).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train_generator.py
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import hashlib  # noqa: E402
+import math  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
+                    command_line, cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict,
+                    save_checkpoint, setup_torch, write_json)
+from nets import ObjectMapNet, object_map_loss  # noqa: E402
+
+CLASSES = ["circle", "square", "triangle", "star", "diamond", "cross"]
+COLORS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white"]
+# decoding, as src/backends/embedded/perception.ts
+CENTRE_THRESHOLD = 0.5
+SAME_OBJECT = 0.15
+PLACED = 0.1
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", nargs="+", required=True, help="pair folders with objects.f32 (`dataset pairs`)")
+    ap.add_argument("--out", default="models/reflector.onnx")
+    ap.add_argument("--init-onnx", default=None, help="start from this module verifier's object-map trunk")
+    ap.add_argument("--minutes", type=float, default=40.0, help="total wall-clock budget (incl. resumed time)")
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--val-frac", type=float, default=0.1)
+    ap.add_argument("--render-share", type=float, default=0.25,
+                    help="share of each batch drawn from renders (the rest: generator samples)")
+    ap.add_argument("--no-flip", action="store_true", help="no left-right flip augmentation")
+    ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
+    ap.add_argument("--ckpt", default=os.path.join(REPO_ROOT, "training", "resume", "reflector.pt"))
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    return ap.parse_args(argv)
+
+
+class Images:
+    """Every distinct source image of the pair folders, with its detections; generator samples apart from renders."""
+
+    def __init__(self, folders):
+        imgs, objs, sampled = [], [], []
+        for folder in folders:
+            ds = Dataset(folder)
+            if ds.objects is None or ds.groups is None:
+                raise SystemExit(f"{folder}: no objects.f32/groups.i32; write it with `reflectionflow dataset pairs`")
+            g = ds.groups.numpy()
+            first = np.unique(g, return_index=True)[1]          # one pair per source image
+            imgs.append(ds.images[first])
+            objs.append(ds.objects[first])
+            sampled.append(torch.from_numpy(g[first] < int(ds.meta.get("sampledImages", 0))))
+            print(f"data: {folder}: {len(first)} images ({int(sampled[-1].sum())} generator samples)")
+        self.images = torch.cat(imgs)
+        self.objects = torch.cat(objs)
+        self.sampled = torch.cat(sampled)
+        self.count = len(self.images)
+        self.size = self.images.shape[-1]
+
+
+def flip(images: torch.Tensor, objects: torch.Tensor, which: torch.Tensor):
+    """Left-right flip of the chosen images and their detections (cx -> 1 - cx)."""
+    images = images.clone()
+    objects = objects.clone()
+    images[which] = images[which].flip(-1)
+    cx = objects[:, :, 2]
+    objects[:, :, 2] = torch.where(which[:, None] & (objects[:, :, 0] > 0), 1.0 - cx, cx)
+    return images, objects
+
+
+def decode(m: np.ndarray, grid: int):
+    """One image's object map (ch, g, g) as objects [(class, colour, cx, cy)], most confident first."""
+    k, c = len(CLASSES), len(COLORS)
+    flat = m.reshape(m.shape[0], -1)
+    p = 1.0 / (1.0 + np.exp(-flat[0]))
+    found = []
+    for cell in np.nonzero(p >= CENTRE_THRESHOLD)[0]:
+        gx, gy = cell % grid, cell // grid
+        sig = 1.0 / (1.0 + np.exp(-flat[1 + k + c:3 + k + c, cell]))
+        found.append((p[cell], int(np.argmax(flat[1:1 + k, cell])), int(np.argmax(flat[1 + k:1 + k + c, cell])),
+                      (gx + sig[0]) / grid, (gy + sig[1]) / grid))
+    found.sort(key=lambda f: -f[0])
+    kept = []
+    for _, cls, col, x, y in found:
+        if any(k2 == cls and c2 == col and math.hypot(x - x2, y - y2) < SAME_OBJECT for k2, c2, x2, y2 in kept):
+            continue
+        kept.append((cls, col, x, y))
+    return kept
+
+
+def compare(found, truth):
+    """(same multiset of class+colour, same count, also each placed within PLACED, true positives)."""
+    same_set = sorted((a, b) for a, b, _, _ in found) == sorted((a, b) for a, b, _, _ in truth)
+    left = list(truth)
+    tp = 0
+    for cls, col, x, y in found:
+        best, bd = None, PLACED
+        for t in left:
+            d = math.hypot(x - t[2], y - t[3])
+            if t[0] == cls and t[1] == col and d <= bd:
+                best, bd = t, d
+        if best is not None:
+            left.remove(best)
+            tp += 1
+    placed = same_set and tp == len(truth) == len(found)
+    return same_set, len(found) == len(truth), placed, tp
+
+
+@torch.no_grad()
+def evaluate(model, data: Images, idx: torch.Tensor, batch: int = 256) -> dict:
+    was = model.training
+    model.eval()
+    n_set = n_count = n_placed = tp = n_found = n_true = 0
+    for i in range(0, len(idx), batch):
+        j = idx[i:i + batch]
+        maps = model(images_to_float(data.images[j])).numpy()
+        for b, row in enumerate(j.tolist()):
+            truth = [(int(o[0]) - 1, int(o[1]) - 1, float(o[2]), float(o[3])) for o in data.objects[row].tolist()
+                     if o[0] > 0]
+            found = decode(maps[b], model.grid)
+            s, c, p, t = compare(found, truth)
+            n_set, n_count, n_placed, tp = n_set + s, n_count + c, n_placed + p, tp + t
+            n_found, n_true = n_found + len(found), n_true + len(truth)
+    model.train(was)
+    n = max(len(idx), 1)
+    return {"set": n_set / n, "count": n_count / n, "placed": n_placed / n,
+            "precision": tp / max(n_found, 1), "recall": tp / max(n_true, 1)}
+
+
+def adam_state_bf16(opt) -> dict:
+    """Adam's moments in bfloat16 (new tensors: the optimizer's own state stays float32)."""
+    st = opt.state_dict()
+    st["state"] = {pid: {k: (v.to(torch.bfloat16) if k in ("exp_avg", "exp_avg_sq") else v) for k, v in s.items()}
+                   for pid, s in st["state"].items()}
+    return st
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_torch(args.seed, args.threads)
+    name = os.path.splitext(os.path.basename(args.out))[0]
+    log_path = os.path.join(LOG_DIR, f"{name}.csv")
+    summary_path = os.path.join(LOG_DIR, f"{name}.summary.json")
+
+    data = Images(args.data)
+    split_gen = torch.Generator().manual_seed(args.seed)
+    samples = torch.nonzero(data.sampled)[:, 0]
+    renders = torch.nonzero(~data.sampled)[:, 0]
+    if len(samples) < 10:
+        raise SystemExit("the data holds fewer than 10 generator samples: nothing to validate on")
+    perm = samples[torch.randperm(len(samples), generator=split_gen)]
+    n_val = max(1, int(round(len(samples) * args.val_frac)))
+    val_idx, train_samples = perm[:n_val].sort().values, perm[n_val:]
+    print(f"split: {len(train_samples)} samples + {len(renders)} renders train / {n_val} samples validation")
+
+    model = ObjectMapNet()
+    n_params = count_params(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step, elapsed0, history = 0, 0.0, []
+    best, best_state = {"placed": -1.0}, None
+    init = None
+    if args.resume and os.path.exists(args.ckpt):
+        ck = torch.load(args.ckpt, map_location="cpu")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        for s in opt.state.values():
+            for k in ("exp_avg", "exp_avg_sq"):
+                if k in s:
+                    s[k] = s[k].float()
+        step, elapsed0, history, best, init = ck["step"], ck["elapsed"], ck["history"], ck["best"], ck.get("init")
+        best_state = {k: v.float() for k, v in ck["best_state"].items()}
+        print(f"resuming from {args.ckpt}: step {step}, {elapsed0 / 60:.1f} min")
+    else:
+        if args.resume:
+            print(f"--resume: no checkpoint at {args.ckpt}, starting fresh")
+        if args.init_onnx:
+            src = onnx_state_dict(args.init_onnx)
+            own = model.state_dict()
+            missing = [k for k in own if k not in src]
+            if missing:
+                raise SystemExit(f"--init-onnx {args.init_onnx}: no weights for {missing[:5]} (not a module verifier?)")
+            model.load_state_dict({k: src[k].reshape(v.shape) for k, v in own.items()})
+            with open(args.init_onnx, "rb") as f:
+                init = {"onnx": os.path.relpath(os.path.abspath(args.init_onnx), REPO_ROOT),
+                        "sha256_16": hashlib.sha256(f.read()).hexdigest()[:16]}
+            print(f"initialised from the object-map trunk of {args.init_onnx}")
+    print(f"model: ObjectMapNet, {n_params / 1e6:.3f}M parameters")
+
+    timer = Timer(offset=elapsed0)
+    budget = args.minutes * 60.0
+    log = CsvLog(log_path, ["step", "elapsed_s", "lr", "train_loss", "set", "count", "placed", "precision", "recall",
+                            "steps_per_s"], append=step > 0)
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        print(f"signal {signum}: stopping after this step", flush=True)
+        stop["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    history.append({"start_step": step, "start_elapsed": round(elapsed0, 1), "command": command_line()})
+    run_start, run_start_step = time.time(), step
+    last = {"t": time.time(), "step": step}
+
+    def do_eval(train_loss):
+        nonlocal best, best_state
+        r = evaluate(model, data, val_idx)
+        now = time.time()
+        sps = (step - last["step"]) / max(now - last["t"], 1e-9)
+        last.update(t=now, step=step)
+        log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "lr": f"{opt.param_groups[0]['lr']:.3e}",
+                   "train_loss": "" if train_loss is None else round(train_loss, 5),
+                   **{k: round(v, 4) for k, v in r.items()}, "steps_per_s": round(sps, 3)})
+        print(f"eval step {step}: set {r['set']:.4f} count {r['count']:.4f} placed {r['placed']:.4f} "
+              f"precision {r['precision']:.4f} recall {r['recall']:.4f} ({timer.elapsed() / 60:.1f} min)", flush=True)
+        if r["placed"] > best["placed"]:
+            best = {**r, "step": step}
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return r
+
+    def checkpoint():
+        save_checkpoint(args.ckpt, {"model": model.state_dict(), "opt": adam_state_bf16(opt), "step": step,
+                                    "elapsed": timer.elapsed(), "best": best, "history": history, "init": init,
+                                    "best_state": {k: v.half() for k, v in best_state.items()}, "args": vars(args)})
+        print(f"checkpoint: {args.ckpt} (step {step})")
+
+    def done():
+        return stop["flag"] or timer.elapsed() >= budget or (args.max_steps > 0 and step >= args.max_steps)
+
+    if step == 0:
+        do_eval(None)  # the starting point: the verifier's trunk when --init-onnx
+    gen = torch.Generator().manual_seed(args.seed + 1 + 1000003 * step)
+    n_render = int(round(args.batch * args.render_share)) if len(renders) else 0
+    model.train()
+    win, wcnt, tot, cnt = 0.0, 0, 0.0, 0
+    last_eval = time.time()
+    while not done():
+        j = torch.cat([train_samples[torch.randint(len(train_samples), (args.batch - n_render,), generator=gen)],
+                       renders[torch.randint(len(renders), (n_render,), generator=gen)] if n_render else
+                       torch.zeros(0, dtype=torch.long)])
+        x, objects = images_to_float(data.images[j]), data.objects[j]
+        if not args.no_flip:
+            x, objects = flip(x, objects, torch.rand(len(j), generator=gen) < 0.5)
+        progress = max(timer.elapsed() / budget if budget > 0 else 1.0,
+                       step / args.max_steps if args.max_steps > 0 else 0.0)
+        lr = cosine_lr(args.lr, progress, step, args.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        m = model(x).flatten(2)
+        loss = object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        lv = loss.item()
+        if not math.isfinite(lv):
+            raise SystemExit(f"non-finite loss at step {step}")
+        win, wcnt, tot, cnt = win + lv, wcnt + 1, tot + lv, cnt + 1
+        if step % args.log_every == 0:
+            print(f"step {step} loss {win / wcnt:.4f} lr {lr:.2e} ({timer.elapsed() / 60:.1f} min)", flush=True)
+            win, wcnt = 0.0, 0
+        if time.time() - last_eval >= args.eval_every * 60:
+            do_eval(tot / cnt)
+            tot, cnt = 0.0, 0
+            checkpoint()
+            last_eval = time.time()
+    final = do_eval(tot / cnt if cnt else None)
+    run_secs = time.time() - run_start
+    history[-1].update({"end_step": step, "seconds": round(run_secs, 1)})
+    checkpoint()
+    log.close()
+    print(f"done: {step} steps, {timer.elapsed() / 60:.1f} min; best placed {best['placed']:.4f} at step "
+          f"{best['step']} (exported)")
+
+    model.load_state_dict(best_state)
+    model.eval()
+    dummy = (images_to_float(data.images[val_idx[:2]]),)
+    info = export_onnx(model, dummy, args.out, ["image"], ["objects"])
+    j = val_idx[:5]
+    with torch.no_grad():
+        ref = model(images_to_float(data.images[j]))
+    info["check"] = check_with_onnxruntime_node(args.out, {"image": images_to_float(data.images[j])}, {"objects": ref})
+    print("onnx numeric check:", info["check"])
+    g, ch = model.grid, 1 + model.n_classes + model.n_colors + 4
+    meta = {
+        "name": name,
+        "kind": "reflector",
+        "size": data.size,
+        "inputs": {"image": {"dtype": "float32", "shape": ["B", 3, data.size, data.size], "layout": "NCHW RGB",
+                             "range": "[-1, 1] = pixel/127.5 - 1"}},
+        "outputs": {"objects": {
+            "dtype": "float32", "shape": ["B", ch, g, g],
+            "channels": "0: object-centre logit; 1..6: class logits (circle, square, triangle, star, diamond, cross); "
+                        "7..16: colour logits (GenEval order); 17, 18: sigmoid = centre offset x, y in the cell; "
+                        "19, 20: sigmoid = width, height (of the image side)"}},
+        "grid": g,
+        "classes": CLASSES,
+        "colors": COLORS,
+        "init": init,
+        "validation": {k: round(best[k], 4) for k in ("set", "count", "placed", "precision", "recall")},
+        "validationImages": n_val,
+        "params": n_params,
+        "trainingSteps": step,
+        "trainingMinutes": round(timer.elapsed() / 60, 2),
+        "seed": args.seed,
+        "command": command_line(),
+        "opset": 14,
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(os.path.splitext(args.out)[0] + ".json", meta)
+    write_json(summary_path, {"kind": "reflector", "name": name, "data": [os.path.abspath(d) for d in args.data],
+                              "images": data.count, "val_images": n_val, "params": n_params, "steps": step,
+                              "wall_seconds": timer.elapsed(), "batch": args.batch, "lr": args.lr,
+                              "steps_per_s": (step - run_start_step) / max(run_secs, 1e-9), "best": best,
+                              "final": final, "init": init, "onnx": info, "history": history,
+                              "log": os.path.relpath(log_path, REPO_ROOT), "torch": torch.__version__})
+    print("wrote", os.path.splitext(args.out)[0] + ".json")
+
+
+if __name__ == "__main__":
+    main()
