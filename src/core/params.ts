@@ -1,8 +1,8 @@
 /** The search's parameters: one schema, which checks them (config files, flags, queued jobs) and types them. */
 import { z } from 'zod';
+import { STRATEGIES } from './strategies.js';
 
-export const STRATEGIES = ['noise', 'noise+prompt', 'reflection'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
+export { STRATEGIES, type Strategy } from './strategies.js';
 
 const positiveInt = z.number().int().positive();
 

@@ -1,6 +1,9 @@
 /** The five roles, and which of them each strategy needs and may use: the method's table, apart from any backend. */
 import type { RoleSet } from './roles.js';
-import type { Strategy } from './types.js';
+
+/** The search strategies (kept apart from params.ts's schema, so that the CLI's flags need no zod). */
+export const STRATEGIES = ['noise', 'noise+prompt', 'reflection'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
 
 export type Role = keyof RoleSet;
 export const ROLES: readonly Role[] = ['generator', 'verifier', 'reflector', 'refiner', 'corrector'];

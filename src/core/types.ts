@@ -28,7 +28,8 @@ export interface Reflection {
   items: string[];
 }
 
-export { STRATEGIES, type SearchParams, type Strategy } from './params.js';
+export { STRATEGIES, type Strategy } from './strategies.js';
+export type { SearchParams } from './params.js';
 
 /**
  * One node of the search tree: an image with everything that made it and everything said of it.
