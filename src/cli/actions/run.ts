@@ -12,7 +12,7 @@ import { makePlan } from '../../search/plan.js';
 import { paramsForBudget } from '../../eval/budget.js';
 import { readRunRecord } from '../../store/run-store.js';
 import { BatchStore, readBatchRecord } from '../../store/batch.js';
-import { makeOutputDir } from '../../store/dirs.js';
+import { checkOutputDir, makeOutputDir } from '../../store/dirs.js';
 import type { RunRecord } from '../../store/types.js';
 import { checkRungs, rungChoices, rungFolder, writeGenevalPrompt } from '../../eval/geneval-layout.js';
 import { DEFAULT_UI_PORT } from '../../ui/defaults.js';
@@ -77,17 +77,20 @@ export async function runAction(promptArg: string | undefined, flags: RunFlags):
   const early = inputChecks(rolePlans);
   if (size !== undefined) early.size(size);
   checkPrompts(jobs, early.prompt);
+  // the folders are made only once everything is checked, but whether they can be is known now
+  checkOutputDir(outDir);
+  if (flags.genevalOut) checkOutputDir(flags.genevalOut, '--geneval-out folder');
 
   if (flags.dryRun) {
     printPlan(jobs, params, rolePlans, outDir, flags.json);
     return;
   }
 
-  if (flags.genevalOut) makeOutputDir(flags.genevalOut, '--geneval-out folder');
   const roles = await buildRoles(rolePlans);
   checkSize(roles, size);
-  // every prompt is checked before the first run directory is made
+  // every prompt is checked before the first run directory (or the --geneval-out folder) is made
   checkPrompts(jobs, (prompt) => checkPrompt(roles, prompt));
+  if (flags.genevalOut) makeOutputDir(flags.genevalOut, '--geneval-out folder');
   const stored = redactSecrets({ ...config, search: params, ...(size ? { size } : {}) });
   // a prompt file is a batch: its own directory and manifest, so that `--resume <batchDir>` can finish it
   const batch = flags.prompts
