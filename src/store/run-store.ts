@@ -158,12 +158,16 @@ export function lockRunDir(dir: string): void {
   }
 }
 
-/** Tries at taking the lock; between two, a process seen removing a dead lock is given a few milliseconds. */
-const LOCK_ATTEMPTS = 50;
+/**
+ * How long a process seen removing a dead lock is waited for (it takes microseconds, unless the machine is so loaded
+ * that the process is not scheduled), looking again every few milliseconds.
+ */
+const LOCK_WAIT_MS = 2000;
 const LOCK_PAUSE_MS = 5;
 
 function takeLock(dir: string, file: string, mine: string, me: string): void {
-  for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let attempt = 0; attempt < 3 || Date.now() < deadline; attempt++) {
     try {
       createLock(file, mine, me);
       held.add(dir);
