@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, linkSync, mkdirSync, openSync, promises as fs, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, promises as fs, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { UserError, errorMessage } from '../core/errors.js';
@@ -137,11 +137,13 @@ function alive(pid: number): boolean {
 
 /**
  * Take the run directory's lock file, exclusively. A lock whose process is gone (a kill -9, a power cut) is taken
- * over; one held by a live process on this host refuses the second runner.
+ * over; one held by a live process on this host refuses the second runner. Processes that find the same dead lock at
+ * the same instant take it over one at a time: exactly one of them ends up holding the lock.
  */
 export function lockRunDir(dir: string): void {
   const file = path.join(dir, LOCK_FILE);
-  const me = JSON.stringify({ pid: process.pid, host: hostname() }) + '\n';
+  // the token makes each lock file unlike any other, so a takeover can tell the dead lock it saw from a new one
+  const me = JSON.stringify({ pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex') }) + '\n';
   // the lock appears with its owner already written (a hard link of a finished file), never empty: a lock read
   // half-written would look stale and be taken over while its owner runs
   const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
@@ -157,30 +159,139 @@ export function lockRunDir(dir: string): void {
   }
 }
 
+/**
+ * How long a process seen removing a dead lock is waited for (it takes microseconds, unless the machine is so loaded
+ * that the process is not scheduled), looking again every few milliseconds.
+ */
+const LOCK_WAIT_MS = 2000;
+const LOCK_PAUSE_MS = 5;
+
 function takeLock(dir: string, file: string, mine: string, me: string): void {
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let attempt = 0; attempt < 3 || Date.now() < deadline; attempt++) {
     try {
       createLock(file, mine, me);
       held.add(dir);
+      removeTickets(dir);
       return;
     } catch (err) {
       if (codeOf(err) !== 'EEXIST') throw new UserError(`cannot lock run directory ${dir} (${codeOf(err)})`);
     }
-    let owner: { pid?: unknown; host?: unknown } = {};
-    try {
-      owner = JSON.parse(readFileSync(file, 'utf8')) as typeof owner;
-    } catch {
-      // torn or empty: its writer died between open and write
-    }
-    const pid = typeof owner.pid === 'number' ? owner.pid : null;
+    const seen = readLock(file);
+    if (!seen) continue; // released between the two looks
+    const pid = ownerPid(seen.text);
+    const owner = ownerOf(seen.text);
     if (pid !== null && (owner.host !== hostname() || (pid !== process.pid && alive(pid)))) {
       const where = owner.host === hostname() ? `process ${pid}` : `process ${pid} on ${String(owner.host)}`;
       throw new UserError(`run ${dir} is in use by ${where}; wait for it to finish or stop it (lock: ${file})`);
     }
     if (pid === process.pid && held.has(dir)) throw new UserError(`run ${dir} is already open in this process`);
-    rmSync(file, { force: true }); // stale: its process is gone
+    // stale (its process is gone; or torn, its writer died between open and write): removed by one process only
+    if (!removeStaleLock(dir, file, seen, mine, me)) pause(LOCK_PAUSE_MS);
   }
   throw new UserError(`cannot lock run directory ${dir}: another process keeps taking it`);
+}
+
+/** One look at a lock file: its text and which file it is (a new lock is a new file, even with the same text). */
+interface LockSeen {
+  text: string;
+  dev: number;
+  ino: number;
+  mtimeMs: number;
+}
+
+/** The lock file as it is now, read through one descriptor (text and identity of the same file); null when there is none. */
+function readLock(file: string): LockSeen | null {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return null;
+    throw new UserError(`cannot read the lock ${file} (${codeOf(err)})`);
+  }
+  try {
+    const st = fstatSync(fd);
+    return { text: readFileSync(fd, 'utf8'), dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function ownerOf(text: string): { pid?: unknown; host?: unknown } {
+  try {
+    const owner = JSON.parse(text) as unknown;
+    return owner && typeof owner === 'object' ? (owner as { pid?: unknown; host?: unknown }) : {};
+  } catch {
+    return {};
+  }
+}
+
+function ownerPid(text: string): number | null {
+  const pid = ownerOf(text).pid;
+  return typeof pid === 'number' ? pid : null;
+}
+
+const TICKET = '.takeover-';
+/** Tickets of a dead lock tried in turn when the holders of the earlier ones died holding them. */
+const TICKET_GENERATIONS = 8;
+/** A ticket whose holder's pid cannot be read (being written where hard links are not supported) is dead after this. */
+const TORN_TICKET_MS = 10_000;
+
+/**
+ * Remove the dead lock `seen`, if it is still the lock file. Removing is what two processes racing for a dead lock
+ * must not both do: the later remove would delete the lock the earlier one has just taken. So a process removes it
+ * only while holding its ticket, a file named after that one lock and created exclusively — one holder at a time —
+ * and only after seeing, ticket in hand, that the lock file is still that very file with that very text. (A ticket
+ * whose holder died is passed over for the next one.) Returns false when a live process holds the ticket: it is
+ * removing the lock right now.
+ */
+function removeStaleLock(dir: string, file: string, seen: LockSeen, mine: string, me: string): boolean {
+  // named by what every process that sees this lock sees alike: which file it is and its text
+  const id = createHash('sha256').update(`${seen.dev}:${seen.ino}:${seen.text}`).digest('hex').slice(0, 16);
+  for (let generation = 0; generation < TICKET_GENERATIONS; generation++) {
+    const ticket = `${file}${TICKET}${id}${generation ? `.${generation}` : ''}`;
+    try {
+      createLock(ticket, mine, me);
+    } catch (err) {
+      if (codeOf(err) !== 'EEXIST') throw new UserError(`cannot lock run directory ${dir} (${codeOf(err)})`);
+      const holder = readLock(ticket);
+      if (!holder) return false; // let go of just now: look at the lock again
+      const pid = ownerPid(holder.text);
+      // a ticket naming this process is one a process before it with the same pid died holding (this one lets go of its own)
+      const dead =
+        pid === null ? Date.now() - holder.mtimeMs > TORN_TICKET_MS : ownerOf(holder.text).host === hostname() && (pid === process.pid || !alive(pid));
+      if (dead) continue;
+      return false;
+    }
+    try {
+      const now = readLock(file);
+      if (now && now.dev === seen.dev && now.ino === seen.ino && now.text === seen.text) rmSync(file, { force: true });
+    } finally {
+      rmSync(ticket, { force: true });
+    }
+    return true;
+  }
+  throw new UserError(`cannot lock run directory ${dir}: processes that died taking over its lock left ${file}${TICKET}${id}*; remove them`);
+}
+
+/**
+ * Remove takeover tickets left in `dir`. Called once this process holds the lock: every ticket then names a lock that
+ * is gone, so no one can be kept from anything by it.
+ */
+function removeTickets(dir: string): void {
+  const prefix = LOCK_FILE + TICKET;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) if (name.startsWith(prefix)) rmSync(path.join(dir, name), { force: true });
+}
+
+/** Wait `ms` milliseconds, blocking (the lock is taken synchronously). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** Create the lock file from `mine`, failing with EEXIST when it exists; where hard links are not supported, written in place. */

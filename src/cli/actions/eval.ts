@@ -1,7 +1,7 @@
 import { compositionalCheckPrompts } from '../../shapeworld/compositional.js';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { makeOutputDir } from '../../store/dirs.js';
+import { checkOutputDir, makeOutputDir } from '../../store/dirs.js';
 import { loadConfigFile } from '../../config/load.js';
 import { loadPromptList, type PromptRecord } from '../../config/prompts.js';
 import { buildRoles, inputChecks } from '../../config/resolve.js';
@@ -43,7 +43,9 @@ export interface EvalFlags {
 export async function evalAction(flags: EvalFlags): Promise<void> {
   const arms = parseStrategies(flags.strategies, Boolean(flags.oracle));
   const strategies = [...arms.map((a) => a.label), ...(flags.stopAt ?? []).flatMap((t) => arms.map((a) => `${a.label} stop@${t}`))];
-  makeOutputDir(flags.out); // before an hour of work, not after
+  // nothing is written until every prompt and option has been checked: a refused eval leaves no folder behind
+  checkOutputDir(flags.out);
+  if (flags.cache) checkOutputDir(flags.cache, '--cache folder');
   const { records, freeForm } = evalRecords(flags);
 
   const config: ConfigFile = flags.config ? loadConfigFile(flags.config).config : {};
@@ -89,6 +91,8 @@ export async function evalAction(flags: EvalFlags): Promise<void> {
   // a free-form set costs real calls: one search per prompt unless asked
   const perTag: Partial<Record<Tag, number>> = freeForm ? {} : seedsPerPrompt(records as never);
   const seeds = flags.seeds ? () => flags.seeds! : (r: EvalRecord) => Math.max(1, perTag[r.tag as Tag] ?? 1);
+  makeOutputDir(flags.out); // before an hour of work, not after
+  if (flags.cache) makeOutputDir(flags.cache, '--cache folder');
   const started = new Date();
   let last = 0;
   const queued = flags.queue

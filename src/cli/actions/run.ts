@@ -20,7 +20,7 @@ import {
 } from '../../run.js';
 import { paramsForBudget } from '../../eval/budget.js';
 import { BatchStore, readBatchRecord } from '../../store/batch.js';
-import { makeOutputDir } from '../../store/dirs.js';
+import { checkOutputDir, makeOutputDir } from '../../store/dirs.js';
 import type { RunRecord } from '../../store/types.js';
 import { checkRungs, rungChoices, rungFolder, writeGenevalPrompt } from '../../eval/geneval-layout.js';
 import { DEFAULT_UI_PORT } from '../../ui/defaults.js';
@@ -84,16 +84,19 @@ export async function runAction(promptArg: string | undefined, flags: RunFlags):
   const early = inputChecks(rolePlans);
   if (size !== undefined) early.size(size);
   checkPrompts(jobs, (job) => early.prompt(job.prompt));
+  // the folders are made only once everything is checked, but whether they can be is known now
+  checkOutputDir(outDir);
+  if (flags.genevalOut) checkOutputDir(flags.genevalOut, '--geneval-out folder');
 
   if (flags.dryRun) {
     printPlan(jobs, params, rolePlans, outDir, flags.json);
     return;
   }
 
-  if (flags.genevalOut) makeOutputDir(flags.genevalOut, '--geneval-out folder');
   const roles = await buildRoles(rolePlans);
-  // every prompt is checked before the first run directory is made, and only then
+  // every prompt is checked before the first run directory (or the --geneval-out folder) is made, and only then
   const checked = checkPrompts(jobs, (job) => checkSearch({ prompt: job.prompt, ...(job.record ? { meta: metaOf(job.record) } : {}), params, roles, ...(size ? { size } : {}) }));
+  if (flags.genevalOut) makeOutputDir(flags.genevalOut, '--geneval-out folder');
   const stored = redactSecrets({ ...config, search: params, ...(size ? { size } : {}) });
   // a prompt file is a batch: its own directory and manifest, so that `--resume <batchDir>` can finish it
   const batch = flags.prompts
