@@ -110,7 +110,10 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
   const used = new Set<Detection>();
   const mentioned = new Set<string>([...spec.include.map((c) => c.class), ...(spec.exclude ?? []).map((c) => c.class)]);
   const groups: Array<ObjectRef[]> = [];
-  const sorted = detections.slice().sort((a, b) => b.score - a.score);
+  // largest first, then in reading order: a key every detector gives alike (a detector's own score is not — the
+  // evaluator's is an area, a learned perception's a confidence), so two readings of one image plan the same edits
+  const area = (d: Detection): number => (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
+  const sorted = detections.slice().sort((a, b) => area(b) - area(a) || a.cy - b.cy || a.cx - b.cx);
   // objects the prompt has no use for: classes it does not mention
   const spare = (): Detection | undefined => sorted.find((d) => !used.has(d) && !mentioned.has(d.shape));
   for (const clause of spec.include) {
