@@ -28,7 +28,7 @@ export interface EmbeddedOptions {
 }
 
 /**
- * The embedded ShapeWorld models: generator, verifier, reflector (perception from the verifier's object map),
+ * The embedded ShapeWorld models: generator, verifier, reflector (a learned object-map perception, models/reflector.md),
  * prompt refiner and corrector (when the folder has one). The refiner writes the layout wording; it joins only with a generator that reads it (one whose
  * vocabulary and length cover the refiner's longest prompt), since a refined prompt the generator cannot read
  * would fail every chain.

@@ -1,6 +1,6 @@
 /**
- * What the embedded reflector and refiner see in an image: the verifier's learned 8×8 object map (models/
- * reflector.onnx, cut from the verifier by training/export_reflector.py) read as a list of objects with class,
+ * What the embedded reflector and refiner see in an image: a learned 8×8 object map (models/reflector.onnx, the
+ * verifier's image side trained for detection by training/train_perception.py) read as a list of objects with class,
  * colour, centre and size. It is a learned model of pixels; it never calls the evaluator.
  */
 import type { Image } from '../../core/types.js';

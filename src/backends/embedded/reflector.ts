@@ -44,7 +44,7 @@ export function reflectOn(detections: readonly Detection[], spec: PromptSpec, pr
 }
 
 /**
- * The embedded reflector: a learned perception model (the verifier's object map, see perception.ts) reads the
+ * The embedded reflector: a learned perception model (an object map, see perception.ts) reads the
  * objects in the image; comparing them with the original prompt's parse gives edit instructions in the project's
  * edit language (Add / Remove / Replace / Move, placed relative to named objects), none when the image looks right.
  */
