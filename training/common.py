@@ -52,6 +52,20 @@ def setup_torch(seed: int, threads: int = 2) -> None:
     torch.manual_seed(seed)
 
 
+def stop_on_signals() -> dict:
+    """SIGINT/SIGTERM set the returned flag: a training loop stops after its current step and still exports."""
+    import signal
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        print(f"signal {signum}: stopping after this step", flush=True)
+        stop["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -27,7 +27,6 @@ import io
 import json
 import math
 import re
-import signal
 import sys
 import tarfile
 import time
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (EMA, LOG_DIR, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
                     cosine_lr, count_params, export_onnx, images_to_float, model_name, null_tokens,
-                    save_checkpoint, setup_torch, write_json)
+                    save_checkpoint, setup_torch, write_json, stop_on_signals)
 from nets import CorrectorUNet, FlowUNet  # noqa: E402
 from train_generator import CONVENTION, init_from_onnx, sample_t  # noqa: E402
 
@@ -417,14 +416,7 @@ def main(argv=None):
     if not args.export_only:
         log = CsvLog(log_path, ["step", "elapsed_s", "loss", "lr", "steps_per_s", "val_loss", "val_gen_loss"],
                      append=ck is not None)
-        stop = {"flag": False}
-
-        def on_signal(signum, frame):
-            print(f"signal {signum}: stopping after this step", flush=True)
-            stop["flag"] = True
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+        stop = stop_on_signals()
         run_start_step, run_start = step, time.time()
         history.append({"start_step": step, "start_elapsed": round(elapsed0, 1), "command": command_line()})
         model.train()

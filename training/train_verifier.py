@@ -19,7 +19,6 @@ import argparse  # noqa: E402
 import copy  # noqa: E402
 import datetime  # noqa: E402
 import math  # noqa: E402
-import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -30,7 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (CKPT_DIR, LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, roc_auc,
-                    save_checkpoint, setup_torch, write_json)
+                    save_checkpoint, setup_torch, write_json, stop_on_signals)
 from nets import ModuleVerifier, Verifier, object_map_loss  # noqa: E402
 
 
@@ -199,14 +198,7 @@ def main(argv=None):
     budget = args.minutes * 60.0
     log = CsvLog(log_path, ["epoch", "step", "elapsed_s", "lr", "train_loss", "val_loss", "val_auc", "val_acc",
                             "steps_per_s", "val_auc_focus"], append=ck is not None)
-    stop = {"flag": False}
-
-    def on_signal(signum, frame):
-        print(f"signal {signum}: stopping after this step", flush=True)
-        stop["flag"] = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     history.append({"start_step": step, "start_elapsed": round(elapsed0, 1), "command": command_line()})
     run_start, run_start_step = time.time(), step
     last = {"t": time.time(), "step": step}
