@@ -476,6 +476,22 @@ def write_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
+def opt_state_compact(opt) -> dict:
+    """Adam's moments in bfloat16 (new tensors: the optimizer's own state stays float32)."""
+    st = opt.state_dict()
+    st["state"] = {pid: {k: (v.to(torch.bfloat16) if k in ("exp_avg", "exp_avg_sq") else v) for k, v in s.items()}
+                   for pid, s in st["state"].items()}
+    return st
+
+
+def opt_state_restore(opt, st) -> None:
+    """Load what opt_state_compact saved, the moments back in float32."""
+    for s in st["state"].values():
+        for k in ("exp_avg", "exp_avg_sq"):
+            s[k] = s[k].float()
+    opt.load_state_dict(st)
+
+
 def save_checkpoint(path: str, obj) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"

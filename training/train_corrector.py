@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (EMA, LOG_DIR, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
-                    cosine_lr, count_params, export_onnx, images_to_float, model_name, null_tokens,
-                    save_checkpoint, setup_torch, write_json, stop_on_signals)
+from common import (EMA, LOG_DIR, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node,  # noqa: E402
+                    command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
+                    null_tokens, opt_state_compact, opt_state_restore, save_checkpoint, setup_torch,
+                    stop_on_signals, write_json)
 from nets import CorrectorUNet, FlowUNet  # noqa: E402
 from train_generator import CONVENTION, init_from_onnx, sample_t  # noqa: E402
 
@@ -255,21 +256,6 @@ def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234) -> float:
 
 def compact(sd: dict, dtype) -> dict:
     return {k: (v.to(dtype) if torch.is_floating_point(v) else v) for k, v in sd.items()}
-
-
-def opt_state_compact(opt) -> dict:
-    """Adam's moments in bfloat16 (new tensors: the optimizer's own state stays float32)."""
-    st = opt.state_dict()
-    st["state"] = {pid: {k: (v.to(torch.bfloat16) if k in ("exp_avg", "exp_avg_sq") else v) for k, v in s.items()}
-                   for pid, s in st["state"].items()}
-    return st
-
-
-def opt_state_restore(opt, st) -> None:
-    for s in st["state"].values():
-        for k in ("exp_avg", "exp_avg_sq"):
-            s[k] = s[k].float()
-    opt.load_state_dict(st)
 
 
 # ---------------------------------------------------------------------------------------------------------------

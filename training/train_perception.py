@@ -36,9 +36,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
-                    command_line, cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict,
-                    save_checkpoint, setup_torch, write_json, stop_on_signals)
+from common import (LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
+                    cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict, opt_state_compact,
+                    opt_state_restore, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ObjectMapNet, object_map_loss  # noqa: E402
 
 CLASSES = ["circle", "square", "triangle", "star", "diamond", "cross"]
@@ -164,14 +164,6 @@ def evaluate(model, data: Images, idx: torch.Tensor, batch: int = 256) -> dict:
             "precision": tp / max(n_found, 1), "recall": tp / max(n_true, 1)}
 
 
-def adam_state_bf16(opt) -> dict:
-    """Adam's moments in bfloat16 (new tensors: the optimizer's own state stays float32)."""
-    st = opt.state_dict()
-    st["state"] = {pid: {k: (v.to(torch.bfloat16) if k in ("exp_avg", "exp_avg_sq") else v) for k, v in s.items()}
-                   for pid, s in st["state"].items()}
-    return st
-
-
 def main(argv=None):
     args = parse_args(argv)
     setup_torch(args.seed, args.threads)
@@ -199,11 +191,7 @@ def main(argv=None):
     if args.resume and os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location="cpu")
         model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        for s in opt.state.values():
-            for k in ("exp_avg", "exp_avg_sq"):
-                if k in s:
-                    s[k] = s[k].float()
+        opt_state_restore(opt, ck["opt"])
         step, elapsed0, history, best, init = ck["step"], ck["elapsed"], ck["history"], ck["best"], ck.get("init")
         best_state = {k: v.float() for k, v in ck["best_state"].items()}
         print(f"resuming from {args.ckpt}: step {step}, {elapsed0 / 60:.1f} min")
@@ -249,7 +237,7 @@ def main(argv=None):
         return r
 
     def checkpoint():
-        save_checkpoint(args.ckpt, {"model": model.state_dict(), "opt": adam_state_bf16(opt), "step": step,
+        save_checkpoint(args.ckpt, {"model": model.state_dict(), "opt": opt_state_compact(opt), "step": step,
                                     "elapsed": timer.elapsed(), "best": best, "history": history, "init": init,
                                     "best_state": {k: v.half() for k, v in best_state.items()}, "args": vars(args)})
         print(f"checkpoint: {args.ckpt} (step {step})")

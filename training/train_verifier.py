@@ -29,7 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (CKPT_DIR, LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, roc_auc,
-                    save_checkpoint, setup_torch, write_json, stop_on_signals)
+                    save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ModuleVerifier, Verifier, object_map_loss  # noqa: E402
 
 
