@@ -3,8 +3,8 @@ import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, promis
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { UserError, errorMessage } from '../core/errors.js';
+import type { SearchIO } from '../core/io.js';
 import type { Image } from '../core/types.js';
-import type { SearchIO } from '../search/io.js';
 import { writeFileAtomic } from './atomic.js';
 import { makeOutputDir } from './dirs.js';
 import { eventFromDisk, runFromDisk } from './legacy.js';

@@ -2,8 +2,8 @@ import type { Role } from '../core/strategies.js';
 import type { Candidate, ChainSummary, Evaluation, PromptMeta, Reflection, SearchParams } from '../core/types.js';
 import type { RoleUsage } from '../core/usage.js';
 
-// a call's record belongs to the search (search/io.ts); the store only keeps it
-export type { CallEvent } from '../search/io.js';
+// a call's record is core's (core/io.ts): the search writes it, the store keeps it
+export type { CallEvent } from '../core/io.js';
 
 /**
  * `done`: every call succeeded. `incomplete`: the search ran to its end but some calls failed, or it stopped early
