@@ -1,28 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError, errorMessage } from '../core/errors.js';
+import { promptRecordSchema, type PromptRecord } from '../core/prompt-record.js';
 import type { PromptMeta } from '../core/types.js';
 
-const clause = z
-  .object({
-    class: z.string().min(1),
-    count: z.number().int().positive(),
-    color: z.string().min(1).optional(),
-    position: z.tuple([z.string().min(1), z.number().int().nonnegative()]).optional(),
-  })
-  .passthrough();
-
-/** One record of GenEval's evaluation_metadata.jsonl (extra fields are kept). */
-export const promptRecordSchema = z
-  .object({
-    tag: z.string().min(1),
-    include: z.array(clause).min(1),
-    exclude: z.array(clause.pick({ class: true, count: true }).passthrough()).optional(),
-    prompt: z.string().refine((s) => s.trim().length > 0, 'prompt is empty'),
-  })
-  .passthrough();
-
-export type PromptRecord = z.infer<typeof promptRecordSchema>;
+// the record's schema is core's (the batch record in store/ keeps records); re-exported beside the readers
+export { promptRecordSchema, type PromptRecord } from '../core/prompt-record.js';
 
 /** Read a GenEval-metadata JSONL file. A bad line → UserError naming the file and line number. */
 export function loadPromptFile(file: string): PromptRecord[] {

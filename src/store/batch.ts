@@ -1,7 +1,7 @@
 import { mkdirSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError, errorMessage } from '../core/errors.js';
-import type { PromptRecord } from '../config/prompts.js';
+import type { PromptRecord } from '../core/prompt-record.js';
 import type { SearchParams } from '../core/types.js';
 import { writeFileAtomic } from './atomic.js';
 import { makeOutputDir } from './dirs.js';
