@@ -31,11 +31,20 @@ function shareArg(name: string) {
   };
 }
 
-/** `reflectionflow dataset prompts --split test|train [--count N] [--seed S] [--out file]` */
+/** `reflectionflow dataset <prompts|images|pairs|genref|export>`: the ShapeWorld datasets, one subcommand each. */
 export function datasetCommand(): Command {
-  const dataset = new Command('dataset').description('ShapeWorld datasets');
-  dataset
-    .command('prompts')
+  return new Command('dataset')
+    .description('ShapeWorld datasets')
+    .addCommand(promptsCommand())
+    .addCommand(imagesCommand())
+    .addCommand(pairsCommand())
+    .addCommand(genrefCommand())
+    .addCommand(exportCommand());
+}
+
+/** `reflectionflow dataset prompts --split test|train [--count N] [--seed S] [--out file]` */
+function promptsCommand(): Command {
+  return new Command('prompts')
     .description('write a ShapeWorld prompt split as GenEval metadata JSONL (stdout unless --out)')
     .requiredOption('--split <split>', 'test (the benchmark) or train (paraphrased training prompts)')
     .option('--count <n>', 'training prompts to write (train only)', intArg('--count', 1), 1000)
@@ -54,8 +63,11 @@ export function datasetCommand(): Command {
         process.stdout.write(promptsToJsonl(splitPrompts(split, { count: opts.count, seed: opts.seed })));
       }
     });
-  dataset
-    .command('images')
+}
+
+/** `reflectionflow dataset images --kind generator|verifier --out dir …`: a training set for training/. */
+function imagesCommand(): Command {
+  return new Command('images')
     .description('write a training set for training/ (images.u8, tokens.i32, labels.u8, meta.json, records.jsonl)')
     .requiredOption('--kind <kind>', 'generator (correct renders of training prompts) or verifier (generator samples labelled by the evaluator, plus renders with defects)')
     .requiredOption('--out <dir>', 'output folder')
@@ -69,8 +81,7 @@ export function datasetCommand(): Command {
     .action(async (opts: {
       kind: string; out: string; count: number; rendered: number; seed: number; steps?: number; models?: string; compositional: number; layout: number;
     }) => {
-      const started = performance.now();
-      const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
+      const log = timedLog();
       const { writeGeneratorDataset, writeVerifierDataset } = await import('../../datasets/images.js');
       if (opts.kind === 'generator') {
         await writeGeneratorDataset(opts.out, opts.count, opts.seed, (n) => n % 10240 === 0 && log(`rendered ${n}/${opts.count}`), {
@@ -97,8 +108,11 @@ export function datasetCommand(): Command {
       }
       process.stderr.write(`dataset in ${opts.out}\n`);
     });
-  dataset
-    .command('pairs')
+}
+
+/** `reflectionflow dataset pairs --out dir [--samples dir…] …`: the verifier's pair set. */
+function pairsCommand(): Command {
+  return new Command('pairs')
     .description("write the verifier's pair set: each image (generator samples from --samples folders, plus renders) judged by the evaluator against its own and related training prompts")
     .requiredOption('--out <dir>', 'output folder')
     .option('--samples <dir...>', 'folders written by `dataset images --kind verifier` (their generator samples)', [])
@@ -106,8 +120,7 @@ export function datasetCommand(): Command {
     .option('--prompts-per-image <n>', 'prompts judged per image, its own included', intArg('--prompts-per-image', 1), 6)
     .option('--seed <s>', 'seed', intArg('--seed', 0), 1)
     .action(async (opts: { out: string; samples: string[]; rendered: number; promptsPerImage: number; seed: number }) => {
-      const started = performance.now();
-      const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
+      const log = timedLog();
       let next = 0;
       const { writeVerifierPairs } = await import('../../datasets/pairs.js');
       const r = await writeVerifierPairs(opts.out, {
@@ -127,8 +140,27 @@ export function datasetCommand(): Command {
           `own prompts ${r.own}, ${(r.ownPositives / Math.max(1, r.own)).toFixed(3)} positive`,
       );
     });
-  dataset
-    .command('genref')
+}
+
+interface GenrefFlags {
+  out: string;
+  count: number;
+  modelPrompts: number;
+  modelSeeds: number;
+  refineCount: number;
+  editPrompts: number;
+  editSeeds: number;
+  compositional: number;
+  seed: number;
+  shardSize: number;
+  steps?: number;
+  workers?: number;
+  models?: string;
+}
+
+/** `reflectionflow dataset genref --out dir …`: GenRef-Shapes, the reflection triplets. */
+function genrefCommand(): Command {
+  return new Command('genref')
     .description(
       'write GenRef-Shapes: (flawed image, reflection, enhanced image) triplets of training prompts as WebDataset tar shards ' +
         '(rule-based perturbations of renders, plus generator samples judged by the evaluator)',
@@ -156,76 +188,69 @@ export function datasetCommand(): Command {
     .option('--steps <n>', 'generator sampler steps (default: the model card\'s)', intArg('--steps', 1))
     .option('--workers <n>', 'worker threads rendering and judging (default: available cores; 0: in-process)', intArg('--workers', 0))
     .option('--models <dir>', 'folder with generator.onnx (default: the shipped models)')
-    .action(
-      async (opts: {
-        out: string;
-        count: number;
-        modelPrompts: number;
-        modelSeeds: number;
-        refineCount: number;
-        editPrompts: number;
-        editSeeds: number;
-        compositional: number;
-        seed: number;
-        shardSize: number;
-        steps?: number;
-        workers?: number;
-        models?: string;
-      }) => {
-        const started = performance.now();
-        const log = (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
-        let generate: Parameters<typeof buildGenref>[0]['generate'];
-        let refine: Parameters<typeof buildGenref>[0]['refine'];
-        let generatorName: string | undefined;
-        if (opts.modelPrompts > 0 || opts.refineCount > 0 || opts.editPrompts > 0) {
-          const { FlowGenerator } = await import('../../backends/embedded/generator.js');
-          const generator = await FlowGenerator.load(opts.models ?? MODELS_DIR, opts.steps ? { steps: opts.steps } : {});
-          generatorName = generator.identity;
-          generate = async (reqs) =>
-            (await generator.sample(reqs.map((r) => ({ tokens: generator.tokenizer.encode(r.prompt), seed: r.seed })))).map((im) => im.png);
-          const { readsLayouts } = await import('../../backends/embedded/check.js');
-          if (opts.refineCount > 0 && !readsLayouts(generator.tokenizer)) {
-            throw new UserError(`--refine-count: the generator in ${opts.models ?? MODELS_DIR} cannot read the refiner's layout wording; pass --refine-count 0`);
-          }
-          if (opts.refineCount > 0) {
-            // the embedded refiner's rewrite, from the evaluator's reading of the failing sample and its reflection
-            const { refinePrompt } = await import('../../shapeworld/refine.js');
-            const { canonicalSpec } = await import('../../backends/embedded/spec.js');
-            const { parseEdit } = await import('../../shapeworld/edits.js');
-            const { parsePrompt } = await import('../../shapeworld/prompts.js');
-            refine = (prompt, detections, reflection) =>
-              refinePrompt(canonicalSpec(parsePrompt(prompt)), detections, reflection.items.map(parseEdit).filter((e) => e !== null));
-          }
-        }
-        const next: Record<string, number> = {};
-        const r = await (await genref()).buildGenref({
-          out: opts.out,
-          count: opts.count,
-          modelPrompts: opts.modelPrompts,
-          modelSeeds: opts.modelSeeds,
-          refineCount: opts.refineCount,
-          editPrompts: opts.editPrompts,
-          editSeeds: opts.editSeeds,
-          compositional: opts.compositional,
-          seed: opts.seed,
-          shardSize: opts.shardSize,
-          ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-          ...(generate ? { generate, generatorName } : {}),
-          ...(refine ? { refine } : {}),
-          command: commandLine(),
-          onLog: log,
-          onProgress: (source, done, total) => {
-            if (done >= (next[source] ?? 0) || done === total) {
-              log(`${source}: ${done}/${total}`);
-              next[source] = done + (source === 'rule' ? 10_000 : 1000);
-            }
-          },
-        });
-        log(summary(r.index, opts.out));
-      },
-    );
-  dataset
-    .command('export')
+    .action(genrefAction);
+}
+
+async function genrefAction(opts: GenrefFlags): Promise<void> {
+  const log = timedLog();
+  const { generate, refine, generatorName } = await genrefModels(opts);
+  const next: Record<string, number> = {};
+  const r = await (await genref()).buildGenref({
+    out: opts.out,
+    count: opts.count,
+    modelPrompts: opts.modelPrompts,
+    modelSeeds: opts.modelSeeds,
+    refineCount: opts.refineCount,
+    editPrompts: opts.editPrompts,
+    editSeeds: opts.editSeeds,
+    compositional: opts.compositional,
+    seed: opts.seed,
+    shardSize: opts.shardSize,
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    ...(generate ? { generate, generatorName } : {}),
+    ...(refine ? { refine } : {}),
+    command: commandLine(),
+    onLog: log,
+    onProgress: (source, done, total) => {
+      if (done >= (next[source] ?? 0) || done === total) {
+        log(`${source}: ${done}/${total}`);
+        next[source] = done + (source === 'rule' ? 10_000 : 1000);
+      }
+    },
+  });
+  log(summary(r.index, opts.out));
+}
+
+type GenrefOptions = Parameters<typeof buildGenref>[0];
+
+/**
+ * The embedded generator (model-, refinement- and edit-based triplets) and the embedded refiner's rewrite
+ * (refinement-based), loaded only when a source that uses them is asked for.
+ */
+async function genrefModels(opts: GenrefFlags): Promise<{ generate?: GenrefOptions['generate']; refine?: GenrefOptions['refine']; generatorName?: string }> {
+  if (!(opts.modelPrompts > 0 || opts.refineCount > 0 || opts.editPrompts > 0)) return {};
+  const { FlowGenerator } = await import('../../backends/embedded/generator.js');
+  const generator = await FlowGenerator.load(opts.models ?? MODELS_DIR, opts.steps ? { steps: opts.steps } : {});
+  const generate: GenrefOptions['generate'] = async (reqs) =>
+    (await generator.sample(reqs.map((r) => ({ tokens: generator.tokenizer.encode(r.prompt), seed: r.seed })))).map((im) => im.png);
+  const { readsLayouts } = await import('../../backends/embedded/check.js');
+  if (opts.refineCount > 0 && !readsLayouts(generator.tokenizer)) {
+    throw new UserError(`--refine-count: the generator in ${opts.models ?? MODELS_DIR} cannot read the refiner's layout wording; pass --refine-count 0`);
+  }
+  if (opts.refineCount === 0) return { generate, generatorName: generator.identity };
+  // the embedded refiner's rewrite, from the evaluator's reading of the failing sample and its reflection
+  const { refinePrompt } = await import('../../shapeworld/refine.js');
+  const { canonicalSpec } = await import('../../backends/embedded/spec.js');
+  const { parseEdit } = await import('../../shapeworld/edits.js');
+  const { parsePrompt } = await import('../../shapeworld/prompts.js');
+  const refine: GenrefOptions['refine'] = (prompt, detections, reflection) =>
+    refinePrompt(canonicalSpec(parsePrompt(prompt)), detections, reflection.items.map(parseEdit).filter((e) => e !== null));
+  return { generate, refine, generatorName: generator.identity };
+}
+
+/** `reflectionflow dataset export <runDir...> --out dir`: chain steps of finished runs as triplet candidates. */
+function exportCommand(): Command {
+  return new Command('export')
     .description('write every chain step of finished runs as GenRef-Shapes triplet candidates (parent image, reflection, child image, both verifier scores)')
     .argument('<runDir...>', 'run directories (runs/<id>) of noise+prompt or reflection runs')
     .requiredOption('--out <dir>', 'output folder (genref-000000.tar, … and index.json)')
@@ -234,7 +259,12 @@ export function datasetCommand(): Command {
       const r = await (await genref()).exportRunTriplets(dirs, { out: opts.out, shardSize: opts.shardSize, command: commandLine() });
       process.stderr.write(`${summary(r.index, opts.out)} (${String(r.index.options.improved)} steps improved the verifier score)\n`);
     });
-  return dataset;
+}
+
+/** A progress line on stderr with the seconds since the command started. */
+function timedLog(): (msg: string) => void {
+  const started = performance.now();
+  return (msg: string) => process.stderr.write(`${msg}  ${((performance.now() - started) / 1000).toFixed(0)}s\n`);
 }
 
 function commandLine(): string {
