@@ -126,11 +126,52 @@ async function rawToPng(raw: Uint8Array): Promise<Uint8Array> {
   return sharp(Buffer.from(raw), { raw: { width: MODEL_SIZE, height: MODEL_SIZE, channels: 3 } }).png().toBuffer();
 }
 
+/** Source images detected at a time (in parallel, at most 8 at once), then written in order. */
+const CHUNK = 256;
+
 export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promise<{ images: number; pairs: number; positives: number; ownPositives: number; own: number }> {
   if (opts.promptsPerImage < 1) throw new UserError('--prompts-per-image must be ≥ 1');
+  const { sources, sampled, rendered } = await sourceImages(opts);
+  const prompts = promptPool(opts.seed);
+  const writer = new DatasetWriter(dir, shapeWorldVocab(), MODEL_SIZE, true);
+  const files = new PairFiles(dir, writer);
+  const rng = new Rng(mixSeed(opts.seed, 'pairs-pick'));
+  const limit = pLimit(8);
+  try {
+    for (let start = 0; start < sources.length; start += CHUNK) {
+      const chunk = sources.slice(start, start + CHUNK);
+      const prepared = await Promise.all(chunk.map((s, j) => limit(() => prepareImage(s, `image ${start + j}`))));
+      for (let j = 0; j < chunk.length; j++) {
+        const { raw, dets } = prepared[j]!;
+        files.addImage(start + j, raw, dets, pairedPrompts(chunk[j]!, dets, prompts, rng, opts.promptsPerImage));
+      }
+      opts.onProgress?.(Math.min(start + CHUNK, sources.length), sources.length);
+    }
+  } finally {
+    files.close();
+  }
+  writer.close({
+    kind: 'verifier-pairs',
+    seed: opts.seed,
+    images: sources.length,
+    sampledImages: sampled,
+    renderedImages: rendered,
+    promptsPerImage: opts.promptsPerImage,
+    positives: files.positives,
+    own: files.own,
+    ownPositives: files.ownPositives,
+    aux: { grid: AUX_GRID, classes: ['<none>', ...SHAPES], colors: ['<none>', ...COLORS] },
+    spec: { ...SPEC_LAYOUT, length: SPEC_LENGTH, mismatches: files.specMismatches },
+    objects: { slots: OBJECT_SLOTS, fields: ['class', 'color', 'cx', 'cy', 'w', 'h'], truncated: files.truncatedObjects },
+    sources: opts.sampleDirs,
+  });
+  return { images: sources.length, pairs: files.pairs, positives: files.positives, own: files.own, ownPositives: files.ownPositives };
+}
+
+/** The generator samples of the sample folders, then renders of training prompts, half correct and half with one defect. */
+async function sourceImages(opts: PairsOptions): Promise<{ sources: SourceImage[]; sampled: number; rendered: number }> {
   const sources: SourceImage[] = opts.sampleDirs.flatMap(readSamples);
-  const sampledCount = sources.length;
-  // Renders of training prompts, half correct and half with one defect.
+  const sampled = sources.length;
   const renders = await renderWithDefects(
     trainPrompts({ count: opts.rendered, seed: mixSeed(opts.seed, 'pairs-rendered') }),
     mixSeed(opts.seed, 'pairs-defects'),
@@ -138,13 +179,20 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
   );
   // their own label is the evaluator's verdict, like every other pair's
   sources.push(...renders.map(({ record, png }) => ({ png, own: { record, spec: record } })));
-  const limit = pLimit(8);
+  return { sources, sampled, rendered: renders.length };
+}
 
-  // A large pool of training prompts, indexed by the set of classes they name.
-  const pool = trainPrompts({ count: 60_000, seed: mixSeed(opts.seed, 'pairs-pool') });
-  // (class set → category → prompts), so the related prompts of an image spread over the categories
+interface PromptPool {
+  all: PromptRecord[];
+  /** (class set → category → prompts), so the related prompts of an image spread over the categories */
+  byClasses: Map<string, Map<string, PromptRecord[]>>;
+}
+
+/** A large pool of training prompts, indexed by the set of classes they name. */
+function promptPool(seed: number): PromptPool {
+  const all = trainPrompts({ count: 60_000, seed: mixSeed(seed, 'pairs-pool') });
   const byClasses = new Map<string, Map<string, PromptRecord[]>>();
-  for (const r of pool) {
+  for (const r of all) {
     const k = classSet(r);
     let tags = byClasses.get(k);
     if (!tags) byClasses.set(k, (tags = new Map()));
@@ -152,96 +200,102 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
     if (!list) tags.set(r.tag, (list = []));
     list.push(r);
   }
+  return { all, byClasses };
+}
 
-  const writer = new DatasetWriter(dir, shapeWorldVocab(), MODEL_SIZE, true);
-  const groups = openSync(path.join(dir, 'groups.i32'), 'w');
-  const own = openSync(path.join(dir, 'own.u8'), 'w');
-  const aux = openSync(path.join(dir, 'aux.u8'), 'w');
-  const specs = openSync(path.join(dir, 'spec.i32'), 'w');
-  const objects = openSync(path.join(dir, 'objects.f32'), 'w');
-  // the verifier reads the parse of the prompt text; count where it differs from the record's own spec
-  let specMismatches = 0;
-  let truncatedObjects = 0;
-  const rng = new Rng(mixSeed(opts.seed, 'pairs-pick'));
-  let pairs = 0;
-  let positives = 0;
-  let ownCount = 0;
-  let ownPositives = 0;
-  try {
-    const CHUNK = 256;
-    for (let start = 0; start < sources.length; start += CHUNK) {
-      const chunk = sources.slice(start, start + CHUNK);
-      const prepared = await Promise.all(
-        chunk.map((s, j) =>
-          limit(async () => {
-            const png = s.png ?? (await rawToPng(s.raw));
-            const raw = s.raw ?? (await sharp(Buffer.from(png)).removeAlpha().resize(MODEL_SIZE, MODEL_SIZE).raw().toBuffer());
-            return { raw, dets: await detectObjects(png, `image ${start + j}`) };
-          }),
-        ),
-      );
-      for (let j = 0; j < chunk.length; j++) {
-        const src = chunk[j]!;
-        const { raw, dets } = prepared[j]!;
-        const grid = Buffer.from(auxGrid(dets));
-        const rows = Buffer.from(objectRows(dets).buffer);
-        if (dets.length > OBJECT_SLOTS) truncatedObjects++;
-        const present = [...new Set(dets.map((d) => d.shape))].sort();
-        // candidate class sets: every non-empty subset of up to two present classes
-        const keys: string[] = [];
-        for (let a = 0; a < present.length; a++) {
-          keys.push(present[a]!);
-          for (let b = a + 1; b < present.length; b++) keys.push(`${present[a]}|${present[b]}`);
-        }
-        // spec: what the record asks for, when the record carries it (renders and pool prompts; not samples)
-        const items: Array<{ record: { tag: string; prompt: string }; spec?: PromptSpec; label: 0 | 1; own: boolean }> = [];
-        if (src.own) {
-          const label = src.own.spec ? (judge(dets, src.own.spec).correct ? 1 : 0) : (src.own.label ?? 0);
-          items.push({ record: src.own.record, ...(src.own.spec ? { spec: src.own.spec } : {}), label, own: true });
-        }
-        while (items.length < opts.promptsPerImage) {
-          const related = keys.length > 0 && items.length < opts.promptsPerImage - 1;
-          const tags = related ? byClasses.get(rng.pick(keys)) : undefined;
-          const list = tags ? tags.get(rng.pick([...tags.keys()])) : undefined;
-          const rec = list && list.length > 0 ? rng.pick(list) : rng.pick(pool);
-          items.push({ record: rec, spec: rec, label: judge(dets, rec).correct ? 1 : 0, own: false });
-        }
-        for (const it of items) {
-          writer.addRaw(it.record, raw, it.label);
-          writeSync(groups, Buffer.from(new Int32Array([start + j]).buffer));
-          writeSync(own, Buffer.from([it.own ? 1 : 0]));
-          writeSync(aux, grid);
-          const spec = encodePrompt(it.record.prompt);
-          if (it.spec && encodeSpec(it.spec).some((v, k) => v !== spec[k])) specMismatches++;
-          writeSync(specs, Buffer.from(spec.buffer));
-          writeSync(objects, rows);
-          pairs++;
-          positives += it.label;
-          if (it.own) {
-            ownCount++;
-            ownPositives += it.label;
-          }
-        }
-      }
-      opts.onProgress?.(Math.min(start + CHUNK, sources.length), sources.length);
-    }
-  } finally {
-    for (const fd of [groups, own, aux, specs, objects]) closeSync(fd);
+/** An image's pixels at the model's size and what the evaluator detects in it. */
+async function prepareImage(s: SourceImage, name: string): Promise<{ raw: Uint8Array; dets: Detection[] }> {
+  const png = s.png ?? (await rawToPng(s.raw));
+  const raw = s.raw ?? (await sharp(Buffer.from(png)).removeAlpha().resize(MODEL_SIZE, MODEL_SIZE).raw().toBuffer());
+  return { raw, dets: await detectObjects(png, name) };
+}
+
+/** One prompt judged against an image; `spec`: what the record asks for, when the record carries it (renders and pool prompts; not samples). */
+interface PairItem {
+  record: { tag: string; prompt: string };
+  spec?: PromptSpec;
+  label: 0 | 1;
+  own: boolean;
+}
+
+/**
+ * The prompts an image is judged against: its own first (when known), then prompts about the classes it shows,
+ * one unrelated prompt last (or more, when it shows nothing), each labelled by the evaluator's verdict.
+ */
+function pairedPrompts(src: SourceImage, dets: readonly Detection[], prompts: PromptPool, rng: Rng, promptsPerImage: number): PairItem[] {
+  const present = [...new Set(dets.map((d) => d.shape))].sort();
+  // candidate class sets: every non-empty subset of up to two present classes
+  const keys: string[] = [];
+  for (let a = 0; a < present.length; a++) {
+    keys.push(present[a]!);
+    for (let b = a + 1; b < present.length; b++) keys.push(`${present[a]}|${present[b]}`);
   }
-  writer.close({
-    kind: 'verifier-pairs',
-    seed: opts.seed,
-    images: sources.length,
-    sampledImages: sampledCount,
-    renderedImages: renders.length,
-    promptsPerImage: opts.promptsPerImage,
-    positives,
-    own: ownCount,
-    ownPositives,
-    aux: { grid: AUX_GRID, classes: ['<none>', ...SHAPES], colors: ['<none>', ...COLORS] },
-    spec: { ...SPEC_LAYOUT, length: SPEC_LENGTH, mismatches: specMismatches },
-    objects: { slots: OBJECT_SLOTS, fields: ['class', 'color', 'cx', 'cy', 'w', 'h'], truncated: truncatedObjects },
-    sources: opts.sampleDirs,
-  });
-  return { images: sources.length, pairs, positives, own: ownCount, ownPositives };
+  const items: PairItem[] = [];
+  if (src.own) {
+    const label = src.own.spec ? (judge(dets, src.own.spec).correct ? 1 : 0) : (src.own.label ?? 0);
+    items.push({ record: src.own.record, ...(src.own.spec ? { spec: src.own.spec } : {}), label, own: true });
+  }
+  while (items.length < promptsPerImage) {
+    const related = keys.length > 0 && items.length < promptsPerImage - 1;
+    const tags = related ? prompts.byClasses.get(rng.pick(keys)) : undefined;
+    const list = tags ? tags.get(rng.pick([...tags.keys()])) : undefined;
+    const rec = list && list.length > 0 ? rng.pick(list) : rng.pick(prompts.all);
+    items.push({ record: rec, spec: rec, label: judge(dets, rec).correct ? 1 : 0, own: false });
+  }
+  return items;
+}
+
+/** The pair files besides the dataset writer's (groups, own, aux, spec, objects), and the counts meta.json reports. */
+class PairFiles {
+  pairs = 0;
+  positives = 0;
+  own = 0;
+  ownPositives = 0;
+  /** the verifier reads the parse of the prompt text; pairs where it differs from the record's own spec */
+  specMismatches = 0;
+  /** images with more detections than OBJECT_SLOTS */
+  truncatedObjects = 0;
+  private readonly groups: number;
+  private readonly ownFile: number;
+  private readonly aux: number;
+  private readonly specs: number;
+  private readonly objects: number;
+
+  constructor(
+    dir: string,
+    private readonly writer: DatasetWriter,
+  ) {
+    this.groups = openSync(path.join(dir, 'groups.i32'), 'w');
+    this.ownFile = openSync(path.join(dir, 'own.u8'), 'w');
+    this.aux = openSync(path.join(dir, 'aux.u8'), 'w');
+    this.specs = openSync(path.join(dir, 'spec.i32'), 'w');
+    this.objects = openSync(path.join(dir, 'objects.f32'), 'w');
+  }
+
+  /** One pair per item, all of source image `group`. */
+  addImage(group: number, raw: Uint8Array, dets: readonly Detection[], items: readonly PairItem[]): void {
+    const grid = Buffer.from(auxGrid(dets));
+    const rows = Buffer.from(objectRows(dets).buffer);
+    if (dets.length > OBJECT_SLOTS) this.truncatedObjects++;
+    for (const it of items) {
+      this.writer.addRaw(it.record, raw, it.label);
+      writeSync(this.groups, Buffer.from(new Int32Array([group]).buffer));
+      writeSync(this.ownFile, Buffer.from([it.own ? 1 : 0]));
+      writeSync(this.aux, grid);
+      const spec = encodePrompt(it.record.prompt);
+      if (it.spec && encodeSpec(it.spec).some((v, k) => v !== spec[k])) this.specMismatches++;
+      writeSync(this.specs, Buffer.from(spec.buffer));
+      writeSync(this.objects, rows);
+      this.pairs++;
+      this.positives += it.label;
+      if (it.own) {
+        this.own++;
+        this.ownPositives += it.label;
+      }
+    }
+  }
+
+  close(): void {
+    for (const fd of [this.groups, this.ownFile, this.aux, this.specs, this.objects]) closeSync(fd);
+  }
 }
