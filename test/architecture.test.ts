@@ -1,6 +1,7 @@
 /**
  * The shape of src/, read from its source: imports run from a higher layer to a lower one only (type-only imports
- * and re-exports included: they tie the lower layer's meaning to the higher one all the same) (issue 14).
+ * and re-exports included: they tie the lower layer's meaning to the higher one all the same), and no function is
+ * longer than 100 lines (issue 14).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -89,6 +90,31 @@ function upwardImports(files: readonly string[]): string[] {
   return upward;
 }
 
+/** Functions (with a body) over `limit` lines, signature to closing brace; a nested function counts in the one around it. */
+function longFunctions(files: readonly string[], limit: number): string[] {
+  const long: string[] = [];
+  for (const file of files) {
+    const source = parse(file);
+    const lineOf = (pos: number) => source.getLineAndCharacterOfPosition(pos).line;
+    const visit = (node: ts.Node): void => {
+      if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+        const lines = lineOf(node.end) - lineOf(node.getStart(source)) + 1;
+        if (lines > limit) long.push(`${path.relative(SRC, file)}:${lineOf(node.getStart(source)) + 1} ${nameOf(node, source)} (${lines} lines)`);
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(source);
+  }
+  return long;
+}
+
+function nameOf(node: ts.SignatureDeclaration, source: ts.SourceFile): string {
+  if (node.name) return node.name.getText(source);
+  const parent = node.parent;
+  if (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent)) return parent.name.getText(source);
+  return '(anonymous)';
+}
+
 const files = sourceFiles(SRC);
 
 describe('architecture', () => {
@@ -115,5 +141,9 @@ describe('architecture', () => {
 
   it('imports only from its own layer or lower ones (type-only imports and re-exports included)', () => {
     expect(upwardImports(files)).toEqual([]);
+  });
+
+  it('has no function over 100 lines', () => {
+    expect(longFunctions(files, 100)).toEqual([]);
   });
 });
