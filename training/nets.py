@@ -104,6 +104,10 @@ class FlowUNet(nn.Module):
 
     def unet(self, h, t, txt, bias, pooled):
         """The U-Net after the stem: h is the stem's output, txt/bias the tokens every cross-attention reads."""
+        return self.out(self.features(h, t, txt, bias, pooled))
+
+    def features(self, h, t, txt, bias, pooled):
+        """The last feature map (normalised and activated), which `out` turns into the velocity."""
         emb = F.silu(self.t_mlp(timestep_embedding(t, 128)) + self.txt_mlp(pooled))
         s0 = self.d0(h, emb)
         h = self.down0(s0)
@@ -118,7 +122,7 @@ class FlowUNet(nn.Module):
         h = self.ux1(self.u1(torch.cat([h, s1], 1), emb), txt, bias)
         h = self.up0(h)
         h = self.u0(torch.cat([h, s0], 1), emb)
-        return self.out(F.silu(self.out_norm(h)))
+        return F.silu(self.out_norm(h))
 
 
 class ConvBlock(nn.Module):
@@ -406,13 +410,25 @@ class CorrectorUNet(FlowUNet):
                 any place of x_t can look at any place of the previous image
     Initialised from the generator: with the image's stem weights (channels) or its tokens' output (tokens) at
     zero the corrector starts as the text-to-image generator.
+
+    `gate` adds a per-pixel copy gate g in (0, 1): the predicted clean image is g * image + (1 - g) * the U-Net's
+    own, so v = (1 - g) * v_net + g * (x_t - image) / t. An edit changes a few dozen of 1,024 pixels; without the
+    gate the U-Net must redraw every unchanged pixel through the flow, and it kept under a third of the objects an
+    edit should leave alone. The gate's bias starts at -6 (g ~ 0.0025), so step 0 is the model without it.
     """
 
-    def __init__(self, vocab_size: int, max_tokens: int, cond: str = "channels", **kw):
+    GATE_MIN_T = 0.02   # (x_t - image) / t is exact for copied pixels; the clamp only bounds it for t near 0
+
+    def __init__(self, vocab_size: int, max_tokens: int, cond: str = "channels", gate: bool = False, **kw):
         super().__init__(vocab_size, max_tokens, **kw)
         if cond not in ("channels", "tokens"):
             raise ValueError(f"cond must be channels or tokens, got {cond}")
         self.cond = cond
+        self.gate = None
+        if gate:
+            self.gate = nn.Conv2d(self.out.in_channels, 1, 3, padding=1)
+            nn.init.zeros_(self.gate.weight)
+            nn.init.constant_(self.gate.bias, -6.0)
         c0 = self.stem.out_channels
         text_dim = self.text.tok.embedding_dim
         if cond == "channels":
@@ -438,4 +454,10 @@ class CorrectorUNet(FlowUNet):
             h = self.stem(x)
         else:
             h = self.stem(torch.cat([x, image], 1))
-        return self.unet(h, t, txt, bias, pooled)
+        f = self.features(h, t, txt, bias, pooled)
+        v = self.out(f)
+        if self.gate is None:
+            return v
+        g = torch.sigmoid(self.gate(f))
+        copy = (x - image) / t.clamp(min=self.GATE_MIN_T)[:, None, None, None]
+        return v + g * (copy - v)

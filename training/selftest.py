@@ -189,6 +189,27 @@ def test_perception():
     print("perception ok")
 
 
+def test_corrector_gate():
+    """The copy gate: shut, the corrector is the model without it; open, it returns the previous image's flow
+    exactly (v = eps - image wherever x_t was noised from the image)."""
+    from nets import CorrectorUNet
+    torch.manual_seed(0)
+    plain, gated = CorrectorUNet(40, 16, gate=False), CorrectorUNet(40, 16, gate=True)
+    randomize(plain)
+    gated.load_state_dict(plain.state_dict(), strict=False)
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    eps = torch.randn(2, 3, 32, 32)
+    t = torch.tensor([0.9, 0.3])
+    xt = (1 - t[:, None, None, None]) * image + t[:, None, None, None] * eps
+    tok = torch.randint(2, 40, (2, 16))
+    with torch.no_grad():
+        torch.nn.init.constant_(gated.gate.bias, -30.0)
+        assert torch.allclose(gated(xt, t, tok, image), plain(xt, t, tok, image), atol=1e-5)
+        torch.nn.init.constant_(gated.gate.bias, 30.0)
+        assert torch.allclose(gated(xt, t, tok, image), eps - image, atol=1e-4)
+    print("corrector gate ok")
+
+
 if __name__ == "__main__":
     setup_torch(0, 2)
     test_auc()
@@ -196,4 +217,5 @@ if __name__ == "__main__":
     test_onnx()
     test_modules()
     test_perception()
+    test_corrector_gate()
     print("selftest ok")

@@ -52,6 +52,10 @@ def parse_args(argv=None):
     ap.add_argument("--out", default="models/corrector.onnx")
     ap.add_argument("--init-onnx", default="models/generator.onnx", help="generator to start from (its .json beside it)")
     ap.add_argument("--cond", choices=["channels", "tokens"], default="channels")
+    ap.add_argument("--gate", action="store_true",
+                    help="a per-pixel copy gate between the previous image and the U-Net's own drawing (nets.py); "
+                         "with --resume on a checkpoint without one, the gate is added and the learning-rate "
+                         "schedule starts again from the resumed point")
     ap.add_argument("--minutes", type=float, default=40.0)
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
@@ -65,7 +69,7 @@ def parse_args(argv=None):
     ap.add_argument("--p-no-image", type=float, default=0.1, help="drop the previous image (zeros)")
     ap.add_argument("--source-weights", default="rule=1,edit=3,model=1,refine=1,run=1", type=source_weights,
                     help="sampling weight of a triplet per GenRef source (0 leaves a source out)")
-    ap.add_argument("--op-weights", default="", type=source_weights,
+    ap.add_argument("--op-weights", default={}, type=source_weights,
                     help="sampling weight of a triplet by the edits its reflection asks for (add, remove, replace, "
                          "move; the largest of its edits counts, 1 for any not named): draws recolours and moves, "
                          "which the generator's own failures need most, more often")
@@ -193,8 +197,8 @@ def held_out(keys) -> np.ndarray:
 # model
 
 def build_model(cfg: dict) -> CorrectorUNet:
-    return CorrectorUNet(cfg["vocab_size"], cfg["max_tokens"], cond=cfg["cond"], ch=tuple(cfg["channels"]),
-                         text_layers=cfg["text_layers"])
+    return CorrectorUNet(cfg["vocab_size"], cfg["max_tokens"], cond=cfg["cond"], gate=cfg.get("gate", False),
+                         ch=tuple(cfg["channels"]), text_layers=cfg["text_layers"])
 
 
 def init_from_generator(model: CorrectorUNet, onnx_path: str, vocab: list, channels) -> dict:
@@ -290,6 +294,7 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
         "steps": args.suggest_steps,
         "guidance": args.suggest_guidance,
         "cond": cfg["cond"],
+        "gate": bool(cfg.get("gate", False)),
         "instruction": "refined prompt [Reflexion]: reflection (instructions joined by newlines)",
         "convention": CONVENTION,
         "conventionDetail": {
@@ -333,12 +338,16 @@ def main(argv=None):
             print(f"resuming from {ckpt_path}: step {ck['step']}, {ck['elapsed'] / 60:.1f} min trained")
         elif args.export_only:
             raise SystemExit(f"--export-only: no checkpoint at {ckpt_path}")
+    grow = False        # a gate added to a checkpoint trained without one
     if ck is not None:
-        cfg, vocab = ck["cfg"], ck["vocab"]
+        cfg, vocab = dict(ck["cfg"]), ck["vocab"]
+        grow = args.gate and not cfg.get("gate", False) and not args.export_only
+        if grow:
+            cfg["gate"] = True
     else:
         vocab = build_vocab(gen_meta["vocab"], data["text"])
         cfg = {"vocab_size": len(vocab), "max_tokens": args.max_tokens, "channels": [32, 64, 128], "text_layers": 2,
-               "cond": args.cond}
+               "cond": args.cond, "gate": args.gate}
     unknown = {w for t in data["text"] for w in words(str(t))} - set(vocab)
     if unknown:
         raise SystemExit(f"the data has words the checkpoint's vocab lacks: {sorted(unknown)[:10]}")
@@ -373,11 +382,19 @@ def main(argv=None):
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     step, elapsed0 = 0, 0.0
     history = []
+    schedule = {"start_step": 0, "start_elapsed": 0.0}     # where the current cosine schedule began
     if ck is not None:
         ema_sd = {k: v.float() if torch.is_floating_point(v) else v for k, v in ck["ema"].items()}
-        model.load_state_dict(ema_sd)
-        opt_state_restore(opt, ck["opt"])
+        missing, unexpected = model.load_state_dict(ema_sd, strict=not grow)
+        if unexpected or any(not k.startswith("gate.") for k in missing):
+            raise SystemExit(f"checkpoint does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         step, elapsed0, history = ck["step"], ck["elapsed"], ck.get("history", [])
+        if grow:        # new parameters: a fresh optimizer and a fresh schedule from here
+            schedule = {"start_step": step, "start_elapsed": elapsed0}
+            print(f"added the copy gate at step {step}; the schedule starts again")
+        else:
+            opt_state_restore(opt, ck["opt"])
+            schedule = ck.get("schedule", schedule)
     ema = EMA(model, args.ema)
     gen = torch.Generator().manual_seed(args.seed + 1000003 * step)
 
@@ -387,12 +404,12 @@ def main(argv=None):
                "lr": args.lr, "minutes_budget": args.minutes, "seed": args.seed, "ema": args.ema,
                "p_null": args.p_null, "p_no_reflection": args.p_no_reflection, "p_no_image": args.p_no_image,
                "source_weights": args.source_weights, "source_counts": counts, "cond_noise": args.cond_noise,
-               "edit_weight": args.edit_weight, "op_weights": args.op_weights, "torch": torch.__version__,
+               "edit_weight": args.edit_weight, "op_weights": args.op_weights, "gate": bool(cfg.get("gate", False)), "torch": torch.__version__,
                "init": init_info, "history": history, "out": args.out}
 
     def checkpoint():
         save_checkpoint(ckpt_path, {"cfg": cfg, "vocab": vocab, "ema": compact(ema.state_dict(), torch.float16),
-                                    "opt": opt_state_compact(opt), "step": step, "elapsed": timer.elapsed(),
+                                    "opt": opt_state_compact(opt), "step": step, "elapsed": timer.elapsed(), "schedule": schedule,
                                     "init": init_info, "history": history, "args": vars(args)})
         print(f"checkpoint: {ckpt_path} (step {step}, {os.path.getsize(ckpt_path) / 1e6:.1f} MB)", flush=True)
 
@@ -425,8 +442,9 @@ def main(argv=None):
             image[no_img] = 0.0
             t = sample_t(b, gen)
             eps = torch.randn(x0.shape, generator=gen)
-            progress = timer.elapsed() / budget if budget > 0 else 1.0
-            lr = cosine_lr(args.lr, progress, step, args.warmup)
+            span = budget - schedule["start_elapsed"]
+            progress = (timer.elapsed() - schedule["start_elapsed"]) / span if span > 0 else 1.0
+            lr = cosine_lr(args.lr, progress, step - schedule["start_step"], args.warmup)
             for gp in opt.param_groups:
                 gp["lr"] = lr
             loss = velocity_loss(model, x0, tok, image, t, eps, edit_weight(flawed[idx], enhanced[idx], args.edit_weight))
