@@ -7,9 +7,10 @@ import { RoleFailing, UserError } from './core/errors.js';
 import { buildRoles, planRoles } from './config/resolve.js';
 import type { ConfigFile } from './config/schema.js';
 import { EVENTS_FILE, readEvents, readRunRecord, RunStore } from './store/run-store.js';
-import { addCall, emptyRoleUsage, priceOf, type Price, type RoleUsage } from './core/usage.js';
+import { addCall, emptyRoleUsage, priceOf, type RoleUsage } from './core/usage.js';
+import { resolvePrice, type PriceSource, type PriceTable } from './core/prices.js';
 import path from 'node:path';
-import type { RunRecord } from './store/types.js';
+import type { RunCost, RunRecord } from './store/types.js';
 import { metaOf, type PromptRecord } from './config/prompts.js';
 
 export interface RunOptions {
@@ -28,8 +29,8 @@ export interface RunOptions {
   report?: boolean;
   /** told the run directory as soon as it exists (a resumed run: as soon as it is locked and marked running) */
   onCreated?: (dir: string) => void;
-  /** prices per backend name, for the cost estimate in run.json */
-  prices?: Record<string, Price>;
+  /** prices per backend name over the built-in ones (`null`: none), for the cost estimate in run.json */
+  prices?: PriceTable;
   /** this run's search, when the caller checked it already (a batch checks every prompt before its first run) */
   checked?: CheckedSearch;
 }
@@ -180,7 +181,7 @@ export interface BatchPromptRun {
   signal?: AbortSignal | undefined;
   onCall?: CallListener | undefined;
   report: boolean;
-  prices?: Record<string, Price> | undefined;
+  prices?: PriceTable | undefined;
   onCreated?: ((dir: string) => void) | undefined;
   checked?: CheckedSearch | undefined;
 }
@@ -219,19 +220,26 @@ export function failureSummary(failures: ReadonlyArray<{ role: Role; error?: str
   return [...byRole].map(([role, { n, first }]) => `${n} ${role} call${n === 1 ? '' : 's'} failed (${first})`).join('; ');
 }
 
-/** The estimated price per role from a price table keyed by backend name; null when no role's backend has a price. */
+/**
+ * The estimated price per role from a price table keyed by backend name, over the built-in prices (a `null` entry
+ * gives its backend none); null when no role's backend has a price. `builtIn` names the backends priced from the
+ * built-in table, with where and when their price was read.
+ */
 export function costOf(
   usage: Partial<Record<Role, RoleUsage>>,
   backends: Partial<Record<Role, string>>,
-  prices: Record<string, Price> | undefined,
-): { perRole: Partial<Record<Role, number>>; total: number } | null {
-  if (!prices) return null;
+  prices: PriceTable | undefined,
+): RunCost | null {
   const perRole: Partial<Record<Role, number>> = {};
+  const builtIn: Record<string, PriceSource> = {};
   for (const [role, u] of Object.entries(usage) as Array<[Role, RoleUsage]>) {
     const name = backends[role];
-    const p = name ? priceOf(u, prices[name]) : null;
-    if (p !== null) perRole[role] = p;
+    const resolved = name ? resolvePrice(name, prices) : null;
+    if (!resolved) continue;
+    perRole[role] = priceOf(u, resolved.price)!;
+    if (resolved.builtIn) builtIn[name!] = resolved.builtIn;
   }
   const roles = Object.values(perRole);
-  return roles.length ? { perRole, total: roles.reduce((a, b) => a + b, 0) } : null;
+  if (!roles.length) return null;
+  return { perRole, total: roles.reduce((a, b) => a + b, 0), ...(Object.keys(builtIn).length ? { builtIn } : {}) };
 }

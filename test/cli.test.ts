@@ -314,7 +314,7 @@ describe('run --prompts --geneval-out --geneval-rungs', () => {
 describe('price table', () => {
   it('a bad entry is one line on stderr and exit 2, before anything runs', async () => {
     const d = tmpDir();
-    for (const prices of [{ 'openai:gpt-4o': { perImage: -1 } }, { 'openai:gpt-4o': { perToken: 1 } }]) {
+    for (const prices of [{ 'openai:gpt-4o': { perImage: -1 } }, { 'openai:gpt-4o': { perToken: 1 } }, { 'openai:gpt-4o': 'free' }]) {
       const file = path.join(d, 'c.json');
       writeFileSync(file, JSON.stringify({ backend: 'procedural', prices }));
       const r = await cliRun(['run', 'a red circle', '--config', file, '--out', path.join(d, 'runs')]);

@@ -82,7 +82,7 @@ describe('verifierJudge', () => {
         return { score: 1.9, label: 'yes' };
       },
     };
-    const j = verifierJudge(flaky, { perCall: 0.01, perMillionInputTokens: 1000 }, metaFor);
+    const j = verifierJudge(flaky, { price: { perCall: 0.01, perMillionInputTokens: 1000 } }, metaFor);
     const proc = createProceduralBackend();
     const records: EvalRecord[] = FREE_FORM.slice(0, 3).map((p) => ({ prompt: p.prompt, tag: p.category }));
     const report = await runEval({
@@ -129,11 +129,11 @@ describe('eval --judge over HTTP', () => {
     const proc = createProceduralBackend();
     const roles = { generator: proc.generator, verifier: hashVerifier };
     const common = { records, strategies: ['noise' as const], budgets: [1, 2, 4], roles, seedsPerPrompt: 1, width: 2, seed: 0 };
-    const remote = verifierJudge(createOpenAIBackend({ baseURL: server.url, model: 'reflectionflow-verifier', mode: 'yesno', maxRetries: 0 }).verifier, undefined, metaFor);
+    const remote = verifierJudge(createOpenAIBackend({ baseURL: server.url, model: 'reflectionflow-verifier', mode: 'yesno', maxRetries: 0 }).verifier, null, metaFor);
     const before = requests;
     const overHttp = await runEval({ ...common, judge: remote.judge, judgeSummary: remote.summary, jobs: 6 });
     // the evaluator in-process, one search at a time: the reference
-    const local = verifierJudge(createProceduralBackend().verifier, undefined, metaFor);
+    const local = verifierJudge(createProceduralBackend().verifier, null, metaFor);
     const reference = await runEval({ ...common, judge: local.judge, jobs: 1 });
     const key = (s: EvalSample) => `${s.prompt}|${s.budget}`;
     const want = new Map(reference.samples.map((s) => [key(s), s.correct]));

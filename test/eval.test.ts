@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { paramsForBudget } from '../src/eval/budget.js';
+import { BUILT_IN_PRICES } from '../src/core/prices.js';
 import { evalUnits, runEval, type Judge } from '../src/eval/harness.js';
 import { markdownTable, scalingSvg } from '../src/eval/output.js';
 import { makePlan } from '../src/search/plan.js';
@@ -134,6 +135,45 @@ describe('eval with stop-at', () => {
     // noise makes no VLM call but verification: one per image it made
     expect(adaptive.meanVlmCalls).toBeCloseTo(adaptive.meanImages, 10);
     expect(table).not.toContain('price/search');
+  });
+});
+
+describe('eval prices', () => {
+  it('prices searches with a built-in price when the config has none, and the report names it', async () => {
+    const backend = createBackend();
+    const KONTEXT = 'fal:fal-ai/flux-pro/kontext';
+    const builtIn = BUILT_IN_PRICES[KONTEXT]!;
+    const report = await runEval({
+      records: records.slice(0, 2),
+      strategies: ['noise'],
+      budgets: [4],
+      roles: { ...backend, generator: { ...backend.generator, name: KONTEXT } },
+      judge,
+      seedsPerPrompt: 1,
+      width: 2,
+      seed: 0,
+      jobs: 1,
+    });
+    expect(report.cells[0]!.meanPrice).toBeCloseTo(4 * builtIn.perImage!, 10);
+    expect(report.builtInPrices).toEqual({ [KONTEXT]: { source: builtIn.source, asOf: builtIn.asOf } });
+    const table = markdownTable(report);
+    expect(table).toContain('price/search');
+    // a config entry of null: no price, no note
+    const off = await runEval({
+      records: records.slice(0, 1),
+      strategies: ['noise'],
+      budgets: [4],
+      roles: { ...backend, generator: { ...backend.generator, name: KONTEXT } },
+      judge,
+      seedsPerPrompt: 1,
+      width: 2,
+      seed: 0,
+      jobs: 1,
+      prices: { [KONTEXT]: null },
+    });
+    expect(off.cells[0]!.meanPrice).toBeNull();
+    expect(off.builtInPrices).toBeUndefined();
+    expect(markdownTable(off)).not.toContain('price/search');
   });
 });
 

@@ -1,12 +1,14 @@
 /**
  * Cost accounting: every call counted per role with the tokens the service reports and the retries it took,
- * concurrent calls never mixing their numbers, and a price estimate from the config's price table.
+ * concurrent calls never mixing their numbers, and a price estimate from the config's price table over the
+ * built-in one.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOpenAIBackend } from '../src/backends/openai/index.js';
 import { createProceduralBackend } from '../src/backends/procedural/index.js';
+import { BUILT_IN_PRICES, resolvePrice } from '../src/core/prices.js';
 import { reportUsage, withUsage } from '../src/core/usage.js';
 import { runSearch } from '../src/run.js';
 import { json, jsonBody, startServer, type TestServer } from './backends/helpers.js';
@@ -87,5 +89,54 @@ describe('usage', () => {
     const expected = 6 * 0.01 + (u.verifier.inputTokens * 2.5) / 1e6 + (6 * 10) / 1e6;
     expect(run.result.cost.total).toBeCloseTo(expected, 10);
     expect(run.result.cost.perRole.generator).toBeCloseTo(0.06, 10);
+  });
+});
+
+describe('built-in prices', () => {
+  const KONTEXT = 'fal:fal-ai/flux-pro/kontext';
+  const builtIn = BUILT_IN_PRICES[KONTEXT]!;
+
+  it('each has an official source and the date it was read', () => {
+    for (const [name, p] of Object.entries(BUILT_IN_PRICES)) {
+      expect(name).toMatch(/^[a-z]+:/);
+      expect(p.source).toMatch(/^https:\/\//);
+      expect(p.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    }
+  });
+
+  it('a config entry overrides a built-in price, null switches it off, other backends have none', () => {
+    expect(resolvePrice(KONTEXT, undefined)).toEqual({ price: { perImage: builtIn.perImage }, builtIn: { source: builtIn.source, asOf: builtIn.asOf } });
+    expect(resolvePrice(KONTEXT, { [KONTEXT]: { perImage: 0.5 } })).toEqual({ price: { perImage: 0.5 } });
+    expect(resolvePrice(KONTEXT, { [KONTEXT]: null })).toBeNull();
+    expect(resolvePrice('procedural', { 'openai:gpt-4o': { perCall: 1 } })).toBeNull();
+  });
+
+  /** A search whose generator is priced per image under `name` (the procedural generator, renamed). */
+  async function priced(prices: Record<string, { perImage: number } | null> | undefined, report = false) {
+    const procedural = createProceduralBackend();
+    const outcome = await runSearch({
+      prompt: 'a red circle',
+      params: { strategy: 'noise', samples: 4, width: 1, depth: 0, seed: 1, chainHead: 'latest' },
+      roles: { generator: { ...procedural.generator, name: KONTEXT }, verifier: procedural.verifier },
+      outDir: tmpDir(),
+      report,
+      ...(prices ? { prices } : {}),
+    });
+    return { dir: outcome.dir, run: JSON.parse(readFileSync(path.join(outcome.dir, 'run.json'), 'utf8')) };
+  }
+
+  it('prices a run with the built-in table when the config has none, and says so in run.json', async () => {
+    const { run } = await priced(undefined);
+    expect(run.backends.generator).toBe(KONTEXT);
+    expect(run.result.cost.total).toBeCloseTo(4 * builtIn.perImage!, 10);
+    expect(run.result.cost.perRole).toEqual({ generator: run.result.cost.total });
+    expect(run.result.cost.builtIn).toEqual({ [KONTEXT]: { source: builtIn.source, asOf: builtIn.asOf } });
+  });
+
+  it("the config's entry wins over the built-in one, and null leaves the backend unpriced", async () => {
+    const mine = (await priced({ [KONTEXT]: { perImage: 0.5 } })).run.result.cost;
+    expect(mine.total).toBeCloseTo(2, 10);
+    expect(mine.builtIn).toBeUndefined();
+    expect((await priced({ [KONTEXT]: null })).run.result.cost).toBeUndefined();
   });
 });

@@ -40,7 +40,10 @@ export const configSchema = z
     size: positiveInt.optional(),
     /** where run directories go */
     out: z.string().min(1).optional(),
-    /** prices per backend name (`openai:gpt-4o`, `fal:fal-ai/flux/dev`, …) for the cost estimate; none are built in */
+    /**
+     * prices per backend name (`openai:gpt-4o`, `fal:fal-ai/flux/dev`, …) for the cost estimate, over the built-in
+     * ones (src/core/prices.ts); `null` gives a backend no price, a built-in one included
+     */
     prices: z
       .record(
         z.string(),
@@ -51,7 +54,8 @@ export const configSchema = z
             perMillionInputTokens: z.number().nonnegative().optional(),
             perMillionOutputTokens: z.number().nonnegative().optional(),
           })
-          .strict(),
+          .strict()
+          .nullable(),
       )
       .optional(),
   })

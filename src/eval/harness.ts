@@ -8,7 +8,7 @@ import type { JudgeSummary } from './judge.js';
 import { evalReport, type EvalReport, type EvalSample, type Judged } from './metrics.js';
 import { search } from '../search/loop.js';
 import { backendNames, costOf } from '../run.js';
-import type { Price } from '../core/usage.js';
+import type { PriceTable } from '../core/prices.js';
 import { paramsForBudget } from './budget.js';
 import { SharedPoolIO } from './shared-pool.js';
 import type { SearchIO } from '../search/io.js';
@@ -76,8 +76,8 @@ export interface EvalOptions {
    * (how well the search's verifier ranks what the benchmark calls correct).
    */
   verifierAuc?: boolean;
-  /** prices per backend name (as run.json's cost estimate) */
-  prices?: Record<string, Price>;
+  /** prices per backend name over the built-in ones, `null` for none (as run.json's cost estimate) */
+  prices?: PriceTable;
   /** keep pool images on disk across eval runs (same generator identity ⇒ same images) */
   cache?: { dir: string; generatorKey: string };
   /** who judged and what the judge spent, for the report (a judge backend's calls, apart from the search's) */
@@ -172,6 +172,7 @@ export async function evalUnit(opts: UnitOptions): Promise<{ samples: EvalSample
       });
       const searchMs = performance.now() - started;
       const best = result.candidates.find((c) => c.id === result.bestId);
+      const cost = costOf(result.usage, backendNames(arm.roles ?? opts.roles), opts.prices);
       const verdict: Verdict = best ? await opts.judge((await io.loadImage(best.id)).png, record) : { correct: false, reason: 'no image' };
       const sample: EvalSample = {
         prompt: record.prompt,
@@ -184,7 +185,8 @@ export async function evalUnit(opts: UnitOptions): Promise<{ samples: EvalSample
         score: best?.evaluation?.score ?? null,
         imagesGenerated: result.imagesGenerated,
         vlmCalls: (['verifier', 'reflector', 'refiner'] as const).reduce((n, r) => n + (result.usage[r]?.calls ?? 0), 0),
-        price: costOf(result.usage, backendNames(arm.roles ?? opts.roles), opts.prices)?.total ?? null,
+        price: cost?.total ?? null,
+        ...(cost?.builtIn ? { builtIn: cost.builtIn } : {}),
         ...(verdict.score !== undefined ? { judgeScore: verdict.score } : {}),
         ...(verdict.error !== undefined ? { judgeError: verdict.error } : {}),
         ...(opts.timing

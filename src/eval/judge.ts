@@ -6,7 +6,8 @@ import { RoleLimits } from '../core/limits.js';
 import { errorMessage } from '../core/errors.js';
 import type { Verifier } from '../core/roles.js';
 import type { Evaluation, PromptMeta } from '../core/types.js';
-import { addCall, emptyRoleUsage, priceOf, withUsage, type Price, type RoleUsage } from '../core/usage.js';
+import type { PriceSource, ResolvedPrice } from '../core/prices.js';
+import { addCall, emptyRoleUsage, priceOf, withUsage, type RoleUsage } from '../core/usage.js';
 import { evaluateImage } from '../shapeworld/evaluate.js';
 import type { PromptSpec } from '../shapeworld/rules.js';
 import type { EvalRecord, Judge } from './harness.js';
@@ -26,8 +27,10 @@ export interface JudgeSummary {
   /** how verdicts were read: a yes/no answer, or a rubric's overall score above 5 of 10 */
   kinds: Array<'yes/no' | 'rubric'>;
   usage: RoleUsage;
-  /** from the config's price table; null without a price for the judge's backend */
+  /** from the config's price table or the built-in one; null without a price for the judge's backend */
   price: number | null;
+  /** where and when the judge's price was read, when it is a built-in one */
+  builtIn?: PriceSource;
 }
 
 /** A yes/no evaluation passes on `yes`; a rubric evaluation (no label) above RUBRIC_PASS. */
@@ -35,7 +38,7 @@ export function passes(e: Evaluation): boolean {
   return e.label !== undefined ? e.label === 'yes' : e.score > RUBRIC_PASS;
 }
 
-export function verifierJudge(verifier: Verifier, price: Price | undefined, meta: (record: EvalRecord) => PromptMeta | undefined): { judge: Judge; summary(): JudgeSummary } {
+export function verifierJudge(verifier: Verifier, price: ResolvedPrice | null, meta: (record: EvalRecord) => PromptMeta | undefined): { judge: Judge; summary(): JudgeSummary } {
   const usage = emptyRoleUsage();
   const kinds = new Set<'yes/no' | 'rubric'>();
   const limits = new RoleLimits();
@@ -53,6 +56,12 @@ export function verifierJudge(verifier: Verifier, price: Price | undefined, meta
     });
   return {
     judge,
-    summary: () => ({ name: verifier.name, kinds: [...kinds].sort(), usage: { ...usage }, price: priceOf(usage, price) }),
+    summary: () => ({
+      name: verifier.name,
+      kinds: [...kinds].sort(),
+      usage: { ...usage },
+      price: priceOf(usage, price?.price),
+      ...(price?.builtIn ? { builtIn: price.builtIn } : {}),
+    }),
   };
 }

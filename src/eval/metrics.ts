@@ -3,6 +3,7 @@
  * agrees with the judge (ROC-AUC pooled, within each search's pool, and per tag). Pure functions of the samples,
  * apart from the runner that makes them (harness.ts).
  */
+import type { PriceSource } from '../core/prices.js';
 import type { JudgeSummary } from './judge.js';
 
 export interface EvalSample {
@@ -18,8 +19,10 @@ export interface EvalSample {
   imagesGenerated: number;
   /** verifier, reflector and refiner calls of the search (pool calls shared with other rungs counted as made) */
   vlmCalls: number;
-  /** estimated price of the search from `EvalOptions.prices`, null without a price for any of its backends */
+  /** estimated price of the search from `EvalOptions.prices` and the built-in ones, null without a price for any of its backends */
   price: number | null;
+  /** the backends `price` took from the built-in table, with where and when their price was read */
+  builtIn?: Record<string, PriceSource>;
   /** a judge backend's own score of the final image */
   judgeScore?: number;
   /** the judge call failed: the sample counts in spending, not in accuracy */
@@ -83,6 +86,8 @@ export interface EvalReport {
   wallMs: number;
   /** a judge backend: who judged and its own calls, tokens and price */
   judge?: JudgeSummary;
+  /** the backends the searches' prices took from the built-in table (absent when none did) */
+  builtInPrices?: Record<string, PriceSource>;
 }
 
 /**
@@ -96,6 +101,8 @@ export function evalReport(samples: EvalSample[], judged: Judged[], strategies: 
   );
   const report = summarise(ordered, strategies, budgets, wallMs);
   report.samples = samples;
+  const builtIn = Object.assign({}, ...ordered.map((s) => s.builtIn ?? {})) as Record<string, PriceSource>;
+  if (Object.keys(builtIn).length) report.builtInPrices = builtIn;
   const pools = [...judged].sort((a, b) => byText(a.pool, b.pool) || a.score - b.score || Number(a.correct) - Number(b.correct));
   if (pools.length) report.verifier = verifierAgreement(pools);
   return report;

@@ -1,5 +1,6 @@
 import type { Role } from '../core/strategies.js';
 import type { Candidate, ChainSummary, Evaluation, PromptMeta, Reflection, SearchParams } from '../core/types.js';
+import type { PriceSource } from '../core/prices.js';
 import type { RoleUsage } from '../core/usage.js';
 
 // a call's record is core's (core/io.ts): the search writes it, the store keeps it
@@ -11,6 +12,16 @@ export type { CallEvent } from '../core/io.js';
  * `failed`: an error that is not a call's (a bug, a full disk).
  */
 export type RunStatus = 'running' | 'done' | 'incomplete' | 'failed' | 'interrupted';
+
+/**
+ * A run's estimated price per role and in all. `builtIn`: the backends priced from the built-in table
+ * (src/core/prices.ts), with where and when their price was read; absent when every price came from the config.
+ */
+export interface RunCost {
+  perRole: Partial<Record<Role, number>>;
+  total: number;
+  builtIn?: Record<string, PriceSource>;
+}
 
 /** run.json */
 export interface RunRecord {
@@ -42,8 +53,8 @@ export interface RunRecord {
     wallMs: number;
     /** every call the run made, in all its attempts, per role (replayed calls counted once) */
     usage?: Partial<Record<Role, RoleUsage>>;
-    /** estimated price per role and in all, from the config's `prices` (absent without prices) */
-    cost?: { perRole: Partial<Record<Role, number>>; total: number };
+    /** estimated price per role and in all, from the config's `prices` and the built-in ones (absent without a price) */
+    cost?: RunCost;
     /** the image whose verifier score reached `params.stopAt`, when the search stopped early */
     stoppedAt?: string;
     /** calls of the last attempt that failed, per role (absent when none did) */

@@ -8,6 +8,7 @@ import { buildRoles, inputChecks } from '../../config/resolve.js';
 import { checkPrompt } from '../../run.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { RunIncomplete, UserError } from '../../core/errors.js';
+import { resolvePrice } from '../../core/prices.js';
 import { metaFor, runEval, type EvalRecord } from '../../eval/harness.js';
 import type { EvalReport } from '../../eval/metrics.js';
 import { armPlans, buildArms, parseStrategies, planJudge } from '../../eval/arms.js';
@@ -80,7 +81,7 @@ export async function evalAction(flags: EvalFlags): Promise<void> {
   checkEvery(inputChecks([...armPlans(config, arms), ...(judgePlan ? [judgePlan] : [])]).prompt);
   const { roles, plans, arms: evalArms } = await buildArms(config, arms, flags.stopAt);
   const judgeVerifier = judgePlan ? (await buildRoles([judgePlan])).verifier : null;
-  const judgeRole = judgeVerifier ? verifierJudge(judgeVerifier, config.prices?.[judgeVerifier.name], metaFor) : null;
+  const judgeRole = judgeVerifier ? verifierJudge(judgeVerifier, resolvePrice(judgeVerifier.name, config.prices), metaFor) : null;
   checkEvery((prompt) => {
     checkPrompt(roles, prompt);
     judgeVerifier?.checkPrompt?.(prompt);
@@ -172,7 +173,8 @@ function writeResults(out: string, started: Date, report: EvalReport, setup: Rec
     (a, b) => a.tag.localeCompare(b.tag) || a.prompt.localeCompare(b.prompt) || a.seed - b.seed || a.strategy.localeCompare(b.strategy) || a.budget - b.budget,
   );
   const judge = report.judge ? { judge: report.judge } : {};
-  writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ setup, cells: report.cells, tags: report.tags, verifier: report.verifier ?? null, ...judge, wallMs: report.wallMs }, null, 2) + '\n');
+  const builtIn = report.builtInPrices ? { builtInPrices: report.builtInPrices } : {};
+  writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ setup, cells: report.cells, tags: report.tags, verifier: report.verifier ?? null, ...judge, ...builtIn, wallMs: report.wallMs }, null, 2) + '\n');
   writeFileSync(path.join(dir, 'samples.jsonl'), samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
   // the paper's rows are GenEval detector scores: beside a VLM judge's accuracies they would mislead
   const paper = setup.prompts === 'split:test' && !report.judge;
