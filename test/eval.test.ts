@@ -139,7 +139,7 @@ describe('eval with stop-at', () => {
 });
 
 describe('eval prices', () => {
-  it('prices searches with a built-in price when the config has none, and the report names it', async () => {
+  it('prices searches with a built-in price when the config has none, and the spending table says so', async () => {
     const backend = createBackend();
     const KONTEXT = 'fal:fal-ai/flux-pro/kontext';
     const builtIn = BUILT_IN_PRICES[KONTEXT]!;
@@ -158,6 +158,7 @@ describe('eval prices', () => {
     expect(report.builtInPrices).toEqual({ [KONTEXT]: { source: builtIn.source, asOf: builtIn.asOf } });
     const table = markdownTable(report);
     expect(table).toContain('price/search');
+    expect(table).toContain(`built-in price for ${KONTEXT} (fal.ai, read ${builtIn.asOf})`);
     // a config entry of null: no price, no note
     const off = await runEval({
       records: records.slice(0, 1),

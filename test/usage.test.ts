@@ -5,10 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { printSummary } from '../src/cli/actions/run.js';
 import { createOpenAIBackend } from '../src/backends/openai/index.js';
 import { createProceduralBackend } from '../src/backends/procedural/index.js';
-import { BUILT_IN_PRICES, resolvePrice } from '../src/core/prices.js';
+import { BUILT_IN_PRICES, builtInNote, resolvePrice } from '../src/core/prices.js';
 import { reportUsage, withUsage } from '../src/core/usage.js';
 import { runSearch } from '../src/run.js';
 import { json, jsonBody, startServer, type TestServer } from './backends/helpers.js';
@@ -109,6 +110,7 @@ describe('built-in prices', () => {
     expect(resolvePrice(KONTEXT, { [KONTEXT]: { perImage: 0.5 } })).toEqual({ price: { perImage: 0.5 } });
     expect(resolvePrice(KONTEXT, { [KONTEXT]: null })).toBeNull();
     expect(resolvePrice('procedural', { 'openai:gpt-4o': { perCall: 1 } })).toBeNull();
+    expect(builtInNote({ [KONTEXT]: builtIn })).toBe(`built-in price for ${KONTEXT} (fal.ai, read ${builtIn.asOf})`);
   });
 
   /** A search whose generator is priced per image under `name` (the procedural generator, renamed). */
@@ -125,12 +127,23 @@ describe('built-in prices', () => {
     return { dir: outcome.dir, run: JSON.parse(readFileSync(path.join(outcome.dir, 'run.json'), 'utf8')) };
   }
 
-  it('prices a run with the built-in table when the config has none, and says so in run.json', async () => {
-    const { run } = await priced(undefined);
+  it('prices a run with the built-in table when the config has none, and says so in run.json and the report', async () => {
+    const { dir, run } = await priced(undefined, true);
     expect(run.backends.generator).toBe(KONTEXT);
     expect(run.result.cost.total).toBeCloseTo(4 * builtIn.perImage!, 10);
     expect(run.result.cost.perRole).toEqual({ generator: run.result.cost.total });
     expect(run.result.cost.builtIn).toEqual({ [KONTEXT]: { source: builtIn.source, asOf: builtIn.asOf } });
+    const html = readFileSync(path.join(dir, 'report.html'), 'utf8');
+    expect(html).toContain('Estimated price');
+    expect(html).toContain(`built-in price for ${KONTEXT} (fal.ai, read ${builtIn.asOf})`);
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      printSummary({ dir, run, failures: [] } as unknown as Parameters<typeof printSummary>[0], '');
+      const calls = String(out.mock.calls.map((c) => c[0]).join('')).split('\n').find((l) => l.includes('calls:'));
+      expect(calls).toContain(`estimated price ${run.result.cost.total.toPrecision(3)} (built-in price for ${KONTEXT} (fal.ai, read ${builtIn.asOf}))`);
+    } finally {
+      out.mockRestore();
+    }
   });
 
   it("the config's entry wins over the built-in one, and null leaves the backend unpriced", async () => {

@@ -39,3 +39,21 @@ export function resolvePrice(name: string, table: PriceTable | undefined): Resol
   const { source, asOf, ...price } = b;
   return { price, builtIn: { source, asOf } };
 }
+
+/**
+ * `built-in price for fal:fal-ai/flux-pro/kontext (fal.ai, read 2026-12-06)`: which prices of an estimate came from
+ * the built-in table, where and when they were read; for summaries and tables.
+ */
+export function builtInNote(builtIn: Readonly<Record<string, PriceSource>>): string {
+  const names = Object.keys(builtIn).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const each = names.map((name) => `${name} (${hostOf(builtIn[name]!.source)}, read ${builtIn[name]!.asOf})`);
+  return `built-in price${names.length === 1 ? '' : 's'} for ${each.join(', ')}`;
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}

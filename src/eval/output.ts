@@ -1,3 +1,4 @@
+import { builtInNote } from '../core/prices.js';
 import type { EvalReport } from './metrics.js';
 
 /**
@@ -53,6 +54,9 @@ export function markdownTable(report: EvalReport, opts: OutputOptions = {}): str
         (timed ? ` ${secs(c.meanCallMs)} | ${secs(c.meanMs)} |` : ''),
     ),
   );
+  if (priced && report.builtInPrices) {
+    lines.push('', `price/search is an estimate with the ${builtInNote(report.builtInPrices)}; the config's \`prices\` override them.`);
+  }
   if (timed) {
     lines.push(
       '',
@@ -64,7 +68,7 @@ export function markdownTable(report: EvalReport, opts: OutputOptions = {}): str
     lines.push(
       '',
       `Judge ${j.name}: ${u.calls} calls (${u.failed} failed, ${u.retries} retries), ${u.inputTokens} input and ${u.outputTokens} output tokens, ${(u.ms / 1000).toFixed(1)} s of calls` +
-        (j.price !== null ? `, price ${j.price.toPrecision(3)}` : '') + '.',
+        (j.price !== null ? `, price ${j.price.toPrecision(3)}${j.builtIn ? ` (${builtInNote({ [j.name]: j.builtIn })})` : ''}` : '') + '.',
     );
   }
   if (opts.paper) {

@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { UserError, errorMessage } from '../core/errors.js';
+import { builtInNote } from '../core/prices.js';
 import { ROLES, type Role } from '../core/strategies.js';
 import type { Candidate, Reflection } from '../core/types.js';
 import type { RunRecord } from '../store/types.js';
@@ -310,6 +311,10 @@ function statsSection(v: View): string {
       ? `<div class="stat"><div class="stat-k">Budget used</div><div class="stat-v">${esc(used)} <span class="muted">/ ${esc(budget)} images</span></div><div class="bar wide"><i style="width:${pct.toFixed(1)}%"></i></div></div>`
       : `<div class="stat"><div class="stat-k">Budget used</div><div class="stat-v">${esc(v.byId.size)} <span class="muted">images so far (run not finished)</span></div></div>`;
   const wall = `<div class="stat"><div class="stat-k">Wall time</div><div class="stat-v">${esc(formatMs(r?.wallMs))}</div></div>`;
+  const note = r?.cost?.builtIn ? `<div class="muted small">${esc(builtInNote(r.cost.builtIn))}</div>` : '';
+  const price = r?.cost
+    ? `<div class="stat"><div class="stat-k">Estimated price</div><div class="stat-v">${esc(r.cost.total.toPrecision(3))}</div>${note}</div>`
+    : '';
 
   // busy time (a call in flight), which never exceeds wall time; runs recorded before it existed show summed call time
   const times = r?.busyPerRole ?? r?.timePerRole ?? {};
@@ -326,7 +331,7 @@ function statsSection(v: View): string {
   const table = roles.length
     ? `<table class="roles"><thead><tr><th>Role</th><th>Backend</th><th class="num">${r?.busyPerRole ? 'Busy (share of wall)' : 'Call time'}</th><th></th></tr></thead><tbody>${rows}</tbody></table>`
     : '';
-  return `<section class="stats"><div class="stat-row">${budgetHtml}${wall}</div>${table}${chartSvg(v)}</section>`;
+  return `<section class="stats"><div class="stat-row">${budgetHtml}${wall}${price}</div>${table}${chartSvg(v)}</section>`;
 }
 
 /** Score by round, one line per chain, grey dots for the pool. Inline SVG (no namespace needed in HTML). */

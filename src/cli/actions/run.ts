@@ -4,6 +4,7 @@ import { loadPromptFile, metaOf, type PromptRecord } from '../../config/prompts.
 import { absoluteBackends, buildRoles, inputChecks, planRoles, resolveParams, type RolePlan } from '../../config/resolve.js';
 import type { ConfigFile } from '../../config/schema.js';
 import { Interrupted, RoleFailing, RunIncomplete, UserError } from '../../core/errors.js';
+import { builtInNote } from '../../core/prices.js';
 import type { SearchParams } from '../../core/types.js';
 import {
   checkSearch,
@@ -358,7 +359,7 @@ export function printSummary(o: RunOutcome, label: string): void {
     ...(o.run.status === 'incomplete' ? [`  incomplete: ${failureSummary(o.failures)}`] : []),
     ...(r.stoppedAt ? [`  stopped early: ${r.stoppedAt} reached --stop-at ${o.run.params.stopAt}`] : []),
     `  budget: ${r.imagesGenerated}/${r.budget} images  wall ${(r.wallMs / 1000).toFixed(2)}s${rate}  busy per role (share of wall): ${roles || 'none (all replayed)'}`,
-    `  calls: ${usageLine(r.usage ?? {})}${r.cost ? `; estimated price ${r.cost.total.toPrecision(3)}` : ''}`,
+    `  calls: ${usageLine(r.usage ?? {})}${r.cost ? `; estimated price ${r.cost.total.toPrecision(3)}${r.cost.builtIn ? ` (${builtInNote(r.cost.builtIn)})` : ''}` : ''}`,
     `  run: ${o.dir}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
