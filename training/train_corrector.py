@@ -56,6 +56,11 @@ def parse_args(argv=None):
                     help="a per-pixel copy gate between the previous image and the U-Net's own drawing (nets.py); "
                          "with --resume on a checkpoint without one, the gate is added and the learning-rate "
                          "schedule starts again from the resumed point")
+    ap.add_argument("--gate-reset", type=float, default=None, metavar="BIAS",
+                    help="with --resume: start the checkpoint's gate again, its weights at 0 and its bias at BIAS, "
+                         "with a fresh optimizer and schedule as when it is added")
+    ap.add_argument("--gate-lr-mult", type=float, default=1.0,
+                    help="learning-rate multiple for the gate's own weights (other than 1: no weight decay on them)")
     ap.add_argument("--minutes", type=float, default=40.0)
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
@@ -196,9 +201,9 @@ def held_out(keys) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 # model
 
-def build_model(cfg: dict) -> CorrectorUNet:
+def build_model(cfg: dict, gate_bias: float = -6.0) -> CorrectorUNet:
     return CorrectorUNet(cfg["vocab_size"], cfg["max_tokens"], cond=cfg["cond"], gate=cfg.get("gate", False),
-                         ch=tuple(cfg["channels"]), text_layers=cfg["text_layers"])
+                         gate_bias=gate_bias, ch=tuple(cfg["channels"]), text_layers=cfg["text_layers"])
 
 
 def init_from_generator(model: CorrectorUNet, onnx_path: str, vocab: list, channels) -> dict:
@@ -341,7 +346,7 @@ def main(argv=None):
     grow = False        # a gate added to a checkpoint trained without one
     if ck is not None:
         cfg, vocab = dict(ck["cfg"]), ck["vocab"]
-        grow = args.gate and not cfg.get("gate", False) and not args.export_only
+        grow = ((args.gate and not cfg.get("gate", False)) or args.gate_reset is not None) and not args.export_only
         if grow:
             cfg["gate"] = True
     else:
@@ -372,26 +377,33 @@ def main(argv=None):
     print(f"data: {len(fits)} triplets {counts}, {int((~fits).sum())} longer than {cfg['max_tokens']} words left out, "
           f"{len(val_idx)} held out; vocab {len(vocab)}")
 
-    model = build_model(cfg)
+    model = build_model(cfg, **({"gate_bias": args.gate_reset} if args.gate_reset is not None else {}))
     n_params = count_params(model)
     print(f"model: corrector ({cfg['cond']}), {n_params / 1e6:.3f}M parameters")
     init_info = ck.get("init") if ck else None
     if ck is None:
         init_info = init_from_generator(model, args.init_onnx, vocab, cfg["channels"])
         print(f"initialised from {args.init_onnx}; new: {init_info['fresh']}; new words: {' '.join(init_info['new_words'])}")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
+    groups = [{"params": list(model.parameters()), "lr_mult": 1.0}]
+    if model.gate is not None and args.gate_lr_mult != 1.0:
+        groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("gate.")], "lr_mult": 1.0},
+                  {"params": list(model.gate.parameters()), "lr_mult": args.gate_lr_mult, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     step, elapsed0 = 0, 0.0
     history = []
     schedule = {"start_step": 0, "start_elapsed": 0.0}     # where the current cosine schedule began
     if ck is not None:
         ema_sd = {k: v.float() if torch.is_floating_point(v) else v for k, v in ck["ema"].items()}
+        if grow:        # the gate (new, or started again) from its initial state
+            ema_sd = {k: v for k, v in ema_sd.items() if not k.startswith("gate.")}
         missing, unexpected = model.load_state_dict(ema_sd, strict=not grow)
         if unexpected or any(not k.startswith("gate.") for k in missing):
             raise SystemExit(f"checkpoint does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         step, elapsed0, history = ck["step"], ck["elapsed"], ck.get("history", [])
         if grow:        # new parameters: a fresh optimizer and a fresh schedule from here
             schedule = {"start_step": step, "start_elapsed": elapsed0}
-            print(f"added the copy gate at step {step}; the schedule starts again")
+            print(f"copy gate {'started again' if args.gate_reset is not None else 'added'} at step {step}; "
+                  "the schedule starts again")
         else:
             opt_state_restore(opt, ck["opt"])
             schedule = ck.get("schedule", schedule)
@@ -446,7 +458,7 @@ def main(argv=None):
             progress = (timer.elapsed() - schedule["start_elapsed"]) / span if span > 0 else 1.0
             lr = cosine_lr(args.lr, progress, step - schedule["start_step"], args.warmup)
             for gp in opt.param_groups:
-                gp["lr"] = lr
+                gp["lr"] = lr * gp.get("lr_mult", 1.0)
             loss = velocity_loss(model, x0, tok, image, t, eps, edit_weight(flawed[idx], enhanced[idx], args.edit_weight))
             opt.zero_grad(set_to_none=True)
             loss.backward()
