@@ -143,35 +143,27 @@ describe('eval prices', () => {
     const backend = createBackend();
     const KONTEXT = 'fal:fal-ai/flux-pro/kontext';
     const builtIn = BUILT_IN_PRICES[KONTEXT]!;
-    const report = await runEval({
-      records: records.slice(0, 2),
-      strategies: ['noise'],
-      budgets: [4],
-      roles: { ...backend, generator: { ...backend.generator, name: KONTEXT } },
-      judge,
-      seedsPerPrompt: 1,
-      width: 2,
-      seed: 0,
-      jobs: 1,
-    });
+    const evalAsKontext = (prompts: number, prices?: Parameters<typeof runEval>[0]['prices']) =>
+      runEval({
+        records: records.slice(0, prompts),
+        strategies: ['noise'],
+        budgets: [4],
+        roles: { ...backend, generator: { ...backend.generator, name: KONTEXT } },
+        judge,
+        seedsPerPrompt: 1,
+        width: 2,
+        seed: 0,
+        jobs: 1,
+        ...(prices ? { prices } : {}),
+      });
+    const report = await evalAsKontext(2);
     expect(report.cells[0]!.meanPrice).toBeCloseTo(4 * builtIn.perImage!, 10);
     expect(report.builtInPrices).toEqual({ [KONTEXT]: { source: builtIn.source, asOf: builtIn.asOf } });
     const table = markdownTable(report);
     expect(table).toContain('price/search');
     expect(table).toContain(`built-in price for ${KONTEXT} (fal.ai, read ${builtIn.asOf})`);
     // a config entry of null: no price, no note
-    const off = await runEval({
-      records: records.slice(0, 1),
-      strategies: ['noise'],
-      budgets: [4],
-      roles: { ...backend, generator: { ...backend.generator, name: KONTEXT } },
-      judge,
-      seedsPerPrompt: 1,
-      width: 2,
-      seed: 0,
-      jobs: 1,
-      prices: { [KONTEXT]: null },
-    });
+    const off = await evalAsKontext(1, { [KONTEXT]: null });
     expect(off.cells[0]!.meanPrice).toBeNull();
     expect(off.builtInPrices).toBeUndefined();
     expect(markdownTable(off)).not.toContain('price/search');
