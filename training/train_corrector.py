@@ -405,6 +405,9 @@ def main(argv=None):
             print(f"copy gate {'started again' if args.gate_reset is not None else 'added'} at step {step}; "
                   "the schedule starts again")
         else:
+            if len(ck["opt"]["param_groups"]) != len(opt.param_groups):
+                raise SystemExit(f"{ckpt_path} was trained with{'out' if len(ck['opt']['param_groups']) == 1 else ''} "
+                                 "its own gate learning rate: resume with the run's --gate-lr-mult")
             opt_state_restore(opt, ck["opt"])
             schedule = ck.get("schedule", schedule)
     ema = EMA(model, args.ema)
