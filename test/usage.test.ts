@@ -7,12 +7,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { printSummary } from '../src/cli/actions/run.js';
+import { createFalBackend } from '../src/backends/fal/index.js';
 import { createOpenAIBackend } from '../src/backends/openai/index.js';
 import { createProceduralBackend } from '../src/backends/procedural/index.js';
 import { BUILT_IN_PRICES, builtInNote, resolvePrice } from '../src/core/prices.js';
 import { reportUsage, withUsage } from '../src/core/usage.js';
 import { runSearch } from '../src/run.js';
-import { json, jsonBody, startServer, type TestServer } from './backends/helpers.js';
+import { json, jsonBody, startServer, tinyPng, type TestServer } from './backends/helpers.js';
 import { tmpDir } from './helpers/cli.js';
 
 let server: TestServer | undefined;
@@ -111,6 +112,19 @@ describe('built-in prices', () => {
     expect(resolvePrice(KONTEXT, { [KONTEXT]: null })).toBeNull();
     expect(resolvePrice('procedural', { 'openai:gpt-4o': { perCall: 1 } })).toBeNull();
     expect(builtInNote({ [KONTEXT]: builtIn })).toBe(`built-in price for ${KONTEXT} (fal.ai, read ${builtIn.asOf})`);
+  });
+
+  it("fal's default roles are priced under the names they report; the generator sends no size, so fal's default holds", async () => {
+    const png = (await tinyPng()).toString('base64');
+    server = await startServer((_req, res) => json(res, 200, { images: [{ url: `data:image/png;base64,${png}` }] }));
+    const fal = createFalBackend({ baseUrl: server.url });
+    expect(resolvePrice(fal.corrector.name, undefined)?.price).toEqual({ perImage: 0.04 });
+    const dev = BUILT_IN_PRICES[fal.generator.name]!;
+    expect(fal.generator.name).toBe('fal:fal-ai/flux/dev');
+    expect(resolvePrice(fal.generator.name, undefined)).toEqual({ price: { perImage: 0.025 }, builtIn: { source: dev.source, asOf: dev.asOf } });
+    // the per-image price is fal's per-megapixel one at its default size (landscape_4_3, 1024x768: one megapixel)
+    await fal.generator.generate({ prompt: 'x', seed: 1 });
+    expect(jsonBody(server.requests[0]!)).not.toHaveProperty('image_size');
   });
 
   /** A search whose generator is priced per image under `name` (the procedural generator, renamed). */

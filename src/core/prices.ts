@@ -17,6 +17,8 @@ export type BuiltInPrice = Price & PriceSource;
 export const BUILT_IN_PRICES: Readonly<Record<string, BuiltInPrice>> = {
   // fal's model page: "$0.04 per images" (one image per call, the backend's corrector)
   'fal:fal-ai/flux-pro/kontext': { perImage: 0.04, source: 'https://fal.ai/models/fal-ai/flux-pro/kontext/llms.txt', asOf: '2026-12-06' },
+  // fal's llms.txt (read in a repository's verbatim copy of it): "Price: $0.025 per megapixels", image_size "Default value: landscape_4_3"; fal's docs (/docs/documentation/model-apis/model-arguments): "landscape_4_3 1024x768"; fal's FLUX.1 [dev] playground (fal-ai/flux-1/dev): "Images are billed by rounding up to the nearest megapixel" — the backend sends no size by default, so one image is 1 MP (another `size` can cost more)
+  'fal:fal-ai/flux/dev': { perImage: 0.025, source: 'https://fal.ai/models/fal-ai/flux/dev/llms.txt', asOf: '2026-12-06' },
 };
 
 /** A price table as the config gives it: per backend name, a price, or `null` for none (a built-in one switched off). */
