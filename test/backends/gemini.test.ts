@@ -43,16 +43,16 @@ describe('gemini', () => {
     expect(body.systemInstruction).toBeDefined();
   });
 
-  it('reports the usage the answer carries (usageMetadata) into the call it runs in', async () => {
+  it('reports the usage the answer carries (usageMetadata) into the call it runs in, thinking tokens as output', async () => {
     const scores = { relation_exact: { reason: 'ok', score: 3 }, both_present: { reason: 'ok', score: 10 }, layout_readable: { reason: 'ok', score: 8 }, overall_score: { reason: 'ok', score: 4 } };
     const b = await backend((_req, res) =>
-      json(res, 200, { ...answer([{ text: JSON.stringify(scores) }]), usageMetadata: { promptTokenCount: 1290, candidatesTokenCount: 41, totalTokenCount: 1331 } }),
+      json(res, 200, { ...answer([{ text: JSON.stringify(scores) }]), usageMetadata: { promptTokenCount: 1290, candidatesTokenCount: 41, thoughtsTokenCount: 210, totalTokenCount: 1541 } }),
     );
     const image = await img();
     const { usage, result, error } = await withUsage(() => b.verifier.verify({ image, prompt: 'a cat left of a dog', meta: { tag: 'position' } }));
     expect(error).toBeUndefined();
     expect(result).toBeDefined();
-    expect(usage).toEqual({ inputTokens: 1290, outputTokens: 41 });
+    expect(usage).toEqual({ inputTokens: 1290, outputTokens: 251 });
   });
 
   it('reflector and refiner read JSON answers', async () => {

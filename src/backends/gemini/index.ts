@@ -20,7 +20,7 @@ import { readReliability, ReliableClient } from '../http/reliability.js';
 import { readApiKey, refuseInlineSecrets } from '../http/secrets.js';
 import { OVERALL } from '../../roles/rubric.js';
 import { makeReflector, makeRefiner, makeRubricVerifier, type ChatRequest, type VlmChat, type VlmRoleOptions } from '../../roles/vlm.js';
-import { reportUsage } from '../../core/usage.js';
+import { reportUsage, type Usage } from '../../core/usage.js';
 
 export interface GeminiBackend {
   verifier: Verifier;
@@ -64,7 +64,7 @@ export function createGeminiBackend(options: Record<string, unknown> = {}): Gemi
         ...(req.json ? { responseMimeType: 'application/json', responseJsonSchema: withoutAdditionalProperties(req.json.schema) } : {}),
       };
       const res = await ai.models.generateContent({ model, contents: toContents(req), config });
-      reportUsage({ inputTokens: res.usageMetadata?.promptTokenCount, outputTokens: res.usageMetadata?.candidatesTokenCount });
+      reportUsage(usageOf(res));
       const text = textOf(res);
       if (!text) throw new ModelOutputError(`the answer has no text${blockReason(res)}`);
       return text;
@@ -89,7 +89,7 @@ export function createGeminiBackend(options: Record<string, unknown> = {}): Gemi
       contents: [{ role: 'user', parts }],
       config: { abortSignal: signal, responseModalities: ['TEXT', 'IMAGE'], seed },
     });
-    reportUsage({ inputTokens: res.usageMetadata?.promptTokenCount, outputTokens: res.usageMetadata?.candidatesTokenCount });
+    reportUsage(usageOf(res));
     for (const part of res.candidates?.[0]?.content?.parts ?? []) {
       if (part.inlineData?.data && (part.inlineData.mimeType ?? 'image/').startsWith('image/')) return imageFromBase64(part.inlineData.data, what);
     }
@@ -162,3 +162,9 @@ function withoutAdditionalProperties(schema: unknown): unknown {
 }
 
 export { geminiProvider } from './provider.js';
+
+/** A thinking model's thoughts are billed as output: usageMetadata counts them (thoughtsTokenCount) apart from the answer. */
+function usageOf(res: GenerateContentResponse): Usage {
+  const u = res.usageMetadata;
+  return { inputTokens: u?.promptTokenCount, outputTokens: (u?.candidatesTokenCount ?? 0) + (u?.thoughtsTokenCount ?? 0) };
+}
