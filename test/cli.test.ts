@@ -190,11 +190,11 @@ describe('reflectionflow eval', () => {
 });
 
 describe('the offline default', () => {
-  it('uses the embedded models with prompt-level scaling when no backend is named', async () => {
+  it('uses the embedded models with the full method (reflection) when no backend is named', async () => {
     const r = await cli(['run', 'a photo of a red circle', '--dry-run']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('strategy: noise+prompt');
-    expect(r.stdout).toContain('roles: generator=embedded  verifier=embedded  refiner=embedded');
+    expect(r.stdout).toContain('strategy: reflection');
+    expect(r.stdout).toContain('roles: generator=embedded  verifier=embedded  reflector=embedded  corrector=embedded  refiner=embedded');
   });
 });
 

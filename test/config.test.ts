@@ -111,13 +111,14 @@ describe('GenEval prompt files', () => {
 });
 
 describe('the default strategy', () => {
-  it('is the fullest the backends allow, unless one backend serving every role names its best', () => {
+  it('is the fullest the backends allow: reflection with a reflector and a corrector, else noise+prompt with a refiner', () => {
     registerBuiltinBackends();
     expect(defaultStrategy(parseConfig({ backend: 'procedural' }).config)).toBe('reflection');
-    // the embedded models serve all five roles, but their corrector does not yet beat noise+prompt
-    expect(defaultStrategy(parseConfig({ backend: 'embedded' }).config)).toBe('noise+prompt');
-    expect(defaultStrategy(parseConfig({ backend: 'embedded', roles: { refiner: { enabled: false } } }).config)).not.toBe('noise+prompt');
-    // mixed backends: no single preference, so reflection when reflector and corrector are there
-    expect(defaultStrategy(parseConfig({ backend: 'embedded', roles: { corrector: { backend: 'procedural' } } }).config)).toBe('reflection');
+    // the embedded models serve all five roles: the full method offline
+    expect(defaultStrategy(parseConfig({ backend: 'embedded' }).config)).toBe('reflection');
+    expect(defaultStrategy(parseConfig({ backend: 'embedded', roles: { refiner: { enabled: false } } }).config)).toBe('reflection');
+    // a reflector role on a backend that cannot reflect (fal makes images only): prompt-level scaling
+    expect(defaultStrategy(parseConfig({ backend: 'embedded', roles: { reflector: { backend: 'fal' } } }).config)).toBe('noise+prompt');
+    expect(defaultStrategy(parseConfig({ backend: 'fal', roles: { verifier: { backend: 'embedded' } } }).config)).toBe('noise');
   });
 });

@@ -18,9 +18,6 @@ export interface BackendProvider {
   create(options: Record<string, unknown>): Partial<RoleSet> | Promise<Partial<RoleSet>>;
   /** the checks its `roles` will make of a run's input, made before `create` (which may load models) */
   inputCheck?(options: Record<string, unknown>, roles: readonly Role[]): InputCheck;
-  /** the strategy to default to when this backend serves every role, if not the fullest its roles allow (the
-   *  best one measured for its own models) */
-  preferredStrategy?: 'noise' | 'noise+prompt' | 'reflection';
 }
 
 /** Checks of a run's input that throw a UserError for what the roles would refuse. */

@@ -22,15 +22,9 @@ function backendOf(config: ConfigFile, role: Role): string | undefined {
 
 /**
  * The strategy when none is given: the full method (`reflection`) when the configured backends can reflect and
- * correct, else prompt-level scaling (`noise+prompt`) when they can refine, else best-of-N (`noise`) — unless one
- * backend serves every role and names the strategy its models do best (the embedded models have a corrector that
- * does not yet beat `noise+prompt`, so they keep that).
+ * correct, else prompt-level scaling (`noise+prompt`) when they can refine, else best-of-N (`noise`).
  */
 export function defaultStrategy(config: ConfigFile): SearchParams['strategy'] {
-  const names = new Set(ROLES.map((role) => backendOf(config, role)));
-  const only = names.size === 1 ? [...names][0] : undefined;
-  const preferred = only ? getBackend(only)?.preferredStrategy : undefined;
-  if (preferred && (config.roles?.refiner?.enabled !== false || !requiredRoles(preferred).includes('refiner'))) return preferred;
   const can = (role: Role): boolean => {
     const name = backendOf(config, role);
     const provider = name ? getBackend(name) : undefined;

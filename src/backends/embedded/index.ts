@@ -8,8 +8,6 @@ export const embeddedProvider: BackendProvider = {
   name: 'embedded',
   roles: ['generator', 'verifier', 'reflector', 'refiner', 'corrector'],
   description: 'the ShapeWorld models shipped with the package (ONNX, CPU): flow generator, yes/no verifier, reflector, prompt refiner, reflection-tuned corrector',
-  // measured: on the compositional check set reflection@32 0.725 vs noise+prompt@32 0.750 (models/corrector.md)
-  preferredStrategy: 'noise+prompt',
   create: async (options) => (await import('./backend.js')).createEmbeddedBackend(options),
   inputCheck: (options, roles) => embeddedInputCheck(options, roles),
 };

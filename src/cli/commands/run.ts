@@ -36,7 +36,7 @@ export function runCommand(): Command {
   return new Command('run')
     .description('search for the best image for a prompt (or every prompt of a GenEval JSONL file)')
     .argument('[prompt]', 'the text prompt')
-    .addOption(new Option('--strategy <name>', 'noise | noise+prompt | reflection (default: reflection if the backends can reflect and correct, else noise)').argParser(strategy))
+    .addOption(new Option('--strategy <name>', 'noise | noise+prompt | reflection (default: reflection if the backends can reflect and correct, else noise+prompt if they can refine, else noise)').argParser(strategy))
     .option('--budget <n>', 'images in all: noise draws n samples; the others half on the pool, half on --width chains (default 2)', positiveInt)
     .option('--samples <n>', 'initial noise pool (default 8); the budget is samples + width × depth for every strategy', positiveInt)
     .option('--width <n>', 'chains kept after the pool (default 2; noise spends them on more samples)', positiveInt)
