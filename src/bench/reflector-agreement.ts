@@ -11,6 +11,7 @@
  *
  *   npm run build && node dist/bench/reflector-agreement.js [--seeds 4] [--steps 12] [--set test|compositional|train]
  *                                                           [--thresholds 0.5] [--merge same|any,...]
+ *                                                           [--sure 0.9,...]  (also: silent when the verifier's P(yes) ≥ it)
  *                                                           [--perception DIR]  (a folder with reflector.onnx/.json)
  *
  * With several --thresholds or --merge values, the same samples are read under each decoding (the object map is
@@ -71,6 +72,8 @@ async function main(): Promise<void> {
   const merges = arg('merge', DEFAULT_DECODE.mergeAnyClass ? 'any' : 'same').split(',');
   const decodings: DecodeOptions[] = thresholds.flatMap((threshold) => merges.map((m) => ({ threshold, mergeAnyClass: m === 'any' })));
   const alt = decodings.map(() => tally());
+  const sures = arg('sure', '').split(',').filter(Boolean).map(Number);
+  const gated = sures.map(() => tally());
   const generator = await FlowGenerator.load(MODELS_DIR, { steps: Number(arg('steps', '12')) });
   const perception = await Perception.load(arg('perception', MODELS_DIR));
   const verifier = await EmbeddedVerifier.load(MODELS_DIR);
@@ -96,6 +99,10 @@ async function main(): Promise<void> {
       const seen = reads[0]!;
       const mine = keys(reflectOn(seen, spec).items);
       reads.forEach((r, k) => count(alt[k]!, correct, keys(reflectOn(r, spec).items), truth));
+      if (sures.length) {
+        const [p] = await verifier.score([{ pixels, spec: encodePrompt(rec.prompt) }]);
+        sures.forEach((sure, k) => count(gated[k]!, correct, p! >= sure ? [] : mine, truth));
+      }
       const t = byTag.get(rec.tag) ?? tally();
       byTag.set(rec.tag, t);
       for (const x of [t, all]) count(x, correct, mine, truth);
@@ -126,6 +133,14 @@ async function main(): Promise<void> {
     decodings.forEach((d, k) => {
       const t = alt[k]!;
       console.log(`| threshold ${d.threshold}, merge ${d.mergeAnyClass ? 'any' : 'same'} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+    });
+  }
+  if (sures.length) {
+    console.log('| silent when P(yes) ≥ | instruction precision | defect recall | silent on passing |');
+    console.log('| --- | ---: | ---: | ---: |');
+    sures.forEach((sure, k) => {
+      const t = gated[k]!;
+      console.log(`| ${sure} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
     });
   }
   if (mirrorN) console.log(`mirror: ${mirrorN} position images, mean |Δ verifier score| ${(mirrorDiff / mirrorN).toFixed(4)}, same edits ${pct(mirrorSame, mirrorN)}`);
