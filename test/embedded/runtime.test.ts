@@ -91,6 +91,75 @@ describe('MicroBatcher', () => {
     expect(batches).toHaveLength(2);
   });
 
+  it('with a window, clients that answer a result with their next request share the next batch instead of trailing it', async () => {
+    const runs = async (windowMs: number) => {
+      const batches: number[][] = [];
+      const b = new MicroBatcher<number, number>(
+        4,
+        async (xs) => {
+          batches.push(xs);
+          await new Promise((r) => setTimeout(r, 10));
+          return xs;
+        },
+        windowMs,
+      );
+      // four clients, each sending its next request a few ms after its answer (as over a socket)
+      const client = async (k: number) => {
+        for (let round = 0; round < 3; round++) {
+          await b.submit(10 * round + k);
+          await new Promise((r) => setTimeout(r, 2 + 20 * k));
+        }
+      };
+      const started = performance.now();
+      await Promise.all([0, 1, 2, 3].map(client));
+      return { batches, ms: performance.now() - started };
+    };
+    const eager = await runs(0);
+    expect(eager.batches.length).toBeGreaterThan(3);
+    // the window ends as soon as the queue fills a batch: no 10 s wait
+    const windowed = await runs(10_000);
+    expect(windowed.batches).toEqual([
+      [0, 1, 2, 3],
+      [10, 11, 12, 13],
+      [20, 21, 22, 23],
+    ]);
+    expect(windowed.ms).toBeLessThan(5_000);
+  });
+
+  it('a window that does not fill runs what it has; one whose requests all left ends, and the batcher still takes new ones', async () => {
+    const batches: number[][] = [];
+    const b = new MicroBatcher<number, number>(
+      8,
+      async (xs) => {
+        batches.push(xs);
+        await new Promise((r) => setTimeout(r, 20));
+        return xs;
+      },
+      30,
+    );
+    const first = b.submit(1);
+    await new Promise((r) => setImmediate(r)); // the first batch is running
+    const leaving = new AbortController();
+    const gone = b.submit(2, leaving.signal);
+    const second = b.submit(3);
+    await expect(first).resolves.toBe(1);
+    await expect(second).resolves.toBe(3);
+    expect(batches).toEqual([[1], [2, 3]]);
+    await expect(gone).resolves.toBe(2);
+
+    await new Promise((r) => setTimeout(r, 60)); // an idle spell: the next batch starts at once
+    const alone = new AbortController();
+    const third = b.submit(4);
+    await new Promise((r) => setImmediate(r));
+    const dropped = b.submit(5, alone.signal);
+    await expect(third).resolves.toBe(4);
+    alone.abort(new Error('gone')); // during the window that follows
+    await expect(dropped).rejects.toThrow('gone');
+    await new Promise((r) => setTimeout(r, 60)); // the window has ended with nothing to run
+    await expect(b.submit(6)).resolves.toBe(6);
+    expect(batches).toEqual([[1], [2, 3], [4], [6]]);
+  });
+
   it('a running batch gets its requests’ signals and may leave an aborted one without a result; a live one without a result fails', async () => {
     const gone = new AbortController();
     const seen: boolean[][] = [];

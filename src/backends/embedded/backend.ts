@@ -21,6 +21,8 @@ export interface EmbeddedOptions {
   /** onnxruntime intra-op threads (default: all cores) */
   threads?: number;
   maxBatch?: number;
+  /** the generator's and corrector's batch window in ms (default 20): after a batch, how long to wait for a fuller next one */
+  batchWindowMs?: number;
   /** the corrector's start, in (0, 1]: 1 from pure noise (default: the model card's), lower keeps more of the image */
   strength?: number;
   /** calls in flight per role (default 64), grouped into batches of at most maxBatch */
@@ -39,6 +41,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   const dir = modelsDirOf(modelsDir !== undefined ? { modelsDir } : {});
   const threads = r.int('threads', 0, 1) || undefined;
   const maxBatch = r.int('maxBatch', 0, 1) || undefined;
+  const batchWindowMs = r.number('batchWindowMs', undefined, 0, 10_000);
   const steps = r.int('steps', 0, 1) || undefined;
   const guidance = r.number('guidance', undefined, 0);
   const strength = r.number('strength', undefined, 0);
@@ -53,6 +56,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
     ...(guidance !== undefined ? { guidance } : {}),
     ...(threads !== undefined ? { threads } : {}),
     ...(maxBatch !== undefined ? { maxBatch } : {}),
+    ...(batchWindowMs !== undefined ? { batchWindowMs } : {}),
   };
   const [generator, verifier, perception] = await Promise.all([
     FlowGenerator.load(dir, flow),

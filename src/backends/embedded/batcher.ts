@@ -4,6 +4,11 @@
  * (the model uses every core for each), and the next batch is taken from the queue when the previous one ends, so
  * a request whose signal aborts while it waits leaves the queue and is never computed. A running batch gets its
  * requests' signals: it may stop computing a request whose signal aborts and give it no result (undefined).
+ *
+ * `windowMs`: a batch that would start within that long of the previous one's end with fewer than `maxBatch`
+ * requests waits for more until then (as a serving batcher's queue delay). Clients that answer a result with their
+ * next request then share a batch instead of trailing it by one, and a client that hangs up right after sending is
+ * more often gone before its batch starts. After an idle spell a batch starts on the next turn, as without a window.
  */
 /** Calls an embedded role takes at once by default: enough to fill the batches of a search's waves. */
 export const EMBEDDED_CONCURRENCY = 64;
@@ -19,10 +24,15 @@ interface Entry<Req, Res> {
 export class MicroBatcher<Req, Res> {
   private queue: Array<Entry<Req, Res>> = [];
   private draining = false;
+  /** ends the current window early (the queue filled a batch) */
+  private windowFull?: () => void;
+  /** when the last batch ended (performance.now()) */
+  private lastEnd = -Infinity;
 
   constructor(
     private readonly maxBatch: number,
     private readonly runBatch: (reqs: Req[], signals: Array<AbortSignal | undefined>) => Promise<Array<Res | undefined>>,
+    private readonly windowMs = 0,
   ) {}
 
   /** Queue one request; an abort of `signal` before its batch starts takes it out (rejecting with the reason). */
@@ -40,6 +50,7 @@ export class MicroBatcher<Req, Res> {
         signal.addEventListener('abort', entry.onAbort, { once: true });
       }
       this.queue.push(entry);
+      if (this.queue.length >= this.maxBatch) this.windowFull?.();
       if (!this.draining) {
         this.draining = true;
         setImmediate(() => void this.drain());
@@ -49,6 +60,19 @@ export class MicroBatcher<Req, Res> {
 
   private async drain(): Promise<void> {
     while (this.queue.length) {
+      const wait = this.lastEnd + this.windowMs - performance.now();
+      if (wait > 0 && this.queue.length < this.maxBatch) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          this.windowFull = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.windowFull = undefined;
+        // everything queued may have been aborted meanwhile
+        if (!this.queue.length) break;
+      }
       const batch = this.queue.splice(0, this.maxBatch);
       try {
         const results = await this.runBatch(
@@ -65,6 +89,7 @@ export class MicroBatcher<Req, Res> {
         for (const b of batch) b.reject(err);
       } finally {
         for (const b of batch) if (b.onAbort) b.signal!.removeEventListener('abort', b.onAbort);
+        this.lastEnd = performance.now();
       }
     }
     this.draining = false;

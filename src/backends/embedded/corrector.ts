@@ -4,7 +4,7 @@ import { UserError } from '../../core/errors.js';
 import type { Image } from '../../core/types.js';
 import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
 import { checkFlowPrompt, fixedSize } from './check.js';
-import { sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
+import { FLOW_BATCH_WINDOW_MS, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
@@ -47,7 +47,7 @@ export class EmbeddedCorrector implements Corrector {
     this.steps = opts.steps ?? meta.steps ?? 12;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
     this.strength = opts.strength ?? meta.strength ?? 1;
-    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs, signals) => this.sample(reqs, signals));
+    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs, signals) => this.sample(reqs, signals), opts.batchWindowMs ?? FLOW_BATCH_WINDOW_MS);
     const start = this.strength === 1 ? '' : `:strength=${this.strength}`;
     this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}${start}`;
   }

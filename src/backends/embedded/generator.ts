@@ -7,6 +7,9 @@ import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
 import { checkFlowPrompt, fixedSize } from './check.js';
 
+/** The flow models' default batch window: a client's next request reaches the server well within it on loopback. */
+export const FLOW_BATCH_WINDOW_MS = 20;
+
 export interface FlowModelMeta {
   size: number;
   maxTokens: number;
@@ -21,6 +24,8 @@ export interface FlowGeneratorOptions {
   /** classifier-free guidance scale (1 = none) */
   guidance?: number;
   maxBatch?: number;
+  /** after a batch, how long to wait for more requests before starting a batch that is not full (MicroBatcher) */
+  batchWindowMs?: number;
   threads?: number;
   /** calls in flight (default EMBEDDED_CONCURRENCY) */
   concurrency?: number;
@@ -48,7 +53,11 @@ export class FlowGenerator implements Generator {
     this.concurrency = opts.concurrency ?? EMBEDDED_CONCURRENCY;
     this.steps = opts.steps ?? meta.steps ?? 20;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
-    this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs, signals) => this.sampleUnlessAborted(reqs.map((r, i) => ({ ...r, signal: signals[i] }))));
+    this.batcher = new MicroBatcher(
+      opts.maxBatch ?? 32,
+      (reqs, signals) => this.sampleUnlessAborted(reqs.map((r, i) => ({ ...r, signal: signals[i] }))),
+      opts.batchWindowMs ?? FLOW_BATCH_WINDOW_MS,
+    );
     this.identity = `embedded:${modelHash}:steps=${this.steps}:guidance=${this.guidance}`;
   }
 
