@@ -3,6 +3,7 @@ import { paramsForBudget } from '../src/eval/budget.js';
 import { BUILT_IN_PRICES } from '../src/core/prices.js';
 import { evalUnits, runEval, type Judge } from '../src/eval/harness.js';
 import { markdownTable, scalingSvg } from '../src/eval/output.js';
+import type { EvalReport } from '../src/eval/metrics.js';
 import { makePlan } from '../src/search/plan.js';
 import type { PromptRecord } from '../src/config/prompts.js';
 import { createBackend, qualityOf } from './fixtures/fake-backend.mjs';
@@ -110,6 +111,24 @@ describe('eval arms', () => {
 });
 
 describe('eval with stop-at', () => {
+  it('plots a stop-at arm at the images it spent, left of the budget, and its label whole, with one budget too', () => {
+    const cell = (strategy: string, overall: number, meanImages: number) => ({ strategy, budget: 32, overall, meanImages });
+    const report = {
+      budgets: [32],
+      strategies: ['reflection', 'reflection stop@0.95'],
+      cells: [cell('reflection', 0.946, 32), cell('reflection stop@0.95', 0.941, 10.4)],
+    } as unknown as EvalReport;
+    const svg = scalingSvg(report);
+    const xs = [...svg.matchAll(/<circle cx="([\d.]+)"/g)].map((m) => Number(m[1]));
+    expect(xs).toHaveLength(2);
+    expect(xs[1]!).toBeLessThan(xs[0]! - 100);
+    // ticks at the powers of two the arms span
+    for (const tick of ['16', '32']) expect(svg).toMatch(new RegExp(`text-anchor="middle" fill="#374151">${tick}<`));
+    const width = Number(/width="(\d+)"/.exec(svg)![1]);
+    const label = /<text x="([\d.]+)" y="[\d.]+">reflection stop@0\.95</.exec(svg)!;
+    expect(Number(label[1]) + 7 * 'reflection stop@0.95'.length).toBeLessThanOrEqual(width);
+  });
+
   it('an arm that stops early spends fewer images than its budget and says how many', async () => {
     const backend = createBackend();
     const report = await runEval({

@@ -102,18 +102,24 @@ export function markdownTable(report: EvalReport, opts: OutputOptions = {}): str
   return lines.join('\n') + '\n';
 }
 
-const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#9333ea', '#dc2626'];
+const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#9333ea', '#dc2626', '#0891b2'];
 
 /** The scaling curve: overall score vs budget (log2 axis), one line per strategy, as a standalone SVG. */
 export function scalingSvg(report: EvalReport, title = 'Overall score vs budget', opts: OutputOptions = {}): string {
-  const W = 640;
-  const H = 400;
-  const m = { l: 56, r: 150, t: 40, b: 48 };
   const budgets = [...report.budgets].sort((a, b) => a - b);
-  const lx = budgets.map((b) => Math.log2(b));
+  const paper = opts.paper ? PAPER_ROWS.filter((r) => budgets.includes(r.budget)) : [];
+  const labels = [...report.strategies, ...(paper.length ? ['paper (FLUX.1-dev)'] : [])];
+  // the legend's column fits its longest label (≈ 7 px a character at 12 px)
+  const legend = 60 + 7 * Math.max(...labels.map((l) => l.length));
+  const W = 490 + Math.max(150, legend);
+  const H = 400;
+  const m = { l: 56, r: Math.max(150, legend), t: 40, b: 48 };
+  // x = images really spent: a stop-at arm can sit left of the smallest budget
+  const spent = report.cells.map((c) => Math.min(c.meanImages, c.budget)).filter((v) => v > 0);
+  const lx = [...budgets, ...spent].map((b) => Math.log2(b));
   const x0 = Math.min(...lx);
   const x1 = Math.max(...lx) === x0 ? x0 + 1 : Math.max(...lx);
-  const paper = opts.paper ? PAPER_ROWS.filter((r) => budgets.includes(r.budget)) : [];
+  const ticks = [...new Set([...budgets, ...powersOfTwo(2 ** x0, 2 ** x1)])].sort((a, b) => a - b);
   const ys = [...report.cells.map((c) => c.overall), ...paper.map((r) => r.overall)];
   const y0 = Math.max(0, Math.floor(Math.min(...ys) * 10) / 10 - 0.1);
   const y1 = Math.min(1, Math.ceil(Math.max(...ys) * 10) / 10 + 0.05);
@@ -128,7 +134,7 @@ export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'
     out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${py(v)}" y2="${py(v)}" stroke="#e5e7eb"/>`);
     out.push(`<text x="${m.l - 8}" y="${py(v) + 4}" text-anchor="end" fill="#374151">${v.toFixed(1)}</text>`);
   }
-  for (const b of budgets) {
+  for (const b of ticks) {
     out.push(`<line x1="${px(b)}" x2="${px(b)}" y1="${H - m.b}" y2="${H - m.b + 5}" stroke="#374151"/>`);
     out.push(`<text x="${px(b)}" y="${H - m.b + 18}" text-anchor="middle" fill="#374151">${b}</text>`);
   }
@@ -140,13 +146,15 @@ export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'
     // x = images really spent: the budget, or less for searches that stop early (a dashed line)
     const cells = budgets.map((b) => report.cells.find((c) => c.strategy === s && c.budget === b)!);
     const adaptive = cells.some((c) => c.meanImages < c.budget - 1e-9);
-    const pts = cells.map((c) => [px(adaptive ? Math.max(c.meanImages, budgets[0]!) : c.budget), py(c.overall)] as const);
+    const pts = cells.map((c) => [px(adaptive ? c.meanImages : c.budget), py(c.overall)] as const);
     out.push(
       `<polyline fill="none" stroke="${color}" stroke-width="2.5"${adaptive ? ' stroke-dasharray="6 4"' : ''} points="${pts.map((p) => p.join(',')).join(' ')}"/>`,
     );
     for (const [x, y] of pts) out.push(`<circle cx="${x}" cy="${y}" r="4" fill="${color}"/>`);
     const ly = m.t + 10 + i * 20;
-    out.push(`<line x1="${W - m.r + 16}" x2="${W - m.r + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"/>`);
+    out.push(
+      `<line x1="${W - m.r + 16}" x2="${W - m.r + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"${adaptive ? ' stroke-dasharray="6 4"' : ''}/>`,
+    );
     out.push(`<text x="${W - m.r + 46}" y="${ly + 4}">${escapeXml(s)}</text>`);
   });
   // the paper's points: hollow diamonds, labelled, in the legend's last slot
@@ -166,6 +174,13 @@ export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'
   }
   out.push('</svg>');
   return out.join('\n') + '\n';
+}
+
+/** The powers of two in [lo, hi], for the x axis's ticks. */
+function powersOfTwo(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let p = 2 ** Math.ceil(Math.log2(lo) - 1e-9); p <= hi * (1 + 1e-9); p *= 2) out.push(p);
+  return out;
 }
 
 function escapeXml(s: string): string {
