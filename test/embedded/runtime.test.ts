@@ -43,6 +43,21 @@ describe('noise', () => {
   });
 });
 
+/** A batcher whose batches take `ms` and answer each request with itself, and the batches it ran. */
+function recordingBatcher(maxBatch: number, ms: number, windowMs: number) {
+  const batches: number[][] = [];
+  const b = new MicroBatcher<number, number>(
+    maxBatch,
+    async (xs) => {
+      batches.push(xs);
+      await new Promise((r) => setTimeout(r, ms));
+      return xs;
+    },
+    windowMs,
+  );
+  return { b, batches };
+}
+
 describe('MicroBatcher', () => {
   it('batches requests of one turn, keeps each answer with its request, and respects the batch cap', async () => {
     const sizes: number[] = [];
@@ -93,16 +108,7 @@ describe('MicroBatcher', () => {
 
   it('with a window, clients that answer a result with their next request share the next batch instead of trailing it', async () => {
     const runs = async (windowMs: number) => {
-      const batches: number[][] = [];
-      const b = new MicroBatcher<number, number>(
-        4,
-        async (xs) => {
-          batches.push(xs);
-          await new Promise((r) => setTimeout(r, 10));
-          return xs;
-        },
-        windowMs,
-      );
+      const { b, batches } = recordingBatcher(4, 10, windowMs);
       // four clients, each sending its next request a few ms after its answer (as over a socket)
       const client = async (k: number) => {
         for (let round = 0; round < 3; round++) {
@@ -127,16 +133,7 @@ describe('MicroBatcher', () => {
   });
 
   it('a window that does not fill runs what it has; one whose requests all left ends, and the batcher still takes new ones', async () => {
-    const batches: number[][] = [];
-    const b = new MicroBatcher<number, number>(
-      8,
-      async (xs) => {
-        batches.push(xs);
-        await new Promise((r) => setTimeout(r, 20));
-        return xs;
-      },
-      30,
-    );
+    const { b, batches } = recordingBatcher(8, 20, 30);
     const first = b.submit(1);
     await new Promise((r) => setImmediate(r)); // the first batch is running
     const leaving = new AbortController();
