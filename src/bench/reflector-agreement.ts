@@ -97,26 +97,24 @@ async function main(): Promise<void> {
       const [map] = await perception.objectMaps([pixels]);
       const reads = decodings.map((d) => decodeObjectMap(map!, perception.meta.grid, d));
       const seen = reads[0]!;
-      const mine = keys(reflectOn(seen, spec).items);
+      const edits = reflectOn(seen, spec).items;
+      const mine = keys(edits);
       reads.forEach((r, k) => count(alt[k]!, correct, keys(reflectOn(r, spec).items), truth));
-      if (sures.length) {
-        const [p] = await verifier.score([{ pixels, spec: encodePrompt(rec.prompt) }]);
-        sures.forEach((sure, k) => count(gated[k]!, correct, p! >= sure ? [] : mine, truth));
-      }
       const t = byTag.get(rec.tag) ?? tally();
       byTag.set(rec.tag, t);
       for (const x of [t, all]) count(x, correct, mine, truth);
       const mir = mirrored(rec);
+      if (!sures.length && !mir) continue;
+      // the image's verifier score for its own prompt (and its mirrored wording), in one call
+      const [own, other] = await verifier.score([
+        { pixels, spec: encodePrompt(rec.prompt) },
+        ...(mir ? [{ pixels, spec: encodeSpec(mir) }] : []),
+      ]);
+      sures.forEach((sure, k) => count(gated[k]!, correct, own! >= sure ? [] : mine, truth));
       if (mir) {
-        const [a, b] = await verifier.score([
-          { pixels, spec: encodePrompt(rec.prompt) },
-          { pixels, spec: encodeSpec(mir) },
-        ]);
         mirrorN++;
-        mirrorDiff += Math.abs(a! - b!);
-        const e1 = reflectOn(seen, canonicalSpec(rec)).items.join('\n');
-        const e2 = reflectOn(seen, canonicalSpec(mir)).items.join('\n');
-        if (e1 === e2) mirrorSame++;
+        mirrorDiff += Math.abs(own! - other!);
+        if (edits.join('\n') === reflectOn(seen, canonicalSpec(mir)).items.join('\n')) mirrorSame++;
       }
     }
   }

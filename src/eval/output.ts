@@ -110,10 +110,10 @@ export function scalingSvg(report: EvalReport, title = 'Overall score vs budget'
   const paper = opts.paper ? PAPER_ROWS.filter((r) => budgets.includes(r.budget)) : [];
   const labels = [...report.strategies, ...(paper.length ? ['paper (FLUX.1-dev)'] : [])];
   // the legend's column fits its longest label (≈ 7 px a character at 12 px)
-  const legend = 60 + 7 * Math.max(...labels.map((l) => l.length));
-  const W = 490 + Math.max(150, legend);
+  const legend = Math.max(150, 60 + 7 * Math.max(...labels.map((l) => l.length)));
+  const W = 490 + legend;
   const H = 400;
-  const m = { l: 56, r: Math.max(150, legend), t: 40, b: 48 };
+  const m = { l: 56, r: legend, t: 40, b: 48 };
   // x = images really spent: a stop-at arm can sit left of the smallest budget
   const spent = report.cells.map((c) => Math.min(c.meanImages, c.budget)).filter((v) => v > 0);
   const lx = [...budgets, ...spent].map((b) => Math.log2(b));
