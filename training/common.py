@@ -84,6 +84,18 @@ def model_name(out_path: str) -> str:
     return os.path.splitext(os.path.basename(out_path))[0]
 
 
+def run_files(out_path: str, ckpt_dir: str) -> tuple:
+    """(checkpoint, CSV log, summary) of a run writing `out_path`. A model written into the repository's models/
+    keeps them where its card and later sessions look (`ckpt_dir`, training/logs/); any other output keeps them
+    beside itself, so a scratch run (--out /tmp/x/name.onnx) never resumes from or writes over the shipped model's."""
+    name = model_name(out_path)
+    folder = os.path.dirname(os.path.abspath(out_path))
+    if folder == os.path.join(REPO_ROOT, "models"):
+        return os.path.join(ckpt_dir, f"{name}.pt"), os.path.join(LOG_DIR, f"{name}.csv"), \
+            os.path.join(LOG_DIR, f"{name}.summary.json")
+    return tuple(os.path.join(folder, f"{name}{ext}") for ext in (".pt", ".csv", ".summary.json"))
+
+
 # ----------------------------------------------------------------------------
 # dataset
 # ----------------------------------------------------------------------------

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (CKPT_DIR, EMA, LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
+from common import (CKPT_DIR, EMA, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
-                    null_tokens, onnx_state_dict, save_checkpoint, setup_torch, write_json)
+                    null_tokens, onnx_state_dict, run_files, save_checkpoint, setup_torch, write_json)
 from nets import FlowUNet  # noqa: E402
 
 CONVENTION = "rectified-flow x_t=(1-t)x0+t*eps, v=eps-x0, t:1→0"
@@ -56,7 +56,8 @@ def parse_args(argv=None):
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--channels", default="32,64,128")
     ap.add_argument("--text-layers", type=int, default=2)
-    ap.add_argument("--ckpt", default=None, help="checkpoint path (default training/checkpoints/<name>.pt)")
+    ap.add_argument("--ckpt", default=None, help="checkpoint path (default training/checkpoints/<name>.pt for an --out in "
+                    "models/, else beside --out)")
     ap.add_argument("--ckpt-every", type=float, default=3.0, help="minutes between checkpoints")
     ap.add_argument("--resume", action="store_true", help="resume from --ckpt if it exists")
     ap.add_argument("--export-only", action="store_true", help="load --ckpt and only export ONNX/json/card")
@@ -202,9 +203,8 @@ def main(argv=None):
     args = parse_args(argv)
     setup_torch(args.seed, args.threads)
     name = model_name(args.out)
-    ckpt_path = args.ckpt or os.path.join(CKPT_DIR, f"{name}.pt")
-    log_path = os.path.join(LOG_DIR, f"{name}.csv")
-    summary_path = os.path.join(LOG_DIR, f"{name}.summary.json")
+    ckpt_path, log_path, summary_path = run_files(args.out, CKPT_DIR)
+    ckpt_path = args.ckpt or ckpt_path
 
     ds = Dataset(args.data)
     print(f"data: {args.data}: {ds.count} images {ds.size}x{ds.size}, vocab {len(ds.vocab)}, maxTokens {ds.max_tokens}")

@@ -36,9 +36,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
+from common import (REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
                     cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict, opt_state_compact,
-                    opt_state_restore, save_checkpoint, setup_torch, stop_on_signals, write_json)
+                    opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ObjectMapNet, object_map_loss  # noqa: E402
 
 CLASSES = ["circle", "square", "triangle", "star", "diamond", "cross"]
@@ -66,7 +66,8 @@ def parse_args(argv=None):
                     help="share of each batch drawn from renders (the rest: generator samples)")
     ap.add_argument("--no-flip", action="store_true", help="no left-right flip augmentation")
     ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
-    ap.add_argument("--ckpt", default=os.path.join(REPO_ROOT, "training", "resume", "reflector.pt"))
+    ap.add_argument("--ckpt", default=None, help="checkpoint (default training/resume/<name>.pt for an --out in models/, "
+                    "else beside --out)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
@@ -168,8 +169,8 @@ def main(argv=None):
     args = parse_args(argv)
     setup_torch(args.seed, args.threads)
     name = os.path.splitext(os.path.basename(args.out))[0]
-    log_path = os.path.join(LOG_DIR, f"{name}.csv")
-    summary_path = os.path.join(LOG_DIR, f"{name}.summary.json")
+    ckpt_path, log_path, summary_path = run_files(args.out, os.path.join(REPO_ROOT, "training", "resume"))
+    args.ckpt = args.ckpt or ckpt_path
 
     data = Images(args.data)
     split_gen = torch.Generator().manual_seed(args.seed)

@@ -27,9 +27,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (CKPT_DIR, LOG_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
+from common import (CKPT_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, roc_auc,
-                    save_checkpoint, setup_torch, stop_on_signals, write_json)
+                    run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ModuleVerifier, Verifier, object_map_loss  # noqa: E402
 
 
@@ -50,7 +50,8 @@ def parse_args(argv=None):
     ap.add_argument("--channels", default=None, help="conv widths (default 32,64,128 for modules, 32,64,128,128 for tokens)")
     ap.add_argument("--text-layers", type=int, default=2)
     ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--ckpt", default=None, help="checkpoint path (default training/checkpoints/<name>.pt)")
+    ap.add_argument("--ckpt", default=None, help="checkpoint path (default training/checkpoints/<name>.pt for an --out in "
+                    "models/, else beside --out)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--log-every", type=int, default=50, help="print train loss every N steps")
     ap.add_argument("--threads", type=int, default=2)
@@ -122,9 +123,8 @@ def main(argv=None):
     args = parse_args(argv)
     setup_torch(args.seed, args.threads)
     name = model_name(args.out)
-    ckpt_path = args.ckpt or os.path.join(CKPT_DIR, f"{name}.pt")
-    log_path = os.path.join(LOG_DIR, f"{name}.csv")
-    summary_path = os.path.join(LOG_DIR, f"{name}.summary.json")
+    ckpt_path, log_path, summary_path = run_files(args.out, CKPT_DIR)
+    ckpt_path = args.ckpt or ckpt_path
 
     ds = Dataset(args.data, need_labels=True)
     pos_rate = float(ds.labels.mean())

@@ -19,7 +19,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import LOG_DIR, REPO_ROOT, TRAINING_DIR  # noqa: E402
+from common import REPO_ROOT, TRAINING_DIR, run_files  # noqa: E402
 
 GEN_DESC = """Text-conditional pixel-space **rectified-flow** (flow matching) model for 32×32 ShapeWorld
 images (coloured shapes on a gray background). A U-Net (channels {channels}, GroupNorm+SiLU
@@ -94,10 +94,10 @@ def read_csv(path):
 def write_card(name: str, out_dir: str = None, template: str = None) -> str:
     out_dir = out_dir or os.path.join(REPO_ROOT, "models")
     template = template or os.path.join(TRAINING_DIR, "MODEL_CARD_TEMPLATE.md")
-    sp = os.path.join(LOG_DIR, f"{name}.summary.json")
+    _, log_path, sp = run_files(os.path.join(out_dir, f"{name}.onnx"), TRAINING_DIR)   # the run's own log
     with open(sp) as f:
         s = json.load(f)
-    rows = read_csv(os.path.join(LOG_DIR, f"{name}.csv"))
+    rows = read_csv(log_path)
     onnx_path = s.get("out", f"models/{name}.onnx")
     json_path = os.path.splitext(onnx_path)[0] + ".json"
     meta = {}
