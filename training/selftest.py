@@ -8,6 +8,7 @@
   zero-initialised output layers make a fresh model's check trivial), dynamic
   batch, onnx.checker, and a numeric comparison with onnxruntime-node.
 - the module verifier's composition and the perception trainer's decoding on hand-made object maps
+- the corrector's copy gate and edit region; where a run keeps its log and checkpoint
 """
 from __future__ import annotations
 
@@ -210,6 +211,46 @@ def test_corrector_gate():
     print("corrector gate ok")
 
 
+def test_corrector_region():
+    """The edit region's boxes: one per connected region where the images differ, specks left out; a region channel
+    added with zero weights leaves the corrector as it was."""
+    from nets import CorrectorUNet
+    from train_corrector import edit_boxes, grown_boxes
+    a = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    b = a.clone()
+    b[0, 0, 4:7, 5:9] = 200           # a changed object ...
+    b[0, 2, 20:22, 20:22] = 90        # ... a second one ...
+    b[0, 1, 30, 30] = 90              # ... and a one-pixel speck
+    boxes = edit_boxes(a, b)
+    want = torch.zeros(2, 1, 32, 32, dtype=torch.uint8)
+    want[0, 0, 4:7, 5:9] = 1
+    want[0, 0, 20:22, 20:22] = 1
+    assert torch.equal(boxes, want), boxes.nonzero()
+    grown = grown_boxes(boxes, torch.tensor([2, 1]))
+    assert grown[0, 0, 2:9, 3:11].min() == 1 and grown[0].sum() == 7 * 8 + 6 * 6 and grown[1].sum() == 0
+    torch.manual_seed(0)
+    plain, regional = CorrectorUNet(40, 16), CorrectorUNet(40, 16, region=True)
+    randomize(plain)
+    sd = plain.state_dict()
+    w = torch.zeros_like(regional.stem.weight)
+    w[:, :6] = sd["stem.weight"]
+    regional.load_state_dict({**sd, "stem.weight": w})
+    x, image, t, tok = torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.tensor([0.9, 0.3]), torch.randint(2, 40, (2, 16))
+    with torch.no_grad():
+        assert torch.allclose(regional(x, t, tok, image, grown), plain(x, t, tok, image), atol=1e-5)
+    print("corrector region ok")
+
+
+def test_run_files():
+    """A model written into models/ keeps its log and checkpoint where the card looks; a scratch output keeps its own."""
+    ck, log, summary = common.run_files(os.path.join(common.REPO_ROOT, "models", "corrector.onnx"), "/ck")
+    assert (ck, log, summary) == ("/ck/corrector.pt", os.path.join(common.LOG_DIR, "corrector.csv"),
+                                  os.path.join(common.LOG_DIR, "corrector.summary.json"))
+    assert common.run_files("/tmp/x/corrector.onnx", "/ck") == ("/tmp/x/corrector.pt", "/tmp/x/corrector.csv",
+                                                                "/tmp/x/corrector.summary.json")
+    print("run files ok")
+
+
 if __name__ == "__main__":
     setup_torch(0, 2)
     test_auc()
@@ -218,4 +259,6 @@ if __name__ == "__main__":
     test_modules()
     test_perception()
     test_corrector_gate()
+    test_corrector_region()
+    test_run_files()
     print("selftest ok")

@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (EMA, LOG_DIR, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node,  # noqa: E402
+from common import (EMA, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
-                    null_tokens, opt_state_compact, opt_state_restore, save_checkpoint, setup_torch,
+                    null_tokens, opt_state_compact, opt_state_restore, run_files, save_checkpoint, setup_torch,
                     stop_on_signals, write_json)
 from nets import CorrectorUNet, FlowUNet  # noqa: E402
 from train_generator import CONVENTION, init_from_onnx, sample_t  # noqa: E402
@@ -56,6 +56,12 @@ def parse_args(argv=None):
                     help="a per-pixel copy gate between the previous image and the U-Net's own drawing (nets.py); "
                          "with --resume on a checkpoint without one, the gate is added and the learning-rate "
                          "schedule starts again from the resumed point")
+    ap.add_argument("--region", action="store_true",
+                    help="an edit-region input channel (nets.py): boxes where flawed and enhanced differ, grown by 0-2 "
+                         "pixels at random; with --resume on a checkpoint without one, the channel is added with zero "
+                         "weights and the learning-rate schedule starts again from the resumed point")
+    ap.add_argument("--p-no-region", type=float, default=0.15,
+                    help="drop the edit region (zeros, as when the corrector cannot ground the reflection)")
     ap.add_argument("--gate-reset", type=float, default=None, metavar="BIAS",
                     help="with --resume: start the checkpoint's gate again, its weights at 0 and its bias at BIAS, "
                          "with a fresh optimizer and schedule as when it is added")
@@ -84,7 +90,8 @@ def parse_args(argv=None):
                     help="max std of noise added to a rule-based triplet's previous image (renders are cleaner than "
                          "samples)")
     ap.add_argument("--ema", type=float, default=0.999)
-    ap.add_argument("--ckpt", default=None, help="checkpoint (default training/resume/<name>.pt, kept in the repo)")
+    ap.add_argument("--ckpt", default=None, help="checkpoint (default training/resume/<name>.pt, kept in the repo, for "
+                    "an --out in models/; else beside --out)")
     ap.add_argument("--ckpt-every", type=float, default=5.0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export-only", action="store_true")
@@ -203,7 +210,8 @@ def held_out(keys) -> np.ndarray:
 
 def build_model(cfg: dict, gate_bias: float = -6.0) -> CorrectorUNet:
     return CorrectorUNet(cfg["vocab_size"], cfg["max_tokens"], cond=cfg["cond"], gate=cfg.get("gate", False),
-                         gate_bias=gate_bias, ch=tuple(cfg["channels"]), text_layers=cfg["text_layers"])
+                         gate_bias=gate_bias, region=cfg.get("region", False), ch=tuple(cfg["channels"]),
+                         text_layers=cfg["text_layers"])
 
 
 def init_from_generator(model: CorrectorUNet, onnx_path: str, vocab: list, channels) -> dict:
@@ -228,10 +236,10 @@ def init_from_generator(model: CorrectorUNet, onnx_path: str, vocab: list, chann
     return info
 
 
-def velocity_loss(model, x0, tokens, image, t, eps, weight=None):
+def velocity_loss(model, x0, tokens, image, t, eps, weight=None, region=None):
     tb = t[:, None, None, None]
     xt = (1 - tb) * x0 + tb * eps
-    err = (model(xt, t, tokens, image) - (eps - x0)) ** 2
+    err = (model(xt, t, tokens, image, region) - (eps - x0)) ** 2
     return err.mean() if weight is None else (err * weight).mean()
 
 
@@ -247,7 +255,45 @@ def edit_weight(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, w: float) ->
 
 
 @torch.no_grad()
-def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234) -> float:
+def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, min_pixels: int = 3, chunk: int = 2048) -> torch.Tensor:
+    """[N,1,H,W] uint8: 1 inside the bounding box of each connected region (8-neighbour) where the two images differ,
+    regions under `min_pixels` left out. What the corrector is told to change, as the embedded backend draws it at
+    inference from the objects an edit takes away, changes or puts (boxes, not outlines)."""
+    n, _, h, w = flawed_u8.shape
+    out = torch.zeros(n, 1, h, w, dtype=torch.uint8)
+    ids = torch.arange(1, h * w + 1, dtype=torch.float32).view(1, 1, h, w)
+    for s in range(0, n, chunk):
+        diff = ((flawed_u8[s:s + chunk].int() - enhanced_u8[s:s + chunk].int()).abs().amax(1, keepdim=True) > 8).float()
+        lab = ids * diff
+        while True:     # every pixel of a region takes the region's largest id
+            nxt = F.max_pool2d(lab, 3, stride=1, padding=1) * diff
+            if torch.equal(nxt, lab):
+                break
+            lab = nxt
+        b, _, y, x = torch.nonzero(lab, as_tuple=True)
+        key = b * (h * w + 1) + lab[b, 0, y, x].long()
+        uniq, inv, size = torch.unique(key, return_inverse=True, return_counts=True)
+        box = torch.stack([torch.full((len(uniq),), h * w, dtype=torch.long).scatter_reduce(0, inv, v, "amin")
+                           for v in (y, x)] +
+                          [torch.full((len(uniq),), -1, dtype=torch.long).scatter_reduce(0, inv, v, "amax")
+                           for v in (y, x)], 1)
+        for (k, (y0, x0, y1, x1)), m in zip(zip((uniq // (h * w + 1)).tolist(), box.tolist()), size.tolist()):
+            if m >= min_pixels:
+                out[s + k, 0, y0:y1 + 1, x0:x1 + 1] = 1
+    return out
+
+
+def grown_boxes(boxes_u8: torch.Tensor, grow) -> torch.Tensor:
+    """Boxes as floats, each row grown by its own 0-2 pixels (`grow`, [B] ints)."""
+    r0 = boxes_u8.float()
+    r1 = F.max_pool2d(r0, 3, stride=1, padding=1)
+    r2 = F.max_pool2d(r0, 5, stride=1, padding=2)
+    g = grow.view(-1, 1, 1, 1)
+    return torch.where(g == 0, r0, torch.where(g == 1, r1, r2))
+
+
+@torch.no_grad()
+def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None) -> float:
     g = torch.Generator().manual_seed(seed)
     was = model.training
     model.eval()
@@ -257,7 +303,8 @@ def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234) -> float:
         x0 = images_to_float(enhanced[j])
         eps = torch.randn(x0.shape, generator=g)
         t = sample_t(len(j), g)
-        tot += velocity_loss(model, x0, tokens[j], images_to_float(flawed[j]), t, eps).item() * len(j)
+        region = grown_boxes(boxes[j], torch.ones(len(j), dtype=torch.long)) if boxes is not None else None
+        tot += velocity_loss(model, x0, tokens[j], images_to_float(flawed[j]), t, eps, region=region).item() * len(j)
         n += len(j)
     model.train(was)
     return tot / max(n, 1)
@@ -275,16 +322,22 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
     model.eval()
     g = torch.Generator().manual_seed(0)
     s = 32
+    region = bool(cfg.get("region", False))
     dummy = (torch.randn(2, 3, s, s, generator=g), torch.rand(2, generator=g), sample_tokens[:2].clone(),
-             torch.rand(2, 3, s, s, generator=g) * 2 - 1)
-    info = export_onnx(model, dummy, args.out, ["x", "t", "tokens", "image"], ["v"])
+             torch.rand(2, 3, s, s, generator=g) * 2 - 1) + ((torch.rand(2, 1, s, s, generator=g).round(),) if region else ())
+    names = ["x", "t", "tokens", "image"] + (["region"] if region else [])
+    info = export_onnx(model, dummy, args.out, names, ["v"])
     x = torch.randn(3, 3, s, s, generator=g)
     t = torch.tensor([1.0, 0.5, 0.05])
     tok = torch.cat([sample_tokens[:2], null_tokens(1, cfg["max_tokens"])], 0)
     img = torch.rand(3, 3, s, s, generator=g) * 2 - 1
+    feeds = {"x": x, "t": t, "tokens": tok, "image": img}
+    if region:
+        feeds["region"] = torch.zeros(3, 1, s, s)
+        feeds["region"][:2, :, 8:20, 4:16] = 1.0
     with torch.no_grad():
-        v = model(x, t, tok, img)
-    info["check"] = check_with_onnxruntime_node(args.out, {"x": x, "t": t, "tokens": tok, "image": img}, {"v": v})
+        v = model(*feeds.values())
+    info["check"] = check_with_onnxruntime_node(args.out, feeds, {"v": v})
     print("onnx numeric check:", info["check"])
     summary["onnx"] = info
     meta = {
@@ -300,6 +353,7 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
         "guidance": args.suggest_guidance,
         "cond": cfg["cond"],
         "gate": bool(cfg.get("gate", False)),
+        "region": region,
         "instruction": "refined prompt [Reflexion]: reflection (instructions joined by newlines)",
         "convention": CONVENTION,
         "conventionDetail": {
@@ -308,11 +362,14 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
             "sampling": "x = eps at t = 1; Euler steps to t = 0, as the generator",
             "cfg": "v = v(x, t, null, image) + guidance * (v(x, t, instruction, image) - v(x, t, null, image))",
             "image": "the previous image in [-1, 1], NCHW RGB, in every row (guidance is on the instruction only)",
+            **({"region": "1 inside the boxes the edit changes (objects it takes away or changes, grown by a pixel; "
+                          "where it puts new ones), else 0; all zeros when unknown; in every row"} if region else {}),
         },
         "inputs": {"x": {"dtype": "float32", "shape": ["B", 3, s, s]},
                    "t": {"dtype": "float32", "shape": ["B"]},
                    "tokens": {"dtype": "int64", "shape": ["B", cfg["max_tokens"]], "pad": 0},
-                   "image": {"dtype": "float32", "shape": ["B", 3, s, s], "layout": "NCHW RGB in [-1, 1]"}},
+                   "image": {"dtype": "float32", "shape": ["B", 3, s, s], "layout": "NCHW RGB in [-1, 1]"},
+                   **({"region": {"dtype": "float32", "shape": ["B", 1, s, s]}} if region else {})},
         "outputs": {"v": {"dtype": "float32", "shape": ["B", 3, s, s]}},
         "opset": 14,
         "params": summary.get("params"),
@@ -329,9 +386,8 @@ def main(argv=None):
     args = parse_args(argv)
     setup_torch(args.seed, args.threads)
     name = model_name(args.out)
-    ckpt_path = args.ckpt or os.path.join(TRAINING_DIR, "resume", f"{name}.pt")
-    log_path = os.path.join(LOG_DIR, f"{name}.csv")
-    summary_path = os.path.join(LOG_DIR, f"{name}.summary.json")
+    ckpt_path, log_path, summary_path = run_files(args.out, os.path.join(TRAINING_DIR, "resume"))
+    ckpt_path = args.ckpt or ckpt_path
 
     data = load_genref(args.data, os.path.join(args.data, "corrector-cache.npz"))
     with open(os.path.splitext(args.init_onnx)[0] + ".json") as f:
@@ -343,16 +399,20 @@ def main(argv=None):
             print(f"resuming from {ckpt_path}: step {ck['step']}, {ck['elapsed'] / 60:.1f} min trained")
         elif args.export_only:
             raise SystemExit(f"--export-only: no checkpoint at {ckpt_path}")
-    grow = False        # a gate added to a checkpoint trained without one
+    grow = False        # a gate added to a checkpoint trained without one (or started again)
+    add_region = False  # an edit-region channel added to a checkpoint trained without one
     if ck is not None:
         cfg, vocab = dict(ck["cfg"]), ck["vocab"]
         grow = ((args.gate and not cfg.get("gate", False)) or args.gate_reset is not None) and not args.export_only
         if grow:
             cfg["gate"] = True
+        add_region = args.region and not cfg.get("region", False) and not args.export_only
+        if add_region:
+            cfg["region"] = True
     else:
         vocab = build_vocab(gen_meta["vocab"], data["text"])
         cfg = {"vocab_size": len(vocab), "max_tokens": args.max_tokens, "channels": [32, 64, 128], "text_layers": 2,
-               "cond": args.cond, "gate": args.gate}
+               "cond": args.cond, "gate": args.gate, "region": args.region}
     unknown = {w for t in data["text"] for w in words(str(t))} - set(vocab)
     if unknown:
         raise SystemExit(f"the data has words the checkpoint's vocab lacks: {sorted(unknown)[:10]}")
@@ -360,6 +420,7 @@ def main(argv=None):
     refined_tokens, _ = encode(data["refined"], vocab, cfg["max_tokens"])
     flawed = torch.from_numpy(data["flawed"].transpose(0, 3, 1, 2).copy())
     enhanced = torch.from_numpy(data["enhanced"].transpose(0, 3, 1, 2).copy())
+    boxes = edit_boxes(flawed, enhanced) if cfg.get("region") else None
     hold = held_out(data["key"])
     generated = np.isin(data["source"], ["model", "refine", "edit", "run"])
     per_triplet = np.array([args.source_weights.get(str(s), 1.0) for s in data["source"]])
@@ -396,13 +457,18 @@ def main(argv=None):
         ema_sd = {k: v.float() if torch.is_floating_point(v) else v for k, v in ck["ema"].items()}
         if grow:        # the gate (new, or started again) from its initial state
             ema_sd = {k: v for k, v in ema_sd.items() if not k.startswith("gate.")}
+        if add_region:  # the region's stem weights start at zero: step 0 is the checkpoint's model
+            w = torch.zeros_like(model.stem.weight)
+            w[:, :ema_sd["stem.weight"].shape[1]] = ema_sd["stem.weight"]
+            ema_sd["stem.weight"] = w
         missing, unexpected = model.load_state_dict(ema_sd, strict=not grow)
         if unexpected or any(not k.startswith("gate.") for k in missing):
             raise SystemExit(f"checkpoint does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         step, elapsed0, history = ck["step"], ck["elapsed"], ck.get("history", [])
-        if grow:        # new parameters: a fresh optimizer and a fresh schedule from here
+        if grow or add_region:     # new parameters: a fresh optimizer and a fresh schedule from here
             schedule = {"start_step": step, "start_elapsed": elapsed0}
-            print(f"copy gate {'started again' if args.gate_reset is not None else 'added'} at step {step}; "
+            what = "edit region" if add_region else "copy gate"
+            print(f"{what} {'started again' if args.gate_reset is not None else 'added'} at step {step}; "
                   "the schedule starts again")
         else:
             if len(ck["opt"]["param_groups"]) != len(opt.param_groups):
@@ -419,7 +485,8 @@ def main(argv=None):
                "lr": args.lr, "minutes_budget": args.minutes, "seed": args.seed, "ema": args.ema,
                "p_null": args.p_null, "p_no_reflection": args.p_no_reflection, "p_no_image": args.p_no_image,
                "source_weights": args.source_weights, "source_counts": counts, "cond_noise": args.cond_noise,
-               "edit_weight": args.edit_weight, "op_weights": args.op_weights, "gate": bool(cfg.get("gate", False)), "torch": torch.__version__,
+               "edit_weight": args.edit_weight, "op_weights": args.op_weights, "gate": bool(cfg.get("gate", False)),
+               "region": bool(cfg.get("region", False)), "p_no_region": args.p_no_region, "torch": torch.__version__,
                "init": init_info, "history": history, "out": args.out}
 
     def checkpoint():
@@ -455,6 +522,10 @@ def main(argv=None):
             tok[drop] = null
             no_img = torch.rand(b, generator=gen) < args.p_no_image
             image[no_img] = 0.0
+            region = None
+            if boxes is not None:
+                region = grown_boxes(boxes[idx], torch.randint(0, 3, (b,), generator=gen))
+                region[no_img | (torch.rand(b, generator=gen) < args.p_no_region)] = 0.0
             t = sample_t(b, gen)
             eps = torch.randn(x0.shape, generator=gen)
             span = budget - schedule["start_elapsed"]
@@ -462,7 +533,8 @@ def main(argv=None):
             lr = cosine_lr(args.lr, progress, step - schedule["start_step"], args.warmup)
             for gp in opt.param_groups:
                 gp["lr"] = lr * gp.get("lr_mult", 1.0)
-            loss = velocity_loss(model, x0, tok, image, t, eps, edit_weight(flawed[idx], enhanced[idx], args.edit_weight))
+            loss = velocity_loss(model, x0, tok, image, t, eps, edit_weight(flawed[idx], enhanced[idx], args.edit_weight),
+                                 region)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -489,8 +561,8 @@ def main(argv=None):
         run_secs = time.time() - run_start
         ev = build_model(cfg)
         ev.load_state_dict(ema.state_dict())
-        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx)
-        summary["eval_loss_generated"] = eval_loss(ev, enhanced, flawed, tokens, val_gen_idx)
+        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx, boxes=boxes)
+        summary["eval_loss_generated"] = eval_loss(ev, enhanced, flawed, tokens, val_gen_idx, boxes=boxes)
         log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "loss": round(summary.get("final_loss", float("nan")), 5),
                    "lr": "", "steps_per_s": round((step - run_start_step) / max(run_secs, 1e-9), 3),
                    "val_loss": round(summary["eval_loss"], 5), "val_gen_loss": round(summary["eval_loss_generated"], 5)})

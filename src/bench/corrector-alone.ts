@@ -6,6 +6,8 @@
  *   corrector         previous image + `refined prompt [Reflexion]: reflection`
  *   no reflection     previous image + refined prompt only (ablation)
  *   no image          a blank image + the full instruction (ablation)
+ *   no region         (a corrector that reads an edit region) the full instruction, the region left empty (ablation)
+ *   evaluator region  the region grounded on the evaluator's detections instead of the embedded perception's
  *   fresh sample      the generator, original prompt
  *   fresh refined     the generator, refined prompt (one noise+prompt step)
  *
@@ -18,6 +20,8 @@ import sharp from 'sharp';
 import { EmbeddedCorrector } from '../backends/embedded/corrector.js';
 import { MODELS_DIR } from '../backends/embedded/files.js';
 import { FlowGenerator } from '../backends/embedded/generator.js';
+import { Perception } from '../backends/embedded/perception.js';
+import { editRegion } from '../backends/embedded/region.js';
 import { compositionalCheckPrompts } from '../shapeworld/compositional.js';
 import { editToText, planEdits, type Edit } from '../shapeworld/edits.js';
 import { detectObjects } from '../shapeworld/evaluate.js';
@@ -32,8 +36,8 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? process.argv[i + 1]! : fallback;
 }
 
-const ARMS = ['corrector', 'no reflection', 'no image', 'fresh sample', 'fresh refined'] as const;
-type Arm = (typeof ARMS)[number];
+const ALL_ARMS = ['corrector', 'no reflection', 'no image', 'no region', 'evaluator region', 'fresh sample', 'fresh refined'] as const;
+type Arm = (typeof ALL_ARMS)[number];
 
 interface Case {
   rec: PromptRecord;
@@ -60,7 +64,13 @@ async function main(): Promise<void> {
   const generator = await FlowGenerator.load(dir);
   const strength = process.argv.includes('--strength') ? Number(arg('strength', '1')) : undefined;
   const guidance = process.argv.includes('--guidance') ? Number(arg('guidance', '3')) : undefined;
-  const corrector = await EmbeddedCorrector.load(dir, { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}) });
+  const corrector = await EmbeddedCorrector.load(
+    dir,
+    { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}) },
+    await Perception.load(dir),
+  );
+  const regional = !!corrector.meta.region;
+  const ARMS = ALL_ARMS.filter((a) => regional || (a !== 'no region' && a !== 'evaluator region'));
   const blank: Image = { png: new Uint8Array(await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer()) };
   const t0 = performance.now();
 
@@ -87,10 +97,17 @@ async function main(): Promise<void> {
   for (let s = 0; s < cases.length; s += B) {
     const batch = cases.slice(s, s + B);
     const refl = (c: Case) => ({ text: c.items.join('\n'), items: c.items });
-    const outs: Record<Arm, Image[]> = {
-      corrector: await Promise.all(batch.map((c) => corrector.correct({ image: c.flawed, prompt: c.refined, reflection: refl(c), seed: c.seed }))),
+    const full = (c: Case) => ({ image: c.flawed, prompt: c.refined, reflection: refl(c), seed: c.seed });
+    const outs: Partial<Record<Arm, Image[]>> = {
+      corrector: await Promise.all(batch.map((c) => corrector.correct(full(c)))),
       'no reflection': await Promise.all(batch.map((c) => corrector.correct({ image: c.flawed, prompt: c.refined, reflection: { text: '', items: [] }, seed: c.seed }))),
       'no image': await Promise.all(batch.map((c) => corrector.correct({ image: blank, prompt: c.refined, reflection: refl(c), seed: c.seed }))),
+      ...(regional
+        ? {
+            'no region': await Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(32 * 32)))),
+            'evaluator region': await Promise.all(batch.map((c) => corrector.draw(full(c), editRegion(c.dets, c.items, 32, c.seed)))),
+          }
+        : {}),
       'fresh sample': await generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.rec.prompt), seed: c.seed }))),
       'fresh refined': await generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.refined), seed: c.seed }))),
     };
@@ -98,7 +115,7 @@ async function main(): Promise<void> {
       const t = byTag.get(c.rec.tag) ?? (Object.fromEntries(ARMS.map((a) => [a, []])) as unknown as Record<Arm, number[]>);
       byTag.set(c.rec.tag, t);
       for (const arm of ARMS) {
-        const dets = await detectObjects(outs[arm][j]!.png);
+        const dets = await detectObjects(outs[arm]![j]!.png);
         const ok = judge(dets, c.rec).correct ? 1 : 0;
         pass[arm].push(ok);
         t[arm].push(ok);

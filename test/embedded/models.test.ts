@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { createEmbeddedBackend } from '../../src/backends/embedded/backend.js';
 import { MODELS_DIR } from '../../src/backends/embedded/files.js';
 import { FlowGenerator } from '../../src/backends/embedded/generator.js';
-import { EmbeddedCorrector } from '../../src/backends/embedded/corrector.js';
+import { EmbeddedCorrector, type CorrectorOptions } from '../../src/backends/embedded/corrector.js';
+import { Perception } from '../../src/backends/embedded/perception.js';
 import { EmbeddedVerifier } from '../../src/backends/embedded/verifier.js';
 import { SPEC_LENGTH } from '../../src/backends/embedded/spec.js';
 import { testPrompts, withArticle } from '../../src/shapeworld/prompts.js';
@@ -15,6 +16,10 @@ import { sceneForSpec } from '../../src/shapeworld/scene.js';
 import { loadModel, ort, type ModelSession } from '../../src/backends/embedded/onnx.js';
 import { pngToTensor } from '../../src/backends/embedded/image.js';
 import { UserError } from '../../src/core/errors.js';
+
+/** The shipped corrector as the embedded backend loads it (with the perception that grounds its edit region). */
+const loadCorrector = async (opts: CorrectorOptions): Promise<EmbeddedCorrector> =>
+  EmbeddedCorrector.load(MODELS_DIR, opts, await Perception.load(MODELS_DIR, { threads: 1 }));
 
 describe('shipped ONNX models', () => {
   it('every shipped model loads, has a card, and the files stay small', async () => {
@@ -75,7 +80,7 @@ describe('shipped ONNX models', () => {
   });
 
   it('corrector: same image, instruction and seed ⇒ same PNG, alone or in a batch; the image and the reflection matter', async () => {
-    const c = await EmbeddedCorrector.load(MODELS_DIR, { steps: 4 });
+    const c = await loadCorrector({ steps: 4 });
     const scene = async (spec: Parameters<typeof sceneForSpec>[0]): Promise<{ png: Uint8Array }> => ({ png: await renderScene(sceneForSpec(spec, 3), 32) });
     const image = await scene({ include: [{ class: 'circle', count: 1, color: 'red' }] });
     const other = await scene({ include: [{ class: 'square', count: 2, color: 'blue' }] });
@@ -98,8 +103,8 @@ describe('shipped ONNX models', () => {
   it('corrector strength: a start below 1 stays closer to the previous image, deterministically; out of (0, 1] refused', async () => {
     const image = { png: await renderScene(sceneForSpec({ include: [{ class: 'circle', count: 1, color: 'red' }] }, 3), 32) };
     const req = { image, prompt: 'a red circle on the left and a blue square on the right', reflection: { text: 'Add a blue square', items: ['Add a blue square'] }, seed: 9 };
-    const full = await EmbeddedCorrector.load(MODELS_DIR, { steps: 4 });
-    const light = await EmbeddedCorrector.load(MODELS_DIR, { steps: 4, strength: 0.3 });
+    const full = await loadCorrector({ steps: 4 });
+    const light = await loadCorrector({ steps: 4, strength: 0.3 });
     const pixels = async (img: { png: Uint8Array }): Promise<Float32Array> => {
       const t = new Float32Array(3 * 32 * 32);
       await pngToTensor(img, 32, t, 0);
@@ -114,7 +119,7 @@ describe('shipped ONNX models', () => {
     expect(Buffer.from(a.png).equals(Buffer.from(b.png))).toBe(true);
     expect(await dist(a)).toBeLessThan(await dist(await full.correct(req)));
     expect(light.identity).not.toBe(full.identity); // a resumed run never replays a call made at another strength
-    await expect(EmbeddedCorrector.load(MODELS_DIR, { strength: 0 })).rejects.toThrow(/strength must be in \(0, 1\]/);
+    await expect(loadCorrector({ strength: 0 })).rejects.toThrow(/strength must be in \(0, 1\]/);
     await expect(createEmbeddedBackend({ strength: 1.5 })).rejects.toThrow(/strength must be in \(0, 1\]/);
   });
 
@@ -155,7 +160,7 @@ describe('shipped ONNX models', () => {
   });
 
   it('corrector: a correction aborted while its batch runs leaves it at the next step', async () => {
-    const c = await EmbeddedCorrector.load(MODELS_DIR, { steps: 3, threads: 1 });
+    const c = await loadCorrector({ steps: 3, threads: 1 });
     const image = { png: await renderScene(sceneForSpec({ include: [{ class: 'circle', count: 1, color: 'red' }] }, 3), 32) };
     const req = { image, prompt: 'a red circle on the left and a blue square on the right', reflection: { text: 'Add a blue square', items: ['Add a blue square'] } };
     const alone = await c.correct({ ...req, seed: 5 });

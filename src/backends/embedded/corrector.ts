@@ -7,6 +7,8 @@ import { checkFlowPrompt, fixedSize } from './check.js';
 import { FLOW_BATCH_WINDOW_MS, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
+import type { Perception } from './perception.js';
+import { editRegion } from './region.js';
 import { Tokenizer } from './tokenizer.js';
 
 export interface CorrectorMeta extends FlowModelMeta {
@@ -14,6 +16,8 @@ export interface CorrectorMeta extends FlowModelMeta {
   cond: 'channels' | 'tokens';
   /** where sampling starts (1: pure noise; below 1: the previous image noised to that t) */
   strength?: number;
+  /** the model also reads where the edit goes (`region`, drawn by grounding the reflection on the perception's objects) */
+  region?: boolean;
 }
 
 export interface CorrectorOptions extends FlowGeneratorOptions {
@@ -24,8 +28,8 @@ export interface CorrectorOptions extends FlowGeneratorOptions {
 /**
  * The embedded corrector: the generator's rectified flow, also conditioned on the previous image and reading
  * `refined prompt [Reflexion]: reflection` (models/corrector.onnx, reflection-tuned on GenRef-Shapes by
- * training/train_corrector.py). The seed sets the starting noise; guidance is on the instruction, the image goes to
- * both halves.
+ * training/train_corrector.py). The seed sets the starting noise; guidance is on the instruction, the image (and the
+ * edit region, for a model that reads one) goes to both halves.
  */
 export class EmbeddedCorrector implements Corrector {
   readonly name = 'embedded';
@@ -34,7 +38,7 @@ export class EmbeddedCorrector implements Corrector {
   readonly guidance: number;
   readonly strength: number;
   readonly identity: string;
-  private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number; image: Image }, Image>;
+  private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number; image: Image; region?: Float32Array }, Image>;
 
   private constructor(
     private readonly session: ModelSession,
@@ -42,6 +46,7 @@ export class EmbeddedCorrector implements Corrector {
     readonly tokenizer: Tokenizer,
     opts: CorrectorOptions,
     hash: string,
+    private readonly perception: Perception | undefined,
   ) {
     this.concurrency = opts.concurrency ?? EMBEDDED_CONCURRENCY;
     this.steps = opts.steps ?? meta.steps ?? 12;
@@ -52,12 +57,14 @@ export class EmbeddedCorrector implements Corrector {
     this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}${start}`;
   }
 
-  static async load(dir: string, opts: CorrectorOptions = {}): Promise<EmbeddedCorrector> {
+  /** `perception` grounds reflections for a model that reads an edit region (it must be given for one). */
+  static async load(dir: string, opts: CorrectorOptions = {}, perception?: Perception): Promise<EmbeddedCorrector> {
     checkStrength(opts.strength);
     const { session, meta, hash } = await loadModel<CorrectorMeta>(dir, 'corrector', opts.threads);
     checkStrength(meta.strength);
     if (meta.cond !== 'channels' && meta.cond !== 'tokens') throw new UserError(`${dir}/corrector.json: unknown conditioning '${String(meta.cond)}'`);
-    return new EmbeddedCorrector(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash);
+    if (meta.region && !perception) throw new UserError(`${dir}/corrector.json: this corrector reads an edit region, which needs the perception model (reflector.onnx)`);
+    return new EmbeddedCorrector(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash, meta.region ? perception : undefined);
   }
 
   checkPrompt(prompt: string): void {
@@ -83,11 +90,25 @@ export class EmbeddedCorrector implements Corrector {
 
   async correct(req: CorrectRequest, opts?: CallOptions): Promise<Image> {
     opts?.signal?.throwIfAborted();
-    return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image }, opts?.signal);
+    const region = this.perception ? await this.region(req) : undefined;
+    return this.draw(req, region, opts);
+  }
+
+  /** One correction with the edit region given rather than grounded (benches compare regions); none for a model without one. */
+  draw(req: CorrectRequest, region: Float32Array | undefined, opts?: CallOptions): Promise<Image> {
+    opts?.signal?.throwIfAborted();
+    if (!!region !== !!this.meta.region) throw new Error(`embedded corrector: this model reads ${this.meta.region ? 'an' : 'no'} edit region`);
+    return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image, ...(region ? { region } : {}) }, opts?.signal);
+  }
+
+  /** Where the reflection's edits go on this image, as the perception reads it (empty when none can be grounded). */
+  async region(req: Pick<CorrectRequest, 'image' | 'reflection' | 'seed'>): Promise<Float32Array> {
+    const detections = await this.perception!.detect(req.image);
+    return editRegion(detections, req.reflection.items, this.meta.size, req.seed);
   }
 
   /** A request whose signal aborts leaves the batch at the next step and gets no image. */
-  private async sample(reqs: Array<{ tokens: number[]; seed: number; image: Image }>, signals: ReadonlyArray<AbortSignal | undefined>): Promise<Array<Image | undefined>> {
+  private async sample(reqs: Array<{ tokens: number[]; seed: number; image: Image; region?: Float32Array }>, signals: ReadonlyArray<AbortSignal | undefined>): Promise<Array<Image | undefined>> {
     const { size, maxTokens } = this.meta;
     const per = 3 * size * size;
     const images = await Promise.all(
@@ -100,7 +121,7 @@ export class EmbeddedCorrector implements Corrector {
     const x = await sampleFlow(
       this.session,
       { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens(), start: this.strength },
-      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]!, signal: signals[i] })),
+      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]!, ...(r.region ? { region: r.region } : {}), signal: signals[i] })),
     );
     return Promise.all(reqs.map((_, i) => (signals[i]?.aborted ? undefined : tensorToPng(x, i * per, size))));
   }

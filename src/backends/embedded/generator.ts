@@ -107,18 +107,22 @@ export interface FlowSampling {
   start?: number;
 }
 
-/** One request of a flow batch; `image` (CHW in [−1, 1]) conditions the corrector, `signal` may take it out of the batch. */
+/**
+ * One request of a flow batch; `image` (CHW in [−1, 1]) and `region` (size × size, 1 where the edit goes) condition the
+ * corrector, `signal` may take it out of the batch.
+ */
 export interface FlowRequest {
   tokens: number[];
   seed: number;
   image?: Float32Array;
+  region?: Float32Array;
   signal?: AbortSignal;
 }
 
 /**
  * Euler integration of a rectified flow from the seeds' noise at t = 1 to images at t = 0, with classifier-free
  * guidance on the tokens: the conditional and unconditional rows go through one forward pass per step. `image`
- * (CHW in [−1, 1] per request) is an extra input given to both rows (the corrector's previous image). A request
+ * (CHW in [−1, 1] per request) and `region` are extra inputs given to both rows (the corrector's). A request
  * whose signal has aborted leaves the batch before the next step (its rows are computed no more; its part of the
  * result is left unfinished); the sampling ends early when none is left.
  */
@@ -197,6 +201,17 @@ function conditioning(o: FlowSampling, reqs: ReadonlyArray<FlowRequest>, live: n
       if (guided) image.set(r.image, (n + j) * per);
     });
     feeds.image = new ort.Tensor('float32', image, [rows, 3, size, size]);
+  }
+  if (reqs.some((r) => r.region)) {
+    const plane = size * size;
+    const region = new Float32Array(rows * plane);
+    live.forEach((i, j) => {
+      const r = reqs[i]!;
+      if (!r.region) throw new Error('sampleFlow: every request of a region-conditioned batch needs its region');
+      region.set(r.region, j * plane);
+      if (guided) region.set(r.region, (n + j) * plane);
+    });
+    feeds.region = new ort.Tensor('float32', region, [rows, 1, size, size]);
   }
   return feeds;
 }

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { editRegion } from '../../src/backends/embedded/region.js';
+import type { Detection } from '../../src/shapeworld/rules.js';
+import type { Color, Shape } from '../../src/shapeworld/shapes.js';
+
+const S = 32;
+
+function det(shape: Shape, color: Color, cx: number, cy: number, r = 0.12): Detection {
+  return { shape, color, cx, cy, r, box: [cx - r, cy - r, cx + r, cy + r], score: 0.9 };
+}
+
+/** The marked pixels' bounding box [x1, y1, x2, y2] in pixels, null when none is marked. */
+function bounds(mask: Float32Array, keep: (x: number, y: number) => boolean = () => true): [number, number, number, number] | null {
+  let b: [number, number, number, number] | null = null;
+  for (let y = 0; y < S; y++) {
+    for (let x = 0; x < S; x++) {
+      if (!mask[y * S + x] || !keep(x, y)) continue;
+      b = b ? [Math.min(b[0], x), Math.min(b[1], y), Math.max(b[2], x), Math.max(b[3], y)] : [x, y, x, y];
+    }
+  }
+  return b;
+}
+
+const marked = (mask: Float32Array, cx: number, cy: number): boolean => mask[Math.floor(cy * S) * S + Math.floor(cx * S)] === 1;
+
+describe('editRegion: where a reflection asks the corrector to change the image', () => {
+  const circle = det('circle', 'red', 0.25, 0.5);
+  const square = det('square', 'blue', 0.75, 0.5);
+
+  it('a recolour marks the object it changes, grown by a pixel, and nothing else', () => {
+    const mask = editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1);
+    // the circle's box spans 0.13..0.37 of the side: pixels 4..11, grown to 3..12
+    expect(bounds(mask)).toEqual([3, 11, 12, 20]);
+    expect(marked(mask, square.cx, square.cy)).toBe(false);
+  });
+
+  it('a removal marks the object removed; an edit naming an object the image lacks marks nothing', () => {
+    expect(bounds(editRegion([circle, square], ['Remove the blue square'], S, 1))).toEqual([19, 11, 28, 20]);
+    expect(bounds(editRegion([circle, square], ['Remove the green star'], S, 1))).toBeNull();
+    expect(bounds(editRegion([circle, square], ['Make it nicer'], S, 1))).toBeNull();
+    expect(bounds(editRegion([], ['Remove the blue square'], S, 1))).toBeNull();
+  });
+
+  it('a move marks where the object was and where it goes, on the asked side of its anchor, never the anchor', () => {
+    const anchor = det('square', 'blue', 0.5, 0.65, 0.08);
+    for (const seed of [3, 4, 5]) {
+      const moved = editRegion([det('circle', 'red', 0.2, 0.88, 0.08), anchor], ['Move the red circle above the blue square'], S, seed);
+      expect(marked(moved, 0.2, 0.88)).toBe(true);
+      expect(marked(moved, anchor.cx, anchor.cy)).toBe(false);
+      // the new place: marked pixels above the square's box
+      expect(bounds(moved, (_, y) => y < Math.floor(anchor.box[1] * S) - 1)).not.toBeNull();
+    }
+  });
+
+  it('an add with a relation marks a box on that side of its anchor only; several edits add up', () => {
+    const mask = editRegion([square], ['Add a red circle to the left of the blue square'], S, 7);
+    const b = bounds(mask)!;
+    expect(b[2]).toBeLessThan(Math.ceil(square.box[0] * S) + 1);
+    expect(marked(mask, square.cx, square.cy)).toBe(false);
+    const both = editRegion([circle, square], ['Remove the blue square', 'Replace the red circle with a green circle'], S, 1);
+    expect(marked(both, circle.cx, circle.cy) && marked(both, square.cx, square.cy)).toBe(true);
+  });
+
+  it('is deterministic in its inputs; the seed only decides where new objects go', () => {
+    const items = ['Add a green star'];
+    const a = editRegion([circle, square], items, S, 11);
+    expect(editRegion([circle, square], items, S, 11)).toEqual(a);
+    const others = [12, 13, 14, 15].map((seed) => editRegion([circle, square], items, S, seed));
+    expect(others.some((m) => bounds(m)!.join() !== bounds(a)!.join())).toBe(true);
+    const remove = ['Remove the red circle'];
+    expect(editRegion([circle, square], remove, S, 1)).toEqual(editRegion([circle, square], remove, S, 2));
+  });
+});
