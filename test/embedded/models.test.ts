@@ -63,16 +63,17 @@ describe('shipped ONNX models', () => {
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 32, 32]);
   });
 
-  it('corrector: x, t, tokens [B,T], image [B,3,32,32] → v [B,3,32,32], for any batch size', async () => {
-    const { session, meta } = await loadModel<{ maxTokens: number; cond: string }>(MODELS_DIR, 'corrector', 1);
-    expect([...session.inputNames].sort()).toEqual(['image', 't', 'tokens', 'x']);
-    expect(['channels', 'tokens']).toContain(meta.cond);
+  it('corrector: x, t, tokens [B,T], image [B,3,32,32], region [B,1,32,32] → v [B,3,32,32], for any batch size', async () => {
+    const { session, meta } = await loadModel<{ maxTokens: number; cond: string; region: boolean }>(MODELS_DIR, 'corrector', 1);
+    expect([...session.inputNames].sort()).toEqual(['image', 'region', 't', 'tokens', 'x']);
+    expect([meta.cond, meta.region]).toEqual(['channels', true]);
     for (const b of [1, 3]) {
       const out = await session.run({
         x: new ort.Tensor('float32', new Float32Array(b * 3 * 32 * 32), [b, 3, 32, 32]),
         t: new ort.Tensor('float32', new Float32Array(b).fill(0.5), [b]),
         tokens: new ort.Tensor('int64', new BigInt64Array(b * meta.maxTokens).fill(1n), [b, meta.maxTokens]),
         image: new ort.Tensor('float32', new Float32Array(b * 3 * 32 * 32).fill(0.2), [b, 3, 32, 32]),
+        region: new ort.Tensor('float32', new Float32Array(b * 32 * 32).fill(1), [b, 1, 32, 32]),
       });
       expect(out.v!.dims).toEqual([b, 3, 32, 32]);
       expect(Array.from(out.v!.data as Float32Array).every(Number.isFinite)).toBe(true);
@@ -98,6 +99,22 @@ describe('shipped ONNX models', () => {
     // a reflection too long to read keeps its first instructions instead of failing
     const many = Array.from({ length: 12 }, () => 'Add a blue square to the right of the red circle');
     expect(c.encode({ prompt, reflection: { text: many.join('\n'), items: many } }).filter((t) => t !== 0).length).toBeLessThanOrEqual(c.meta.maxTokens);
+  });
+
+  it('corrector: the edit region is the reflection grounded on the perception’s objects, and it changes the drawing; without the perception it does not load', async () => {
+    const c = await loadCorrector({ steps: 4 });
+    const scene = sceneForSpec({ include: [{ class: 'circle', count: 1, color: 'red' }, { class: 'square', count: 1, color: 'blue' }] }, 5);
+    const image = { png: await renderScene(scene, 32) };
+    const circle = scene.find((o) => o.shape === 'circle')!;
+    const square = scene.find((o) => o.shape === 'square')!;
+    const req = { image, prompt: 'a green circle and a blue square', reflection: { text: 'Replace the red circle with a green circle', items: ['Replace the red circle with a green circle'] }, seed: 3 };
+    const region = await c.region(req);
+    const at = (o: { cx: number; cy: number }): number => region[Math.floor(o.cy * 32) * 32 + Math.floor(o.cx * 32)]!;
+    expect([at(circle), at(square)]).toEqual([1, 0]);
+    const grounded = await c.correct(req);
+    expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, region)).png))).toBe(true);
+    expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, new Float32Array(32 * 32))).png))).toBe(false);
+    await expect(EmbeddedCorrector.load(MODELS_DIR, { steps: 4 })).rejects.toThrow(/edit region.*perception/);
   });
 
   it('corrector strength: a start below 1 stays closer to the previous image, deterministically; out of (0, 1] refused', async () => {
