@@ -179,10 +179,9 @@ export async function sampleFlow(session: ModelSession, o: FlowSampling, reqs: R
   return x;
 }
 
-/** The token inputs (and previous images) of the requests `live`: their conditional rows, then (guided) their unconditional ones. */
+/** The token inputs (and the corrector's previous images and edit regions) of the requests `live`: their conditional rows, then (guided) their unconditional ones. */
 function conditioning(o: FlowSampling, reqs: ReadonlyArray<FlowRequest>, live: number[]): Record<string, ort.Tensor> {
   const { size, maxTokens } = o;
-  const per = 3 * size * size;
   const n = live.length;
   const guided = o.guidance !== 1;
   const rows = guided ? 2 * n : n;
@@ -192,26 +191,18 @@ function conditioning(o: FlowSampling, reqs: ReadonlyArray<FlowRequest>, live: n
     if (guided) o.nullTokens.forEach((id, k) => (tokens[(n + j) * maxTokens + k] = BigInt(id)));
   });
   const feeds: Record<string, ort.Tensor> = { tokens: new ort.Tensor('int64', tokens, [rows, maxTokens]) };
-  if (reqs.some((r) => r.image)) {
-    const image = new Float32Array(rows * per);
+  // the corrector's inputs beside x_t, the same in the conditional and the unconditional row
+  for (const [name, channels] of [['image', 3], ['region', 1]] as const) {
+    if (!reqs.some((r) => r[name])) continue;
+    const plane = channels * size * size;
+    const data = new Float32Array(rows * plane);
     live.forEach((i, j) => {
-      const r = reqs[i]!;
-      if (!r.image) throw new Error('sampleFlow: every request of an image-conditioned batch needs its image');
-      image.set(r.image, j * per);
-      if (guided) image.set(r.image, (n + j) * per);
+      const input = reqs[i]![name];
+      if (!input) throw new Error(`sampleFlow: every request of a batch conditioned on ${name} needs its ${name}`);
+      data.set(input, j * plane);
+      if (guided) data.set(input, (n + j) * plane);
     });
-    feeds.image = new ort.Tensor('float32', image, [rows, 3, size, size]);
-  }
-  if (reqs.some((r) => r.region)) {
-    const plane = size * size;
-    const region = new Float32Array(rows * plane);
-    live.forEach((i, j) => {
-      const r = reqs[i]!;
-      if (!r.region) throw new Error('sampleFlow: every request of a region-conditioned batch needs its region');
-      region.set(r.region, j * plane);
-      if (guided) region.set(r.region, (n + j) * plane);
-    });
-    feeds.region = new ort.Tensor('float32', region, [rows, 1, size, size]);
+    feeds[name] = new ort.Tensor('float32', data, [rows, channels, size, size]);
   }
   return feeds;
 }
