@@ -30,6 +30,7 @@ import re
 import sys
 import tarfile
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -273,6 +274,7 @@ def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, min_pixels: i
         b, _, y, x = torch.nonzero(lab, as_tuple=True)
         key = b * (h * w + 1) + lab[b, 0, y, x].long()
         uniq, inv, size = torch.unique(key, return_inverse=True, return_counts=True)
+        warnings.filterwarnings("ignore", message="scatter_reduce")    # "in beta" in torch 1.13; used as documented
         box = torch.stack([torch.full((len(uniq),), h * w, dtype=torch.long).scatter_reduce(0, inv, v, "amin")
                            for v in (y, x)] +
                           [torch.full((len(uniq),), -1, dtype=torch.long).scatter_reduce(0, inv, v, "amax")

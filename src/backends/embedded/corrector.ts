@@ -103,7 +103,8 @@ export class EmbeddedCorrector implements Corrector {
 
   /** Where the reflection's edits go on this image, as the perception reads it (empty when none can be grounded). */
   async region(req: Pick<CorrectRequest, 'image' | 'reflection' | 'seed'>): Promise<Float32Array> {
-    const detections = await this.perception!.detect(req.image);
+    if (!this.perception) throw new Error('embedded corrector: this model reads no edit region');
+    const detections = await this.perception.detect(req.image);
     return editRegion(detections, req.reflection.items, this.meta.size, req.seed);
   }
 
