@@ -244,13 +244,17 @@ def velocity_loss(model, x0, tokens, image, t, eps, weight=None, region=None):
     return err.mean() if weight is None else (err * weight).mean()
 
 
+def changed_pixels(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] bool: where the two images differ by more than 8 of 255 in any channel (what the edit changed)."""
+    return (flawed_u8.int() - enhanced_u8.int()).abs().amax(dim=1, keepdim=True) > 8
+
+
 def edit_weight(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, w: float) -> torch.Tensor | None:
     """Per-pixel loss weight [B,1,H,W]: `w` where the two images differ (grown by a pixel), 1 elsewhere, scaled to mean
     1 per image. The edit is a few dozen of 1,024 pixels; unweighted, the loss is nearly all copying."""
     if w == 1.0:
         return None
-    diff = (flawed_u8.int() - enhanced_u8.int()).abs().amax(dim=1, keepdim=True) > 8
-    grown = F.max_pool2d(diff.float(), 3, stride=1, padding=1)
+    grown = F.max_pool2d(changed_pixels(flawed_u8, enhanced_u8).float(), 3, stride=1, padding=1)
     weight = 1.0 + (w - 1.0) * grown
     return weight / weight.mean(dim=(2, 3), keepdim=True)
 
@@ -263,8 +267,9 @@ def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, min_pixels: i
     n, _, h, w = flawed_u8.shape
     out = torch.zeros(n, 1, h, w, dtype=torch.uint8)
     ids = torch.arange(1, h * w + 1, dtype=torch.float32).view(1, 1, h, w)
+    warnings.filterwarnings("ignore", message="scatter_reduce")    # "in beta" in torch 1.13; used as documented
     for s in range(0, n, chunk):
-        diff = ((flawed_u8[s:s + chunk].int() - enhanced_u8[s:s + chunk].int()).abs().amax(1, keepdim=True) > 8).float()
+        diff = changed_pixels(flawed_u8[s:s + chunk], enhanced_u8[s:s + chunk]).float()
         lab = ids * diff
         while True:     # every pixel of a region takes the region's largest id
             nxt = F.max_pool2d(lab, 3, stride=1, padding=1) * diff
@@ -274,7 +279,6 @@ def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, min_pixels: i
         b, _, y, x = torch.nonzero(lab, as_tuple=True)
         key = b * (h * w + 1) + lab[b, 0, y, x].long()
         uniq, inv, size = torch.unique(key, return_inverse=True, return_counts=True)
-        warnings.filterwarnings("ignore", message="scatter_reduce")    # "in beta" in torch 1.13; used as documented
         box = torch.stack([torch.full((len(uniq),), h * w, dtype=torch.long).scatter_reduce(0, inv, v, "amin")
                            for v in (y, x)] +
                           [torch.full((len(uniq),), -1, dtype=torch.long).scatter_reduce(0, inv, v, "amax")

@@ -96,12 +96,11 @@ async function main(): Promise<void> {
   const B = 32;
   for (let s = 0; s < cases.length; s += B) {
     const batch = cases.slice(s, s + B);
-    const refl = (c: Case) => ({ text: c.items.join('\n'), items: c.items });
-    const full = (c: Case) => ({ image: c.flawed, prompt: c.refined, reflection: refl(c), seed: c.seed });
+    const full = (c: Case) => ({ image: c.flawed, prompt: c.refined, reflection: { text: c.items.join('\n'), items: c.items }, seed: c.seed });
     const outs: Partial<Record<Arm, Image[]>> = {
       corrector: await Promise.all(batch.map((c) => corrector.correct(full(c)))),
-      'no reflection': await Promise.all(batch.map((c) => corrector.correct({ image: c.flawed, prompt: c.refined, reflection: { text: '', items: [] }, seed: c.seed }))),
-      'no image': await Promise.all(batch.map((c) => corrector.correct({ image: blank, prompt: c.refined, reflection: refl(c), seed: c.seed }))),
+      'no reflection': await Promise.all(batch.map((c) => corrector.correct({ ...full(c), reflection: { text: '', items: [] } }))),
+      'no image': await Promise.all(batch.map((c) => corrector.correct({ ...full(c), image: blank }))),
       ...(regional
         ? {
             'no region': await Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(32 * 32)))),

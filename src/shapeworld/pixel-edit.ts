@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { applyEdit, type Edit } from './edits.js';
 import { segmentObjects } from './evaluate.js';
 import type { Rng } from './random.js';
-import type { Scene, SceneObject } from './scene.js';
+import { sameObject as same, type Scene, type SceneObject } from './scene.js';
 import { BACKGROUND, PALETTE, shapeSvg } from './shapes.js';
 
 const UNITS = 1000;
@@ -23,9 +23,6 @@ export interface PixelEditResult {
   /** pixels whose value changed */
   changed: number;
 }
-
-const same = (a: SceneObject, b: SceneObject): boolean =>
-  a.shape === b.shape && a.color === b.color && a.cx === b.cx && a.cy === b.cy && a.r === b.r;
 
 /** Coverage (0..1) of `o` drawn at w × h, as the renderer anti-aliases it. */
 async function coverage(o: SceneObject, w: number, h: number): Promise<Float32Array> {

@@ -25,6 +25,10 @@ export interface SceneObject {
 /** A scene: objects drawn in order (later ones on top) on the plain background. */
 export type Scene = SceneObject[];
 
+/** The same object: class, colour, centre and size all equal. */
+export const sameObject = (a: SceneObject, b: SceneObject): boolean =>
+  a.shape === b.shape && a.color === b.color && a.cx === b.cx && a.cy === b.cy && a.r === b.r;
+
 export const DEFECTS = ['missing', 'extra', 'wrong_color', 'wrong_relation', 'swapped_binding', 'wrong_class'] as const;
 export type Defect = (typeof DEFECTS)[number];
 

@@ -11,8 +11,7 @@
 import { applyEdit, parseEdit } from '../../shapeworld/edits.js';
 import { mixSeed, Rng } from '../../shapeworld/random.js';
 import type { Detection } from '../../shapeworld/rules.js';
-import type { Scene, SceneObject } from '../../shapeworld/scene.js';
-import { unitBox } from '../../shapeworld/shapes.js';
+import { objectBox, sameObject, type Scene, type SceneObject } from '../../shapeworld/scene.js';
 
 type Box = readonly [number, number, number, number];
 
@@ -35,12 +34,9 @@ export function editRegion(detections: readonly Detection[], items: readonly str
   }
   const mask = new Float32Array(size * size);
   for (const o of before) if (!scene.some((a) => a === o)) fill(mask, size, boxOf.get(o)!);
-  for (const o of scene) if (!boxOf.has(o)) fill(mask, size, drawnBox(o));
+  for (const o of scene) if (!boxOf.has(o)) fill(mask, size, objectBox(o));
   return mask;
 }
-
-const sameObject = (a: SceneObject, b: SceneObject): boolean =>
-  a.shape === b.shape && a.color === b.color && a.cx === b.cx && a.cy === b.cy && a.r === b.r;
 
 /** `next` (applyEdit copies every object) with the objects it left unchanged given back as `prev` had them. */
 function keepIdentity(prev: Scene, next: Scene): Scene {
@@ -51,12 +47,6 @@ function keepIdentity(prev: Scene, next: Scene): Scene {
     free.delete(same);
     return same;
   });
-}
-
-/** The box (normalised) that the renderer's drawing of `o` covers. */
-function drawnBox(o: SceneObject): Box {
-  const [x1, y1, x2, y2] = unitBox(o.shape);
-  return [o.cx + x1 * o.r, o.cy + y1 * o.r, o.cx + x2 * o.r, o.cy + y2 * o.r];
 }
 
 function fill(mask: Float32Array, size: number, [x1, y1, x2, y2]: Box): void {
