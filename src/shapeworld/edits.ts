@@ -6,7 +6,7 @@
  *   Replace the green star with a blue star
  *   Move the star to the left of the square
  */
-import { RELATIONS, relativePosition, type Detection, type PromptSpec, type Relation } from './rules.js';
+import { MIRROR, RELATIONS, relativePosition, type Detection, type PromptSpec, type Relation } from './rules.js';
 import { canStand, relationMargin, placeObject, type Scene, type SceneObject } from './scene.js';
 import { COLORS, isColor, isShape, type Color, type Shape } from './shapes.js';
 import type { Rng } from './random.js';
@@ -110,6 +110,8 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
   const used = new Set<Detection>();
   const mentioned = new Set<string>([...spec.include.map((c) => c.class), ...(spec.exclude ?? []).map((c) => c.class)]);
   const groups: Array<ObjectRef[]> = [];
+  // per group, where its first object is: the detection it is (taken, or replaced in place), or the edit adding it
+  const firsts: Array<{ det?: Detection; add?: number }> = [];
   // largest first, then in reading order: a key every detector gives alike (a detector's own score is not — the
   // evaluator's is an area, a learned perception's a confidence), so two readings of one image plan the same edits
   const area = (d: Detection): number => (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
@@ -126,6 +128,7 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
       used.add(d);
       group.push(refOf(d));
     }
+    const first: { det?: Detection; add?: number } = taken[0] ? { det: taken[0] } : {};
     let missing = clause.count - taken.length;
     const target = clause.position ? groups[clause.position[1]]?.[0] : undefined;
     while (missing > 0) {
@@ -134,15 +137,18 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
       const want: ObjectRef = { shape, ...(color ? { color } : {}) };
       if (wrongColor) {
         used.add(wrongColor);
+        if (!group.length) first.det = wrongColor;
         edits.push({ op: 'replace', object: refOf(wrongColor), with: want });
         group.push({ shape, color: color as Color });
         if (target) edits.push({ op: 'move', object: { shape, color: color as Color }, relation: { rel: clause.position![0], ref: target } });
       } else if (other && !clause.position) {
         used.add(other);
+        if (!group.length) first.det = other;
         const c = color ?? other.color;
         edits.push({ op: 'replace', object: refOf(other), with: { shape, color: c } });
         group.push({ shape, color: c });
       } else {
+        if (!group.length) first.add = edits.length;
         edits.push({ op: 'add', object: want, ...(target && clause.position ? { relation: { rel: clause.position[0], ref: target } } : {}) });
         group.push(want);
       }
@@ -150,14 +156,19 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
     }
     // relation check for the objects that were already there
     if (clause.position && target) {
-      const targetDet = sorted.find((d) => d.shape === target.shape && (!target.color || d.color === target.color));
+      const [rel, anchor] = clause.position;
+      const { det: targetDet, add } = firsts[anchor] ?? {};
       for (const d of taken) {
-        if (targetDet && !relativePosition(d.box, targetDet.box).has(clause.position[0])) {
-          edits.push({ op: 'move', object: refOf(d), relation: { rel: clause.position[0], ref: target } });
+        if (targetDet && !relativePosition(d.box, targetDet.box).has(rel)) {
+          edits.push({ op: 'move', object: refOf(d), relation: { rel, ref: target } });
         }
       }
+      // the anchor is missing and this object is there: the anchor goes where the relation wants it
+      const added = add !== undefined ? edits[add] : undefined;
+      if (taken[0] && added?.op === 'add' && !added.relation) edits[add!] = { ...added, relation: { rel: MIRROR[rel], ref: refOf(taken[0]) } };
     }
     groups.push(group);
+    firsts.push(first);
   }
   for (const ex of spec.exclude ?? []) {
     const shape = ex.class as Shape;

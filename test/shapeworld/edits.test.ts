@@ -34,4 +34,26 @@ describe('planEdits', () => {
     expect(planEdits([bottom, top, middle], spec)).toEqual(plan);
     expect(planEdits([middle, bottom, top], spec)).toEqual(plan);
   });
+
+  it('places a missing anchor where the relation wants it, relative to the object that is there', () => {
+    // "a cross right of a star" with only the star drawn: the cross goes to the star's right, not anywhere
+    const star = det('star', 'white', 0.5, 0.3, 0.25, 0.05);
+    expect(planEdits([star], parsePrompt('a photo of a cross right of a star'))).toEqual([
+      { op: 'add', object: { shape: 'cross' }, relation: { rel: 'right of', ref: { shape: 'star', color: 'white' } } },
+    ]);
+    // the anchor's clause comes second in the spec: the same edit
+    const cross = det('cross', 'brown', 0.5, 0.3, 0.25, 0.05);
+    expect(planEdits([cross], parsePrompt('a photo of a cross right of a star'))).toEqual([
+      { op: 'add', object: { shape: 'star' }, relation: { rel: 'left of', ref: { shape: 'cross', color: 'brown' } } },
+    ]);
+  });
+
+  it('checks a relation against the object a wrong colour was replaced in, not another of its class', () => {
+    // "a red circle above a blue square": the only square is green and above the circle
+    const circle = det('circle', 'red', 0.5, 0.7, 0.2, 0.04);
+    const square = det('square', 'green', 0.5, 0.2, 0.2, 0.04);
+    const plan = planEdits([circle, square], parsePrompt('a photo of a red circle above a blue square'));
+    expect(plan).toContainEqual({ op: 'replace', object: { shape: 'square', color: 'green' }, with: { shape: 'square', color: 'blue' } });
+    expect(plan.some((e) => e.op === 'move')).toBe(true);
+  });
 });
