@@ -422,20 +422,22 @@ class CorrectorUNet(FlowUNet):
     takes away or changes, and where it puts new ones), 0 elsewhere; all zeros when unknown. Measured without it, the
     corrector kept 91 % of unedited pixels but brought only a quarter of the edited ones to the target: it knew how
     to copy, not where to change. The embedded backend grounds the reflection on its own perception to draw the
-    boxes (src/backends/embedded/region.ts).
+    boxes (src/backends/embedded/region.ts). `region=2` splits it in two channels: the boxes of what the edit takes
+    away or changes (erase) and of what it draws (draw) — a move marks its old box in the first and its new box in
+    the second, where one channel left the model to guess which box the object leaves and which it goes to.
     """
 
     GATE_MIN_T = 0.02   # (x_t - image) / t is exact for copied pixels; the clamp only bounds it for t near 0
 
     def __init__(self, vocab_size: int, max_tokens: int, cond: str = "channels", gate: bool = False,
-                 gate_bias: float = -6.0, region: bool = False, **kw):
+                 gate_bias: float = -6.0, region: int = 0, **kw):
         super().__init__(vocab_size, max_tokens, **kw)
         if cond not in ("channels", "tokens"):
             raise ValueError(f"cond must be channels or tokens, got {cond}")
         if region and cond != "channels":
             raise ValueError("an edit region is an input channel: it needs cond channels")
         self.cond = cond
-        self.region = region
+        self.region = int(region)     # edit-region input channels: 0, 1 (one mask) or 2 (erase, draw)
         self.gate = None
         if gate:
             self.gate = nn.Conv2d(self.out.in_channels, 1, 3, padding=1)
@@ -444,7 +446,7 @@ class CorrectorUNet(FlowUNet):
         c0 = self.stem.out_channels
         text_dim = self.text.tok.embedding_dim
         if cond == "channels":
-            self.stem = nn.Conv2d(7 if region else 6, c0, 3, padding=1)
+            self.stem = nn.Conv2d(6 + self.region, c0, 3, padding=1)
         else:
             self.img_enc = nn.Sequential(
                 nn.Conv2d(3, 32, 3, padding=1), nn.SiLU(),

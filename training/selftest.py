@@ -241,6 +241,35 @@ def test_corrector_region():
     print("corrector region ok")
 
 
+def test_corrector_region_split():
+    """Erase and draw: a move's old box in the first channel, its new box in the second, a recolour's box in both;
+    a one-channel model's weights copied to both channels give the same model wherever the boxes do not overlap."""
+    from nets import CorrectorUNet
+    from train_corrector import edit_boxes
+    a = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
+    b = a.clone()
+    a[0, :, 4:8, 4:8] = 20            # image 0: an object moved from (4..7, 4..7) ...
+    b[0, :, 20:24, 10:14] = 20        # ... to (20..23, 10..13)
+    a[1, 0, 10:14, 10:14] = 230       # image 1: an object recoloured in place
+    b[1, 2, 10:14, 10:14] = 230
+    boxes = edit_boxes(a, b, split=True)
+    assert boxes.shape == (2, 2, 32, 32)
+    assert boxes[0, 0].sum() == 16 and boxes[0, 0, 4:8, 4:8].min() == 1
+    assert boxes[0, 1].sum() == 16 and boxes[0, 1, 20:24, 10:14].min() == 1
+    assert torch.equal(boxes[1, 0], boxes[1, 1]) and boxes[1, 0].sum() == 16
+    assert torch.equal(edit_boxes(a, b), (boxes.amax(1, keepdim=True)))
+    torch.manual_seed(0)
+    one, two = CorrectorUNet(40, 16, region=1), CorrectorUNet(40, 16, region=2)
+    randomize(one)
+    sd = one.state_dict()
+    two.load_state_dict({**sd, "stem.weight": torch.cat([sd["stem.weight"], sd["stem.weight"][:, 6:7]], 1)})
+    x, image, t, tok = torch.randn(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.tensor([0.7]), torch.randint(2, 40, (1, 16))
+    with torch.no_grad():
+        split = boxes[:1].float()
+        assert torch.allclose(two(x, t, tok, image, split), one(x, t, tok, image, split.amax(1, keepdim=True)), atol=1e-5)
+    print("corrector region split ok")
+
+
 def test_run_files():
     """A model written into models/ keeps its log and checkpoint where the card looks; a scratch output keeps its own."""
     ck, log, summary = common.run_files(os.path.join(common.REPO_ROOT, "models", "corrector.onnx"), "/ck")
@@ -260,5 +289,6 @@ if __name__ == "__main__":
     test_perception()
     test_corrector_gate()
     test_corrector_region()
+    test_corrector_region_split()
     test_run_files()
     print("selftest ok")

@@ -61,6 +61,10 @@ def parse_args(argv=None):
                     help="an edit-region input channel (nets.py): boxes where flawed and enhanced differ, grown by 0-2 "
                          "pixels at random; with --resume on a checkpoint without one, the channel is added with zero "
                          "weights and the learning-rate schedule starts again from the resumed point")
+    ap.add_argument("--region-split", action="store_true",
+                    help="two edit-region channels: the boxes of what the edit takes away or changes, and of what it "
+                         "draws; with --resume on a one-channel checkpoint both start from its channel's weights (so "
+                         "step 0 is that model wherever the two do not overlap) and the schedule starts again")
     ap.add_argument("--p-no-region", type=float, default=0.15,
                     help="drop the edit region (zeros, as when the corrector cannot ground the reflection)")
     ap.add_argument("--gate-reset", type=float, default=None, metavar="BIAS",
@@ -209,9 +213,14 @@ def held_out(keys) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 # model
 
+def region_channels(cfg: dict) -> int:
+    """0 without an edit region, 1 for one mask, 2 for erase and draw (a checkpoint's cfg says `region: true` for 1)."""
+    return int(cfg.get("region_channels", 1)) if cfg.get("region", False) else 0
+
+
 def build_model(cfg: dict, gate_bias: float = -6.0) -> CorrectorUNet:
     return CorrectorUNet(cfg["vocab_size"], cfg["max_tokens"], cond=cfg["cond"], gate=cfg.get("gate", False),
-                         gate_bias=gate_bias, region=cfg.get("region", False), ch=tuple(cfg["channels"]),
+                         gate_bias=gate_bias, region=region_channels(cfg), ch=tuple(cfg["channels"]),
                          text_layers=cfg["text_layers"])
 
 
@@ -259,33 +268,50 @@ def edit_weight(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, w: float) ->
     return weight / weight.mean(dim=(2, 3), keepdim=True)
 
 
+def object_pixels(u8: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] bool: pixels more than 40 of 255 from the mid-gray background in some channel (a shape, or its edge)."""
+    return (u8.int() - 128).abs().amax(dim=1, keepdim=True) > 40
+
+
 @torch.no_grad()
-def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, min_pixels: int = 3, chunk: int = 2048) -> torch.Tensor:
-    """[N,1,H,W] uint8: 1 inside the bounding box of each connected region (8-neighbour) where the two images differ,
+def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, split: bool = False, min_pixels: int = 3) -> torch.Tensor:
+    """[N,C,H,W] uint8: 1 inside the bounding box of each connected region (8-neighbour) where the two images differ,
     regions under `min_pixels` left out. What the corrector is told to change, as the embedded backend draws it at
-    inference from the objects an edit takes away, changes or puts (boxes, not outlines)."""
-    n, _, h, w = flawed_u8.shape
+    inference from the objects an edit takes away, changes or puts (boxes, not outlines). `split`: two channels, the
+    changed pixels that are a shape in the flawed image (what goes away or changes) and in the enhanced one (what is
+    drawn)."""
+    out = []
+    for s in range(0, len(flawed_u8), 2048):
+        f, e = flawed_u8[s:s + 2048], enhanced_u8[s:s + 2048]
+        diff = changed_pixels(f, e)
+        masks = [diff & object_pixels(f), diff & object_pixels(e)] if split else [diff]
+        out.append(torch.cat([mask_boxes(m, min_pixels) for m in masks], 1))
+    return torch.cat(out, 0)
+
+
+def mask_boxes(mask: torch.Tensor, min_pixels: int) -> torch.Tensor:
+    """[N,1,H,W] bool -> uint8: the bounding boxes of its connected regions (8-neighbour) of at least `min_pixels`."""
+    n, _, h, w = mask.shape
     out = torch.zeros(n, 1, h, w, dtype=torch.uint8)
     ids = torch.arange(1, h * w + 1, dtype=torch.float32).view(1, 1, h, w)
     warnings.filterwarnings("ignore", message="scatter_reduce")    # "in beta" in torch 1.13; used as documented
-    for s in range(0, n, chunk):
-        diff = changed_pixels(flawed_u8[s:s + chunk], enhanced_u8[s:s + chunk]).float()
-        lab = ids * diff
-        while True:     # every pixel of a region takes the region's largest id
-            nxt = F.max_pool2d(lab, 3, stride=1, padding=1) * diff
-            if torch.equal(nxt, lab):
-                break
-            lab = nxt
-        b, _, y, x = torch.nonzero(lab, as_tuple=True)
-        key = b * (h * w + 1) + lab[b, 0, y, x].long()
-        uniq, inv, size = torch.unique(key, return_inverse=True, return_counts=True)
-        box = torch.stack([torch.full((len(uniq),), h * w, dtype=torch.long).scatter_reduce(0, inv, v, "amin")
-                           for v in (y, x)] +
-                          [torch.full((len(uniq),), -1, dtype=torch.long).scatter_reduce(0, inv, v, "amax")
-                           for v in (y, x)], 1)
-        for (k, (y0, x0, y1, x1)), m in zip(zip((uniq // (h * w + 1)).tolist(), box.tolist()), size.tolist()):
-            if m >= min_pixels:
-                out[s + k, 0, y0:y1 + 1, x0:x1 + 1] = 1
+    on = mask.float()
+    lab = ids * on
+    while True:     # every pixel of a region takes the region's largest id
+        nxt = F.max_pool2d(lab, 3, stride=1, padding=1) * on
+        if torch.equal(nxt, lab):
+            break
+        lab = nxt
+    b, _, y, x = torch.nonzero(lab, as_tuple=True)
+    key = b * (h * w + 1) + lab[b, 0, y, x].long()
+    uniq, inv, size = torch.unique(key, return_inverse=True, return_counts=True)
+    box = torch.stack([torch.full((len(uniq),), h * w, dtype=torch.long).scatter_reduce(0, inv, v, "amin")
+                       for v in (y, x)] +
+                      [torch.full((len(uniq),), -1, dtype=torch.long).scatter_reduce(0, inv, v, "amax")
+                       for v in (y, x)], 1)
+    for (k, (y0, x0, y1, x1)), m in zip(zip((uniq // (h * w + 1)).tolist(), box.tolist()), size.tolist()):
+        if m >= min_pixels:
+            out[k, 0, y0:y1 + 1, x0:x1 + 1] = 1
     return out
 
 
@@ -328,9 +354,10 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
     model.eval()
     g = torch.Generator().manual_seed(0)
     s = 32
-    region = bool(cfg.get("region", False))
+    rc = region_channels(cfg)
+    region = rc > 0
     dummy = (torch.randn(2, 3, s, s, generator=g), torch.rand(2, generator=g), sample_tokens[:2].clone(),
-             torch.rand(2, 3, s, s, generator=g) * 2 - 1) + ((torch.rand(2, 1, s, s, generator=g).round(),) if region else ())
+             torch.rand(2, 3, s, s, generator=g) * 2 - 1) + ((torch.rand(2, rc, s, s, generator=g).round(),) if region else ())
     names = ["x", "t", "tokens", "image"] + (["region"] if region else [])
     info = export_onnx(model, dummy, args.out, names, ["v"])
     x = torch.randn(3, 3, s, s, generator=g)
@@ -339,7 +366,7 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
     img = torch.rand(3, 3, s, s, generator=g) * 2 - 1
     feeds = {"x": x, "t": t, "tokens": tok, "image": img}
     if region:
-        feeds["region"] = torch.zeros(3, 1, s, s)
+        feeds["region"] = torch.zeros(3, rc, s, s)
         feeds["region"][:2, :, 8:20, 4:16] = 1.0
     with torch.no_grad():
         v = model(*feeds.values())
@@ -360,6 +387,7 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
         "cond": cfg["cond"],
         "gate": bool(cfg.get("gate", False)),
         "region": region,
+        **({"regionChannels": rc} if region else {}),
         "instruction": "refined prompt [Reflexion]: reflection (instructions joined by newlines)",
         "convention": CONVENTION,
         "conventionDetail": {
@@ -368,14 +396,17 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
             "sampling": "x = eps at t = 1; Euler steps to t = 0, as the generator",
             "cfg": "v = v(x, t, null, image) + guidance * (v(x, t, instruction, image) - v(x, t, null, image))",
             "image": "the previous image in [-1, 1], NCHW RGB, in every row (guidance is on the instruction only)",
-            **({"region": "1 inside the boxes the edit changes (objects it takes away or changes, grown by a pixel; "
-                          "where it puts new ones), else 0; all zeros when unknown; in every row"} if region else {}),
+            **({"region": ("1 inside the boxes the edit changes (objects it takes away or changes, grown by a pixel; "
+                           "where it puts new ones), else 0; all zeros when unknown; in every row") if rc == 1 else
+                          ("channel 0: 1 inside the boxes of the objects the edit takes away or changes (grown by a "
+                           "pixel); channel 1: 1 inside the boxes where it draws (new, moved or changed objects); "
+                           "all zeros when unknown; in every row")} if region else {}),
         },
         "inputs": {"x": {"dtype": "float32", "shape": ["B", 3, s, s]},
                    "t": {"dtype": "float32", "shape": ["B"]},
                    "tokens": {"dtype": "int64", "shape": ["B", cfg["max_tokens"]], "pad": 0},
                    "image": {"dtype": "float32", "shape": ["B", 3, s, s], "layout": "NCHW RGB in [-1, 1]"},
-                   **({"region": {"dtype": "float32", "shape": ["B", 1, s, s]}} if region else {})},
+                   **({"region": {"dtype": "float32", "shape": ["B", rc, s, s]}} if region else {})},
         "outputs": {"v": {"dtype": "float32", "shape": ["B", 3, s, s]}},
         "opset": 14,
         "params": summary.get("params"),
@@ -407,18 +438,23 @@ def main(argv=None):
             raise SystemExit(f"--export-only: no checkpoint at {ckpt_path}")
     grow = False        # a gate added to a checkpoint trained without one (or started again)
     add_region = False  # an edit-region channel added to a checkpoint trained without one
+    split_region = False  # a one-channel region split into erase and draw
     if ck is not None:
         cfg, vocab = dict(ck["cfg"]), ck["vocab"]
         grow = ((args.gate and not cfg.get("gate", False)) or args.gate_reset is not None) and not args.export_only
         if grow:
             cfg["gate"] = True
-        add_region = args.region and not cfg.get("region", False) and not args.export_only
+        add_region = (args.region or args.region_split) and not cfg.get("region", False) and not args.export_only
         if add_region:
             cfg["region"] = True
+        split_region = args.region_split and region_channels(cfg) != 2 and not args.export_only
+        if split_region:
+            cfg["region"], cfg["region_channels"] = True, 2
     else:
         vocab = build_vocab(gen_meta["vocab"], data["text"])
         cfg = {"vocab_size": len(vocab), "max_tokens": args.max_tokens, "channels": [32, 64, 128], "text_layers": 2,
-               "cond": args.cond, "gate": args.gate, "region": args.region}
+               "cond": args.cond, "gate": args.gate, "region": args.region or args.region_split,
+               "region_channels": 2 if args.region_split else 1}
     unknown = {w for t in data["text"] for w in words(str(t))} - set(vocab)
     if unknown:
         raise SystemExit(f"the data has words the checkpoint's vocab lacks: {sorted(unknown)[:10]}")
@@ -426,7 +462,7 @@ def main(argv=None):
     refined_tokens, _ = encode(data["refined"], vocab, cfg["max_tokens"])
     flawed = torch.from_numpy(data["flawed"].transpose(0, 3, 1, 2).copy())
     enhanced = torch.from_numpy(data["enhanced"].transpose(0, 3, 1, 2).copy())
-    boxes = edit_boxes(flawed, enhanced) if cfg.get("region") else None
+    boxes = edit_boxes(flawed, enhanced, split=region_channels(cfg) == 2) if cfg.get("region") else None
     hold = held_out(data["key"])
     generated = np.isin(data["source"], ["model", "refine", "edit", "run"])
     per_triplet = np.array([args.source_weights.get(str(s), 1.0) for s in data["source"]])
@@ -467,13 +503,16 @@ def main(argv=None):
             w = torch.zeros_like(model.stem.weight)
             w[:, :ema_sd["stem.weight"].shape[1]] = ema_sd["stem.weight"]
             ema_sd["stem.weight"] = w
+        if split_region and not add_region:  # erase and draw both read as the one mask did
+            old = ema_sd["stem.weight"]
+            ema_sd["stem.weight"] = torch.cat([old, old[:, 6:7]], 1)
         missing, unexpected = model.load_state_dict(ema_sd, strict=not grow)
         if unexpected or any(not k.startswith("gate.") for k in missing):
             raise SystemExit(f"checkpoint does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         step, elapsed0, history = ck["step"], ck["elapsed"], ck.get("history", [])
-        if grow or add_region:     # new parameters: a fresh optimizer and a fresh schedule from here
+        if grow or add_region or split_region:     # new parameters: a fresh optimizer and a fresh schedule from here
             schedule = {"start_step": step, "start_elapsed": elapsed0}
-            what = "edit region" if add_region else "copy gate"
+            what = "edit region" if add_region else "erase/draw region" if split_region else "copy gate"
             print(f"{what} {'started again' if args.gate_reset is not None else 'added'} at step {step}; "
                   "the schedule starts again")
         else:
@@ -492,7 +531,7 @@ def main(argv=None):
                "p_null": args.p_null, "p_no_reflection": args.p_no_reflection, "p_no_image": args.p_no_image,
                "source_weights": args.source_weights, "source_counts": counts, "cond_noise": args.cond_noise,
                "edit_weight": args.edit_weight, "op_weights": args.op_weights, "gate": bool(cfg.get("gate", False)),
-               "region": bool(cfg.get("region", False)), "p_no_region": args.p_no_region, "torch": torch.__version__,
+               "region": bool(cfg.get("region", False)), "region_channels": region_channels(cfg), "p_no_region": args.p_no_region, "torch": torch.__version__,
                "init": init_info, "history": history, "out": args.out}
 
     def checkpoint():

@@ -6,6 +6,7 @@
  *   corrector         previous image + `refined prompt [Reflexion]: reflection`
  *   no reflection     previous image + refined prompt only (ablation)
  *   no image          a blank image + the full instruction (ablation)
+ *   redraw outside    (a corrector that reads an edit region) the whole image drawn anew, not only the region (ablation)
  *   no region         (a corrector that reads an edit region) the full instruction, the region left empty (ablation)
  *   evaluator region  the region grounded on the evaluator's detections instead of the embedded perception's
  *   fresh sample      the generator, original prompt
@@ -36,7 +37,7 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? process.argv[i + 1]! : fallback;
 }
 
-const ALL_ARMS = ['corrector', 'no reflection', 'no image', 'no region', 'evaluator region', 'fresh sample', 'fresh refined'] as const;
+const ALL_ARMS = ['corrector', 'redraw outside', 'no reflection', 'no image', 'no region', 'evaluator region', 'fresh sample', 'fresh refined'] as const;
 type Arm = (typeof ALL_ARMS)[number];
 
 interface Case {
@@ -70,7 +71,10 @@ async function main(): Promise<void> {
     await Perception.load(dir),
   );
   const regional = !!corrector.meta.region;
-  const ARMS = ALL_ARMS.filter((a) => regional || (a !== 'no region' && a !== 'evaluator region'));
+  const keeper = regional
+    ? await EmbeddedCorrector.load(dir, { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}), keepOutside: false }, await Perception.load(dir))
+    : undefined;
+  const ARMS = ALL_ARMS.filter((a) => regional || (a !== 'no region' && a !== 'evaluator region' && a !== 'redraw outside'));
   const blank: Image = { png: new Uint8Array(await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer()) };
   const t0 = performance.now();
 
@@ -103,8 +107,9 @@ async function main(): Promise<void> {
       'no image': await Promise.all(batch.map((c) => corrector.correct({ ...full(c), image: blank }))),
       ...(regional
         ? {
-            'no region': await Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(32 * 32)))),
-            'evaluator region': await Promise.all(batch.map((c) => corrector.draw(full(c), editRegion(c.dets, c.items, 32, c.seed)))),
+            'redraw outside': await Promise.all(batch.map((c) => keeper!.correct(full(c)))),
+            'no region': await Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(corrector.regionChannels * 32 * 32)))),
+            'evaluator region': await Promise.all(batch.map((c) => corrector.draw(full(c), editRegion(c.dets, c.items, 32, c.seed, corrector.regionChannels as 1 | 2)))),
           }
         : {}),
       'fresh sample': await generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.rec.prompt), seed: c.seed }))),

@@ -63,17 +63,18 @@ describe('shipped ONNX models', () => {
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 32, 32]);
   });
 
-  it('corrector: x, t, tokens [B,T], image [B,3,32,32], region [B,1,32,32] → v [B,3,32,32], for any batch size', async () => {
-    const { session, meta } = await loadModel<{ maxTokens: number; cond: string; region: boolean }>(MODELS_DIR, 'corrector', 1);
+  it('corrector: x, t, tokens [B,T], image [B,3,32,32], region [B,R,32,32] → v [B,3,32,32], for any batch size', async () => {
+    const { session, meta } = await loadModel<{ maxTokens: number; cond: string; region: boolean; regionChannels?: number }>(MODELS_DIR, 'corrector', 1);
     expect([...session.inputNames].sort()).toEqual(['image', 'region', 't', 'tokens', 'x']);
     expect([meta.cond, meta.region]).toEqual(['channels', true]);
+    const r = meta.regionChannels ?? 1;
     for (const b of [1, 3]) {
       const out = await session.run({
         x: new ort.Tensor('float32', new Float32Array(b * 3 * 32 * 32), [b, 3, 32, 32]),
         t: new ort.Tensor('float32', new Float32Array(b).fill(0.5), [b]),
         tokens: new ort.Tensor('int64', new BigInt64Array(b * meta.maxTokens).fill(1n), [b, meta.maxTokens]),
         image: new ort.Tensor('float32', new Float32Array(b * 3 * 32 * 32).fill(0.2), [b, 3, 32, 32]),
-        region: new ort.Tensor('float32', new Float32Array(b * 32 * 32).fill(1), [b, 1, 32, 32]),
+        region: new ort.Tensor('float32', new Float32Array(b * r * 32 * 32).fill(1), [b, r, 32, 32]),
       });
       expect(out.v!.dims).toEqual([b, 3, 32, 32]);
       expect(Array.from(out.v!.data as Float32Array).every(Number.isFinite)).toBe(true);
@@ -113,8 +114,35 @@ describe('shipped ONNX models', () => {
     expect([at(circle), at(square)]).toEqual([1, 0]);
     const grounded = await c.correct(req);
     expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, region)).png))).toBe(true);
-    expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, new Float32Array(32 * 32))).png))).toBe(false);
+    expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, new Float32Array(c.regionChannels * 32 * 32))).png))).toBe(false);
+    await expect(c.draw(req, new Float32Array(5))).rejects.toThrow(/edit region of/);
     await expect(EmbeddedCorrector.load(MODELS_DIR, { steps: 4 })).rejects.toThrow(/edit region.*perception/);
+  });
+
+  it('corrector keepOutside (the default): outside the edit region the result is the previous image, exactly; inside it is drawn anew', async () => {
+    const scene = sceneForSpec({ include: [{ class: 'circle', count: 1, color: 'red' }, { class: 'square', count: 1, color: 'blue' }] }, 5);
+    const image = { png: await renderScene(scene, 32) };
+    const req = { image, prompt: 'a green circle and a blue square', reflection: { text: 'Replace the red circle with a green circle', items: ['Replace the red circle with a green circle'] }, seed: 3 };
+    const keeping = await loadCorrector({ steps: 4 });
+    const redrawing = await loadCorrector({ steps: 4, keepOutside: false });
+    expect(keeping.keepOutside).toBe(true);
+    expect(keeping.identity).not.toBe(redrawing.identity);
+    const region = await keeping.region(req);
+    const inRegion = (p: number): boolean => Array.from({ length: keeping.regionChannels }, (_, c) => region[c * 1024 + p]!).some((v) => v > 0);
+    const raw = async (img: { png: Uint8Array }): Promise<Buffer> => sharp(Buffer.from(img.png)).removeAlpha().raw().toBuffer();
+    const before = await raw(image);
+    const changed = async (img: { png: Uint8Array }, inside: boolean): Promise<number> => {
+      const after = await raw(img);
+      let n = 0;
+      for (let p = 0; p < 1024; p++) if (inRegion(p) === inside && [0, 1, 2].some((c) => after[p * 3 + c] !== before[p * 3 + c])) n++;
+      return n;
+    };
+    const kept = await keeping.correct(req);
+    expect(await changed(kept, false)).toBe(0);
+    expect(await changed(kept, true)).toBeGreaterThan(10);
+    expect(await changed(await redrawing.correct(req), false)).toBeGreaterThan(10);
+    // an empty region (an edit it cannot ground) keeps nothing back: the whole image is drawn
+    expect(await changed(await keeping.draw(req, new Float32Array(keeping.regionChannels * 1024)), false)).toBeGreaterThan(10);
   });
 
   it('corrector strength: a start below 1 stays closer to the previous image, deterministically; out of (0, 1] refused', async () => {

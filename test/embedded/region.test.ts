@@ -70,4 +70,28 @@ describe('editRegion: where a reflection asks the corrector to change the image'
     const remove = ['Remove the red circle'];
     expect(editRegion([circle, square], remove, S, 1)).toEqual(editRegion([circle, square], remove, S, 2));
   });
+
+  it('in two channels: what goes away or changes in the first, what is drawn in the second, their union the one mask', () => {
+    const anchor = det('square', 'blue', 0.5, 0.65, 0.08);
+    const objects = [det('circle', 'red', 0.2, 0.88, 0.08), anchor];
+    const move = ['Move the red circle above the blue square'];
+    const two = editRegion(objects, move, S, 3, 2);
+    const [erase, draw] = [two.subarray(0, S * S), two.subarray(S * S)];
+    expect(marked(erase, 0.2, 0.88)).toBe(true);
+    expect(marked(draw, 0.2, 0.88)).toBe(false);
+    expect(bounds(erase, (_, y) => y < Math.floor(anchor.box[1] * S) - 1)).toBeNull();
+    expect(bounds(draw, (_, y) => y < Math.floor(anchor.box[1] * S) - 1)).not.toBeNull();
+    expect(erase.map((v, k) => Math.max(v, draw[k]!))).toEqual(editRegion(objects, move, S, 3));
+    // a recolour changes the object where it is: the same box in both
+    const recolour = editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1, 2);
+    expect(bounds(recolour.subarray(0, S * S))).toEqual([3, 11, 12, 20]);
+    expect(bounds(recolour.subarray(S * S))).toEqual([3, 11, 12, 20]);
+    // an add only draws, a removal only erases
+    const add = editRegion([square], ['Add a red circle to the left of the blue square'], S, 7, 2);
+    expect(bounds(add.subarray(0, S * S))).toBeNull();
+    expect(bounds(add.subarray(S * S))).not.toBeNull();
+    const remove = editRegion([circle, square], ['Remove the blue square'], S, 1, 2);
+    expect(bounds(remove.subarray(0, S * S))).toEqual([19, 11, 28, 20]);
+    expect(bounds(remove.subarray(S * S))).toBeNull();
+  });
 });

@@ -25,6 +25,8 @@ export interface EmbeddedOptions {
   batchWindowMs?: number;
   /** the corrector's start, in (0, 1]: 1 from pure noise (default: the model card's), lower keeps more of the image */
   strength?: number;
+  /** (a corrector that reads an edit region) keep the pixels outside the region exactly (default true) */
+  keepOutside?: boolean;
   /** calls in flight per role (default 64), grouped into batches of at most maxBatch */
   concurrency?: number;
 }
@@ -45,6 +47,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   const steps = r.int('steps', 0, 1) || undefined;
   const guidance = r.number('guidance', undefined, 0);
   const strength = r.number('strength', undefined, 0);
+  const keepOutside = r.bool('keepOutside', true);
   // calls each role takes at once; its micro-batcher groups them into batches of at most maxBatch
   const concurrency = r.int('concurrency', EMBEDDED_CONCURRENCY, 1);
   r.check();
@@ -68,7 +71,7 @@ export async function createEmbeddedBackend(options: Record<string, unknown> = {
   const roles: Partial<RoleSet> = { generator, verifier, reflector, refiner: new EmbeddedRefiner(perception, concurrency) };
   // the corrector reads the refiner's wording too; a models folder without one serves the other four roles
   if (existsSync(path.join(dir, 'corrector.onnx'))) {
-    roles.corrector = await EmbeddedCorrector.load(dir, { ...flow, ...(strength !== undefined ? { strength } : {}) }, perception);
+    roles.corrector = await EmbeddedCorrector.load(dir, { ...flow, ...(strength !== undefined ? { strength } : {}), keepOutside }, perception);
   }
   return roles;
 }

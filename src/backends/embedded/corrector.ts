@@ -18,11 +18,19 @@ export interface CorrectorMeta extends FlowModelMeta {
   strength?: number;
   /** the model also reads where the edit goes (`region`, drawn by grounding the reflection on the perception's objects) */
   region?: boolean;
+  /** its channels: 1 (one mask, the default) or 2 (what goes away or changes, then what is drawn) */
+  regionChannels?: 1 | 2;
 }
 
 export interface CorrectorOptions extends FlowGeneratorOptions {
   /** where sampling starts, in (0, 1]: 1 from pure noise, lower keeps more of the previous image */
   strength?: number;
+  /**
+   * (a model that reads an edit region) the pixels outside a non-empty region are the previous image's, exactly:
+   * only the region is drawn anew (default true). Measured on training prompts (corrector-alone bench), one
+   * correction passes 0.711 with it against 0.668 without: the model alone moved or lost a third of what no edit touched.
+   */
+  keepOutside?: boolean;
 }
 
 /**
@@ -37,6 +45,7 @@ export class EmbeddedCorrector implements Corrector {
   readonly steps: number;
   readonly guidance: number;
   readonly strength: number;
+  readonly keepOutside: boolean;
   readonly identity: string;
   private readonly batcher: MicroBatcher<{ tokens: number[]; seed: number; image: Image; region?: Float32Array }, Image>;
 
@@ -52,9 +61,10 @@ export class EmbeddedCorrector implements Corrector {
     this.steps = opts.steps ?? meta.steps ?? 12;
     this.guidance = opts.guidance ?? meta.guidance ?? 3;
     this.strength = opts.strength ?? meta.strength ?? 1;
+    this.keepOutside = !!meta.region && (opts.keepOutside ?? true);
     this.batcher = new MicroBatcher(opts.maxBatch ?? 32, (reqs, signals) => this.sample(reqs, signals), opts.batchWindowMs ?? FLOW_BATCH_WINDOW_MS);
     const start = this.strength === 1 ? '' : `:strength=${this.strength}`;
-    this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}${start}`;
+    this.identity = `embedded-corrector:${hash}:steps=${this.steps}:guidance=${this.guidance}${start}${this.keepOutside ? ':keep-outside' : ''}`;
   }
 
   /** `perception` grounds reflections for a model that reads an edit region (it must be given for one). */
@@ -64,6 +74,7 @@ export class EmbeddedCorrector implements Corrector {
     checkStrength(meta.strength);
     if (meta.cond !== 'channels' && meta.cond !== 'tokens') throw new UserError(`${dir}/corrector.json: unknown conditioning '${String(meta.cond)}'`);
     if (meta.region && !perception) throw new UserError(`${dir}/corrector.json: this corrector reads an edit region, which needs the perception model (reflector.onnx)`);
+    if (meta.region && ![undefined, 1, 2].includes(meta.regionChannels)) throw new UserError(`${dir}/corrector.json: regionChannels must be 1 or 2, got ${String(meta.regionChannels)}`);
     return new EmbeddedCorrector(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash, meta.region ? perception : undefined);
   }
 
@@ -94,10 +105,17 @@ export class EmbeddedCorrector implements Corrector {
     return this.draw(req, region, opts);
   }
 
+  /** The edit region's planes (0 for a model without one). */
+  get regionChannels(): 0 | 1 | 2 {
+    return this.meta.region ? (this.meta.regionChannels ?? 1) : 0;
+  }
+
   /** One correction with the edit region given rather than grounded (benches compare regions); none for a model without one. */
-  draw(req: CorrectRequest, region: Float32Array | undefined, opts?: CallOptions): Promise<Image> {
+  async draw(req: CorrectRequest, region: Float32Array | undefined, opts?: CallOptions): Promise<Image> {
     opts?.signal?.throwIfAborted();
     if (!!region !== !!this.meta.region) throw new Error(`embedded corrector: this model reads ${this.meta.region ? 'an' : 'no'} edit region`);
+    const plane = this.meta.size * this.meta.size;
+    if (region && region.length !== this.regionChannels * plane) throw new Error(`embedded corrector: an edit region of ${this.regionChannels} × ${plane} values, got ${region.length}`);
     return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image, ...(region ? { region } : {}) }, opts?.signal);
   }
 
@@ -105,7 +123,7 @@ export class EmbeddedCorrector implements Corrector {
   async region(req: Pick<CorrectRequest, 'image' | 'reflection' | 'seed'>): Promise<Float32Array> {
     if (!this.perception) throw new Error('embedded corrector: this model reads no edit region');
     const detections = await this.perception.detect(req.image);
-    return editRegion(detections, req.reflection.items, this.meta.size, req.seed);
+    return editRegion(detections, req.reflection.items, this.meta.size, req.seed, this.regionChannels as 1 | 2);
   }
 
   /** A request whose signal aborts leaves the batch at the next step and gets no image. */
@@ -122,9 +140,18 @@ export class EmbeddedCorrector implements Corrector {
     const x = await sampleFlow(
       this.session,
       { size, maxTokens, steps: this.steps, guidance: this.guidance, nullTokens: this.tokenizer.nullTokens(), start: this.strength },
-      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]!, ...(r.region ? { region: r.region } : {}), signal: signals[i] })),
+      reqs.map((r, i) => ({ tokens: r.tokens, seed: r.seed, image: images[i]!, ...(r.region ? { region: r.region, ...this.kept(r.region) } : {}), signal: signals[i] })),
     );
     return Promise.all(reqs.map((_, i) => (signals[i]?.aborted ? undefined : tensorToPng(x, i * per, size))));
+  }
+
+  /** The pixels outside every plane of a non-empty region, when this corrector keeps them. */
+  private kept(region: Float32Array): { keep?: Float32Array } {
+    if (!this.keepOutside || !region.some((v) => v > 0)) return {};
+    const plane = this.meta.size * this.meta.size;
+    const keep = new Float32Array(plane).fill(1);
+    for (let k = 0; k < region.length; k++) if (region[k]! > 0) keep[k % plane] = 0;
+    return { keep };
   }
 }
 

@@ -116,6 +116,11 @@ export interface FlowRequest {
   seed: number;
   image?: Float32Array;
   region?: Float32Array;
+  /**
+   * size × size, 1 where the result keeps `image`: those pixels are put back on the straight path from `image` to the
+   * seed's noise after every step, so they end as `image` exactly while the rest is drawn around them.
+   */
+  keep?: Float32Array;
   signal?: AbortSignal;
 }
 
@@ -132,8 +137,13 @@ export async function sampleFlow(session: ModelSession, o: FlowSampling, reqs: R
   const guided = o.guidance !== 1;
   const start = o.start ?? 1;
   const x = new Float32Array(reqs.length * per);
+  const noise: Float32Array[] = [];
   reqs.forEach((r, i) => {
     const eps = gaussianNoise(r.seed, per);
+    if (r.keep) {
+      if (!r.image) throw new Error("sampleFlow: keeping pixels needs the request's image");
+      noise[i] = eps.slice();
+    }
     if (start < 1) {
       if (!r.image) throw new Error("sampleFlow: a start below 1 needs each request's image");
       for (let k = 0; k < per; k++) eps[k] = (1 - start) * r.image[k]! + start * eps[k]!;
@@ -174,9 +184,23 @@ export async function sampleFlow(session: ModelSession, o: FlowSampling, reqs: R
         const vel = guided ? v[(n + j) * per + k]! + o.guidance * (vc - v[(n + j) * per + k]!) : vc;
         x[i * per + k] = x[i * per + k]! + dt * vel;
       }
+      const { keep, image } = reqs[i]!;
+      if (keep) pinKept(x.subarray(i * per, (i + 1) * per), keep, image!, noise[i]!, tNext);
     });
   }
   return x;
+}
+
+/** x's pixels where `keep` is 1, set to where the straight path from `image` to `eps` is at t. */
+function pinKept(x: Float32Array, keep: Float32Array, image: Float32Array, eps: Float32Array, t: number): void {
+  const plane = keep.length;
+  for (let p = 0; p < plane; p++) {
+    if (!keep[p]) continue;
+    for (let c = 0; c < 3; c++) {
+      const k = c * plane + p;
+      x[k] = (1 - t) * image[k]! + t * eps[k]!;
+    }
+  }
 }
 
 /** The token inputs (and the corrector's previous images and edit regions) of the requests `live`: their conditional rows, then (guided) their unconditional ones. */
@@ -192,13 +216,15 @@ function conditioning(o: FlowSampling, reqs: ReadonlyArray<FlowRequest>, live: n
   });
   const feeds: Record<string, ort.Tensor> = { tokens: new ort.Tensor('int64', tokens, [rows, maxTokens]) };
   // the corrector's inputs beside x_t, the same in the conditional and the unconditional row
-  for (const [name, channels] of [['image', 3], ['region', 1]] as const) {
-    if (!reqs.some((r) => r[name])) continue;
-    const plane = channels * size * size;
+  for (const name of ['image', 'region'] as const) {
+    const first = live.map((i) => reqs[i]![name]).find((input) => input);
+    if (!first) continue;
+    const plane = first.length;
+    const channels = plane / (size * size);
     const data = new Float32Array(rows * plane);
     live.forEach((i, j) => {
       const input = reqs[i]![name];
-      if (!input) throw new Error(`sampleFlow: every request of a batch conditioned on ${name} needs its ${name}`);
+      if (input?.length !== plane) throw new Error(`sampleFlow: every request of a batch conditioned on ${name} needs its ${name}, of one size`);
       data.set(input, j * plane);
       if (guided) data.set(input, (n + j) * plane);
     });

@@ -20,9 +20,10 @@ const GROW = 1;
 
 /**
  * The region mask (size × size, 1 inside, 0 outside) of `items` (one edit instruction each) on an image whose objects
- * are `detections`. Deterministic in its inputs; `seed` draws where an added or moved object goes.
+ * are `detections`. Deterministic in its inputs; `seed` draws where an added or moved object goes. With `channels` 2
+ * it is two planes: the boxes of what goes away or changes (erase), then of what is drawn (draw); with 1, both in one.
  */
-export function editRegion(detections: readonly Detection[], items: readonly string[], size: number, seed: number): Float32Array {
+export function editRegion(detections: readonly Detection[], items: readonly string[], size: number, seed: number, channels: 1 | 2 = 1): Float32Array {
   const before: Scene = detections.map((d) => ({ shape: d.shape, color: d.color, cx: d.cx, cy: d.cy, r: d.r }));
   const boxOf = new Map<SceneObject, Box>(before.map((o, i) => [o, detections[i]!.box]));
   const rng = new Rng(mixSeed(seed, 'edit-region'));
@@ -32,9 +33,10 @@ export function editRegion(detections: readonly Detection[], items: readonly str
     const next = edit ? applyEdit(scene, edit, rng) : null;
     if (next) scene = keepIdentity(scene, next);
   }
-  const mask = new Float32Array(size * size);
+  const mask = new Float32Array(channels * size * size);
+  const draw = mask.subarray((channels - 1) * size * size);
   for (const o of before) if (!scene.some((a) => a === o)) fill(mask, size, boxOf.get(o)!);
-  for (const o of scene) if (!boxOf.has(o)) fill(mask, size, objectBox(o));
+  for (const o of scene) if (!boxOf.has(o)) fill(draw, size, objectBox(o));
   return mask;
 }
 
