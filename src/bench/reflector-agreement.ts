@@ -13,6 +13,7 @@
  *                                                           [--thresholds 0.5] [--merge same|any,...]
  *                                                           [--sure 0.9,...]  (also: silent when the verifier's P(yes) ≥ it)
  *                                                           [--perception DIR]  (a folder with reflector.onnx/.json)
+ *                                                           [--no-flip]  (one look per image, not the image and its mirror)
  *
  * With several --thresholds or --merge values, the same samples are read under each decoding (the object map is
  * computed once) and one overall row is printed per decoding; the full table is for the first. Choose decodings on
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   const sures = arg('sure', '').split(',').filter(Boolean).map(Number);
   const gated = sures.map(() => tally());
   const generator = await FlowGenerator.load(MODELS_DIR, { steps: Number(arg('steps', '12')) });
-  const perception = await Perception.load(arg('perception', MODELS_DIR));
+  const perception = await Perception.load(arg('perception', MODELS_DIR), { flip: !process.argv.includes('--no-flip') });
   const verifier = await EmbeddedVerifier.load(MODELS_DIR);
   const byTag = new Map<string, Tally>();
   const all = tally();

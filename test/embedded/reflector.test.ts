@@ -4,6 +4,7 @@ import { decodeObjectMap, Perception } from '../../src/backends/embedded/percept
 import { EmbeddedReflector, editKey, escalate, reflectOn } from '../../src/backends/embedded/reflector.js';
 import { applyEditsToDetections, refinePrompt } from '../../src/shapeworld/refine.js';
 import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
+import { pngToTensor } from '../../src/backends/embedded/image.js';
 import { parseEdit, planEdits, type Edit } from '../../src/shapeworld/edits.js';
 import { parsePrompt, testPrompts } from '../../src/shapeworld/prompts.js';
 import { renderScene } from '../../src/shapeworld/render.js';
@@ -48,6 +49,32 @@ describe('perception: the object map read as objects', () => {
     const first = perception.detect(image);
     expect(perception.detect(image)).toBe(first);
     expect(await perception.detect({ png: image.png })).toEqual(await first);
+  });
+
+  it('looks at each image and its mirror (the default): a mirrored image is read as the mirror of its reading', async () => {
+    const both = await Perception.load(MODELS_DIR, { threads: 1 });
+    const once = await Perception.load(MODELS_DIR, { threads: 1, flip: false });
+    const scene = sceneForSpec(parsePrompt('a photo of a red circle left of a blue star'), 4, { distractorRate: 0 });
+    const png = await renderScene(scene);
+    const mirroredPng = await renderScene(scene.map((o) => ({ ...o, cx: 1 - o.cx })));
+    const pixels = async (p: Uint8Array): Promise<Float32Array> => {
+      const t = new Float32Array(3 * 32 * 32);
+      await pngToTensor({ png: p }, 32, t, 0);
+      return t;
+    };
+    const [a, b] = await both.objectMaps([await pixels(png), await pixels(mirroredPng)]);
+    const [c] = await once.objectMaps([await pixels(png)]);
+    expect(a).not.toEqual(c); // two looks are not one
+    // cell (gx, gy) of one map is cell (7 − gx, gy) of the other, centre logits alike (the renders mirror to a pixel)
+    const centre = (m: Float32Array, gx: number, gy: number): number => m[gy * G + gx]!;
+    let diff = 0;
+    for (let gy = 0; gy < G; gy++) for (let gx = 0; gx < G; gx++) diff = Math.max(diff, Math.abs(centre(a!, gx, gy) - centre(b!, G - 1 - gx, gy)));
+    expect(diff).toBeLessThan(1.5);
+    const read = (m: Float32Array) => decodeObjectMap(m, G).map((d) => ({ what: `${d.color} ${d.shape}`, cx: d.cx })).sort((x, y) => x.what.localeCompare(y.what));
+    const [ra, rb] = [read(a!), read(b!)];
+    expect(ra.map((d) => d.what)).toEqual(['blue star', 'red circle']);
+    expect(rb.map((d) => d.what)).toEqual(ra.map((d) => d.what));
+    ra.forEach((d, k) => expect(Math.abs(d.cx - (1 - rb[k]!.cx))).toBeLessThan(0.05));
   });
 
   it('the shipped reflector model: image [B,3,32,32] → objects [B,21,8,8], deterministic', async () => {

@@ -50,16 +50,22 @@ export class Perception {
     readonly meta: PerceptionMeta,
     maxBatch: number,
     private readonly decode: DecodeOptions,
+    private readonly flip: boolean,
   ) {
     this.batcher = new MicroBatcher(maxBatch, (reqs) => this.run(reqs));
   }
 
-  static async load(dir: string, opts: { threads?: number; maxBatch?: number } = {}): Promise<Perception> {
+  /**
+   * `flip` (default true): read each image and its mirror image and average the two maps — every ShapeWorld shape is
+   * left-right symmetric, so the mirror is a second look at the same objects (on training prompts, precision / recall /
+   * silent on passing 0.868 / 0.817 / 0.982 → 0.876 / 0.825 / 0.980, `reflector-agreement --set train [--no-flip]`).
+   */
+  static async load(dir: string, opts: { threads?: number; maxBatch?: number; flip?: boolean } = {}): Promise<Perception> {
     const { session, meta } = await loadModel<PerceptionMeta>(dir, 'reflector', opts.threads);
     if (meta.grid !== 8 || meta.classes?.join() !== SHAPES.join() || meta.colors?.join() !== COLORS.join()) {
       throw new UserError(`${dir}/reflector.json: this version reads an 8×8 object map over ShapeWorld's classes and colours`);
     }
-    return new Perception(session, meta, opts.maxBatch ?? 64, DEFAULT_DECODE);
+    return new Perception(session, meta, opts.maxBatch ?? 64, DEFAULT_DECODE, opts.flip ?? true);
   }
 
   /** The objects in one image, most confident first. */
@@ -87,16 +93,50 @@ export class Perception {
   async objectMaps(reqs: Float32Array[]): Promise<Float32Array[]> {
     const { size, grid } = this.meta;
     const per = 3 * size * size;
-    const images = new Float32Array(reqs.length * per);
-    reqs.forEach((r, i) => images.set(r, i * per));
-    const out = await this.session.run({ image: new ort.Tensor('float32', images, [reqs.length, 3, size, size]) });
+    const inputs = this.flip ? [...reqs, ...reqs.map((r) => mirrorImage(r, size))] : reqs;
+    const images = new Float32Array(inputs.length * per);
+    inputs.forEach((r, i) => images.set(r, i * per));
+    const out = await this.session.run({ image: new ort.Tensor('float32', images, [inputs.length, 3, size, size]) });
     const map = out.objects!.data as Float32Array;
     const channels = out.objects!.dims[1] as number;
-    return reqs.map((_, b) => map.slice(b * channels * grid * grid, (b + 1) * channels * grid * grid));
+    const at = (b: number): Float32Array => map.slice(b * channels * grid * grid, (b + 1) * channels * grid * grid);
+    return reqs.map((_, b) => (this.flip ? meanWithMirror(at(b), at(reqs.length + b), grid) : at(b)));
   }
 }
 
-/** One image's object map (channels × grid × grid: centre, class logits, colour logits, offset x/y, size w/h). */
+/** CHW pixels mirrored left to right. */
+function mirrorImage(chw: Float32Array, size: number): Float32Array {
+  const out = new Float32Array(chw.length);
+  for (let row = 0; row < chw.length / size; row++) {
+    for (let x = 0; x < size; x++) out[row * size + x] = chw[row * size + size - 1 - x]!;
+  }
+  return out;
+}
+
+const logit = (p: number): number => Math.log(Math.max(p, 1e-6) / Math.max(1 - p, 1e-6));
+
+/**
+ * The mean of an object map and the map of the mirrored image, brought back to the image's frame: logits averaged
+ * cell by cell (the mirror's column reversed), the in-cell x offset reflected, offsets and sizes averaged as fractions.
+ */
+function meanWithMirror(m: Float32Array, mirrored: Float32Array, grid: number): Float32Array {
+  const cells = grid * grid;
+  const channels = m.length / cells;
+  const offX = 1 + SHAPES.length + COLORS.length;
+  const out = new Float32Array(m.length);
+  for (let ch = 0; ch < channels; ch++) {
+    for (let cell = 0; cell < cells; cell++) {
+      const gx = cell % grid;
+      const a = m[ch * cells + cell]!;
+      const b = mirrored[ch * cells + cell - gx + (grid - 1 - gx)]!;
+      if (ch < offX) out[ch * cells + cell] = (a + b) / 2;
+      else if (ch === offX) out[ch * cells + cell] = logit((sigmoid(a) + 1 - sigmoid(b)) / 2);
+      else out[ch * cells + cell] = logit((sigmoid(a) + sigmoid(b)) / 2);
+    }
+  }
+  return out;
+}
+
 /** A role that reads images with the perception model (reflector, refiner): it takes the prompts the model's parse reads. */
 export abstract class PerceptionRole implements RoleInfo {
   readonly name = 'embedded';
@@ -111,6 +151,7 @@ export abstract class PerceptionRole implements RoleInfo {
   }
 }
 
+/** One image's object map (channels × grid × grid: centre, class logits, colour logits, offset x/y, size w/h) as objects. */
 export function decodeObjectMap(m: Float32Array, grid: number, opts: DecodeOptions = DEFAULT_DECODE): Detection[] {
   const cells = grid * grid;
   const at = (ch: number, cell: number): number => m[ch * cells + cell]!;
