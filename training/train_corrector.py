@@ -280,6 +280,7 @@ def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, split: bool =
     inference from the objects an edit takes away, changes or puts (boxes, not outlines). `split`: two channels, the
     changed pixels that are a shape in the flawed image (what goes away or changes) and in the enhanced one (what is
     drawn)."""
+    warnings.filterwarnings("ignore", message="scatter_reduce")    # "in beta" in torch 1.13; used as documented
     out = []
     for s in range(0, len(flawed_u8), 2048):
         f, e = flawed_u8[s:s + 2048], enhanced_u8[s:s + 2048]
@@ -294,7 +295,6 @@ def mask_boxes(mask: torch.Tensor, min_pixels: int) -> torch.Tensor:
     n, _, h, w = mask.shape
     out = torch.zeros(n, 1, h, w, dtype=torch.uint8)
     ids = torch.arange(1, h * w + 1, dtype=torch.float32).view(1, 1, h, w)
-    warnings.filterwarnings("ignore", message="scatter_reduce")    # "in beta" in torch 1.13; used as documented
     on = mask.float()
     lab = ids * on
     while True:     # every pixel of a region takes the region's largest id

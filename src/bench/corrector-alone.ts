@@ -65,14 +65,12 @@ async function main(): Promise<void> {
   const generator = await FlowGenerator.load(dir);
   const strength = process.argv.includes('--strength') ? Number(arg('strength', '1')) : undefined;
   const guidance = process.argv.includes('--guidance') ? Number(arg('guidance', '3')) : undefined;
-  const corrector = await EmbeddedCorrector.load(
-    dir,
-    { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}) },
-    await Perception.load(dir),
-  );
+  const perception = await Perception.load(dir);
+  const sampling = { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}) };
+  const corrector = await EmbeddedCorrector.load(dir, sampling, perception);
   const regional = !!corrector.meta.region;
   const keeper = regional
-    ? await EmbeddedCorrector.load(dir, { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}), keepOutside: false }, await Perception.load(dir))
+    ? await EmbeddedCorrector.load(dir, { ...sampling, keepOutside: false }, perception)
     : undefined;
   const ARMS = ALL_ARMS.filter((a) => regional || (a !== 'no region' && a !== 'evaluator region' && a !== 'redraw outside'));
   const blank: Image = { png: new Uint8Array(await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer()) };
