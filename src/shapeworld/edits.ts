@@ -109,9 +109,9 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
   const edits: Edit[] = [];
   const used = new Set<Detection>();
   const mentioned = new Set<string>([...spec.include.map((c) => c.class), ...(spec.exclude ?? []).map((c) => c.class)]);
-  const groups: Array<ObjectRef[]> = [];
-  // per group, where its first object is: the detection it is (taken, or replaced in place), or the edit adding it
-  const firsts: Array<{ det?: Detection; add?: number }> = [];
+  // per include clause: its objects once edited, and where its first object is — the detection it is (taken, or
+  // replaced in place), or the index of the edit adding it
+  const groups: Array<{ refs: ObjectRef[]; det?: Detection; add?: number }> = [];
   // largest first, then in reading order: a key every detector gives alike (a detector's own score is not — the
   // evaluator's is an area, a learned perception's a confidence), so two readings of one image plan the same edits
   const area = (d: Detection): number => (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
@@ -130,7 +130,7 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
     }
     const first: { det?: Detection; add?: number } = taken[0] ? { det: taken[0] } : {};
     let missing = clause.count - taken.length;
-    const target = clause.position ? groups[clause.position[1]]?.[0] : undefined;
+    const target = clause.position ? groups[clause.position[1]]?.refs[0] : undefined;
     while (missing > 0) {
       const wrongColor = color ? sorted.find((d) => !used.has(d) && d.shape === shape && d.color !== color) : undefined;
       const other = spare();
@@ -157,7 +157,7 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
     // relation check for the objects that were already there
     if (clause.position && target) {
       const [rel, anchor] = clause.position;
-      const { det: targetDet, add } = firsts[anchor] ?? {};
+      const { det: targetDet, add } = groups[anchor] ?? {};
       for (const d of taken) {
         if (targetDet && !relativePosition(d.box, targetDet.box).has(rel)) {
           edits.push({ op: 'move', object: refOf(d), relation: { rel, ref: target } });
@@ -167,8 +167,7 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
       const added = add !== undefined ? edits[add] : undefined;
       if (taken[0] && added?.op === 'add' && !added.relation) edits[add!] = { ...added, relation: { rel: MIRROR[rel], ref: refOf(taken[0]) } };
     }
-    groups.push(group);
-    firsts.push(first);
+    groups.push({ refs: group, ...first });
   }
   for (const ex of spec.exclude ?? []) {
     const shape = ex.class as Shape;
