@@ -270,6 +270,18 @@ def test_corrector_region_split():
     print("corrector region split ok")
 
 
+def test_op_weight():
+    """A triplet is drawn by the largest weight among its edits; an Add with a relation also counts as add-rel."""
+    from train_corrector import op_weight
+    w = {"replace": 2.0, "move": 3.0, "add-rel": 4.0}
+    assert op_weight("a cross [Reflexion]: Add a cross", w) == 1.0
+    assert op_weight("a cross above a star [Reflexion]: Add a cross above the red star", w) == 4.0
+    assert op_weight("x [Reflexion]: Replace the red star with a blue star\nAdd a cross to the left of the blue star", w) == 4.0
+    assert op_weight("x [Reflexion]: Replace the red star with a blue star\nAdd a cross", w) == 2.0
+    assert op_weight("a star [Reflexion]: ", w) == 1.0
+    print("op weight ok")
+
+
 def test_run_files():
     """A model written into models/ keeps its log and checkpoint where the card looks; a scratch output keeps its own."""
     ck, log, summary = common.run_files(os.path.join(common.REPO_ROOT, "models", "corrector.onnx"), "/ck")
@@ -290,5 +302,6 @@ if __name__ == "__main__":
     test_corrector_gate()
     test_corrector_region()
     test_corrector_region_split()
+    test_op_weight()
     test_run_files()
     print("selftest ok")

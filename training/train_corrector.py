@@ -87,8 +87,9 @@ def parse_args(argv=None):
                     help="sampling weight of a triplet per GenRef source (0 leaves a source out)")
     ap.add_argument("--op-weights", default={}, type=source_weights,
                     help="sampling weight of a triplet by the edits its reflection asks for (add, remove, replace, "
-                         "move; the largest of its edits counts, 1 for any not named): draws recolours and moves, "
-                         "which the generator's own failures need most, more often")
+                         "move, and add-rel for an Add placed relative to another object; the largest of its edits "
+                         "counts, 1 for any not named): draws recolours, moves and anchored adds, which the "
+                         "generator's own failures need most, more often")
     ap.add_argument("--edit-weight", type=float, default=1.0,
                     help="loss weight of the pixels the edit changes (where flawed and enhanced differ) vs the rest")
     ap.add_argument("--cond-noise", type=float, default=0.08,
@@ -124,10 +125,21 @@ def source_weights(text: str) -> dict:
     return out
 
 
+RELATION_WORDS = re.compile(r"\b(above|below|left|right)\b")
+
+
 def op_weight(text: str, weights: dict) -> float:
-    """The largest weight among the edit verbs (Add, Remove, Replace, Move) that start the reflection's lines."""
+    """The largest weight among the edits the reflection's lines ask for: their verbs (add, remove, replace, move), and
+    `add-rel` for an Add placed relative to another object ("Add a cross above the red star")."""
     reflection = text.partition("[Reflexion]:")[2]
-    ops = {line.split(maxsplit=1)[0].lower() for line in reflection.strip().splitlines() if line.strip()}
+    ops = set()
+    for line in reflection.strip().splitlines():
+        if not line.strip():
+            continue
+        verb = line.split(maxsplit=1)[0].lower()
+        ops.add(verb)
+        if verb == "add" and RELATION_WORDS.search(line.lower()):
+            ops.add("add-rel")
     return max([weights.get(op, 1.0) for op in ops] or [1.0])
 
 
