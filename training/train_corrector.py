@@ -49,7 +49,8 @@ MARKER = "reflexion"          # `[Reflexion]:` as the tokenizer sees it (lower-c
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="GenRef-Shapes folder (genref-*.tar, index.json)")
+    ap.add_argument("--data", required=True, nargs="+",
+                    help="GenRef-Shapes folder(s) (genref-*.tar, index.json); several builds are read as one set")
     ap.add_argument("--out", default="models/corrector.onnx")
     ap.add_argument("--init-onnx", default="models/generator.onnx", help="generator to start from (its .json beside it)")
     ap.add_argument("--cond", choices=["channels", "tokens"], default="channels")
@@ -195,6 +196,15 @@ def load_genref(folder: str, cache: str) -> dict:
             "refined": np.array(refined), "source": np.array(sources), "key": np.array(keys),
             "digest": np.array(digest)}
     np.savez(cache, **data)
+    return data
+
+
+def load_builds(folders: list) -> dict:
+    """Several GenRef-Shapes builds as one set (each cached beside its own shards); keys must not repeat."""
+    parts = [load_genref(f, os.path.join(f, "corrector-cache.npz")) for f in folders]
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "digest"}
+    if len(set(data["key"].tolist())) != len(data["key"]):
+        raise SystemExit(f"{' '.join(folders)}: triplet keys repeat across the builds (build each with its own --seed)")
     return data
 
 
@@ -438,7 +448,7 @@ def main(argv=None):
     ckpt_path, log_path, summary_path = run_files(args.out, os.path.join(TRAINING_DIR, "resume"))
     ckpt_path = args.ckpt or ckpt_path
 
-    data = load_genref(args.data, os.path.join(args.data, "corrector-cache.npz"))
+    data = load_builds(args.data)
     with open(os.path.splitext(args.init_onnx)[0] + ".json") as f:
         gen_meta = json.load(f)
     ck = None
@@ -536,7 +546,7 @@ def main(argv=None):
     ema = EMA(model, args.ema)
     gen = torch.Generator().manual_seed(args.seed + 1000003 * step)
 
-    summary = {"kind": "corrector", "name": name, "command": command_line(), "data": os.path.relpath(args.data, REPO_ROOT),
+    summary = {"kind": "corrector", "name": name, "command": command_line(), "data": [os.path.relpath(d, REPO_ROOT) for d in args.data],
                "data_count": int(len(fits)), "generated_count": int(generated.sum()), "vocab_size": len(vocab),
                "max_tokens": cfg["max_tokens"], "params": n_params, "cond": cfg["cond"], "batch": args.batch,
                "lr": args.lr, "minutes_budget": args.minutes, "seed": args.seed, "ema": args.ema,

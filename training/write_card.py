@@ -116,7 +116,8 @@ def write_card(name: str, out_dir: str = None, template: str = None) -> str:
         "date": datetime.date.today().isoformat(),
         "torch": s.get("torch", "?"),
         "threads": s.get("threads", "?"),
-        "data": os.path.relpath(s["data"], REPO_ROOT) if s.get("data") else "?",
+        "data": ", ".join(os.path.relpath(d, REPO_ROOT) for d in ([s["data"]] if isinstance(s["data"], str) else s["data"]))
+        if s.get("data") else "?",
         "data_count": s.get("data_count", "?"),
         "vocab_size": s.get("vocab_size", "?"),
         "max_tokens": s.get("max_tokens", "?"),
