@@ -29,7 +29,7 @@ export interface CorrectorOptions extends FlowGeneratorOptions {
    * (a model that reads an edit region) the pixels outside a non-empty region are the previous image's, exactly:
    * only the region is drawn anew (default true). Chosen on training prompts (corrector-alone bench) with the
    * one-channel model, 0.711 against 0.668 without: it moved or lost a third of what no edit touched. The erase/draw
-   * model needs it less (test split 0.536 with it, 0.500 without; models/corrector.md).
+   * model needs it less (test split 0.557 with it, 0.536 without; models/corrector.md).
    */
   keepOutside?: boolean;
 }
