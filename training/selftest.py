@@ -270,6 +270,28 @@ def test_corrector_region_split():
     print("corrector region split ok")
 
 
+def test_silhouette():
+    """A recolour's object becomes flat gray inside its box; a move's pixels (erase only) and the background stay."""
+    from train_corrector import SILHOUETTE, edit_boxes, silhouette
+    a = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
+    b = a.clone()
+    a[0, :, 4:8, 4:8] = 20            # image 0: moved
+    b[0, :, 20:24, 10:14] = 20
+    a[1, 0, 10:14, 10:14] = 230       # image 1: recoloured in place (a 2-pixel-wide margin of background in its box)
+    b[1, 2, 10:14, 10:14] = 230
+    region = edit_boxes(a, b, split=True).float()
+    region[1, :, 8:16, 8:16] = 1.0     # the box grown by 2: background inside it stays
+    image = a.float() / 127.5 - 1.0
+    out = silhouette(image, a, region)
+    gray = SILHOUETTE / 127.5 - 1.0
+    assert torch.equal(out[0], image[0])
+    assert torch.allclose(out[1, :, 10:14, 10:14], torch.full((3, 4, 4), gray))
+    keep = torch.ones(32, 32, dtype=torch.bool)
+    keep[10:14, 10:14] = False
+    assert torch.equal(out[1][:, keep], image[1][:, keep])
+    print("silhouette ok")
+
+
 def test_op_weight():
     """A triplet is drawn by the largest weight among its edits; an Add with a relation also counts as add-rel."""
     from train_corrector import op_weight
@@ -302,6 +324,7 @@ if __name__ == "__main__":
     test_corrector_gate()
     test_corrector_region()
     test_corrector_region_split()
+    test_silhouette()
     test_op_weight()
     test_run_files()
     print("selftest ok")

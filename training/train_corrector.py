@@ -66,6 +66,11 @@ def parse_args(argv=None):
                     help="two edit-region channels: the boxes of what the edit takes away or changes, and of what it "
                          "draws; with --resume on a one-channel checkpoint both start from its channel's weights (so "
                          "step 0 is that model wherever the two do not overlap) and the schedule starts again")
+    ap.add_argument("--silhouette", action="store_true",
+                    help="with --region-split: the previous image's object pixels inside boxes marked both erase and "
+                         "draw (an object changed in place: recoloured or reshaped) become one flat dark gray, so the "
+                         "new colour has to come from the instruction, not from the old pixels; kept in the "
+                         "checkpoint (a resume without the flag keeps it), no new weights")
     ap.add_argument("--p-no-region", type=float, default=0.15,
                     help="drop the edit region (zeros, as when the corrector cannot ground the reflection)")
     ap.add_argument("--gate-reset", type=float, default=None, metavar="BIAS",
@@ -337,6 +342,16 @@ def mask_boxes(mask: torch.Tensor, min_pixels: int) -> torch.Tensor:
     return out
 
 
+SILHOUETTE = 64     # the flat gray of a silhouette (0-255): apart from the background (128), black (15) and white (245)
+
+
+def silhouette(image: torch.Tensor, flawed_u8: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """`image` ([-1, 1]) with the object pixels of `flawed_u8` inside both region channels (erase and draw) set to the
+    flat SILHOUETTE gray. The runtime does the same (src/backends/embedded/corrector.ts)."""
+    inside = (region[:, 0:1] > 0) & (region[:, 1:2] > 0) & object_pixels(flawed_u8)
+    return torch.where(inside, torch.tensor(SILHOUETTE / 127.5 - 1.0), image)
+
+
 def grown_boxes(boxes_u8: torch.Tensor, grow) -> torch.Tensor:
     """Boxes as floats, each row grown by its own 0-2 pixels (`grow`, [B] ints)."""
     r0 = boxes_u8.float()
@@ -347,7 +362,7 @@ def grown_boxes(boxes_u8: torch.Tensor, grow) -> torch.Tensor:
 
 
 @torch.no_grad()
-def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None) -> float:
+def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silhouettes=False) -> float:
     g = torch.Generator().manual_seed(seed)
     was = model.training
     model.eval()
@@ -358,7 +373,10 @@ def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None) -> fl
         eps = torch.randn(x0.shape, generator=g)
         t = sample_t(len(j), g)
         region = grown_boxes(boxes[j], torch.ones(len(j), dtype=torch.long)) if boxes is not None else None
-        tot += velocity_loss(model, x0, tokens[j], images_to_float(flawed[j]), t, eps, region=region).item() * len(j)
+        image = images_to_float(flawed[j])
+        if silhouettes:
+            image = silhouette(image, flawed[j], region)
+        tot += velocity_loss(model, x0, tokens[j], image, t, eps, region=region).item() * len(j)
         n += len(j)
     model.train(was)
     return tot / max(n, 1)
@@ -410,6 +428,7 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
         "gate": bool(cfg.get("gate", False)),
         "region": region,
         **({"regionChannels": rc} if region else {}),
+        **({"silhouette": SILHOUETTE} if cfg.get("silhouette") else {}),
         "instruction": "refined prompt [Reflexion]: reflection (instructions joined by newlines)",
         "convention": CONVENTION,
         "conventionDetail": {
@@ -423,6 +442,9 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
                           ("channel 0: 1 inside the boxes of the objects the edit takes away or changes (grown by a "
                            "pixel); channel 1: 1 inside the boxes where it draws (new, moved or changed objects); "
                            "all zeros when unknown; in every row")} if region else {}),
+            **({"silhouette": f"the image's pixels inside both region channels that are more than 40 of 255 from the "
+                              f"background gray in some channel are set to ({SILHOUETTE}, {SILHOUETTE}, {SILHOUETTE})"}
+               if cfg.get("silhouette") else {}),
         },
         "inputs": {"x": {"dtype": "float32", "shape": ["B", 3, s, s]},
                    "t": {"dtype": "float32", "shape": ["B"]},
@@ -477,6 +499,10 @@ def main(argv=None):
         cfg = {"vocab_size": len(vocab), "max_tokens": args.max_tokens, "channels": [32, 64, 128], "text_layers": 2,
                "cond": args.cond, "gate": args.gate, "region": args.region or args.region_split,
                "region_channels": 2 if args.region_split else 1}
+    if args.silhouette and not args.export_only:
+        cfg["silhouette"] = True
+    if cfg.get("silhouette") and region_channels(cfg) != 2:
+        raise SystemExit("--silhouette needs the two-channel edit region (--region-split)")
     unknown = {w for t in data["text"] for w in words(str(t))} - set(vocab)
     if unknown:
         raise SystemExit(f"the data has words the checkpoint's vocab lacks: {sorted(unknown)[:10]}")
@@ -553,7 +579,7 @@ def main(argv=None):
                "p_null": args.p_null, "p_no_reflection": args.p_no_reflection, "p_no_image": args.p_no_image,
                "source_weights": args.source_weights, "source_counts": counts, "cond_noise": args.cond_noise,
                "edit_weight": args.edit_weight, "op_weights": args.op_weights, "gate": bool(cfg.get("gate", False)),
-               "region": bool(cfg.get("region", False)), "region_channels": region_channels(cfg), "p_no_region": args.p_no_region, "torch": torch.__version__,
+               "region": bool(cfg.get("region", False)), "region_channels": region_channels(cfg), "silhouette": bool(cfg.get("silhouette")), "p_no_region": args.p_no_region, "torch": torch.__version__,
                "init": init_info, "history": history, "out": args.out}
 
     def checkpoint():
@@ -593,6 +619,8 @@ def main(argv=None):
             if boxes is not None:
                 region = grown_boxes(boxes[idx], torch.randint(0, 3, (b,), generator=gen))
                 region[no_img | (torch.rand(b, generator=gen) < args.p_no_region)] = 0.0
+                if cfg.get("silhouette"):
+                    image = silhouette(image, flawed[idx], region)
             t = sample_t(b, gen)
             eps = torch.randn(x0.shape, generator=gen)
             span = budget - schedule["start_elapsed"]
@@ -628,8 +656,9 @@ def main(argv=None):
         run_secs = time.time() - run_start
         ev = build_model(cfg)
         ev.load_state_dict(ema.state_dict())
-        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx, boxes=boxes)
-        summary["eval_loss_generated"] = eval_loss(ev, enhanced, flawed, tokens, val_gen_idx, boxes=boxes)
+        sil = bool(cfg.get("silhouette"))
+        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx, boxes=boxes, silhouettes=sil)
+        summary["eval_loss_generated"] = eval_loss(ev, enhanced, flawed, tokens, val_gen_idx, boxes=boxes, silhouettes=sil)
         log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "loss": round(summary.get("final_loss", float("nan")), 5),
                    "lr": "", "steps_per_s": round((step - run_start_step) / max(run_secs, 1e-9), 3),
                    "val_loss": round(summary["eval_loss"], 5), "val_gen_loss": round(summary["eval_loss_generated"], 5)})

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { silhouette } from '../../src/backends/embedded/corrector.js';
 import { editRegion } from '../../src/backends/embedded/region.js';
 import type { Detection } from '../../src/shapeworld/rules.js';
 import type { Color, Shape } from '../../src/shapeworld/shapes.js';
@@ -93,5 +94,40 @@ describe('editRegion: where a reflection asks the corrector to change the image'
     const remove = editRegion([circle, square], ['Remove the blue square'], S, 1, 2);
     expect(bounds(remove.subarray(0, S * S))).toEqual([19, 11, 28, 20]);
     expect(bounds(remove.subarray(S * S))).toBeNull();
+  });
+});
+
+describe('silhouette: what a silhouette-trained corrector reads of an object changed in place', () => {
+  const P = S * S;
+  const px = (v: number): number => v / 127.5 - 1;
+  /** A gray image with a red 6×6 block at (5..10, 13..18) and a blue one at (21..26, 13..18). */
+  function image(): Float32Array {
+    const t = new Float32Array(3 * P).fill(px(128));
+    const paint = (x0: number, rgb: [number, number, number]): void => {
+      for (let y = 13; y <= 18; y++) for (let x = x0; x <= x0 + 5; x++) rgb.forEach((v, c) => (t[c * P + y * S + x] = px(v)));
+    };
+    paint(5, [220, 30, 30]);
+    paint(21, [30, 70, 230]);
+    return t;
+  }
+  const circle = det('circle', 'red', 0.25, 0.5);
+  const square = det('square', 'blue', 0.75, 0.5);
+
+  it('a recolour: the object’s pixels in its box become the flat gray; the background in the box and the other object stay', () => {
+    const t = image();
+    const before = t.slice();
+    silhouette(t, editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1, 2), S, 64);
+    for (let y = 13; y <= 18; y++) for (let x = 5; x <= 10; x++) for (let c = 0; c < 3; c++) expect(t[c * P + y * S + x]).toBeCloseTo(px(64), 6);
+    const changed = [...t].flatMap((v, k) => (v !== before[k] ? [k % P] : []));
+    expect(new Set(changed).size).toBe(36);
+    expect(t[21 + 15 * S]).toBe(before[21 + 15 * S]); // the blue block, red channel
+  });
+
+  it('a removal or a move (erase only) and an add (draw only) leave the image as it was', () => {
+    for (const items of [['Remove the red circle'], ['Move the red circle below the blue square'], ['Add a green star']]) {
+      const t = image();
+      silhouette(t, editRegion([circle, square], items, S, 3, 2), S, 64);
+      expect(t).toEqual(image());
+    }
   });
 });

@@ -20,6 +20,11 @@ export interface CorrectorMeta extends FlowModelMeta {
   region?: boolean;
   /** its channels: 1 (one mask, the default) or 2 (what goes away or changes, then what is drawn) */
   regionChannels?: 1 | 2;
+  /**
+   * (two-channel region) the model was trained seeing an object changed in place as a flat silhouette of this gray
+   * (0–255): the previous image's object pixels inside both channels, so that the new colour comes from the instruction
+   */
+  silhouette?: number;
 }
 
 export interface CorrectorOptions extends FlowGeneratorOptions {
@@ -76,6 +81,9 @@ export class EmbeddedCorrector implements Corrector {
     if (meta.cond !== 'channels' && meta.cond !== 'tokens') throw new UserError(`${dir}/corrector.json: unknown conditioning '${String(meta.cond)}'`);
     if (meta.region && !perception) throw new UserError(`${dir}/corrector.json: this corrector reads an edit region, which needs the perception model (reflector.onnx)`);
     if (meta.region && ![undefined, 1, 2].includes(meta.regionChannels)) throw new UserError(`${dir}/corrector.json: regionChannels must be 1 or 2, got ${String(meta.regionChannels)}`);
+    if (meta.silhouette !== undefined && !(meta.region && meta.regionChannels === 2 && Number.isInteger(meta.silhouette) && meta.silhouette >= 0 && meta.silhouette <= 255)) {
+      throw new UserError(`${dir}/corrector.json: silhouette must be a gray level 0-255 of a two-channel region model, got ${String(meta.silhouette)}`);
+    }
     return new EmbeddedCorrector(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash, meta.region ? perception : undefined);
   }
 
@@ -135,6 +143,7 @@ export class EmbeddedCorrector implements Corrector {
       reqs.map(async (r) => {
         const t = new Float32Array(per);
         await pngToTensor(r.image, size, t, 0);
+        if (r.region && this.meta.silhouette !== undefined) silhouette(t, r.region, size, this.meta.silhouette);
         return t;
       }),
     );
@@ -153,6 +162,26 @@ export class EmbeddedCorrector implements Corrector {
     const keep = new Float32Array(plane).fill(1);
     for (let k = 0; k < region.length; k++) if (region[k]! > 0) keep[k % plane] = 0;
     return { keep };
+  }
+}
+
+/** How far (of 255) from the background gray a pixel must be, in some channel, to be part of a shape (as in training). */
+const OBJECT_PIXEL = 40;
+const BACKGROUND_GRAY = 128;
+
+/**
+ * `image` (CHW in [−1, 1]) with its object pixels inside both planes of a two-channel `region` (an object changed in
+ * place) set to the flat `gray` (0–255), in place: what a silhouette-trained corrector reads (training/train_corrector.py).
+ * Only pixels inside the region change, and those are never kept (`keepOutside`).
+ */
+export function silhouette(image: Float32Array, region: Float32Array, size: number, gray: number): void {
+  const plane = size * size;
+  const value = gray / 127.5 - 1;
+  for (let p = 0; p < plane; p++) {
+    if (!(region[p]! > 0 && region[plane + p]! > 0)) continue;
+    let shape = false;
+    for (let c = 0; c < 3 && !shape; c++) shape = Math.abs(Math.round((image[c * plane + p]! + 1) * 127.5) - BACKGROUND_GRAY) > OBJECT_PIXEL;
+    if (shape) for (let c = 0; c < 3; c++) image[c * plane + p] = value;
   }
 }
 
