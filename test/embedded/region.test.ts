@@ -97,6 +97,36 @@ describe('editRegion: where a reflection asks the corrector to change the image'
   });
 });
 
+describe('editRegion: an object the reflection reads another way than the perception', () => {
+  const circle = det('circle', 'purple', 0.25, 0.5);
+  const square = det('square', 'blue', 0.75, 0.5);
+  const erase = (m: Float32Array): Float32Array => m.subarray(0, S * S);
+  const draw = (m: Float32Array): Float32Array => m.subarray(S * S);
+
+  it('the only object of the named colour stands for it; it is redrawn in place when the edit would leave it as read', () => {
+    // the reflection says purple diamond, the perception reads a purple circle: redraw that circle
+    const same = editRegion([circle, square], ['Replace the purple diamond with a purple circle'], S, 1, 2);
+    expect(bounds(erase(same))).toEqual([3, 11, 12, 20]);
+    expect(bounds(draw(same))).toEqual([3, 11, 12, 20]);
+    expect(bounds(editRegion([circle, square], ['Remove the purple diamond'], S, 1, 2))).toEqual([3, 11, 12, 20]);
+    // else the only object of the named class (a colour read another way)
+    expect(bounds(erase(editRegion([circle, square], ['Replace the red square with a green square'], S, 1, 2)))).toEqual([19, 11, 28, 20]);
+  });
+
+  it('an anchor read another way places the new object beside the one that stands for it', () => {
+    const m = editRegion([circle], ['Add a blue star to the right of the purple diamond'], S, 5, 2);
+    const b = bounds(draw(m))!;
+    expect(bounds(erase(m))).toBeNull();
+    expect(b[0]).toBeGreaterThan(12);
+  });
+
+  it('several candidates, or a reference without colour: nothing is guessed', () => {
+    const other = det('star', 'purple', 0.5, 0.2);
+    expect(bounds(editRegion([circle, other, square], ['Remove the purple diamond'], S, 1, 2))).toBeNull();
+    expect(bounds(editRegion([circle, square], ['Remove one diamond'], S, 1, 2))).toBeNull();
+  });
+});
+
 describe('silhouette: what a silhouette-trained corrector reads of an object changed in place', () => {
   const P = S * S;
   const px = (v: number): number => v / 127.5 - 1;

@@ -5,12 +5,17 @@
  * The edits are carried out on the scene the detections make, with the same placement rules the procedural corrector
  * follows (shapeworld/edits.ts): an object the result no longer has, or has changed, marks its detected box; an object
  * the result gains (added, moved, recoloured) marks the box it would be drawn in. The corrector still draws the change
- * itself; the region only says where. An edit that names no object the perception sees is left out, so a reflection
- * the perception cannot ground at all gives an empty region — the corrector was trained with empty regions too.
+ * itself; the region only says where.
+ *
+ * The reflection may come from another reader than the perception (a VLM reflector, the evaluator in a benchmark), and
+ * the two may read one blurred shape two ways ("the purple diamond" that the perception reads as a purple circle). An
+ * object an edit names that the scene lacks is therefore taken to be the only object of its colour (else of its class)
+ * there; that object is redrawn in place when the edit would leave it as the perception reads it. An edit that still names nothing the perception sees is left out, so a
+ * reflection it cannot ground at all gives an empty region — the corrector was trained with empty regions too.
  */
-import { applyEdit, parseEdit } from '../../shapeworld/edits.js';
+import { applyEdit, parseEdit, type Edit, type ObjectRef } from '../../shapeworld/edits.js';
 import { mixSeed, Rng } from '../../shapeworld/random.js';
-import type { Detection } from '../../shapeworld/rules.js';
+import type { Detection, Relation } from '../../shapeworld/rules.js';
 import { objectBox, sameObject, type Scene, type SceneObject } from '../../shapeworld/scene.js';
 
 type Box = readonly [number, number, number, number];
@@ -28,16 +33,45 @@ export function editRegion(detections: readonly Detection[], items: readonly str
   const boxOf = new Map<SceneObject, Box>(before.map((o, i) => [o, detections[i]!.box]));
   const rng = new Rng(mixSeed(seed, 'edit-region'));
   let scene = before;
+  const redraw = new Set<SceneObject>(); // objects an edit named under another reading
   for (const line of items) {
-    const edit = parseEdit(line);
+    const parsed = parseEdit(line);
+    const edit = parsed ? ground(scene, parsed, redraw) : null;
     const next = edit ? applyEdit(scene, edit, rng) : null;
     if (next) scene = keepIdentity(scene, next);
   }
   const mask = new Float32Array(channels * size * size);
   const draw = mask.subarray((channels - 1) * size * size);
-  for (const o of before) if (!scene.some((a) => a === o)) fill(mask, size, boxOf.get(o)!);
-  for (const o of scene) if (!boxOf.has(o)) fill(draw, size, objectBox(o));
+  for (const o of before) if (!scene.some((a) => a === o) || redraw.has(o)) fill(mask, size, boxOf.get(o)!);
+  for (const o of scene) if (!boxOf.has(o) || redraw.has(o)) fill(draw, size, objectBox(o));
   return mask;
+}
+
+/**
+ * `edit` with each object it names that `scene` lacks replaced by the one scene object that can stand for it: the
+ * only one of its colour (a colour reading is surer than a class reading of a blurred shape), else the only one of
+ * its class. A reference without colour, or with several such objects, stays (and the edit fails). An object taken
+ * for the edit's subject (not an anchor) is added to `redraw`.
+ */
+function ground(scene: Scene, edit: Edit, redraw: Set<SceneObject>): Edit {
+  const stand = (ref: ObjectRef): SceneObject | undefined => {
+    if (!ref.color || scene.some((o) => o.shape === ref.shape && o.color === ref.color)) return undefined;
+    const only = (same: (o: SceneObject) => boolean): SceneObject | undefined => {
+      const found = scene.filter(same);
+      return found.length === 1 ? found[0] : undefined;
+    };
+    return only((o) => o.color === ref.color) ?? only((o) => o.shape === ref.shape);
+  };
+  const refOf = (o: SceneObject): ObjectRef => ({ shape: o.shape, color: o.color });
+  const anchor = (rel: { rel: Relation; ref: ObjectRef }): { rel: Relation; ref: ObjectRef } => {
+    const o = stand(rel.ref);
+    return o ? { ...rel, ref: refOf(o) } : rel;
+  };
+  if (edit.op === 'add') return edit.relation ? { ...edit, relation: anchor(edit.relation) } : edit;
+  const subject = stand(edit.object);
+  if (subject) redraw.add(subject);
+  const object = subject ? refOf(subject) : edit.object;
+  return edit.op === 'move' ? { ...edit, object, relation: anchor(edit.relation) } : { ...edit, object };
 }
 
 /** `next` (applyEdit copies every object) with the objects it left unchanged given back as `prev` had them. */
