@@ -1,8 +1,7 @@
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../core/errors.js';
-import { LOCK_FILE, lockRunDir, unlockRunDir } from '../store/run-store.js';
+import { lockRunDir, unlockRunDir } from '../store/run-store.js';
 
 /** Another live process on this host works in the job's folder: the job waits, it has not failed. */
 export class JobDirBusy extends Error {}
@@ -16,13 +15,8 @@ export function takeJobDir(dir: string): () => void {
   mkdirSync(dir, { recursive: true });
   const abs = path.resolve(dir);
   try {
-    const owner = JSON.parse(readFileSync(path.join(abs, LOCK_FILE), 'utf8')) as { host?: unknown };
-    if (owner.host !== hostname()) rmSync(path.join(abs, LOCK_FILE), { force: true });
-  } catch {
-    // no lock, or a torn one: lockRunDir handles both
-  }
-  try {
-    lockRunDir(abs);
+    // through the run store's takeover, which removes a dead lock only while it is still the one seen dead
+    lockRunDir(abs, { otherHostsStale: true });
   } catch (err) {
     if (err instanceof UserError && / in use by /.test(err.message)) throw new JobDirBusy(err.message);
     throw err;

@@ -124,7 +124,8 @@ export class RunStore implements SearchIO {
   }
 }
 
-const held = new Set<string>();
+/** The run directories this process holds, each with the text of its lock file (a takeover writes another). */
+const held = new Map<string, string>();
 
 function alive(pid: number): boolean {
   try {
@@ -135,12 +136,20 @@ function alive(pid: number): boolean {
   }
 }
 
+export interface LockOptions {
+  /**
+   * a lock of another host counts as dead (a queue worker whose job the queue gave to this one: the other's queue
+   * lock expired); by default a lock of another host is live, since whether its process runs cannot be seen from here
+   */
+  otherHostsStale?: boolean;
+}
+
 /**
  * Take the run directory's lock file, exclusively. A lock whose process is gone (a kill -9, a power cut) is taken
  * over; one held by a live process on this host refuses the second runner. Processes that find the same dead lock at
  * the same instant take it over one at a time: exactly one of them ends up holding the lock.
  */
-export function lockRunDir(dir: string): void {
+export function lockRunDir(dir: string, opts: LockOptions = {}): void {
   const file = path.join(dir, LOCK_FILE);
   // the token makes each lock file unlike any other, so a takeover can tell the dead lock it saw from a new one
   const me = JSON.stringify({ pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex') }) + '\n';
@@ -153,7 +162,7 @@ export function lockRunDir(dir: string): void {
     throw new UserError(`cannot lock run directory ${dir} (${codeOf(err)})`);
   }
   try {
-    takeLock(dir, file, mine, me);
+    takeLock(dir, file, mine, me, opts);
   } finally {
     rmSync(mine, { force: true });
   }
@@ -166,12 +175,12 @@ export function lockRunDir(dir: string): void {
 const LOCK_WAIT_MS = 2000;
 const LOCK_PAUSE_MS = 5;
 
-function takeLock(dir: string, file: string, mine: string, me: string): void {
+function takeLock(dir: string, file: string, mine: string, me: string, opts: LockOptions): void {
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (let attempt = 0; attempt < 3 || Date.now() < deadline; attempt++) {
     try {
       createLock(file, mine, me);
-      held.add(dir);
+      held.set(dir, me);
       removeTickets(dir);
       return;
     } catch (err) {
@@ -181,7 +190,7 @@ function takeLock(dir: string, file: string, mine: string, me: string): void {
     if (!seen) continue; // released between the two looks
     const pid = ownerPid(seen.text);
     const owner = ownerOf(seen.text);
-    if (pid !== null && (owner.host !== hostname() || (pid !== process.pid && alive(pid)))) {
+    if (pid !== null && (owner.host !== hostname() ? !opts.otherHostsStale : pid !== process.pid && alive(pid))) {
       const where = owner.host === hostname() ? `process ${pid}` : `process ${pid} on ${String(owner.host)}`;
       throw new UserError(`run ${dir} is in use by ${where}; wait for it to finish or stop it (lock: ${file})`);
     }
@@ -319,9 +328,13 @@ export function runDirLocked(dir: string): boolean {
   return owner.host !== hostname() || alive(owner.pid);
 }
 
+/** Let go of the run directory's lock, if this process holds it; a lock another host has taken over since is left to it. */
 export function unlockRunDir(dir: string): void {
-  if (!held.delete(dir)) return;
-  rmSync(path.join(dir, LOCK_FILE), { force: true });
+  const me = held.get(dir);
+  if (me === undefined) return;
+  held.delete(dir);
+  const file = path.join(dir, LOCK_FILE);
+  if (readLock(file)?.text === me) rmSync(file, { force: true });
 }
 
 export async function readRunRecord(dir: string): Promise<RunRecord> {
