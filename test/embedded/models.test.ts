@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
@@ -117,6 +118,18 @@ describe('shipped ONNX models', () => {
     expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, new Float32Array(c.regionChannels * 32 * 32))).png))).toBe(false);
     await expect(c.draw(req, new Float32Array(5))).rejects.toThrow(/edit region of/);
     await expect(EmbeddedCorrector.load(MODELS_DIR, { steps: 4 })).rejects.toThrow(/edit region.*perception/);
+  });
+
+  it('corrector silhouette: the shipped model reads an object changed in place as a flat gray shape; a model card that cannot mean it is refused', async () => {
+    const meta = JSON.parse(readFileSync(path.join(MODELS_DIR, 'corrector.json'), 'utf8')) as Record<string, unknown>;
+    expect(meta.silhouette).toBe(64);
+    const dir = mkdtempSync(path.join(tmpdir(), 'rf-corrector-'));
+    symlinkSync(path.join(MODELS_DIR, 'corrector.onnx'), path.join(dir, 'corrector.onnx'));
+    const perception = await Perception.load(MODELS_DIR, { threads: 1 });
+    for (const bad of [{ silhouette: 300 }, { silhouette: 64, regionChannels: 1 }]) {
+      writeFileSync(path.join(dir, 'corrector.json'), JSON.stringify({ ...meta, ...bad }));
+      await expect(EmbeddedCorrector.load(dir, {}, perception)).rejects.toThrow(/silhouette must be a gray level/);
+    }
   });
 
   it('corrector keepOutside (the default): outside the edit region the result is the previous image, exactly; inside it is drawn anew', async () => {
