@@ -36,9 +36,11 @@ export function editRegion(detections: readonly Detection[], items: readonly str
   const redraw = new Set<SceneObject>(); // objects an edit named under another reading
   for (const line of items) {
     const parsed = parseEdit(line);
-    const edit = parsed ? ground(scene, parsed, redraw) : null;
-    const next = edit ? applyEdit(scene, edit, rng) : null;
-    if (next) scene = keepIdentity(scene, next);
+    const grounded = parsed ? ground(scene, parsed) : null;
+    const next = grounded ? applyEdit(scene, grounded.edit, rng) : null;
+    if (!next) continue;
+    scene = keepIdentity(scene, next);
+    if (grounded!.stoodIn) redraw.add(grounded!.stoodIn);
   }
   const mask = new Float32Array(channels * size * size);
   const draw = mask.subarray((channels - 1) * size * size);
@@ -50,10 +52,10 @@ export function editRegion(detections: readonly Detection[], items: readonly str
 /**
  * `edit` with each object it names that `scene` lacks replaced by the one scene object that can stand for it: the
  * only one of its colour (a colour reading is surer than a class reading of a blurred shape), else the only one of
- * its class. A reference without colour, or with several such objects, stays (and the edit fails). An object taken
- * for the edit's subject (not an anchor) is added to `redraw`.
+ * its class. A reference without colour, or with several such objects, stays (and the edit fails). `stoodIn`: the
+ * object taken for the edit's subject (not an anchor).
  */
-function ground(scene: Scene, edit: Edit, redraw: Set<SceneObject>): Edit {
+function ground(scene: Scene, edit: Edit): { edit: Edit; stoodIn?: SceneObject } {
   const stand = (ref: ObjectRef): SceneObject | undefined => {
     if (!ref.color || scene.some((o) => o.shape === ref.shape && o.color === ref.color)) return undefined;
     const only = (same: (o: SceneObject) => boolean): SceneObject | undefined => {
@@ -67,11 +69,10 @@ function ground(scene: Scene, edit: Edit, redraw: Set<SceneObject>): Edit {
     const o = stand(rel.ref);
     return o ? { ...rel, ref: refOf(o) } : rel;
   };
-  if (edit.op === 'add') return edit.relation ? { ...edit, relation: anchor(edit.relation) } : edit;
-  const subject = stand(edit.object);
-  if (subject) redraw.add(subject);
-  const object = subject ? refOf(subject) : edit.object;
-  return edit.op === 'move' ? { ...edit, object, relation: anchor(edit.relation) } : { ...edit, object };
+  if (edit.op === 'add') return { edit: edit.relation ? { ...edit, relation: anchor(edit.relation) } : edit };
+  const stoodIn = stand(edit.object);
+  const object = stoodIn ? refOf(stoodIn) : edit.object;
+  return { edit: edit.op === 'move' ? { ...edit, object, relation: anchor(edit.relation) } : { ...edit, object }, ...(stoodIn ? { stoodIn } : {}) };
 }
 
 /** `next` (applyEdit copies every object) with the objects it left unchanged given back as `prev` had them. */
