@@ -2,6 +2,7 @@ import type { CallOptions, CorrectRequest, Corrector } from '../../core/roles.js
 import { correctorInstruction } from '../../core/roles.js';
 import { UserError } from '../../core/errors.js';
 import type { Image } from '../../core/types.js';
+import { BACKGROUND } from '../../shapeworld/shapes.js';
 import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
 import { checkFlowPrompt, fixedSize } from './check.js';
 import { FLOW_BATCH_WINDOW_MS, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
@@ -165,9 +166,8 @@ export class EmbeddedCorrector implements Corrector {
   }
 }
 
-/** How far (of 255) from the background gray a pixel must be, in some channel, to be part of a shape (as in training). */
+/** How far (of 255) from the background a pixel must be, in some channel, to be part of a shape (as in training). */
 const OBJECT_PIXEL = 40;
-const BACKGROUND_GRAY = 128;
 
 /**
  * `image` (CHW in [−1, 1]) with its object pixels inside both planes of a two-channel `region` (an object changed in
@@ -180,7 +180,7 @@ export function silhouette(image: Float32Array, region: Float32Array, size: numb
   for (let p = 0; p < plane; p++) {
     if (!(region[p]! > 0 && region[plane + p]! > 0)) continue;
     let shape = false;
-    for (let c = 0; c < 3 && !shape; c++) shape = Math.abs(Math.round((image[c * plane + p]! + 1) * 127.5) - BACKGROUND_GRAY) > OBJECT_PIXEL;
+    for (let c = 0; c < 3 && !shape; c++) shape = Math.abs(Math.round((image[c * plane + p]! + 1) * 127.5) - BACKGROUND[c]!) > OBJECT_PIXEL;
     if (shape) for (let c = 0; c < 3; c++) image[c * plane + p] = value;
   }
 }

@@ -10,8 +10,9 @@
  * The reflection may come from another reader than the perception (a VLM reflector, the evaluator in a benchmark), and
  * the two may read one blurred shape two ways ("the purple diamond" that the perception reads as a purple circle). An
  * object an edit names that the scene lacks is therefore taken to be the only object of its colour (else of its class)
- * there; that object is redrawn in place when the edit would leave it as the perception reads it. An edit that still names nothing the perception sees is left out, so a
- * reflection it cannot ground at all gives an empty region — the corrector was trained with empty regions too.
+ * there; that object is redrawn in place when the edit would leave it as the perception reads it. An edit that still
+ * names nothing the perception sees is left out, so a reflection it cannot ground at all gives an empty region — the
+ * corrector was trained with empty regions too.
  */
 import { applyEdit, parseEdit, type Edit, type ObjectRef } from '../../shapeworld/edits.js';
 import { mixSeed, Rng } from '../../shapeworld/random.js';
@@ -36,11 +37,12 @@ export function editRegion(detections: readonly Detection[], items: readonly str
   const redraw = new Set<SceneObject>(); // objects an edit named under another reading
   for (const line of items) {
     const parsed = parseEdit(line);
-    const grounded = parsed ? ground(scene, parsed) : null;
-    const next = grounded ? applyEdit(scene, grounded.edit, rng) : null;
+    if (!parsed) continue;
+    const { edit, stoodIn } = ground(scene, parsed);
+    const next = applyEdit(scene, edit, rng);
     if (!next) continue;
     scene = keepIdentity(scene, next);
-    if (grounded!.stoodIn) redraw.add(grounded!.stoodIn);
+    if (stoodIn) redraw.add(stoodIn);
   }
   const mask = new Float32Array(channels * size * size);
   const draw = mask.subarray((channels - 1) * size * size);
