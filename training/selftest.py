@@ -8,7 +8,7 @@
   zero-initialised output layers make a fresh model's check trivial), dynamic
   batch, onnx.checker, and a numeric comparison with onnxruntime-node.
 - the module verifier's composition and the perception trainer's decoding on hand-made object maps
-- the corrector's copy gate and edit region; where a run keeps its log and checkpoint
+- the corrector's copy gate, edit region and colour hint; where a run keeps its log and checkpoint
 """
 from __future__ import annotations
 
@@ -292,6 +292,43 @@ def test_silhouette():
     print("silhouette ok")
 
 
+def test_color_hint():
+    """Each drawn box is filled with the palette colour most of its new pixels are nearest to: a recolour's box with the
+    new colour, an added object's with its colour, the object a move leaves (erase only) with none; the hint's
+    zero-weight stem channels leave the model as it was."""
+    from nets import CorrectorUNet
+    from train_corrector import HINT_RGB, PALETTE, draw_hints, hint_rgb
+    names = [n for n, _ in PALETTE]
+    a = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
+    b = a.clone()
+    a[0, :, 10:14, 10:14] = torch.tensor((220, 30, 30), dtype=torch.uint8).view(3, 1, 1)     # red, recoloured ...
+    b[0, :, 10:14, 10:14] = torch.tensor((30, 70, 230), dtype=torch.uint8).view(3, 1, 1)     # ... blue
+    b[0, :, 20:25, 2:7] = torch.tensor((30, 160, 50), dtype=torch.uint8).view(3, 1, 1)       # a green one added
+    b[0, :, 20, 2] = torch.tensor((100, 128, 128), dtype=torch.uint8)                         # an edge pixel: no vote
+    a[1, :, 4:8, 4:8] = 15                                                                    # a black one moved:
+    b[1, :, 20:24, 20:24] = 15                                                                # only the new box
+    h = draw_hints(a, b)
+    assert h.shape == (2, 1, 32, 32)
+    assert (h[0, 0, 10:14, 10:14] == names.index("blue") + 1).all()
+    assert (h[0, 0, 20:25, 2:7] == names.index("green") + 1).all()
+    assert (h[1, 0, 20:24, 20:24] == names.index("black") + 1).all() and h[1, 0, 4:8, 4:8].max() == 0
+    assert int((h > 0).sum()) == 16 + 25 + 16
+    rgb = hint_rgb(h)
+    assert rgb.shape == (2, 3, 32, 32) and torch.allclose(rgb[0, :, 11, 11], HINT_RGB[names.index("blue") + 1])
+    assert rgb[0, :, 0, 0].abs().max() == 0
+    torch.manual_seed(0)
+    two, five = CorrectorUNet(40, 16, region=2), CorrectorUNet(40, 16, region=5)
+    randomize(two)
+    sd = two.state_dict()
+    five.load_state_dict({**sd, "stem.weight": torch.cat([sd["stem.weight"], torch.zeros(sd["stem.weight"].shape[0], 3, 3, 3)], 1)})
+    x, image, t, tok = torch.randn(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.tensor([0.7]), torch.randint(2, 40, (1, 16))
+    region = torch.zeros(1, 2, 32, 32)
+    region[0, :, 10:14, 10:14] = 1.0
+    with torch.no_grad():
+        assert torch.allclose(five(x, t, tok, image, torch.cat([region, rgb[:1]], 1)), two(x, t, tok, image, region), atol=1e-5)
+    print("colour hint ok")
+
+
 def test_op_weight():
     """A triplet is drawn by the largest weight among its edits; an Add with a relation also counts as add-rel."""
     from train_corrector import op_weight
@@ -325,6 +362,7 @@ if __name__ == "__main__":
     test_corrector_region()
     test_corrector_region_split()
     test_silhouette()
+    test_color_hint()
     test_op_weight()
     test_run_files()
     print("selftest ok")

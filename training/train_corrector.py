@@ -71,6 +71,13 @@ def parse_args(argv=None):
                          "draw (an object changed in place: recoloured or reshaped) become one flat dark gray, so the "
                          "new colour has to come from the instruction, not from the old pixels; kept in the "
                          "checkpoint (a resume without the flag keeps it), no new weights")
+    ap.add_argument("--color-hint", action="store_true",
+                    help="with --region-split: three more region channels, the colour each drawn box is to have (its "
+                         "palette RGB in [-1, 1], 0 where unknown), read from the enhanced image's new pixels in "
+                         "training and from the edit at run time; with --resume on a checkpoint without them they are "
+                         "added with zero weights and the schedule starts again")
+    ap.add_argument("--p-no-hint", type=float, default=0.25,
+                    help="drop the colour hint (zeros), as for an added object whose colour no edit names")
     ap.add_argument("--p-no-region", type=float, default=0.15,
                     help="drop the edit region (zeros, as when the corrector cannot ground the reflection)")
     ap.add_argument("--gate-reset", type=float, default=None, metavar="BIAS",
@@ -245,9 +252,14 @@ def region_channels(cfg: dict) -> int:
     return int(cfg.get("region_channels", 1)) if cfg.get("region", False) else 0
 
 
+def input_region_channels(cfg: dict) -> int:
+    """The model's region input: the mask channels, then the colour hint's three (RGB) when it has one."""
+    return region_channels(cfg) + (3 if cfg.get("color_hint") else 0)
+
+
 def build_model(cfg: dict, gate_bias: float = -6.0) -> CorrectorUNet:
     return CorrectorUNet(cfg["vocab_size"], cfg["max_tokens"], cond=cfg["cond"], gate=cfg.get("gate", False),
-                         gate_bias=gate_bias, region=region_channels(cfg), ch=tuple(cfg["channels"]),
+                         gate_bias=gate_bias, region=input_region_channels(cfg), ch=tuple(cfg["channels"]),
                          text_layers=cfg["text_layers"])
 
 
@@ -317,10 +329,10 @@ def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, split: bool =
     return torch.cat(out, 0)
 
 
-def mask_boxes(mask: torch.Tensor, min_pixels: int) -> torch.Tensor:
-    """[N,1,H,W] bool -> uint8: the bounding boxes of its connected regions (8-neighbour) of at least `min_pixels`."""
+def components(mask: torch.Tensor):
+    """The connected regions (8-neighbour) of [N,1,H,W] bool `mask`: (image index, (y0, x0, y1, x1) bounding box,
+    pixel count) per region, and each on-pixel's (b, y, x) with its region's number."""
     n, _, h, w = mask.shape
-    out = torch.zeros(n, 1, h, w, dtype=torch.uint8)
     ids = torch.arange(1, h * w + 1, dtype=torch.float32).view(1, 1, h, w)
     on = mask.float()
     lab = ids * on
@@ -336,10 +348,57 @@ def mask_boxes(mask: torch.Tensor, min_pixels: int) -> torch.Tensor:
                        for v in (y, x)] +
                       [torch.full((len(uniq),), -1, dtype=torch.long).scatter_reduce(0, inv, v, "amax")
                        for v in (y, x)], 1)
-    for (k, (y0, x0, y1, x1)), m in zip(zip((uniq // (h * w + 1)).tolist(), box.tolist()), size.tolist()):
+    regions = list(zip((uniq // (h * w + 1)).tolist(), box.tolist(), size.tolist()))
+    return regions, (b, y, x, inv)
+
+
+def mask_boxes(mask: torch.Tensor, min_pixels: int) -> torch.Tensor:
+    """[N,1,H,W] bool -> uint8: the bounding boxes of its connected regions (8-neighbour) of at least `min_pixels`."""
+    n, _, h, w = mask.shape
+    out = torch.zeros(n, 1, h, w, dtype=torch.uint8)
+    for k, (y0, x0, y1, x1), m in components(mask)[0]:
         if m >= min_pixels:
             out[k, 0, y0:y1 + 1, x0:x1 + 1] = 1
     return out
+
+
+# GenEval's ten colours as ShapeWorld renders them (src/shapeworld/shapes.ts PALETTE), in its order; exported in the
+# model's meta (`colorHint`) so that the runtime writes the hint with the very values the model was trained on.
+PALETTE = [("red", (220, 30, 30)), ("orange", (255, 140, 0)), ("yellow", (250, 225, 20)), ("green", (30, 160, 50)),
+           ("blue", (30, 70, 230)), ("purple", (135, 40, 195)), ("pink", (255, 125, 200)), ("brown", (125, 70, 20)),
+           ("black", (15, 15, 15)), ("white", (245, 245, 245))]
+# hint index -> RGB in [-1, 1]; index 0 is "no hint" (0, the background gray, which is no palette colour)
+HINT_RGB = torch.tensor([(0.0, 0.0, 0.0)] + [tuple(c / 127.5 - 1 for c in rgb) for _, rgb in PALETTE])
+
+
+@torch.no_grad()
+def draw_hints(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, min_pixels: int = 3) -> torch.Tensor:
+    """[N,1,H,W] uint8 colour index (1-10, PALETTE order; 0 none) filling the bounding box of each connected region of
+    drawn pixels (changed, and a shape in the enhanced image: the draw channel's regions), with the palette colour most
+    of its pixels are nearest to (the background gray counts, so anti-aliased edges vote for nothing)."""
+    warnings.filterwarnings("ignore", message="scatter_reduce")
+    ref = torch.tensor([(128, 128, 128)] + [rgb for _, rgb in PALETTE], dtype=torch.float32)     # 0 = background
+    out = torch.zeros(len(flawed_u8), 1, flawed_u8.shape[2], flawed_u8.shape[3], dtype=torch.uint8)
+    for s in range(0, len(flawed_u8), 2048):
+        f, e = flawed_u8[s:s + 2048], enhanced_u8[s:s + 2048]
+        regions, (b, y, x, inv) = components(changed_pixels(f, e) & object_pixels(e))
+        if not regions:
+            continue
+        rgb = e[b, :, y, x].float()                                     # [P,3]
+        nearest = torch.cdist(rgb, ref).argmin(1)                       # [P] 0 = background
+        votes = torch.zeros(len(regions), len(ref), dtype=torch.long)
+        votes.index_put_((inv, nearest), torch.ones_like(nearest), accumulate=True)
+        votes[:, 0] = 0
+        best = votes.argmax(1)
+        for (k, (y0, x0, y1, x1), m), c, v in zip(regions, best.tolist(), votes.amax(1).tolist()):
+            if m >= min_pixels and v > 0:
+                out[s + k, 0, y0:y1 + 1, x0:x1 + 1] = c
+    return out
+
+
+def hint_rgb(index_u8: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] colour indices -> [B,3,H,W] the model's hint channels."""
+    return HINT_RGB[index_u8[:, 0].long()].permute(0, 3, 1, 2).contiguous()
 
 
 SILHOUETTE = 64     # the flat gray of a silhouette (0-255): apart from the background (128), black (15) and white (245)
@@ -362,7 +421,7 @@ def grown_boxes(boxes_u8: torch.Tensor, grow) -> torch.Tensor:
 
 
 @torch.no_grad()
-def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silhouettes=False) -> float:
+def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silhouettes=False, hints=None) -> float:
     g = torch.Generator().manual_seed(seed)
     was = model.training
     model.eval()
@@ -376,6 +435,8 @@ def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silho
         image = images_to_float(flawed[j])
         if silhouettes:
             image = silhouette(image, flawed[j], region)
+        if hints is not None:
+            region = torch.cat([region, hint_rgb(grown_boxes(hints[j], torch.ones(len(j), dtype=torch.long)).byte())], 1)
         tot += velocity_loss(model, x0, tokens[j], image, t, eps, region=region).item() * len(j)
         n += len(j)
     model.train(was)
@@ -394,7 +455,7 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
     model.eval()
     g = torch.Generator().manual_seed(0)
     s = 32
-    rc = region_channels(cfg)
+    rc = input_region_channels(cfg)
     region = rc > 0
     dummy = (torch.randn(2, 3, s, s, generator=g), torch.rand(2, generator=g), sample_tokens[:2].clone(),
              torch.rand(2, 3, s, s, generator=g) * 2 - 1) + ((torch.rand(2, rc, s, s, generator=g).round(),) if region else ())
@@ -427,8 +488,9 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
         "cond": cfg["cond"],
         "gate": bool(cfg.get("gate", False)),
         "region": region,
-        **({"regionChannels": rc} if region else {}),
+        **({"regionChannels": region_channels(cfg)} if region else {}),
         **({"silhouette": SILHOUETTE} if cfg.get("silhouette") else {}),
+        **({"colorHint": dict(PALETTE)} if cfg.get("color_hint") else {}),
         "instruction": "refined prompt [Reflexion]: reflection (instructions joined by newlines)",
         "convention": CONVENTION,
         "conventionDetail": {
@@ -441,7 +503,9 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
                            "where it puts new ones), else 0; all zeros when unknown; in every row") if rc == 1 else
                           ("channel 0: 1 inside the boxes of the objects the edit takes away or changes (grown by a "
                            "pixel); channel 1: 1 inside the boxes where it draws (new, moved or changed objects); "
-                           "all zeros when unknown; in every row")} if region else {}),
+                           "all zeros when unknown; in every row" +
+                           ("; channels 2-4: inside a draw box whose object's colour the edit names, that colour's "
+                            "colorHint RGB / 127.5 - 1, else 0" if cfg.get("color_hint") else ""))} if region else {}),
             **({"silhouette": f"the image's pixels inside both region channels that are more than 40 of 255 from the "
                               f"background gray in some channel are set to ({SILHOUETTE}, {SILHOUETTE}, {SILHOUETTE})"}
                if cfg.get("silhouette") else {}),
@@ -483,6 +547,7 @@ def main(argv=None):
     grow = False        # a gate added to a checkpoint trained without one (or started again)
     add_region = False  # an edit-region channel added to a checkpoint trained without one
     split_region = False  # a one-channel region split into erase and draw
+    add_hint = False      # colour-hint channels added to a checkpoint trained without them
     if ck is not None:
         cfg, vocab = dict(ck["cfg"]), ck["vocab"]
         grow = ((args.gate and not cfg.get("gate", False)) or args.gate_reset is not None) and not args.export_only
@@ -494,11 +559,17 @@ def main(argv=None):
         split_region = args.region_split and region_channels(cfg) != 2 and not args.export_only
         if split_region:
             cfg["region"], cfg["region_channels"] = True, 2
+        add_hint = args.color_hint and not cfg.get("color_hint") and not args.export_only
     else:
         vocab = build_vocab(gen_meta["vocab"], data["text"])
         cfg = {"vocab_size": len(vocab), "max_tokens": args.max_tokens, "channels": [32, 64, 128], "text_layers": 2,
                "cond": args.cond, "gate": args.gate, "region": args.region or args.region_split,
                "region_channels": 2 if args.region_split else 1}
+        add_hint = args.color_hint
+    if add_hint:
+        cfg["color_hint"] = True
+    if cfg.get("color_hint") and region_channels(cfg) != 2:
+        raise SystemExit("--color-hint needs the two-channel edit region (--region-split)")
     if args.silhouette and not args.export_only:
         cfg["silhouette"] = True
     if cfg.get("silhouette") and region_channels(cfg) != 2:
@@ -511,6 +582,7 @@ def main(argv=None):
     flawed = torch.from_numpy(data["flawed"].transpose(0, 3, 1, 2).copy())
     enhanced = torch.from_numpy(data["enhanced"].transpose(0, 3, 1, 2).copy())
     boxes = edit_boxes(flawed, enhanced, split=region_channels(cfg) == 2) if cfg.get("region") else None
+    hints = draw_hints(flawed, enhanced) if cfg.get("color_hint") else None
     hold = held_out(data["key"])
     generated = np.isin(data["source"], ["model", "refine", "edit", "run"])
     per_triplet = np.array([args.source_weights.get(str(s), 1.0) for s in data["source"]])
@@ -554,13 +626,17 @@ def main(argv=None):
         if split_region and not add_region:  # erase and draw both read as the one mask did
             old = ema_sd["stem.weight"]
             ema_sd["stem.weight"] = torch.cat([old, old[:, 6:7]], 1)
+        if add_hint:    # the hint's stem weights start at zero: step 0 is the checkpoint's model
+            old = ema_sd["stem.weight"]
+            ema_sd["stem.weight"] = torch.cat([old, torch.zeros(old.shape[0], 3, *old.shape[2:])], 1)
         missing, unexpected = model.load_state_dict(ema_sd, strict=not grow)
         if unexpected or any(not k.startswith("gate.") for k in missing):
             raise SystemExit(f"checkpoint does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         step, elapsed0, history = ck["step"], ck["elapsed"], ck.get("history", [])
-        if grow or add_region or split_region:     # new parameters: a fresh optimizer and a fresh schedule from here
+        if grow or add_region or split_region or add_hint:  # new parameters: a fresh optimizer and schedule from here
             schedule = {"start_step": step, "start_elapsed": elapsed0}
-            what = "edit region" if add_region else "erase/draw region" if split_region else "copy gate"
+            what = ("edit region" if add_region else "erase/draw region" if split_region else
+                    "colour hint" if add_hint else "copy gate")
             print(f"{what} {'started again' if args.gate_reset is not None else 'added'} at step {step}; "
                   "the schedule starts again")
         else:
@@ -579,7 +655,8 @@ def main(argv=None):
                "p_null": args.p_null, "p_no_reflection": args.p_no_reflection, "p_no_image": args.p_no_image,
                "source_weights": args.source_weights, "source_counts": counts, "cond_noise": args.cond_noise,
                "edit_weight": args.edit_weight, "op_weights": args.op_weights, "gate": bool(cfg.get("gate", False)),
-               "region": bool(cfg.get("region", False)), "region_channels": region_channels(cfg), "silhouette": bool(cfg.get("silhouette")), "p_no_region": args.p_no_region, "torch": torch.__version__,
+               "region": bool(cfg.get("region", False)), "region_channels": region_channels(cfg), "silhouette": bool(cfg.get("silhouette")), "p_no_region": args.p_no_region,
+               "color_hint": bool(cfg.get("color_hint")), "p_no_hint": args.p_no_hint, "torch": torch.__version__,
                "init": init_info, "history": history, "out": args.out}
 
     def checkpoint():
@@ -617,10 +694,16 @@ def main(argv=None):
             image[no_img] = 0.0
             region = None
             if boxes is not None:
-                region = grown_boxes(boxes[idx], torch.randint(0, 3, (b,), generator=gen))
-                region[no_img | (torch.rand(b, generator=gen) < args.p_no_region)] = 0.0
+                grow_by = torch.randint(0, 3, (b,), generator=gen)
+                region = grown_boxes(boxes[idx], grow_by)
+                no_region = no_img | (torch.rand(b, generator=gen) < args.p_no_region)
+                region[no_region] = 0.0
                 if cfg.get("silhouette"):
                     image = silhouette(image, flawed[idx], region)
+                if hints is not None:
+                    hint = hint_rgb(grown_boxes(hints[idx], grow_by).byte())
+                    hint[no_region | (torch.rand(b, generator=gen) < args.p_no_hint)] = 0.0
+                    region = torch.cat([region, hint], 1)
             t = sample_t(b, gen)
             eps = torch.randn(x0.shape, generator=gen)
             span = budget - schedule["start_elapsed"]
@@ -657,8 +740,9 @@ def main(argv=None):
         ev = build_model(cfg)
         ev.load_state_dict(ema.state_dict())
         sil = bool(cfg.get("silhouette"))
-        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx, boxes=boxes, silhouettes=sil)
-        summary["eval_loss_generated"] = eval_loss(ev, enhanced, flawed, tokens, val_gen_idx, boxes=boxes, silhouettes=sil)
+        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx, boxes=boxes, silhouettes=sil, hints=hints)
+        summary["eval_loss_generated"] = eval_loss(ev, enhanced, flawed, tokens, val_gen_idx, boxes=boxes,
+                                                   silhouettes=sil, hints=hints)
         log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "loss": round(summary.get("final_loss", float("nan")), 5),
                    "lr": "", "steps_per_s": round((step - run_start_step) / max(run_secs, 1e-9), 3),
                    "val_loss": round(summary["eval_loss"], 5), "val_gen_loss": round(summary["eval_loss_generated"], 5)})

@@ -106,8 +106,8 @@ async function main(): Promise<void> {
       ...(regional
         ? {
             'redraw outside': await Promise.all(batch.map((c) => keeper!.correct(full(c)))),
-            'no region': await Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(corrector.regionChannels * 32 * 32)))),
-            'evaluator region': await Promise.all(batch.map((c) => corrector.draw(full(c), editRegion(c.dets, c.items, 32, c.seed, corrector.regionChannels as 1 | 2)))),
+            'no region': await Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(corrector.regionPlanes * 32 * 32)))),
+            'evaluator region': await Promise.all(batch.map((c) => corrector.draw(full(c), editRegion(c.dets, c.items, 32, c.seed, corrector.regionLayout)))),
           }
         : {}),
       'fresh sample': await generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.rec.prompt), seed: c.seed }))),

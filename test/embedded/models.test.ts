@@ -13,6 +13,7 @@ import { EmbeddedVerifier } from '../../src/backends/embedded/verifier.js';
 import { SPEC_LENGTH } from '../../src/backends/embedded/spec.js';
 import { testPrompts, withArticle } from '../../src/shapeworld/prompts.js';
 import { renderScene } from '../../src/shapeworld/render.js';
+import { PALETTE } from '../../src/shapeworld/shapes.js';
 import { sceneForSpec } from '../../src/shapeworld/scene.js';
 import { loadModel, ort, type ModelSession } from '../../src/backends/embedded/onnx.js';
 import { pngToTensor } from '../../src/backends/embedded/image.js';
@@ -65,10 +66,10 @@ describe('shipped ONNX models', () => {
   });
 
   it('corrector: x, t, tokens [B,T], image [B,3,32,32], region [B,R,32,32] → v [B,3,32,32], for any batch size', async () => {
-    const { session, meta } = await loadModel<{ maxTokens: number; cond: string; region: boolean; regionChannels?: number }>(MODELS_DIR, 'corrector', 1);
+    const { session, meta } = await loadModel<{ maxTokens: number; cond: string; region: boolean; regionChannels?: number; colorHint?: object }>(MODELS_DIR, 'corrector', 1);
     expect([...session.inputNames].sort()).toEqual(['image', 'region', 't', 'tokens', 'x']);
     expect([meta.cond, meta.region]).toEqual(['channels', true]);
-    const r = meta.regionChannels ?? 1;
+    const r = (meta.regionChannels ?? 1) + (meta.colorHint ? 3 : 0);
     for (const b of [1, 3]) {
       const out = await session.run({
         x: new ort.Tensor('float32', new Float32Array(b * 3 * 32 * 32), [b, 3, 32, 32]),
@@ -115,7 +116,7 @@ describe('shipped ONNX models', () => {
     expect([at(circle), at(square)]).toEqual([1, 0]);
     const grounded = await c.correct(req);
     expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, region)).png))).toBe(true);
-    expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, new Float32Array(c.regionChannels * 32 * 32))).png))).toBe(false);
+    expect(Buffer.from(grounded.png).equals(Buffer.from((await c.draw(req, new Float32Array(c.regionPlanes * 32 * 32))).png))).toBe(false);
     await expect(c.draw(req, new Float32Array(5))).rejects.toThrow(/edit region of/);
     await expect(EmbeddedCorrector.load(MODELS_DIR, { steps: 4 })).rejects.toThrow(/edit region.*perception/);
   });
@@ -133,6 +134,21 @@ describe('shipped ONNX models', () => {
     }
   });
 
+  it('corrector colour hint: a two-channel card may give its palette (three more region planes); a palette that is not one is refused', async () => {
+    const meta = JSON.parse(readFileSync(path.join(MODELS_DIR, 'corrector.json'), 'utf8')) as Record<string, unknown>;
+    const dir = mkdtempSync(path.join(tmpdir(), 'rf-corrector-'));
+    symlinkSync(path.join(MODELS_DIR, 'corrector.onnx'), path.join(dir, 'corrector.onnx'));
+    const perception = await Perception.load(MODELS_DIR, { threads: 1 });
+    writeFileSync(path.join(dir, 'corrector.json'), JSON.stringify({ ...meta, colorHint: PALETTE }));
+    const hinted = await EmbeddedCorrector.load(dir, {}, perception);
+    expect([hinted.regionLayout?.channels, hinted.regionPlanes]).toEqual([2, 5]);
+    const { white: _white, ...nine } = PALETTE;
+    for (const bad of [{ colorHint: nine }, { colorHint: { ...PALETTE, red: [300, 0, 0] } }, { colorHint: PALETTE, regionChannels: 1 }]) {
+      writeFileSync(path.join(dir, 'corrector.json'), JSON.stringify({ ...meta, ...bad }));
+      await expect(EmbeddedCorrector.load(dir, {}, perception)).rejects.toThrow(/colorHint must give each of/);
+    }
+  });
+
   it('corrector keepOutside (the default): outside the edit region the result is the previous image, exactly; inside it is drawn anew', async () => {
     const scene = sceneForSpec({ include: [{ class: 'circle', count: 1, color: 'red' }, { class: 'square', count: 1, color: 'blue' }] }, 5);
     const image = { png: await renderScene(scene, 32) };
@@ -142,7 +158,7 @@ describe('shipped ONNX models', () => {
     expect(keeping.keepOutside).toBe(true);
     expect(keeping.identity).not.toBe(redrawing.identity);
     const region = await keeping.region(req);
-    const inRegion = (p: number): boolean => Array.from({ length: keeping.regionChannels }, (_, c) => region[c * 1024 + p]!).some((v) => v > 0);
+    const inRegion = (p: number): boolean => Array.from({ length: keeping.regionLayout!.channels }, (_, c) => region[c * 1024 + p]!).some((v) => v > 0);
     const raw = async (img: { png: Uint8Array }): Promise<Buffer> => sharp(Buffer.from(img.png)).removeAlpha().raw().toBuffer();
     const before = await raw(image);
     const changed = async (img: { png: Uint8Array }, inside: boolean): Promise<number> => {
@@ -156,7 +172,7 @@ describe('shipped ONNX models', () => {
     expect(await changed(kept, true)).toBeGreaterThan(10);
     expect(await changed(await redrawing.correct(req), false)).toBeGreaterThan(10);
     // an empty region (an edit it cannot ground) keeps nothing back: the whole image is drawn
-    expect(await changed(await keeping.draw(req, new Float32Array(keeping.regionChannels * 1024)), false)).toBeGreaterThan(10);
+    expect(await changed(await keeping.draw(req, new Float32Array(keeping.regionPlanes * 1024)), false)).toBeGreaterThan(10);
   });
 
   it('corrector strength: a start below 1 stays closer to the previous image, deterministically; out of (0, 1] refused', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { silhouette } from '../../src/backends/embedded/corrector.js';
 import { editRegion } from '../../src/backends/embedded/region.js';
 import type { Detection } from '../../src/shapeworld/rules.js';
-import type { Color, Shape } from '../../src/shapeworld/shapes.js';
+import { PALETTE, type Color, type Shape } from '../../src/shapeworld/shapes.js';
 
 const S = 32;
 
@@ -76,7 +76,7 @@ describe('editRegion: where a reflection asks the corrector to change the image'
     const anchor = det('square', 'blue', 0.5, 0.65, 0.08);
     const objects = [det('circle', 'red', 0.2, 0.88, 0.08), anchor];
     const move = ['Move the red circle above the blue square'];
-    const two = editRegion(objects, move, S, 3, 2);
+    const two = editRegion(objects, move, S, 3, { channels: 2 });
     const [erase, draw] = [two.subarray(0, S * S), two.subarray(S * S)];
     expect(marked(erase, 0.2, 0.88)).toBe(true);
     expect(marked(draw, 0.2, 0.88)).toBe(false);
@@ -84,16 +84,51 @@ describe('editRegion: where a reflection asks the corrector to change the image'
     expect(bounds(draw, (_, y) => y < Math.floor(anchor.box[1] * S) - 1)).not.toBeNull();
     expect(erase.map((v, k) => Math.max(v, draw[k]!))).toEqual(editRegion(objects, move, S, 3));
     // a recolour changes the object where it is: the same box in both
-    const recolour = editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1, 2);
+    const recolour = editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1, { channels: 2 });
     expect(bounds(recolour.subarray(0, S * S))).toEqual([3, 11, 12, 20]);
     expect(bounds(recolour.subarray(S * S))).toEqual([3, 11, 12, 20]);
     // an add only draws, a removal only erases
-    const add = editRegion([square], ['Add a red circle to the left of the blue square'], S, 7, 2);
+    const add = editRegion([square], ['Add a red circle to the left of the blue square'], S, 7, { channels: 2 });
     expect(bounds(add.subarray(0, S * S))).toBeNull();
     expect(bounds(add.subarray(S * S))).not.toBeNull();
-    const remove = editRegion([circle, square], ['Remove the blue square'], S, 1, 2);
+    const remove = editRegion([circle, square], ['Remove the blue square'], S, 1, { channels: 2 });
     expect(bounds(remove.subarray(0, S * S))).toEqual([19, 11, 28, 20]);
     expect(bounds(remove.subarray(S * S))).toBeNull();
+  });
+});
+
+describe('editRegion: the colour hint', () => {
+  const circle = det('circle', 'red', 0.25, 0.5);
+  const square = det('square', 'blue', 0.75, 0.5);
+  const layout = { channels: 2 as const, hint: PALETTE };
+  /** The hint's colour (0–255) at a pixel, null where it gives none. */
+  const hintAt = (region: Float32Array, x: number, y: number): number[] | null => {
+    const rgb = [2, 3, 4].map((c) => region[c * S * S + y * S + x]!);
+    return rgb.every((v) => v === 0) ? null : rgb.map((v) => Math.round((v + 1) * 127.5));
+  };
+
+  it('gives a recoloured object its new colour over its draw box, and nothing outside the draw boxes', () => {
+    const region = editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1, layout);
+    expect(region.length).toBe(5 * S * S);
+    expect(region.subarray(0, 2 * S * S)).toEqual(editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1, { channels: 2 }));
+    expect(hintAt(region, 8, 16)).toEqual([...PALETTE.green]);
+    for (let p = 0; p < S * S; p++) if (!region[S * S + p]) expect(hintAt(region, p % S, Math.floor(p / S))).toBeNull();
+  });
+
+  it('gives a moved object the colour it was read in, an Add its named colour, and an uncoloured Add none', () => {
+    const moved = editRegion([det('circle', 'red', 0.2, 0.88, 0.08), det('square', 'blue', 0.5, 0.65, 0.08)], ['Move the red circle above the blue square'], S, 3, layout);
+    const drawn = (region: Float32Array): number[] => Array.from({ length: S * S }, (_, p) => p).filter((p) => region[S * S + p]! > 0);
+    expect(drawn(moved).length).toBeGreaterThan(0);
+    for (const p of drawn(moved)) expect(hintAt(moved, p % S, Math.floor(p / S))).toEqual([...PALETTE.red]);
+    const named = editRegion([square], ['Add a yellow star to the left of the blue square'], S, 7, layout);
+    for (const p of drawn(named)) expect(hintAt(named, p % S, Math.floor(p / S))).toEqual([...PALETTE.yellow]);
+    const unnamed = editRegion([square], ['Add a star to the left of the blue square'], S, 7, layout);
+    expect(drawn(unnamed).length).toBeGreaterThan(0);
+    expect(unnamed.subarray(2 * S * S).every((v) => v === 0)).toBe(true);
+  });
+
+  it('goes only with the two-plane region', () => {
+    expect(() => editRegion([circle], ['Remove the red circle'], S, 1, { channels: 1, hint: PALETTE })).toThrow(/two-plane/);
   });
 });
 
@@ -105,16 +140,16 @@ describe('editRegion: an object the reflection reads another way than the percep
 
   it('the only object of the named colour stands for it; it is redrawn in place when the edit would leave it as read', () => {
     // the reflection says purple diamond, the perception reads a purple circle: redraw that circle
-    const same = editRegion([circle, square], ['Replace the purple diamond with a purple circle'], S, 1, 2);
+    const same = editRegion([circle, square], ['Replace the purple diamond with a purple circle'], S, 1, { channels: 2 });
     expect(bounds(erase(same))).toEqual([3, 11, 12, 20]);
     expect(bounds(draw(same))).toEqual([3, 11, 12, 20]);
-    expect(bounds(editRegion([circle, square], ['Remove the purple diamond'], S, 1, 2))).toEqual([3, 11, 12, 20]);
+    expect(bounds(editRegion([circle, square], ['Remove the purple diamond'], S, 1, { channels: 2 }))).toEqual([3, 11, 12, 20]);
     // else the only object of the named class (a colour read another way)
-    expect(bounds(erase(editRegion([circle, square], ['Replace the red square with a green square'], S, 1, 2)))).toEqual([19, 11, 28, 20]);
+    expect(bounds(erase(editRegion([circle, square], ['Replace the red square with a green square'], S, 1, { channels: 2 })))).toEqual([19, 11, 28, 20]);
   });
 
   it('an anchor read another way places the new object beside the one that stands for it', () => {
-    const m = editRegion([circle], ['Add a blue star to the right of the purple diamond'], S, 5, 2);
+    const m = editRegion([circle], ['Add a blue star to the right of the purple diamond'], S, 5, { channels: 2 });
     const b = bounds(draw(m))!;
     expect(bounds(erase(m))).toBeNull();
     expect(b[0]).toBeGreaterThan(12);
@@ -122,8 +157,8 @@ describe('editRegion: an object the reflection reads another way than the percep
 
   it('several candidates, or a reference without colour: nothing is guessed', () => {
     const other = det('star', 'purple', 0.5, 0.2);
-    expect(bounds(editRegion([circle, other, square], ['Remove the purple diamond'], S, 1, 2))).toBeNull();
-    expect(bounds(editRegion([circle, square], ['Remove one diamond'], S, 1, 2))).toBeNull();
+    expect(bounds(editRegion([circle, other, square], ['Remove the purple diamond'], S, 1, { channels: 2 }))).toBeNull();
+    expect(bounds(editRegion([circle, square], ['Remove one diamond'], S, 1, { channels: 2 }))).toBeNull();
   });
 });
 
@@ -146,7 +181,7 @@ describe('silhouette: what a silhouette-trained corrector reads of an object cha
   it('a recolour: the object’s pixels in its box become the flat gray; the background in the box and the other object stay', () => {
     const t = image();
     const before = t.slice();
-    silhouette(t, editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1, 2), S, 64);
+    silhouette(t, editRegion([circle, square], ['Replace the red circle with a green circle'], S, 1, { channels: 2 }), S, 64);
     for (let y = 13; y <= 18; y++) for (let x = 5; x <= 10; x++) for (let c = 0; c < 3; c++) expect(t[c * P + y * S + x]).toBeCloseTo(px(64), 6);
     const changed = [...t].flatMap((v, k) => (v !== before[k] ? [k % P] : []));
     expect(new Set(changed).size).toBe(36);
@@ -156,7 +191,7 @@ describe('silhouette: what a silhouette-trained corrector reads of an object cha
   it('a removal or a move (erase only) and an add (draw only) leave the image as it was', () => {
     for (const items of [['Remove the red circle'], ['Move the red circle below the blue square'], ['Add a green star']]) {
       const t = image();
-      silhouette(t, editRegion([circle, square], items, S, 3, 2), S, 64);
+      silhouette(t, editRegion([circle, square], items, S, 3, { channels: 2 }), S, 64);
       expect(t).toEqual(image());
     }
   });

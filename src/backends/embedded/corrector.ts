@@ -2,14 +2,14 @@ import type { CallOptions, CorrectRequest, Corrector } from '../../core/roles.js
 import { correctorInstruction } from '../../core/roles.js';
 import { UserError } from '../../core/errors.js';
 import type { Image } from '../../core/types.js';
-import { BACKGROUND } from '../../shapeworld/shapes.js';
+import { BACKGROUND, COLORS, type Color, type RGB } from '../../shapeworld/shapes.js';
 import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
 import { checkFlowPrompt, fixedSize } from './check.js';
 import { FLOW_BATCH_WINDOW_MS, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
 import { pngToTensor, tensorToPng } from './image.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
 import type { Perception } from './perception.js';
-import { editRegion } from './region.js';
+import { editRegion, regionPlanes, type RegionLayout } from './region.js';
 import { Tokenizer } from './tokenizer.js';
 
 export interface CorrectorMeta extends FlowModelMeta {
@@ -26,6 +26,11 @@ export interface CorrectorMeta extends FlowModelMeta {
    * (0–255): the previous image's object pixels inside both channels, so that the new colour comes from the instruction
    */
   silhouette?: number;
+  /**
+   * (two-channel region) the model also reads the colour each drawn box is to have, in three more region planes: the
+   * colours' RGB (0–255) as it was trained on them (region.ts)
+   */
+  colorHint?: Record<Color, RGB>;
 }
 
 export interface CorrectorOptions extends FlowGeneratorOptions {
@@ -85,6 +90,9 @@ export class EmbeddedCorrector implements Corrector {
     if (meta.silhouette !== undefined && !(meta.region && meta.regionChannels === 2 && Number.isInteger(meta.silhouette) && meta.silhouette >= 0 && meta.silhouette <= 255)) {
       throw new UserError(`${dir}/corrector.json: silhouette must be a gray level 0-255 of a two-channel region model, got ${String(meta.silhouette)}`);
     }
+    if (meta.colorHint !== undefined && !(meta.region && meta.regionChannels === 2 && isPalette(meta.colorHint))) {
+      throw new UserError(`${dir}/corrector.json: colorHint must give each of ${COLORS.join(', ')} an RGB of 0-255 integers, on a two-channel region model`);
+    }
     return new EmbeddedCorrector(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash, meta.region ? perception : undefined);
   }
 
@@ -115,9 +123,16 @@ export class EmbeddedCorrector implements Corrector {
     return this.draw(req, region, opts);
   }
 
-  /** The edit region's planes (0 for a model without one). */
-  get regionChannels(): 0 | 1 | 2 {
-    return this.meta.region ? (this.meta.regionChannels ?? 1) : 0;
+  /** The edit region's planes, or undefined for a model without one. */
+  get regionLayout(): RegionLayout | undefined {
+    if (!this.meta.region) return undefined;
+    return { channels: this.meta.regionChannels ?? 1, ...(this.meta.colorHint ? { hint: this.meta.colorHint } : {}) };
+  }
+
+  /** How many size × size planes its edit region has (0 without one). */
+  get regionPlanes(): number {
+    const layout = this.regionLayout;
+    return layout ? regionPlanes(layout) : 0;
   }
 
   /** One correction with the edit region given rather than grounded (benches compare regions); none for a model without one. */
@@ -125,15 +140,16 @@ export class EmbeddedCorrector implements Corrector {
     opts?.signal?.throwIfAborted();
     if (!!region !== !!this.meta.region) throw new Error(`embedded corrector: this model reads ${this.meta.region ? 'an' : 'no'} edit region`);
     const plane = this.meta.size * this.meta.size;
-    if (region && region.length !== this.regionChannels * plane) throw new Error(`embedded corrector: an edit region of ${this.regionChannels} × ${plane} values, got ${region.length}`);
+    if (region && region.length !== this.regionPlanes * plane) throw new Error(`embedded corrector: an edit region of ${this.regionPlanes} × ${plane} values, got ${region.length}`);
     return this.batcher.submit({ tokens: this.encode(req), seed: req.seed, image: req.image, ...(region ? { region } : {}) }, opts?.signal);
   }
 
   /** Where the reflection's edits go on this image, as the perception reads it (empty when none can be grounded). */
   async region(req: Pick<CorrectRequest, 'image' | 'reflection' | 'seed'>): Promise<Float32Array> {
-    if (!this.perception) throw new Error('embedded corrector: this model reads no edit region');
+    const layout = this.regionLayout;
+    if (!this.perception || !layout) throw new Error('embedded corrector: this model reads no edit region');
     const detections = await this.perception.detect(req.image);
-    return editRegion(detections, req.reflection.items, this.meta.size, req.seed, this.regionChannels as 1 | 2);
+    return editRegion(detections, req.reflection.items, this.meta.size, req.seed, layout);
   }
 
   /** A request whose signal aborts leaves the batch at the next step and gets no image. */
@@ -156,12 +172,13 @@ export class EmbeddedCorrector implements Corrector {
     return Promise.all(reqs.map((_, i) => (signals[i]?.aborted ? undefined : tensorToPng(x, i * per, size))));
   }
 
-  /** The pixels outside every plane of a non-empty region, when this corrector keeps them. */
+  /** The pixels outside every mask plane of a non-empty region, when this corrector keeps them (the colour hint lies inside them). */
   private kept(region: Float32Array): { keep?: Float32Array } {
-    if (!this.keepOutside || !region.some((v) => v > 0)) return {};
     const plane = this.meta.size * this.meta.size;
+    const masks = region.subarray(0, (this.regionLayout?.channels ?? 0) * plane);
+    if (!this.keepOutside || !masks.some((v) => v > 0)) return {};
     const keep = new Float32Array(plane).fill(1);
-    for (let k = 0; k < region.length; k++) if (region[k]! > 0) keep[k % plane] = 0;
+    for (let k = 0; k < masks.length; k++) if (masks[k]! > 0) keep[k % plane] = 0;
     return { keep };
   }
 }
@@ -183,6 +200,12 @@ export function silhouette(image: Float32Array, region: Float32Array, size: numb
     for (let c = 0; c < 3 && !shape; c++) shape = Math.abs(Math.round((image[c * plane + p]! + 1) * 127.5) - BACKGROUND[c]!) > OBJECT_PIXEL;
     if (shape) for (let c = 0; c < 3; c++) image[c * plane + p] = value;
   }
+}
+
+function isPalette(p: unknown): p is Record<Color, RGB> {
+  if (typeof p !== 'object' || p === null) return false;
+  const table = p as Record<string, unknown>;
+  return Object.keys(table).length === COLORS.length && COLORS.every((c) => Array.isArray(table[c]) && table[c].length === 3 && table[c].every((v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255));
 }
 
 /** A start for the flow, t in (0, 1]; undefined means the default. */

@@ -13,13 +13,32 @@
  * there; that object is redrawn in place when the edit would leave it as the perception reads it. An edit that still
  * names nothing the perception sees is left out, so a reflection it cannot ground at all gives an empty region — the
  * corrector was trained with empty regions too.
+ *
+ * A corrector trained with a colour hint (models/corrector.json `colorHint`) also reads, over each box where it draws,
+ * the colour the object there is to have: the colour the edit names, or the one the perception read for an object it
+ * moves or redraws. An Add that names no colour leaves its box without one, as in training when the hint was dropped.
  */
 import { applyEdit, parseEdit, type Edit, type ObjectRef } from '../../shapeworld/edits.js';
 import { mixSeed, Rng } from '../../shapeworld/random.js';
 import type { Detection, Relation } from '../../shapeworld/rules.js';
 import { objectBox, sameObject, type Scene, type SceneObject } from '../../shapeworld/scene.js';
+import type { Color, RGB } from '../../shapeworld/shapes.js';
 
 type Box = readonly [number, number, number, number];
+
+/** The planes a corrector reads: 1 (one mask) or 2 (erase, draw) mask planes, then 3 colour-hint planes if `hint`. */
+export interface RegionLayout {
+  channels: 1 | 2;
+  /**
+   * (two mask planes) the colours as the model was trained on them (0–255): each draw box whose object's colour the
+   * edits name or the perception read gets that colour's RGB / 127.5 − 1 in three more planes; 0 elsewhere, and where
+   * an Add names no colour (the model picks one)
+   */
+  hint?: Readonly<Record<Color, RGB>>;
+}
+
+/** How many planes of size × size a region of `layout` has. */
+export const regionPlanes = (layout: RegionLayout): number => layout.channels + (layout.hint ? 3 : 0);
 
 /** A box is drawn a pixel wider on each side than the pixels it overlaps, as the training regions were on average. */
 const GROW = 1;
@@ -28,26 +47,37 @@ const GROW = 1;
  * The region mask (size × size, 1 inside, 0 outside) of `items` (one edit instruction each) on an image whose objects
  * are `detections`. Deterministic in its inputs; `seed` draws where an added or moved object goes. With `channels` 2
  * it is two planes: the boxes of what goes away or changes (erase), then of what is drawn (draw); with 1, both in one.
+ * With a `hint`, three planes more: the colour of each drawn box (RegionLayout).
  */
-export function editRegion(detections: readonly Detection[], items: readonly string[], size: number, seed: number, channels: 1 | 2 = 1): Float32Array {
+export function editRegion(detections: readonly Detection[], items: readonly string[], size: number, seed: number, layout: RegionLayout = { channels: 1 }): Float32Array {
+  const { channels, hint } = layout;
+  if (hint && channels !== 2) throw new Error('editRegion: a colour hint goes with the two-plane (erase, draw) region');
   const before: Scene = detections.map((d) => ({ shape: d.shape, color: d.color, cx: d.cx, cy: d.cy, r: d.r }));
   const boxOf = new Map<SceneObject, Box>(before.map((o, i) => [o, detections[i]!.box]));
   const rng = new Rng(mixSeed(seed, 'edit-region'));
   let scene = before;
   const redraw = new Set<SceneObject>(); // objects an edit named under another reading
+  const unnamed = new Set<SceneObject>(); // objects an Add put in with a colour of its own choosing
   for (const line of items) {
     const parsed = parseEdit(line);
     if (!parsed) continue;
     const { edit, stoodIn } = ground(scene, parsed);
     const next = applyEdit(scene, edit, rng);
     if (!next) continue;
+    const prev = new Set(scene);
     scene = keepIdentity(scene, next);
     if (stoodIn) redraw.add(stoodIn);
+    if (edit.op === 'add' && !edit.object.color) for (const o of scene) if (!prev.has(o) && o.shape === edit.object.shape) unnamed.add(o);
   }
-  const mask = new Float32Array(channels * size * size);
-  const draw = mask.subarray((channels - 1) * size * size);
+  const plane = size * size;
+  const mask = new Float32Array(regionPlanes(layout) * plane);
+  const draw = mask.subarray((channels - 1) * plane, channels * plane);
   for (const o of before) if (!scene.some((a) => a === o) || redraw.has(o)) fill(mask, size, boxOf.get(o)!);
-  for (const o of scene) if (!boxOf.has(o) || redraw.has(o)) fill(draw, size, objectBox(o));
+  for (const o of scene) {
+    if (boxOf.has(o) && !redraw.has(o)) continue;
+    fill(draw, size, objectBox(o));
+    if (hint && !unnamed.has(o)) hint[o.color].forEach((c, k) => fill(mask.subarray((channels + k) * plane, (channels + k + 1) * plane), size, objectBox(o), c / 127.5 - 1));
+  }
   return mask;
 }
 
@@ -88,8 +118,8 @@ function keepIdentity(prev: Scene, next: Scene): Scene {
   });
 }
 
-function fill(mask: Float32Array, size: number, [x1, y1, x2, y2]: Box): void {
+function fill(mask: Float32Array, size: number, [x1, y1, x2, y2]: Box, value = 1): void {
   const lo = (v: number): number => Math.max(0, Math.floor(v * size) - GROW);
   const hi = (v: number): number => Math.min(size - 1, Math.ceil(v * size) - 1 + GROW);
-  for (let y = lo(y1); y <= hi(y2); y++) for (let x = lo(x1); x <= hi(x2); x++) mask[y * size + x] = 1;
+  for (let y = lo(y1); y <= hi(y2); y++) for (let x = lo(x1); x <= hi(x2); x++) mask[y * size + x] = value;
 }
