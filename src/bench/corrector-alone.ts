@@ -24,7 +24,7 @@ import { FlowGenerator } from '../backends/embedded/generator.js';
 import { Perception } from '../backends/embedded/perception.js';
 import { editRegion } from '../backends/embedded/region.js';
 import { compositionalCheckPrompts } from '../shapeworld/compositional.js';
-import { editToText, planEdits, type Edit } from '../shapeworld/edits.js';
+import { answersTo, editToText, planEdits, type Edit } from '../shapeworld/edits.js';
 import { detectObjects } from '../shapeworld/evaluate.js';
 import { testPrompts, trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed } from '../shapeworld/random.js';
@@ -53,7 +53,7 @@ interface Case {
 /** The flawed image's objects that no edit names (by class and, when given, colour). */
 function untouched(dets: readonly Detection[], edits: readonly Edit[]): Detection[] {
   const named = edits.flatMap((e) => (e.op === 'add' ? [] : [e.object]));
-  return dets.filter((d) => !named.some((o) => o.shape === d.shape && (!o.color || o.color === d.color)));
+  return dets.filter((d) => !named.some((o) => answersTo(d, o)));
 }
 
 async function main(): Promise<void> {

@@ -193,13 +193,19 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
 // -----------------------------------------------------------------------------------------------------------------
 // Applying edits to a scene reconstructed from detections.
 
-function find(scene: Scene, ref: ObjectRef): number {
+/** Whether an object answers to a reference: its class, and its colour when the reference names one. */
+export const answersTo = (o: { shape: Shape; color: Color }, ref: ObjectRef): boolean => o.shape === ref.shape && (!ref.color || o.color === ref.color);
+
+/**
+ * The index of the object "the X" means: the largest that answers to `ref`, −1 when none does. One rule for every
+ * reader of edits (the procedural corrector, the refiner's rewrite, the embedded corrector's region), the planner's
+ * order (largest first).
+ */
+export function findObject(objects: ReadonlyArray<{ shape: Shape; color: Color; r: number }>, ref: ObjectRef): number {
   let best = -1;
-  for (let i = 0; i < scene.length; i++) {
-    const o = scene[i] as SceneObject;
-    if (o.shape !== ref.shape || (ref.color && o.color !== ref.color)) continue;
-    if (best < 0 || o.r > (scene[best] as SceneObject).r) best = i;
-  }
+  objects.forEach((o, i) => {
+    if (answersTo(o, ref) && (best < 0 || o.r > objects[best]!.r)) best = i;
+  });
   return best;
 }
 
@@ -210,7 +216,7 @@ export function applyEdit(scene: Scene, edit: Edit, rng: Rng): Scene | null {
     case 'add': {
       const color = edit.object.color ?? rng.pick(COLORS);
       if (edit.relation) {
-        const j = find(out, edit.relation.ref);
+        const j = findObject(out, edit.relation.ref);
         if (j < 0) return null;
         return placeRelated(out, j, { shape: edit.object.shape, color }, edit.relation.rel, rng, undefined);
       }
@@ -220,13 +226,13 @@ export function applyEdit(scene: Scene, edit: Edit, rng: Rng): Scene | null {
       return out;
     }
     case 'remove': {
-      const i = find(out, edit.object);
+      const i = findObject(out, edit.object);
       if (i < 0) return null;
       out.splice(i, 1);
       return out;
     }
     case 'replace': {
-      const i = find(out, edit.object);
+      const i = findObject(out, edit.object);
       if (i < 0) return null;
       const old = out[i] as SceneObject;
       out.splice(i, 1);
@@ -240,8 +246,8 @@ export function applyEdit(scene: Scene, edit: Edit, rng: Rng): Scene | null {
       return out;
     }
     case 'move': {
-      const i = find(out, edit.object);
-      const j = find(out, edit.relation.ref);
+      const i = findObject(out, edit.object);
+      const j = findObject(out, edit.relation.ref);
       if (i < 0 || j < 0 || i === j) return null;
       const obj = out[i] as SceneObject;
       const anchor = out[j] as SceneObject;

@@ -3,11 +3,9 @@
  * explicitly in the layout wording (layout.ts). The embedded refiner applies it to what its perception model sees;
  * GenRef-Shapes applies it to the enhanced image's objects to caption the step a corrector is asked to make.
  */
-import type { Edit, ObjectRef } from './edits.js';
+import { findObject, type Edit } from './edits.js';
 import { layoutText, planLayout } from './layout.js';
 import type { Detection, PromptSpec } from './rules.js';
-
-const matches = (d: Detection, o: ObjectRef): boolean => d.shape === o.shape && (!o.color || d.color === o.color);
 
 /**
  * What the image would hold after the edits, as far as a layout needs it: removed objects are gone, a replaced
@@ -18,7 +16,7 @@ export function applyEditsToDetections(detections: readonly Detection[], edits: 
   let out = detections.slice();
   for (const e of edits) {
     if (e.op === 'add') continue;
-    const i = out.findIndex((d) => matches(d, e.object));
+    const i = findObject(out, e.object);
     if (i < 0) continue;
     if (e.op === 'remove' || e.op === 'move') out = out.filter((_, k) => k !== i);
     else out = out.map((d, k) => (k === i ? { ...d, shape: e.with.shape, color: e.with.color ?? d.color } : d));

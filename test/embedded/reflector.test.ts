@@ -5,11 +5,12 @@ import { EmbeddedReflector, editKey, escalate, reflectOn } from '../../src/backe
 import { applyEditsToDetections, refinePrompt } from '../../src/shapeworld/refine.js';
 import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
 import { pngToTensor } from '../../src/backends/embedded/image.js';
-import { parseEdit, planEdits, type Edit } from '../../src/shapeworld/edits.js';
+import { applyEdit, parseEdit, planEdits, type Edit } from '../../src/shapeworld/edits.js';
 import { parsePrompt, testPrompts } from '../../src/shapeworld/prompts.js';
 import { renderScene } from '../../src/shapeworld/render.js';
 import { sceneDetections, sceneForSpec } from '../../src/shapeworld/scene.js';
 import { COLORS, SHAPES } from '../../src/shapeworld/shapes.js';
+import { Rng } from '../../src/shapeworld/random.js';
 
 const G = 8;
 const CH = 1 + SHAPES.length + COLORS.length + 4;
@@ -143,6 +144,15 @@ describe('the embedded refiner', () => {
     const text = refinePrompt(spec, seen, edits);
     expect(text).toMatch(/red star at the top.* blue cross at the bottom|blue cross at the bottom.* red star at the top/);
     expect(parsePrompt(text).include.map((c) => `${c.color} ${c.class}`).sort()).toEqual(['blue cross', 'red star']);
+  });
+
+  it('takes "one circle" to be the largest, as the corrector that carries the edit out does', () => {
+    const circle = (color: string, r: number, cx: number) => ({ shape: 'circle', color, cx, cy: 0.5, r, box: [cx - r, 0.5 - r, cx + r, 0.5 + r], score: 1 });
+    const seen = [circle('red', 0.08, 0.2), circle('blue', 0.14, 0.5), circle('green', 0.1, 0.8)] as never;
+    const edits = [{ op: 'remove' as const, object: { shape: 'circle' as const } }];
+    expect(applyEditsToDetections(seen, edits).map((d) => d.color)).toEqual(['red', 'green']);
+    const scene = (seen as Array<{ shape: 'circle'; color: 'red'; cx: number; cy: number; r: number }>).map(({ shape, color, cx, cy, r }) => ({ shape, color, cx, cy, r }));
+    expect(applyEdit(scene, edits[0]!, new Rng(1))!.map((o) => o.color)).toEqual(['red', 'green']);
   });
 
   it('every refined prompt parses to the prompt\'s objects and fits the shipped generator', async () => {

@@ -18,7 +18,7 @@
  * the colour the object there is to have: the colour the edit names, or the one the perception read for an object it
  * moves or redraws. An Add that names no colour leaves its box without one, as in training when the hint was dropped.
  */
-import { applyEdit, parseEdit, type Edit, type ObjectRef } from '../../shapeworld/edits.js';
+import { answersTo, applyEdit, parseEdit, type Edit, type ObjectRef } from '../../shapeworld/edits.js';
 import { mixSeed, Rng } from '../../shapeworld/random.js';
 import type { Detection, Relation } from '../../shapeworld/rules.js';
 import { objectBox, sameObject, type Scene, type SceneObject } from '../../shapeworld/scene.js';
@@ -89,7 +89,7 @@ export function editRegion(detections: readonly Detection[], items: readonly str
  */
 function ground(scene: Scene, edit: Edit): { edit: Edit; stoodIn?: SceneObject } {
   const stand = (ref: ObjectRef): SceneObject | undefined => {
-    if (!ref.color || scene.some((o) => o.shape === ref.shape && o.color === ref.color)) return undefined;
+    if (!ref.color || scene.some((o) => answersTo(o, ref))) return undefined;
     const only = (same: (o: SceneObject) => boolean): SceneObject | undefined => {
       const found = scene.filter(same);
       return found.length === 1 ? found[0] : undefined;
