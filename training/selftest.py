@@ -215,13 +215,13 @@ def test_corrector_region():
     """The edit region's boxes: one per connected region where the images differ, specks left out; a region channel
     added with zero weights leaves the corrector as it was."""
     from nets import CorrectorUNet
-    from train_corrector import edit_boxes, grown_boxes
+    from train_corrector import edit_regions, grown_boxes
     a = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
     b = a.clone()
     b[0, 0, 4:7, 5:9] = 200           # a changed object ...
     b[0, 2, 20:22, 20:22] = 90        # ... a second one ...
     b[0, 1, 30, 30] = 90              # ... and a one-pixel speck
-    boxes = edit_boxes(a, b)
+    boxes, _ = edit_regions(a, b)
     want = torch.zeros(2, 1, 32, 32, dtype=torch.uint8)
     want[0, 0, 4:7, 5:9] = 1
     want[0, 0, 20:22, 20:22] = 1
@@ -245,19 +245,20 @@ def test_corrector_region_split():
     """Erase and draw: a move's old box in the first channel, its new box in the second, a recolour's box in both;
     a one-channel model's weights copied to both channels give the same model wherever the boxes do not overlap."""
     from nets import CorrectorUNet
-    from train_corrector import edit_boxes
+    from train_corrector import edit_regions
     a = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
     b = a.clone()
     a[0, :, 4:8, 4:8] = 20            # image 0: an object moved from (4..7, 4..7) ...
     b[0, :, 20:24, 10:14] = 20        # ... to (20..23, 10..13)
     a[1, 0, 10:14, 10:14] = 230       # image 1: an object recoloured in place
     b[1, 2, 10:14, 10:14] = 230
-    boxes = edit_boxes(a, b, split=True)
+    boxes, none = edit_regions(a, b, split=True)
+    assert none is None
     assert boxes.shape == (2, 2, 32, 32)
     assert boxes[0, 0].sum() == 16 and boxes[0, 0, 4:8, 4:8].min() == 1
     assert boxes[0, 1].sum() == 16 and boxes[0, 1, 20:24, 10:14].min() == 1
     assert torch.equal(boxes[1, 0], boxes[1, 1]) and boxes[1, 0].sum() == 16
-    assert torch.equal(edit_boxes(a, b), (boxes.amax(1, keepdim=True)))
+    assert torch.equal(edit_regions(a, b)[0], (boxes.amax(1, keepdim=True)))
     torch.manual_seed(0)
     one, two = CorrectorUNet(40, 16, region=1), CorrectorUNet(40, 16, region=2)
     randomize(one)
@@ -272,14 +273,14 @@ def test_corrector_region_split():
 
 def test_silhouette():
     """A recolour's object becomes flat gray inside its box; a move's pixels (erase only) and the background stay."""
-    from train_corrector import SILHOUETTE, edit_boxes, silhouette
+    from train_corrector import SILHOUETTE, edit_regions, silhouette
     a = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
     b = a.clone()
     a[0, :, 4:8, 4:8] = 20            # image 0: moved
     b[0, :, 20:24, 10:14] = 20
     a[1, 0, 10:14, 10:14] = 230       # image 1: recoloured in place (a 2-pixel-wide margin of background in its box)
     b[1, 2, 10:14, 10:14] = 230
-    region = edit_boxes(a, b, split=True).float()
+    region = edit_regions(a, b, split=True)[0].float()
     region[1, :, 8:16, 8:16] = 1.0     # the box grown by 2: background inside it stays
     image = a.float() / 127.5 - 1.0
     out = silhouette(image, a, region)
@@ -297,7 +298,7 @@ def test_color_hint():
     new colour, an added object's with its colour, the object a move leaves (erase only) with none; the hint's
     zero-weight stem channels leave the model as it was."""
     from nets import CorrectorUNet
-    from train_corrector import HINT_RGB, PALETTE, draw_hints, hint_rgb
+    from train_corrector import HINT_RGB, PALETTE, edit_regions, hint_rgb
     names = [n for n, _ in PALETTE]
     a = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
     b = a.clone()
@@ -307,7 +308,9 @@ def test_color_hint():
     b[0, :, 20, 2] = torch.tensor((100, 128, 128), dtype=torch.uint8)                         # an edge pixel: no vote
     a[1, :, 4:8, 4:8] = 15                                                                    # a black one moved:
     b[1, :, 20:24, 20:24] = 15                                                                # only the new box
-    h = draw_hints(a, b)
+    boxes, h = edit_regions(a, b, split=True, hints=True)
+    assert torch.equal(boxes, edit_regions(a, b, split=True)[0])
+    assert torch.equal(boxes[:, 1:2] > 0, h > 0)        # a hint in every drawn box, and only there
     assert h.shape == (2, 1, 32, 32)
     assert (h[0, 0, 10:14, 10:14] == names.index("blue") + 1).all()
     assert (h[0, 0, 20:25, 2:7] == names.index("green") + 1).all()
@@ -327,6 +330,18 @@ def test_color_hint():
     with torch.no_grad():
         assert torch.allclose(five(x, t, tok, image, torch.cat([region, rgb[:1]], 1)), two(x, t, tok, image, region), atol=1e-5)
     print("colour hint ok")
+
+
+def test_palette_twin():
+    """The trainer's palette is ShapeWorld's (src/shapeworld/shapes.ts), colour for colour and in its order: the hint's
+    indices and RGB values are read against it at run time."""
+    import re
+    from train_corrector import PALETTE
+    with open(os.path.join(common.REPO_ROOT, "src", "shapeworld", "shapes.ts")) as f:
+        block = re.search(r"export const PALETTE[^{]*\{(.*?)\};", f.read(), re.S).group(1)
+    ts = [(n, (int(r), int(g), int(b))) for n, r, g, b in re.findall(r"(\w+): \[(\d+), (\d+), (\d+)\]", block)]
+    assert ts == PALETTE, f"training/train_corrector.py PALETTE {PALETTE} differs from shapes.ts {ts}"
+    print("palette twin ok")
 
 
 def test_op_weight():
@@ -363,6 +378,7 @@ if __name__ == "__main__":
     test_corrector_region_split()
     test_silhouette()
     test_color_hint()
+    test_palette_twin()
     test_op_weight()
     test_run_files()
     print("selftest ok")

@@ -85,6 +85,9 @@ def parse_args(argv=None):
                          "with a fresh optimizer and schedule as when it is added")
     ap.add_argument("--gate-lr-mult", type=float, default=1.0,
                     help="learning-rate multiple for the gate's own weights (other than 1: no weight decay on them)")
+    ap.add_argument("--new-schedule", action="store_true",
+                    help="with --resume: keep the weights and Adam's moments, but start a fresh warmup and cosine "
+                         "schedule at --lr from the resumed point (to train on after a schedule has run out)")
     ap.add_argument("--minutes", type=float, default=40.0)
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
@@ -313,20 +316,37 @@ def object_pixels(u8: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def edit_boxes(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, split: bool = False, min_pixels: int = 3) -> torch.Tensor:
-    """[N,C,H,W] uint8: 1 inside the bounding box of each connected region (8-neighbour) where the two images differ,
-    regions under `min_pixels` left out. What the corrector is told to change, as the embedded backend draws it at
-    inference from the objects an edit takes away, changes or puts (boxes, not outlines). `split`: two channels, the
+def edit_regions(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, split: bool = False, hints: bool = False,
+                 min_pixels: int = 3) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What the corrector is told to change, as the embedded backend draws it at inference from the objects an edit
+    takes away, changes or puts (boxes, not outlines): [N,C,H,W] uint8, 1 inside the bounding box of each connected
+    region (8-neighbour) where the two images differ, regions under `min_pixels` left out. `split`: two channels, the
     changed pixels that are a shape in the flawed image (what goes away or changes) and in the enhanced one (what is
-    drawn)."""
+    drawn). `hints`: also [N,1,H,W] uint8, each drawn region's box filled with its colour index (1-10, PALETTE order;
+    0 none): the palette colour most of its pixels are nearest to (the background gray counts, so anti-aliased edges
+    vote for nothing)."""
     warnings.filterwarnings("ignore", message="scatter_reduce")    # "in beta" in torch 1.13; used as documented
-    out = []
-    for s in range(0, len(flawed_u8), 2048):
+    n, _, h, w = flawed_u8.shape
+    boxes = torch.zeros(n, 2 if split else 1, h, w, dtype=torch.uint8)
+    hint = torch.zeros(n, 1, h, w, dtype=torch.uint8) if hints else None
+    for s in range(0, n, 2048):
         f, e = flawed_u8[s:s + 2048], enhanced_u8[s:s + 2048]
         diff = changed_pixels(f, e)
-        masks = [diff & object_pixels(f), diff & object_pixels(e)] if split else [diff]
-        out.append(torch.cat([mask_boxes(m, min_pixels) for m in masks], 1))
-    return torch.cat(out, 0)
+        drawn = components(diff & object_pixels(e)) if split or hints else None
+        for ch, (regions, _) in enumerate([components(diff & object_pixels(f)), drawn] if split else [components(diff)]):
+            for k, (y0, x0, y1, x1), m in regions:
+                if m >= min_pixels:
+                    boxes[s + k, ch, y0:y1 + 1, x0:x1 + 1] = 1
+        if hints and drawn[0]:
+            regions, (b, y, x, inv) = drawn
+            nearest = torch.cdist(e[b, :, y, x].float(), HINT_REF).argmin(1)     # [P] 0 = background
+            votes = torch.zeros(len(regions), len(HINT_REF), dtype=torch.long)
+            votes.index_put_((inv, nearest), torch.ones_like(nearest), accumulate=True)
+            votes[:, 0] = 0
+            for (k, (y0, x0, y1, x1), m), c, v in zip(regions, votes.argmax(1).tolist(), votes.amax(1).tolist()):
+                if m >= min_pixels and v > 0:
+                    hint[s + k, 0, y0:y1 + 1, x0:x1 + 1] = c
+    return boxes, hint
 
 
 def components(mask: torch.Tensor):
@@ -352,16 +372,6 @@ def components(mask: torch.Tensor):
     return regions, (b, y, x, inv)
 
 
-def mask_boxes(mask: torch.Tensor, min_pixels: int) -> torch.Tensor:
-    """[N,1,H,W] bool -> uint8: the bounding boxes of its connected regions (8-neighbour) of at least `min_pixels`."""
-    n, _, h, w = mask.shape
-    out = torch.zeros(n, 1, h, w, dtype=torch.uint8)
-    for k, (y0, x0, y1, x1), m in components(mask)[0]:
-        if m >= min_pixels:
-            out[k, 0, y0:y1 + 1, x0:x1 + 1] = 1
-    return out
-
-
 # GenEval's ten colours as ShapeWorld renders them (src/shapeworld/shapes.ts PALETTE), in its order; exported in the
 # model's meta (`colorHint`) so that the runtime writes the hint with the very values the model was trained on.
 PALETTE = [("red", (220, 30, 30)), ("orange", (255, 140, 0)), ("yellow", (250, 225, 20)), ("green", (30, 160, 50)),
@@ -369,31 +379,8 @@ PALETTE = [("red", (220, 30, 30)), ("orange", (255, 140, 0)), ("yellow", (250, 2
            ("black", (15, 15, 15)), ("white", (245, 245, 245))]
 # hint index -> RGB in [-1, 1]; index 0 is "no hint" (0, the background gray, which is no palette colour)
 HINT_RGB = torch.tensor([(0.0, 0.0, 0.0)] + [tuple(c / 127.5 - 1 for c in rgb) for _, rgb in PALETTE])
-
-
-@torch.no_grad()
-def draw_hints(flawed_u8: torch.Tensor, enhanced_u8: torch.Tensor, min_pixels: int = 3) -> torch.Tensor:
-    """[N,1,H,W] uint8 colour index (1-10, PALETTE order; 0 none) filling the bounding box of each connected region of
-    drawn pixels (changed, and a shape in the enhanced image: the draw channel's regions), with the palette colour most
-    of its pixels are nearest to (the background gray counts, so anti-aliased edges vote for nothing)."""
-    warnings.filterwarnings("ignore", message="scatter_reduce")
-    ref = torch.tensor([(128, 128, 128)] + [rgb for _, rgb in PALETTE], dtype=torch.float32)     # 0 = background
-    out = torch.zeros(len(flawed_u8), 1, flawed_u8.shape[2], flawed_u8.shape[3], dtype=torch.uint8)
-    for s in range(0, len(flawed_u8), 2048):
-        f, e = flawed_u8[s:s + 2048], enhanced_u8[s:s + 2048]
-        regions, (b, y, x, inv) = components(changed_pixels(f, e) & object_pixels(e))
-        if not regions:
-            continue
-        rgb = e[b, :, y, x].float()                                     # [P,3]
-        nearest = torch.cdist(rgb, ref).argmin(1)                       # [P] 0 = background
-        votes = torch.zeros(len(regions), len(ref), dtype=torch.long)
-        votes.index_put_((inv, nearest), torch.ones_like(nearest), accumulate=True)
-        votes[:, 0] = 0
-        best = votes.argmax(1)
-        for (k, (y0, x0, y1, x1), m), c, v in zip(regions, best.tolist(), votes.amax(1).tolist()):
-            if m >= min_pixels and v > 0:
-                out[s + k, 0, y0:y1 + 1, x0:x1 + 1] = c
-    return out
+# the colours a drawn pixel is read as: index 0 the background gray (votes for nothing), then PALETTE
+HINT_REF = torch.tensor([(128, 128, 128)] + [rgb for _, rgb in PALETTE], dtype=torch.float32)
 
 
 def hint_rgb(index_u8: torch.Tensor) -> torch.Tensor:
@@ -581,8 +568,8 @@ def main(argv=None):
     refined_tokens, _ = encode(data["refined"], vocab, cfg["max_tokens"])
     flawed = torch.from_numpy(data["flawed"].transpose(0, 3, 1, 2).copy())
     enhanced = torch.from_numpy(data["enhanced"].transpose(0, 3, 1, 2).copy())
-    boxes = edit_boxes(flawed, enhanced, split=region_channels(cfg) == 2) if cfg.get("region") else None
-    hints = draw_hints(flawed, enhanced) if cfg.get("color_hint") else None
+    boxes, hints = (edit_regions(flawed, enhanced, split=region_channels(cfg) == 2, hints=bool(cfg.get("color_hint")))
+                    if cfg.get("region") else (None, None))
     hold = held_out(data["key"])
     generated = np.isin(data["source"], ["model", "refine", "edit", "run"])
     per_triplet = np.array([args.source_weights.get(str(s), 1.0) for s in data["source"]])
@@ -645,6 +632,9 @@ def main(argv=None):
                                  "its own gate learning rate: resume with the run's --gate-lr-mult")
             opt_state_restore(opt, ck["opt"])
             schedule = ck.get("schedule", schedule)
+            if args.new_schedule:
+                schedule = {"start_step": step, "start_elapsed": elapsed0}
+                print(f"a new schedule from step {step} at lr {args.lr:g}")
     ema = EMA(model, args.ema)
     gen = torch.Generator().manual_seed(args.seed + 1000003 * step)
 
