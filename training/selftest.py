@@ -332,15 +332,57 @@ def test_color_hint():
     print("colour hint ok")
 
 
+def test_class_hint():
+    """The class of each drawn box: from the reflection's drawn objects when they are one class, else matched by the
+    colour hint; none when neither tells; the hint's zero-weight stem channels leave the model as it was."""
+    from nets import CorrectorUNet
+    from train_corrector import CLASSES, class_hints, class_onehot, drawn_refs
+    assert drawn_refs("x [Reflexion]: Add a triangle above the red square\nRemove the blue star\n"
+                      "Replace the black cross with a white cross\nMove the circle below the square\n"
+                      "Move the pink diamond to the left of the star\nAdd an orange star") == [
+        ("triangle", None), ("cross", "white"), ("circle", None), ("diamond", "pink"), ("star", "orange")]
+    draw = torch.zeros(3, 1, 32, 32, dtype=torch.uint8)
+    color = torch.zeros(3, 1, 32, 32, dtype=torch.uint8)
+    draw[:, 0, 2:6, 2:6] = 1
+    draw[:, 0, 20:25, 20:25] = 1
+    color[1, 0, 2:6, 2:6] = 5            # blue
+    color[1, 0, 20:25, 20:25] = 4        # green
+    texts = ["a [Reflexion]: Add a star\nAdd a star",
+             "b [Reflexion]: Replace the red circle with a blue square\nAdd a green star above the blue square",
+             "c [Reflexion]: Add a star\nAdd a circle"]
+    k = class_hints(draw, color, texts)
+    assert (k[0][draw[0] > 0] == CLASSES.index("star") + 1).all() and int(k[0].gt(0).sum()) == 16 + 25
+    assert (k[1, 0, 2:6, 2:6] == CLASSES.index("square") + 1).all()
+    assert (k[1, 0, 20:25, 20:25] == CLASSES.index("star") + 1).all() and int(k[1].gt(0).sum()) == 16 + 25
+    assert k[2].max() == 0
+    onehot = class_onehot(k)
+    assert onehot.shape == (3, 6, 32, 32) and onehot[0, CLASSES.index("star"), 3, 3] == 1 and onehot[0, :, 3, 3].sum() == 1
+    assert onehot[2].abs().max() == 0 and onehot[0, :, 10, 10].abs().max() == 0
+    torch.manual_seed(0)
+    five, eleven = CorrectorUNet(40, 16, region=5), CorrectorUNet(40, 16, region=11)
+    randomize(five)
+    sd = five.state_dict()
+    eleven.load_state_dict({**sd, "stem.weight": torch.cat([sd["stem.weight"], torch.zeros(sd["stem.weight"].shape[0], 6, 3, 3)], 1)})
+    x, image, t, tok = torch.randn(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.tensor([0.7]), torch.randint(2, 40, (1, 16))
+    region = torch.rand(1, 5, 32, 32).round()
+    with torch.no_grad():
+        assert torch.allclose(eleven(x, t, tok, image, torch.cat([region, onehot[1:2]], 1)), five(x, t, tok, image, region), atol=1e-5)
+    print("class hint ok")
+
+
 def test_palette_twin():
-    """The trainer's palette is ShapeWorld's (src/shapeworld/shapes.ts), colour for colour and in its order: the hint's
-    indices and RGB values are read against it at run time."""
+    """The trainer's palette and classes are ShapeWorld's (src/shapeworld/shapes.ts), in its order: the hints' indices
+    and values are read against them at run time."""
     import re
     from train_corrector import PALETTE
     with open(os.path.join(common.REPO_ROOT, "src", "shapeworld", "shapes.ts")) as f:
-        block = re.search(r"export const PALETTE[^{]*\{(.*?)\};", f.read(), re.S).group(1)
+        source = f.read()
+    block = re.search(r"export const PALETTE[^{]*\{(.*?)\};", source, re.S).group(1)
     ts = [(n, (int(r), int(g), int(b))) for n, r, g, b in re.findall(r"(\w+): \[(\d+), (\d+), (\d+)\]", block)]
     assert ts == PALETTE, f"training/train_corrector.py PALETTE {PALETTE} differs from shapes.ts {ts}"
+    from train_corrector import CLASSES
+    shapes = re.search(r"export const SHAPES = \[([^\]]*)\]", source).group(1)
+    assert re.findall(r"'(\w+)'", shapes) == CLASSES, f"train_corrector.py CLASSES {CLASSES} differs from shapes.ts SHAPES"
     print("palette twin ok")
 
 
@@ -378,6 +420,7 @@ if __name__ == "__main__":
     test_corrector_region_split()
     test_silhouette()
     test_color_hint()
+    test_class_hint()
     test_palette_twin()
     test_op_weight()
     test_run_files()

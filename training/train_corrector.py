@@ -76,6 +76,14 @@ def parse_args(argv=None):
                          "palette RGB in [-1, 1], 0 where unknown), read from the enhanced image's new pixels in "
                          "training and from the edit at run time; with --resume on a checkpoint without them they are "
                          "added with zero weights and the schedule starts again")
+    ap.add_argument("--class-hint", action="store_true",
+                    help="with --color-hint: six more region channels, the class each drawn box is to have (one-hot, "
+                         "CLASSES order; 0 where unknown), read from the reflection's drawn objects in training (when "
+                         "they are one class, or their colours tell them apart) and from the edit at run time; with "
+                         "--resume on a checkpoint without them they are added with zero weights and the schedule "
+                         "starts again")
+    ap.add_argument("--p-no-class", type=float, default=0.15,
+                    help="drop the class hint (zeros), as when the reflection cannot be grounded")
     ap.add_argument("--p-no-hint", type=float, default=0.25,
                     help="drop the colour hint (zeros), as for an added object whose colour no edit names")
     ap.add_argument("--p-no-region", type=float, default=0.15,
@@ -256,8 +264,9 @@ def region_channels(cfg: dict) -> int:
 
 
 def input_region_channels(cfg: dict) -> int:
-    """The model's region input: the mask channels, then the colour hint's three (RGB) when it has one."""
-    return region_channels(cfg) + (3 if cfg.get("color_hint") else 0)
+    """The model's region input: the mask channels, then the colour hint's three (RGB) and the class hint's six
+    (one-hot) when it has them."""
+    return region_channels(cfg) + (3 if cfg.get("color_hint") else 0) + (len(CLASSES) if cfg.get("class_hint") else 0)
 
 
 def build_model(cfg: dict, gate_bias: float = -6.0) -> CorrectorUNet:
@@ -388,6 +397,55 @@ def hint_rgb(index_u8: torch.Tensor) -> torch.Tensor:
     return HINT_RGB[index_u8[:, 0].long()].permute(0, 3, 1, 2).contiguous()
 
 
+# ShapeWorld's six classes (src/shapeworld/shapes.ts SHAPES), in its order; exported in the model's meta
+# (`classHint`): plane k of the class hint is CLASSES[k].
+CLASSES = ["circle", "square", "triangle", "star", "diamond", "cross"]
+COLOR_NAMES = [n for n, _ in PALETTE]
+DRAWN = re.compile(r"^(?:add (?:a|an)|replace the (?:\w+ )?\w+ with (?:a|an)|move the) (?:(\w+) )?(\w+)\b")
+
+
+def drawn_refs(text: str) -> list:
+    """(class, colour or None) of each object the reflection's lines draw: what an Add puts, what a Replace puts in,
+    what a Move moves (a Remove draws nothing)."""
+    out = []
+    for line in text.partition("[Reflexion]:")[2].strip().lower().splitlines():
+        m = DRAWN.match(line.strip())
+        if not m:
+            continue
+        first, second = m.groups()
+        if first in COLOR_NAMES and second in CLASSES:
+            out.append((second, first))
+        elif first is None and second in CLASSES:
+            out.append((second, None))
+        elif first in CLASSES:          # "Move the star above ..." read as (star, above)
+            out.append((first, None))
+    return out
+
+
+@torch.no_grad()
+def class_hints(draw_boxes: torch.Tensor, color_index: torch.Tensor | None, texts) -> torch.Tensor:
+    """[N,1,H,W] uint8 class index (1-6, CLASSES order; 0 none) over the draw boxes: every box takes the class of the
+    objects the reflection draws when they are all one class; else a box takes the class of the one drawn object of
+    its colour hint's colour (when the reflection names that colour for one class only); else none."""
+    out = torch.zeros_like(draw_boxes, dtype=torch.uint8)
+    for i, text in enumerate(texts):
+        refs = drawn_refs(str(text))
+        classes = {c for c, _ in refs}
+        if len(classes) == 1:
+            out[i][draw_boxes[i] > 0] = CLASSES.index(classes.pop()) + 1
+        elif len(classes) > 1 and color_index is not None:
+            for col in {c for _, c in refs if c}:
+                named = {c for c, k in refs if k == col}
+                if len(named) == 1:
+                    out[i][(color_index[i] == COLOR_NAMES.index(col) + 1) & (draw_boxes[i] > 0)] = CLASSES.index(named.pop()) + 1
+    return out
+
+
+def class_onehot(index_u8: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] class indices -> [B,6,H,W] the model's class-hint channels (1 on the box's class plane)."""
+    return F.one_hot(index_u8[:, 0].long(), len(CLASSES) + 1)[..., 1:].permute(0, 3, 1, 2).float().contiguous()
+
+
 SILHOUETTE = 64     # the flat gray of a silhouette (0-255): apart from the background (128), black (15) and white (245)
 
 
@@ -408,7 +466,8 @@ def grown_boxes(boxes_u8: torch.Tensor, grow) -> torch.Tensor:
 
 
 @torch.no_grad()
-def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silhouettes=False, hints=None) -> float:
+def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silhouettes=False, hints=None,
+              classes=None) -> float:
     g = torch.Generator().manual_seed(seed)
     was = model.training
     model.eval()
@@ -424,6 +483,8 @@ def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silho
             image = silhouette(image, flawed[j], region)
         if hints is not None:
             region = torch.cat([region, hint_rgb(grown_boxes(hints[j], torch.ones(len(j), dtype=torch.long)).byte())], 1)
+        if classes is not None:
+            region = torch.cat([region, class_onehot(grown_boxes(classes[j], torch.ones(len(j), dtype=torch.long)).byte())], 1)
         tot += velocity_loss(model, x0, tokens[j], image, t, eps, region=region).item() * len(j)
         n += len(j)
     model.train(was)
@@ -478,6 +539,7 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
         **({"regionChannels": region_channels(cfg)} if region else {}),
         **({"silhouette": SILHOUETTE} if cfg.get("silhouette") else {}),
         **({"colorHint": dict(PALETTE)} if cfg.get("color_hint") else {}),
+        **({"classHint": CLASSES} if cfg.get("class_hint") else {}),
         "instruction": "refined prompt [Reflexion]: reflection (instructions joined by newlines)",
         "convention": CONVENTION,
         "conventionDetail": {
@@ -492,7 +554,9 @@ def export(cfg, ema_state, args, vocab, summary, sample_tokens):
                            "pixel); channel 1: 1 inside the boxes where it draws (new, moved or changed objects); "
                            "all zeros when unknown; in every row" +
                            ("; channels 2-4: inside a draw box whose object's colour the edit names, that colour's "
-                            "colorHint RGB / 127.5 - 1, else 0" if cfg.get("color_hint") else ""))} if region else {}),
+                            "colorHint RGB / 127.5 - 1, else 0" if cfg.get("color_hint") else "") +
+                           ("; channels 5-10: inside a draw box, 1 on the plane of its object's class (classHint "
+                            "order), else 0" if cfg.get("class_hint") else ""))} if region else {}),
             **({"silhouette": f"the image's pixels inside both region channels that are more than 40 of 255 from the "
                               f"background gray in some channel are set to ({SILHOUETTE}, {SILHOUETTE}, {SILHOUETTE})"}
                if cfg.get("silhouette") else {}),
@@ -535,6 +599,7 @@ def main(argv=None):
     add_region = False  # an edit-region channel added to a checkpoint trained without one
     split_region = False  # a one-channel region split into erase and draw
     add_hint = False      # colour-hint channels added to a checkpoint trained without them
+    add_class = False     # class-hint channels added to a checkpoint trained without them
     if ck is not None:
         cfg, vocab = dict(ck["cfg"]), ck["vocab"]
         grow = ((args.gate and not cfg.get("gate", False)) or args.gate_reset is not None) and not args.export_only
@@ -547,14 +612,20 @@ def main(argv=None):
         if split_region:
             cfg["region"], cfg["region_channels"] = True, 2
         add_hint = args.color_hint and not cfg.get("color_hint") and not args.export_only
+        add_class = args.class_hint and not cfg.get("class_hint") and not args.export_only
     else:
         vocab = build_vocab(gen_meta["vocab"], data["text"])
         cfg = {"vocab_size": len(vocab), "max_tokens": args.max_tokens, "channels": [32, 64, 128], "text_layers": 2,
                "cond": args.cond, "gate": args.gate, "region": args.region or args.region_split,
                "region_channels": 2 if args.region_split else 1}
         add_hint = args.color_hint
+        add_class = args.class_hint
     if add_hint:
         cfg["color_hint"] = True
+    if add_class:
+        cfg["class_hint"] = True
+    if cfg.get("class_hint") and not cfg.get("color_hint"):
+        raise SystemExit("--class-hint goes with the colour hint (--color-hint)")
     if cfg.get("color_hint") and region_channels(cfg) != 2:
         raise SystemExit("--color-hint needs the two-channel edit region (--region-split)")
     if args.silhouette and not args.export_only:
@@ -570,6 +641,7 @@ def main(argv=None):
     enhanced = torch.from_numpy(data["enhanced"].transpose(0, 3, 1, 2).copy())
     boxes, hints = (edit_regions(flawed, enhanced, split=region_channels(cfg) == 2, hints=bool(cfg.get("color_hint")))
                     if cfg.get("region") else (None, None))
+    classes = class_hints(boxes[:, 1:2], hints, data["text"]) if cfg.get("class_hint") else None
     hold = held_out(data["key"])
     generated = np.isin(data["source"], ["model", "refine", "edit", "run"])
     per_triplet = np.array([args.source_weights.get(str(s), 1.0) for s in data["source"]])
@@ -616,14 +688,17 @@ def main(argv=None):
         if add_hint:    # the hint's stem weights start at zero: step 0 is the checkpoint's model
             old = ema_sd["stem.weight"]
             ema_sd["stem.weight"] = torch.cat([old, torch.zeros(old.shape[0], 3, *old.shape[2:])], 1)
+        if add_class:   # the same for the class hint's six
+            old = ema_sd["stem.weight"]
+            ema_sd["stem.weight"] = torch.cat([old, torch.zeros(old.shape[0], len(CLASSES), *old.shape[2:])], 1)
         missing, unexpected = model.load_state_dict(ema_sd, strict=not grow)
         if unexpected or any(not k.startswith("gate.") for k in missing):
             raise SystemExit(f"checkpoint does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         step, elapsed0, history = ck["step"], ck["elapsed"], ck.get("history", [])
-        if grow or add_region or split_region or add_hint:  # new parameters: a fresh optimizer and schedule from here
-            schedule = {"start_step": step, "start_elapsed": elapsed0}
+        if grow or add_region or split_region or add_hint or add_class:  # new parameters: a fresh optimizer and
+            schedule = {"start_step": step, "start_elapsed": elapsed0}     # schedule from here
             what = ("edit region" if add_region else "erase/draw region" if split_region else
-                    "colour hint" if add_hint else "copy gate")
+                    "colour hint" if add_hint else "class hint" if add_class else "copy gate")
             print(f"{what} {'started again' if args.gate_reset is not None else 'added'} at step {step}; "
                   "the schedule starts again")
         else:
@@ -646,7 +721,8 @@ def main(argv=None):
                "source_weights": args.source_weights, "source_counts": counts, "cond_noise": args.cond_noise,
                "edit_weight": args.edit_weight, "op_weights": args.op_weights, "gate": bool(cfg.get("gate", False)),
                "region": bool(cfg.get("region", False)), "region_channels": region_channels(cfg), "silhouette": bool(cfg.get("silhouette")), "p_no_region": args.p_no_region,
-               "color_hint": bool(cfg.get("color_hint")), "p_no_hint": args.p_no_hint, "torch": torch.__version__,
+               "color_hint": bool(cfg.get("color_hint")), "p_no_hint": args.p_no_hint, "class_hint": bool(cfg.get("class_hint")),
+               "p_no_class": args.p_no_class, "torch": torch.__version__,
                "init": init_info, "history": history, "out": args.out}
 
     def checkpoint():
@@ -694,6 +770,10 @@ def main(argv=None):
                     hint = hint_rgb(grown_boxes(hints[idx], grow_by).byte())
                     hint[no_region | (torch.rand(b, generator=gen) < args.p_no_hint)] = 0.0
                     region = torch.cat([region, hint], 1)
+                if classes is not None:
+                    cls = class_onehot(grown_boxes(classes[idx], grow_by).byte())
+                    cls[no_region | (torch.rand(b, generator=gen) < args.p_no_class)] = 0.0
+                    region = torch.cat([region, cls], 1)
             t = sample_t(b, gen)
             eps = torch.randn(x0.shape, generator=gen)
             span = budget - schedule["start_elapsed"]
@@ -730,9 +810,10 @@ def main(argv=None):
         ev = build_model(cfg)
         ev.load_state_dict(ema.state_dict())
         sil = bool(cfg.get("silhouette"))
-        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx, boxes=boxes, silhouettes=sil, hints=hints)
+        summary["eval_loss"] = eval_loss(ev, enhanced, flawed, tokens, val_idx, boxes=boxes, silhouettes=sil, hints=hints,
+                                         classes=classes)
         summary["eval_loss_generated"] = eval_loss(ev, enhanced, flawed, tokens, val_gen_idx, boxes=boxes,
-                                                   silhouettes=sil, hints=hints)
+                                                   silhouettes=sil, hints=hints, classes=classes)
         log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "loss": round(summary.get("final_loss", float("nan")), 5),
                    "lr": "", "steps_per_s": round((step - run_start_step) / max(run_secs, 1e-9), 3),
                    "val_loss": round(summary["eval_loss"], 5), "val_gen_loss": round(summary["eval_loss_generated"], 5)})

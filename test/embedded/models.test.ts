@@ -13,7 +13,7 @@ import { EmbeddedVerifier } from '../../src/backends/embedded/verifier.js';
 import { SPEC_LENGTH } from '../../src/backends/embedded/spec.js';
 import { testPrompts, withArticle } from '../../src/shapeworld/prompts.js';
 import { renderScene } from '../../src/shapeworld/render.js';
-import { PALETTE } from '../../src/shapeworld/shapes.js';
+import { PALETTE, SHAPES } from '../../src/shapeworld/shapes.js';
 import { sceneForSpec } from '../../src/shapeworld/scene.js';
 import { loadModel, ort, type ModelSession } from '../../src/backends/embedded/onnx.js';
 import { pngToTensor } from '../../src/backends/embedded/image.js';
@@ -66,10 +66,10 @@ describe('shipped ONNX models', () => {
   });
 
   it('corrector: x, t, tokens [B,T], image [B,3,32,32], region [B,R,32,32] → v [B,3,32,32], for any batch size', async () => {
-    const { session, meta } = await loadModel<{ maxTokens: number; cond: string; region: boolean; regionChannels?: number; colorHint?: object }>(MODELS_DIR, 'corrector', 1);
+    const { session, meta } = await loadModel<{ maxTokens: number; cond: string; region: boolean; regionChannels?: number; colorHint?: object; classHint?: string[] }>(MODELS_DIR, 'corrector', 1);
     expect([...session.inputNames].sort()).toEqual(['image', 'region', 't', 'tokens', 'x']);
     expect([meta.cond, meta.region]).toEqual(['channels', true]);
-    const r = (meta.regionChannels ?? 1) + (meta.colorHint ? 3 : 0);
+    const r = (meta.regionChannels ?? 1) + (meta.colorHint ? 3 : 0) + (meta.classHint?.length ?? 0);
     for (const b of [1, 3]) {
       const out = await session.run({
         x: new ort.Tensor('float32', new Float32Array(b * 3 * 32 * 32), [b, 3, 32, 32]),
@@ -146,6 +146,22 @@ describe('shipped ONNX models', () => {
     for (const bad of [{ colorHint: nine }, { colorHint: { ...PALETTE, red: [300, 0, 0] } }, { colorHint: PALETTE, regionChannels: 1 }]) {
       writeFileSync(path.join(dir, 'corrector.json'), JSON.stringify({ ...meta, ...bad }));
       await expect(EmbeddedCorrector.load(dir, {}, perception)).rejects.toThrow(/colorHint must give each of/);
+    }
+  });
+
+  it('corrector class hint: a card with a colour hint may list its classes (one more region plane each); a list that is not the six, or no colour hint, is refused', async () => {
+    const meta = JSON.parse(readFileSync(path.join(MODELS_DIR, 'corrector.json'), 'utf8')) as Record<string, unknown>;
+    const dir = mkdtempSync(path.join(tmpdir(), 'rf-corrector-'));
+    symlinkSync(path.join(MODELS_DIR, 'corrector.onnx'), path.join(dir, 'corrector.onnx'));
+    const perception = await Perception.load(MODELS_DIR, { threads: 1 });
+    const reversed = [...SHAPES].reverse();
+    writeFileSync(path.join(dir, 'corrector.json'), JSON.stringify({ ...meta, regionChannels: 2, colorHint: PALETTE, classHint: reversed }));
+    const classed = await EmbeddedCorrector.load(dir, {}, perception);
+    expect([classed.regionLayout?.classes, classed.regionPlanes]).toEqual([reversed, 11]);
+    const { colorHint: _hint, ...noHint } = meta;
+    for (const bad of [{ ...meta, colorHint: PALETTE, classHint: SHAPES.slice(1) }, { ...meta, colorHint: PALETTE, classHint: [...SHAPES.slice(1), 'circle', 'circle'] }, { ...noHint, classHint: [...SHAPES] }]) {
+      writeFileSync(path.join(dir, 'corrector.json'), JSON.stringify(bad));
+      await expect(EmbeddedCorrector.load(dir, {}, perception)).rejects.toThrow(/classHint must list each of/);
     }
   });
 

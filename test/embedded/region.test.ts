@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { silhouette } from '../../src/backends/embedded/corrector.js';
 import { editRegion } from '../../src/backends/embedded/region.js';
 import type { Detection } from '../../src/shapeworld/rules.js';
-import { PALETTE, type Color, type Shape } from '../../src/shapeworld/shapes.js';
+import { PALETTE, SHAPES, type Color, type Shape } from '../../src/shapeworld/shapes.js';
 
 const S = 32;
 
@@ -129,6 +129,36 @@ describe('editRegion: the colour hint', () => {
 
   it('goes only with the two-plane region', () => {
     expect(() => editRegion([circle], ['Remove the red circle'], S, 1, { channels: 1, hint: PALETTE })).toThrow(/two-plane/);
+  });
+});
+
+describe('editRegion: the class hint', () => {
+  const circle = det('circle', 'red', 0.25, 0.5);
+  const square = det('square', 'blue', 0.75, 0.5);
+  const layout = { channels: 2 as const, hint: PALETTE, classes: SHAPES };
+  const plane = (region: Float32Array, k: number): Float32Array => region.subarray(k * S * S, (k + 1) * S * S);
+
+  it('marks each draw box on the plane of the class of its object, and nowhere else', () => {
+    const region = editRegion([circle, square], ['Replace the red circle with a green star'], S, 1, layout);
+    expect(region.length).toBe(11 * S * S);
+    expect(region.subarray(0, 5 * S * S)).toEqual(editRegion([circle, square], ['Replace the red circle with a green star'], S, 1, { channels: 2, hint: PALETTE }));
+    const draw = plane(region, 1);
+    expect(draw.some((v) => v > 0)).toBe(true);
+    SHAPES.forEach((shape, k) => expect(plane(region, 5 + k)).toEqual(shape === 'star' ? draw : new Float32Array(S * S)));
+  });
+
+  it('gives an Add that names no colour its class though no colour', () => {
+    const region = editRegion([square], ['Add a cross to the left of the blue square'], S, 7, layout);
+    expect(region.subarray(2 * S * S, 5 * S * S).every((v) => v === 0)).toBe(true);
+    expect(plane(region, 5 + SHAPES.indexOf('cross'))).toEqual(plane(region, 1));
+    expect(plane(region, 1).some((v) => v > 0)).toBe(true);
+  });
+
+  it('follows the order the model was trained in, and goes only with the colour hint', () => {
+    const reversed = [...SHAPES].reverse();
+    const region = editRegion([circle, square], ['Replace the red circle with a green star'], S, 1, { ...layout, classes: reversed });
+    expect(plane(region, 5 + reversed.indexOf('star'))).toEqual(plane(region, 1));
+    expect(() => editRegion([circle], ['Remove the red circle'], S, 1, { channels: 2, classes: SHAPES })).toThrow(/colour hint/);
   });
 });
 

@@ -2,7 +2,7 @@ import type { CallOptions, CorrectRequest, Corrector } from '../../core/roles.js
 import { correctorInstruction } from '../../core/roles.js';
 import { UserError } from '../../core/errors.js';
 import type { Image } from '../../core/types.js';
-import { BACKGROUND, COLORS, type Color, type RGB } from '../../shapeworld/shapes.js';
+import { BACKGROUND, COLORS, SHAPES, type Color, type RGB, type Shape } from '../../shapeworld/shapes.js';
 import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
 import { checkFlowPrompt, fixedSize } from './check.js';
 import { FLOW_BATCH_WINDOW_MS, sampleFlow, type FlowModelMeta, type FlowGeneratorOptions } from './generator.js';
@@ -31,6 +31,8 @@ export interface CorrectorMeta extends FlowModelMeta {
    * colours' RGB (0–255) as it was trained on them (region.ts)
    */
   colorHint?: Record<Color, RGB>;
+  /** (with `colorHint`) the model also reads each drawn box's class, one more region plane per class, in this order */
+  classHint?: Shape[];
 }
 
 export interface CorrectorOptions extends FlowGeneratorOptions {
@@ -93,6 +95,9 @@ export class EmbeddedCorrector implements Corrector {
     if (meta.colorHint !== undefined && !(meta.region && meta.regionChannels === 2 && isPalette(meta.colorHint))) {
       throw new UserError(`${dir}/corrector.json: colorHint must give each of ${COLORS.join(', ')} an RGB of 0-255 integers, on a two-channel region model`);
     }
+    if (meta.classHint !== undefined && !(meta.colorHint && isClassList(meta.classHint))) {
+      throw new UserError(`${dir}/corrector.json: classHint must list each of ${SHAPES.join(', ')} once, on a model with a colorHint`);
+    }
     return new EmbeddedCorrector(session, meta, new Tokenizer(meta.vocab, meta.maxTokens), opts, hash, meta.region ? perception : undefined);
   }
 
@@ -126,7 +131,11 @@ export class EmbeddedCorrector implements Corrector {
   /** The edit region's planes, or undefined for a model without one. */
   get regionLayout(): RegionLayout | undefined {
     if (!this.meta.region) return undefined;
-    return { channels: this.meta.regionChannels ?? 1, ...(this.meta.colorHint ? { hint: this.meta.colorHint } : {}) };
+    return {
+      channels: this.meta.regionChannels ?? 1,
+      ...(this.meta.colorHint ? { hint: this.meta.colorHint } : {}),
+      ...(this.meta.classHint ? { classes: this.meta.classHint } : {}),
+    };
   }
 
   /** How many size × size planes its edit region has (0 without one). */
@@ -172,7 +181,7 @@ export class EmbeddedCorrector implements Corrector {
     return Promise.all(reqs.map((_, i) => (signals[i]?.aborted ? undefined : tensorToPng(x, i * per, size))));
   }
 
-  /** The pixels outside every mask plane of a non-empty region, when this corrector keeps them (the colour hint lies inside them). */
+  /** The pixels outside every mask plane of a non-empty region, when this corrector keeps them (the hints lie inside them). */
   private kept(region: Float32Array): { keep?: Float32Array } {
     const plane = this.meta.size * this.meta.size;
     const masks = region.subarray(0, (this.regionLayout?.channels ?? 0) * plane);
@@ -206,6 +215,10 @@ function isPalette(p: unknown): p is Record<Color, RGB> {
   if (typeof p !== 'object' || p === null) return false;
   const table = p as Record<string, unknown>;
   return Object.keys(table).length === COLORS.length && COLORS.every((c) => Array.isArray(table[c]) && table[c].length === 3 && table[c].every((v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255));
+}
+
+function isClassList(p: unknown): p is Shape[] {
+  return Array.isArray(p) && p.length === SHAPES.length && SHAPES.every((c) => p.includes(c));
 }
 
 /** A start for the flow, t in (0, 1]; undefined means the default. */

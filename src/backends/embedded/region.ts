@@ -17,12 +17,14 @@
  * A corrector trained with a colour hint (models/corrector.json `colorHint`) also reads, over each box where it draws,
  * the colour the object there is to have: the colour the edit names, or the one the perception read for an object it
  * moves or redraws. An Add that names no colour leaves its box without one, as in training when the hint was dropped.
+ * One trained with a class hint (`classHint`) reads each draw box's class too, one plane per class: the class of the
+ * object drawn there, which the edit always names.
  */
 import { answersTo, applyEdit, parseEdit, type Edit, type ObjectRef } from '../../shapeworld/edits.js';
 import { mixSeed, Rng } from '../../shapeworld/random.js';
 import type { Detection, Relation } from '../../shapeworld/rules.js';
 import { objectBox, sameObject, type Scene, type SceneObject } from '../../shapeworld/scene.js';
-import type { Color, RGB } from '../../shapeworld/shapes.js';
+import type { Color, RGB, Shape } from '../../shapeworld/shapes.js';
 
 type Box = readonly [number, number, number, number];
 
@@ -35,10 +37,12 @@ export interface RegionLayout {
    * an Add names no colour (the model picks one)
    */
   hint?: Readonly<Record<Color, RGB>>;
+  /** (with a `hint`) the classes in the model's plane order: each draw box gets 1 on its object's class plane */
+  classes?: readonly Shape[];
 }
 
 /** How many planes of size × size a region of `layout` has. */
-export const regionPlanes = (layout: RegionLayout): number => layout.channels + (layout.hint ? 3 : 0);
+export const regionPlanes = (layout: RegionLayout): number => layout.channels + (layout.hint ? 3 : 0) + (layout.classes?.length ?? 0);
 
 /** A box is drawn a pixel wider on each side than the pixels it overlaps, as the training regions were on average. */
 const GROW = 1;
@@ -47,11 +51,12 @@ const GROW = 1;
  * The region mask (size × size, 1 inside, 0 outside) of `items` (one edit instruction each) on an image whose objects
  * are `detections`. Deterministic in its inputs; `seed` draws where an added or moved object goes. With `channels` 2
  * it is two planes: the boxes of what goes away or changes (erase), then of what is drawn (draw); with 1, both in one.
- * With a `hint`, three planes more: the colour of each drawn box (RegionLayout).
+ * With a `hint`, three planes more: the colour of each drawn box; with `classes`, one more per class (RegionLayout).
  */
 export function editRegion(detections: readonly Detection[], items: readonly string[], size: number, seed: number, layout: RegionLayout = { channels: 1 }): Float32Array {
-  const { channels, hint } = layout;
+  const { channels, hint, classes } = layout;
   if (hint && channels !== 2) throw new Error('editRegion: a colour hint goes with the two-plane (erase, draw) region');
+  if (classes && !hint) throw new Error('editRegion: a class hint goes with the colour hint');
   const before: Scene = detections.map((d) => ({ shape: d.shape, color: d.color, cx: d.cx, cy: d.cy, r: d.r }));
   const boxOf = new Map<SceneObject, Box>(before.map((o, i) => [o, detections[i]!.box]));
   const rng = new Rng(mixSeed(seed, 'edit-region'));
@@ -77,6 +82,8 @@ export function editRegion(detections: readonly Detection[], items: readonly str
     if (boxOf.has(o) && !redraw.has(o)) continue;
     fill(draw, size, objectBox(o));
     if (hint && !unnamed.has(o)) hint[o.color].forEach((c, k) => fill(mask.subarray((channels + k) * plane, (channels + k + 1) * plane), size, objectBox(o), c / 127.5 - 1));
+    const k = classes ? channels + 3 + classes.indexOf(o.shape) : -1;
+    if (classes && k >= channels + 3) fill(mask.subarray(k * plane, (k + 1) * plane), size, objectBox(o));
   }
   return mask;
 }
