@@ -15,8 +15,13 @@
  * Pass = the evaluator's verdict on the original prompt. "kept" is the share of the flawed image's objects that no
  * edit touches and that the corrected image still has (same class and colour, centre within 0.1 of the side).
  *
- *   npm run build && node dist/bench/corrector-alone.js [--set test|compositional|train] [--flawed 200] [--models DIR] [--strength S] [--guidance G]
+ * The corrector arm is also broken down by the kinds of edit a case asks for ("move", "add+remove", ...), and
+ * `--failures FILE` writes one JSON line per case it fails (prompt, instruction, the evaluator's reason) to read
+ * what is left. `--arms a,b` runs the corrector and those arms only (a quicker comparison of models).
+ *
+ *   npm run build && node dist/bench/corrector-alone.js [--set test|compositional|train] [--flawed 200] [--models DIR] [--strength S] [--guidance G] [--failures FILE] [--arms ARM,...]
  */
+import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { EmbeddedCorrector } from '../backends/embedded/corrector.js';
 import { MODELS_DIR } from '../backends/embedded/files.js';
@@ -50,6 +55,12 @@ interface Case {
   seed: number;
 }
 
+/** The kinds of edit a case asks for, e.g. "add-rel+remove" (an Add placed relative to another object is add-rel). */
+function editKinds(edits: readonly Edit[]): string {
+  const kinds = new Set(edits.map((e) => (e.op === 'add' && e.relation ? 'add-rel' : e.op)));
+  return [...kinds].sort().join('+');
+}
+
 /** The flawed image's objects that no edit names (by class and, when given, colour). */
 function untouched(dets: readonly Detection[], edits: readonly Edit[]): Detection[] {
   const named = edits.flatMap((e) => (e.op === 'add' ? [] : [e.object]));
@@ -72,7 +83,9 @@ async function main(): Promise<void> {
   const keeper = regional
     ? await EmbeddedCorrector.load(dir, { ...sampling, keepOutside: false }, perception)
     : undefined;
-  const ARMS = ALL_ARMS.filter((a) => regional || (a !== 'no region' && a !== 'evaluator region' && a !== 'redraw outside'));
+  const only = process.argv.includes('--arms') ? arg('arms', '').split(',') : undefined;
+  for (const a of only ?? []) if (!(ALL_ARMS as readonly string[]).includes(a)) throw new Error(`unknown arm '${a}' (arms: ${ALL_ARMS.join(', ')})`);
+  const ARMS = ALL_ARMS.filter((a) => (regional || (a !== 'no region' && a !== 'evaluator region' && a !== 'redraw outside')) && (a === 'corrector' || !only || only.includes(a)));
   const blank: Image = { png: new Uint8Array(await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer()) };
   const t0 = performance.now();
 
@@ -93,26 +106,26 @@ async function main(): Promise<void> {
 
   const pass: Record<Arm, number[]> = Object.fromEntries(ARMS.map((a) => [a, []])) as unknown as Record<Arm, number[]>;
   const byTag = new Map<string, Record<Arm, number[]>>();
+  const byKind = new Map<string, number[]>();
+  const failures: string[] = [];
   let keptN = 0;
   let keptHave = 0;
   const B = 32;
   for (let s = 0; s < cases.length; s += B) {
     const batch = cases.slice(s, s + B);
     const full = (c: Case) => ({ image: c.flawed, prompt: c.refined, reflection: { text: c.items.join('\n'), items: c.items }, seed: c.seed });
-    const outs: Partial<Record<Arm, Image[]>> = {
-      corrector: await Promise.all(batch.map((c) => corrector.correct(full(c)))),
-      'no reflection': await Promise.all(batch.map((c) => corrector.correct({ ...full(c), reflection: { text: '', items: [] } }))),
-      'no image': await Promise.all(batch.map((c) => corrector.correct({ ...full(c), image: blank }))),
-      ...(regional
-        ? {
-            'redraw outside': await Promise.all(batch.map((c) => keeper!.correct(full(c)))),
-            'no region': await Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(corrector.regionPlanes * 32 * 32)))),
-            'evaluator region': await Promise.all(batch.map((c) => corrector.draw(full(c), editRegion(c.dets, c.items, 32, c.seed, corrector.regionLayout)))),
-          }
-        : {}),
-      'fresh sample': await generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.rec.prompt), seed: c.seed }))),
-      'fresh refined': await generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.refined), seed: c.seed }))),
+    const run: Record<Arm, () => Promise<Image[]>> = {
+      corrector: () => Promise.all(batch.map((c) => corrector.correct(full(c)))),
+      'no reflection': () => Promise.all(batch.map((c) => corrector.correct({ ...full(c), reflection: { text: '', items: [] } }))),
+      'no image': () => Promise.all(batch.map((c) => corrector.correct({ ...full(c), image: blank }))),
+      'redraw outside': () => Promise.all(batch.map((c) => keeper!.correct(full(c)))),
+      'no region': () => Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(corrector.regionPlanes * 32 * 32)))),
+      'evaluator region': () => Promise.all(batch.map((c) => corrector.draw(full(c), editRegion(c.dets, c.items, 32, c.seed, corrector.regionLayout)))),
+      'fresh sample': () => generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.rec.prompt), seed: c.seed }))),
+      'fresh refined': () => generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.refined), seed: c.seed }))),
     };
+    const outs: Partial<Record<Arm, Image[]>> = {};
+    for (const arm of ARMS) outs[arm] = await run[arm]();
     for (const [j, c] of batch.entries()) {
       const t = byTag.get(c.rec.tag) ?? (Object.fromEntries(ARMS.map((a) => [a, []])) as unknown as Record<Arm, number[]>);
       byTag.set(c.rec.tag, t);
@@ -122,6 +135,9 @@ async function main(): Promise<void> {
         pass[arm].push(ok);
         t[arm].push(ok);
         if (arm === 'corrector') {
+          const kind = editKinds(c.edits);
+          byKind.set(kind, [...(byKind.get(kind) ?? []), ok]);
+          if (!ok) failures.push(JSON.stringify({ tag: c.rec.tag, prompt: c.rec.prompt, kinds: kind, instruction: `${c.refined} [Reflexion]: ${c.items.join('\n')}`, reason: judge(dets, c.rec).reason }));
           for (const d of untouched(c.dets, c.edits)) {
             keptN++;
             if (dets.some((e) => e.shape === d.shape && e.color === d.color && Math.hypot(e.cx - d.cx, e.cy - d.cy) < 0.1)) keptHave++;
@@ -138,6 +154,10 @@ async function main(): Promise<void> {
     console.log(`| ${tag} | ${t.corrector.length} | ${ARMS.map((a) => rate(t[a])).join(' | ')} |`);
   }
   console.log(`| all | ${cases.length} | ${ARMS.map((a) => rate(pass[a])).join(' | ')} |`);
+  console.log(`\ncorrector by the edits asked for:\n| edits | n | corrector |\n|---|---|---|`);
+  for (const [kind, xs] of [...byKind].sort(([, a], [, b]) => b.length - a.length)) console.log(`| ${kind} | ${xs.length} | ${rate(xs)} |`);
+  const failuresFile = process.argv.includes('--failures') ? arg('failures', '') : '';
+  if (failuresFile) writeFileSync(failuresFile, failures.map((l) => `${l}\n`).join(''));
   console.log(`kept: ${keptN ? (keptHave / keptN).toFixed(3) : '—'} of ${keptN} untouched objects still in place after the correction`);
   console.log(`wall ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
