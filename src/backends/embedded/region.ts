@@ -24,7 +24,7 @@ import { answersTo, applyEdit, parseEdit, type Edit, type ObjectRef } from '../.
 import { mixSeed, Rng } from '../../shapeworld/random.js';
 import type { Detection, Relation } from '../../shapeworld/rules.js';
 import { objectBox, sameObject, type Scene, type SceneObject } from '../../shapeworld/scene.js';
-import type { Color, RGB, Shape } from '../../shapeworld/shapes.js';
+import { SHAPES, type Color, type RGB, type Shape } from '../../shapeworld/shapes.js';
 
 type Box = readonly [number, number, number, number];
 
@@ -57,6 +57,7 @@ export function editRegion(detections: readonly Detection[], items: readonly str
   const { channels, hint, classes } = layout;
   if (hint && channels !== 2) throw new Error('editRegion: a colour hint goes with the two-plane (erase, draw) region');
   if (classes && !hint) throw new Error('editRegion: a class hint goes with the colour hint');
+  if (classes && !SHAPES.every((c) => classes.includes(c))) throw new Error('editRegion: a class hint has a plane for each class');
   const before: Scene = detections.map((d) => ({ shape: d.shape, color: d.color, cx: d.cx, cy: d.cy, r: d.r }));
   const boxOf = new Map<SceneObject, Box>(before.map((o, i) => [o, detections[i]!.box]));
   const rng = new Rng(mixSeed(seed, 'edit-region'));
@@ -82,8 +83,10 @@ export function editRegion(detections: readonly Detection[], items: readonly str
     if (boxOf.has(o) && !redraw.has(o)) continue;
     fill(draw, size, objectBox(o));
     if (hint && !unnamed.has(o)) hint[o.color].forEach((c, k) => fill(mask.subarray((channels + k) * plane, (channels + k + 1) * plane), size, objectBox(o), c / 127.5 - 1));
-    const k = classes ? channels + 3 + classes.indexOf(o.shape) : -1;
-    if (classes && k >= channels + 3) fill(mask.subarray(k * plane, (k + 1) * plane), size, objectBox(o));
+    if (classes) {
+      const k = channels + 3 + classes.indexOf(o.shape);
+      fill(mask.subarray(k * plane, (k + 1) * plane), size, objectBox(o));
+    }
   }
   return mask;
 }
