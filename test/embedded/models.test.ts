@@ -135,7 +135,7 @@ describe('shipped ONNX models', () => {
   });
 
   it('corrector colour hint: a two-channel card may give its palette (three more region planes); a palette that is not one is refused', async () => {
-    const meta = JSON.parse(readFileSync(path.join(MODELS_DIR, 'corrector.json'), 'utf8')) as Record<string, unknown>;
+    const { classHint: _classes, ...meta } = JSON.parse(readFileSync(path.join(MODELS_DIR, 'corrector.json'), 'utf8')) as Record<string, unknown>;
     const dir = mkdtempSync(path.join(tmpdir(), 'rf-corrector-'));
     symlinkSync(path.join(MODELS_DIR, 'corrector.onnx'), path.join(dir, 'corrector.onnx'));
     const perception = await Perception.load(MODELS_DIR, { threads: 1 });
