@@ -297,7 +297,6 @@ def test_color_hint():
     """Each drawn box is filled with the palette colour most of its new pixels are nearest to: a recolour's box with the
     new colour, an added object's with its colour, the object a move leaves (erase only) with none; the hint's
     zero-weight stem channels leave the model as it was."""
-    from nets import CorrectorUNet
     from train_corrector import HINT_RGB, PALETTE, edit_regions, hint_rgb
     names = [n for n, _ in PALETTE]
     a = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
@@ -319,23 +318,29 @@ def test_color_hint():
     rgb = hint_rgb(h)
     assert rgb.shape == (2, 3, 32, 32) and torch.allclose(rgb[0, :, 11, 11], HINT_RGB[names.index("blue") + 1])
     assert rgb[0, :, 0, 0].abs().max() == 0
-    torch.manual_seed(0)
-    two, five = CorrectorUNet(40, 16, region=2), CorrectorUNet(40, 16, region=5)
-    randomize(two)
-    sd = two.state_dict()
-    five.load_state_dict({**sd, "stem.weight": torch.cat([sd["stem.weight"], torch.zeros(sd["stem.weight"].shape[0], 3, 3, 3)], 1)})
-    x, image, t, tok = torch.randn(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.tensor([0.7]), torch.randint(2, 40, (1, 16))
-    region = torch.zeros(1, 2, 32, 32)
-    region[0, :, 10:14, 10:14] = 1.0
-    with torch.no_grad():
-        assert torch.allclose(five(x, t, tok, image, torch.cat([region, rgb[:1]], 1)), two(x, t, tok, image, region), atol=1e-5)
+    check_added_channels(2, rgb[:1])
     print("colour hint ok")
+
+
+def check_added_channels(before: int, extra: torch.Tensor):
+    """A corrector with region channels added after its `before` ones, their stem weights zero, is the same model
+    whatever they read (`extra`, [1,C,32,32])."""
+    from nets import CorrectorUNet
+    torch.manual_seed(0)
+    small, big = CorrectorUNet(40, 16, region=before), CorrectorUNet(40, 16, region=before + extra.shape[1])
+    randomize(small)
+    sd = small.state_dict()
+    w = sd["stem.weight"]
+    big.load_state_dict({**sd, "stem.weight": torch.cat([w, torch.zeros(w.shape[0], extra.shape[1], *w.shape[2:])], 1)})
+    x, image, t, tok = torch.randn(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.tensor([0.7]), torch.randint(2, 40, (1, 16))
+    region = torch.rand(1, before, 32, 32).round()
+    with torch.no_grad():
+        assert torch.allclose(big(x, t, tok, image, torch.cat([region, extra], 1)), small(x, t, tok, image, region), atol=1e-5)
 
 
 def test_class_hint():
     """The class of each drawn box: from the reflection's drawn objects when they are one class, else matched by the
     colour hint; none when neither tells; the hint's zero-weight stem channels leave the model as it was."""
-    from nets import CorrectorUNet
     from train_corrector import CLASSES, class_hints, class_onehot, drawn_refs
     assert drawn_refs("x [Reflexion]: Add a triangle above the red square\nRemove the blue star\n"
                       "Replace the black cross with a white cross\nMove the circle below the square\n"
@@ -358,15 +363,7 @@ def test_class_hint():
     onehot = class_onehot(k)
     assert onehot.shape == (3, 6, 32, 32) and onehot[0, CLASSES.index("star"), 3, 3] == 1 and onehot[0, :, 3, 3].sum() == 1
     assert onehot[2].abs().max() == 0 and onehot[0, :, 10, 10].abs().max() == 0
-    torch.manual_seed(0)
-    five, eleven = CorrectorUNet(40, 16, region=5), CorrectorUNet(40, 16, region=11)
-    randomize(five)
-    sd = five.state_dict()
-    eleven.load_state_dict({**sd, "stem.weight": torch.cat([sd["stem.weight"], torch.zeros(sd["stem.weight"].shape[0], 6, 3, 3)], 1)})
-    x, image, t, tok = torch.randn(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.tensor([0.7]), torch.randint(2, 40, (1, 16))
-    region = torch.rand(1, 5, 32, 32).round()
-    with torch.no_grad():
-        assert torch.allclose(eleven(x, t, tok, image, torch.cat([region, onehot[1:2]], 1)), five(x, t, tok, image, region), atol=1e-5)
+    check_added_channels(5, onehot[1:2])
     print("class hint ok")
 
 
