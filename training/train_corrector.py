@@ -152,14 +152,16 @@ def source_weights(text: str) -> dict:
 RELATION_WORDS = re.compile(r"\b(above|below|left|right)\b")
 
 
+def reflection_lines(text: str) -> list:
+    """The instruction's reflection (after `[Reflexion]:`), one stripped, non-empty line per edit."""
+    return [line.strip() for line in text.partition("[Reflexion]:")[2].splitlines() if line.strip()]
+
+
 def op_weight(text: str, weights: dict) -> float:
     """The largest weight among the edits the reflection's lines ask for: their verbs (add, remove, replace, move), and
     `add-rel` for an Add placed relative to another object ("Add a cross above the red star")."""
-    reflection = text.partition("[Reflexion]:")[2]
     ops = set()
-    for line in reflection.strip().splitlines():
-        if not line.strip():
-            continue
+    for line in reflection_lines(text):
         verb = line.split(maxsplit=1)[0].lower()
         ops.add(verb)
         if verb == "add" and RELATION_WORDS.search(line.lower()):
@@ -408,8 +410,8 @@ def drawn_refs(text: str) -> list:
     """(class, colour or None) of each object the reflection's lines draw: what an Add puts, what a Replace puts in,
     what a Move moves (a Remove draws nothing)."""
     out = []
-    for line in text.partition("[Reflexion]:")[2].strip().lower().splitlines():
-        m = DRAWN.match(line.strip())
+    for line in reflection_lines(text):
+        m = DRAWN.match(line.lower())
         if not m:
             continue
         first, second = m.groups()
