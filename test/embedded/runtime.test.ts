@@ -135,7 +135,7 @@ describe('MicroBatcher', () => {
   it('a window that does not fill runs what it has; one whose requests all left ends, and the batcher still takes new ones', async () => {
     const { b, batches } = recordingBatcher(8, 20, 30);
     const first = b.submit(1);
-    await new Promise((r) => setImmediate(r)); // the first batch is running
+    await new Promise((r) => setTimeout(r, 40)); // the first batch has waited out its window and is running
     const leaving = new AbortController();
     const gone = b.submit(2, leaving.signal);
     const second = b.submit(3);
@@ -144,17 +144,29 @@ describe('MicroBatcher', () => {
     expect(batches).toEqual([[1], [2, 3]]);
     await expect(gone).resolves.toBe(2);
 
-    await new Promise((r) => setTimeout(r, 60)); // an idle spell: the next batch starts at once
+    await new Promise((r) => setTimeout(r, 60)); // an idle spell
     const alone = new AbortController();
     const third = b.submit(4);
-    await new Promise((r) => setImmediate(r));
     const dropped = b.submit(5, alone.signal);
-    await expect(third).resolves.toBe(4);
-    alone.abort(new Error('gone')); // during the window that follows
+    alone.abort(new Error('gone')); // during the window
     await expect(dropped).rejects.toThrow('gone');
-    await new Promise((r) => setTimeout(r, 60)); // the window has ended with nothing to run
-    await expect(b.submit(6)).resolves.toBe(6);
-    expect(batches).toEqual([[1], [2, 3], [4], [6]]);
+    await expect(third).resolves.toBe(4);
+    const leaves = new AbortController();
+    const last = b.submit(6, leaves.signal);
+    leaves.abort(new Error('gone')); // the window ends with nothing to run
+    await expect(last).rejects.toThrow('gone');
+    await new Promise((r) => setTimeout(r, 60));
+    await expect(b.submit(7)).resolves.toBe(7);
+    expect(batches).toEqual([[1], [2, 3], [4], [7]]);
+  });
+
+  it('after an idle spell, requests sent a few ms apart share one batch (a search\'s chains, each after its own decode)', async () => {
+    const { b, batches } = recordingBatcher(4, 5, 200);
+    await new Promise((r) => setTimeout(r, 30)); // idle
+    const first = b.submit(1);
+    await new Promise((r) => setTimeout(r, 3));
+    await Promise.all([first, b.submit(2)]);
+    expect(batches).toEqual([[1, 2]]);
   });
 
   it('a running batch gets its requests’ signals and may leave an aborted one without a result; a live one without a result fails', async () => {

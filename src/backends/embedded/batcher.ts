@@ -5,16 +5,19 @@
  * a request whose signal aborts while it waits leaves the queue and is never computed. A running batch gets its
  * requests' signals: it may stop computing a request whose signal aborts and give it no result (undefined).
  *
- * `windowMs`: a batch that would start within that long of the previous one's end with fewer than `maxBatch`
- * requests waits for more until then (as a serving batcher's queue delay). Clients that answer a result with their
- * next request then share a batch instead of trailing it by one, and a client that hangs up right after sending is
- * more often gone before its batch starts. After an idle spell a batch starts on the next turn, as without a window.
+ * `windowMs`: a batch with fewer than `maxBatch` requests waits for more until `windowMs` after the later of the
+ * previous batch's end and its first request's arrival (a serving batcher's queue delay); a full queue starts it at
+ * once. Clients that answer a result with their next request then share a batch instead of trailing it by one,
+ * requests sent a few ms apart after an idle spell share one too (a search's chains, each call after its own image
+ * decode), and a client that hangs up right after sending is more often gone before its batch starts.
  */
 /** Calls an embedded role takes at once by default: enough to fill the batches of a search's waves. */
 export const EMBEDDED_CONCURRENCY = 64;
 
 interface Entry<Req, Res> {
   req: Req;
+  /** when it was queued (performance.now()) */
+  at: number;
   resolve: (r: Res) => void;
   reject: (e: unknown) => void;
   signal?: AbortSignal;
@@ -39,7 +42,7 @@ export class MicroBatcher<Req, Res> {
   submit(req: Req, signal?: AbortSignal): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const entry: Entry<Req, Res> = { req, resolve, reject };
+      const entry: Entry<Req, Res> = { req, at: performance.now(), resolve, reject };
       if (signal) {
         entry.signal = signal;
         entry.onAbort = () => {
@@ -60,7 +63,7 @@ export class MicroBatcher<Req, Res> {
 
   private async drain(): Promise<void> {
     while (this.queue.length) {
-      const wait = this.lastEnd + this.windowMs - performance.now();
+      const wait = Math.max(this.lastEnd, this.queue[0]!.at) + this.windowMs - performance.now();
       if (wait > 0 && this.queue.length < this.maxBatch) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, wait);
