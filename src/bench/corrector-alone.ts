@@ -19,7 +19,7 @@
  * `--failures FILE` writes one JSON line per case it fails (prompt, instruction, the evaluator's reason) to read
  * what is left. `--arms a,b` runs the corrector and those arms only (a quicker comparison of models).
  *
- *   npm run build && node dist/bench/corrector-alone.js [--set test|compositional|train] [--flawed 200] [--models DIR] [--strength S] [--guidance G] [--failures FILE] [--arms ARM,...]
+ *   npm run build && node dist/bench/corrector-alone.js [--set test|compositional|train] [--flawed 200] [--models DIR] [--strength S] [--guidance G] [--steps N] [--failures FILE] [--arms ARM,...]
  */
 import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
@@ -76,8 +76,9 @@ async function main(): Promise<void> {
   const generator = await FlowGenerator.load(dir);
   const strength = process.argv.includes('--strength') ? Number(arg('strength', '1')) : undefined;
   const guidance = process.argv.includes('--guidance') ? Number(arg('guidance', '3')) : undefined;
+  const steps = process.argv.includes('--steps') ? Number(arg('steps', '12')) : undefined;
   const perception = await Perception.load(dir);
-  const sampling = { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}) };
+  const sampling = { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}), ...(steps !== undefined ? { steps } : {}) };
   const corrector = await EmbeddedCorrector.load(dir, sampling, perception);
   const regional = !!corrector.meta.region;
   const keeper = regional
