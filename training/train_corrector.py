@@ -467,6 +467,15 @@ def grown_boxes(boxes_u8: torch.Tensor, grow) -> torch.Tensor:
     return torch.where(g == 0, r0, torch.where(g == 1, r1, r2))
 
 
+def region_parts(rows, grow_by, boxes, hints=None, classes=None):
+    """The edit-region input of `rows`, every box grown by its row's `grow_by` pixels: the mask planes, then the
+    colour-hint planes and the class planes (each None when the model reads no such hint)."""
+    mask = grown_boxes(boxes[rows], grow_by)
+    hint = hint_rgb(grown_boxes(hints[rows], grow_by).byte()) if hints is not None else None
+    cls = class_onehot(grown_boxes(classes[rows], grow_by).byte()) if classes is not None else None
+    return mask, hint, cls
+
+
 @torch.no_grad()
 def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silhouettes=False, hints=None,
               classes=None) -> float:
@@ -479,14 +488,13 @@ def eval_loss(model, enhanced, flawed, tokens, idx, seed=1234, boxes=None, silho
         x0 = images_to_float(enhanced[j])
         eps = torch.randn(x0.shape, generator=g)
         t = sample_t(len(j), g)
-        region = grown_boxes(boxes[j], torch.ones(len(j), dtype=torch.long)) if boxes is not None else None
         image = images_to_float(flawed[j])
-        if silhouettes:
-            image = silhouette(image, flawed[j], region)
-        if hints is not None:
-            region = torch.cat([region, hint_rgb(grown_boxes(hints[j], torch.ones(len(j), dtype=torch.long)).byte())], 1)
-        if classes is not None:
-            region = torch.cat([region, class_onehot(grown_boxes(classes[j], torch.ones(len(j), dtype=torch.long)).byte())], 1)
+        region = None
+        if boxes is not None:
+            mask, hint, cls = region_parts(j, torch.ones(len(j), dtype=torch.long), boxes, hints, classes)
+            if silhouettes:
+                image = silhouette(image, flawed[j], mask)
+            region = torch.cat([p for p in (mask, hint, cls) if p is not None], 1)
         tot += velocity_loss(model, x0, tokens[j], image, t, eps, region=region).item() * len(j)
         n += len(j)
     model.train(was)
@@ -762,20 +770,17 @@ def main(argv=None):
             image[no_img] = 0.0
             region = None
             if boxes is not None:
-                grow_by = torch.randint(0, 3, (b,), generator=gen)
-                region = grown_boxes(boxes[idx], grow_by)
+                mask, hint, cls = region_parts(idx, torch.randint(0, 3, (b,), generator=gen), boxes, hints, classes)
                 no_region = no_img | (torch.rand(b, generator=gen) < args.p_no_region)
-                region[no_region] = 0.0
+                mask[no_region] = 0.0
                 if cfg.get("silhouette"):
-                    image = silhouette(image, flawed[idx], region)
-                if hints is not None:
-                    hint = hint_rgb(grown_boxes(hints[idx], grow_by).byte())
+                    image = silhouette(image, flawed[idx], mask)
+                # each hint is dropped on its own (the draws in this order keep a seed's batches as they were)
+                if hint is not None:
                     hint[no_region | (torch.rand(b, generator=gen) < args.p_no_hint)] = 0.0
-                    region = torch.cat([region, hint], 1)
-                if classes is not None:
-                    cls = class_onehot(grown_boxes(classes[idx], grow_by).byte())
+                if cls is not None:
                     cls[no_region | (torch.rand(b, generator=gen) < args.p_no_class)] = 0.0
-                    region = torch.cat([region, cls], 1)
+                region = torch.cat([p for p in (mask, hint, cls) if p is not None], 1)
             t = sample_t(b, gen)
             eps = torch.randn(x0.shape, generator=gen)
             span = budget - schedule["start_elapsed"]
