@@ -21,7 +21,7 @@ export interface EmbeddedOptions {
   /** onnxruntime intra-op threads (default: all cores) */
   threads?: number;
   maxBatch?: number;
-  /** the generator's and corrector's batch window in ms (default 20): after a batch, how long to wait for a fuller next one */
+  /** the generator's and corrector's batch window in ms (default 20): how long a batch that is not full waits for more, after the previous batch or its first request */
   batchWindowMs?: number;
   /** the corrector's start, in (0, 1]: 1 from pure noise (default: the model card's), lower keeps more of the image */
   strength?: number;

@@ -24,7 +24,7 @@ export interface FlowGeneratorOptions {
   /** classifier-free guidance scale (1 = none) */
   guidance?: number;
   maxBatch?: number;
-  /** after a batch, how long to wait for more requests before starting a batch that is not full (MicroBatcher) */
+  /** how long a batch that is not full waits for more requests, after the previous batch or its first request (MicroBatcher) */
   batchWindowMs?: number;
   threads?: number;
   /** calls in flight (default EMBEDDED_CONCURRENCY) */
