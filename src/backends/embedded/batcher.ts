@@ -11,6 +11,13 @@
  * requests sent a few ms apart after an idle spell share one too (a search's chains, each call after its own image
  * decode), and a client that hangs up right after sending is more often gone before its batch starts.
  */
+/**
+ * The perception's and the verifier's batch window: a round's images reach them a few ms apart (each after its own
+ * PNG decode), and a pass takes about as long, so without one a search's chains drift into batches of one — and
+ * so do their corrections after them.
+ */
+export const SCORE_BATCH_WINDOW_MS = 5;
+
 /** Calls an embedded role takes at once by default: enough to fill the batches of a search's waves. */
 export const EMBEDDED_CONCURRENCY = 64;
 

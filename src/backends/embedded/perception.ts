@@ -8,7 +8,7 @@ import { UserError } from '../../core/errors.js';
 import type { Detection } from '../../shapeworld/rules.js';
 import { COLORS, SHAPES } from '../../shapeworld/shapes.js';
 import type { RoleInfo } from '../../core/roles.js';
-import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
+import { EMBEDDED_CONCURRENCY, MicroBatcher, SCORE_BATCH_WINDOW_MS } from './batcher.js';
 import { pngToTensor } from './image.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
 import { encodePrompt } from './spec.js';
@@ -52,7 +52,7 @@ export class Perception {
     private readonly decode: DecodeOptions,
     private readonly flip: boolean,
   ) {
-    this.batcher = new MicroBatcher(maxBatch, (reqs) => this.run(reqs));
+    this.batcher = new MicroBatcher(maxBatch, (reqs) => this.run(reqs), SCORE_BATCH_WINDOW_MS);
   }
 
   /**

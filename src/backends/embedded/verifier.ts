@@ -1,6 +1,6 @@
 import type { CallOptions, Verifier, VerifyRequest } from '../../core/roles.js';
 import type { Evaluation } from '../../core/types.js';
-import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
+import { EMBEDDED_CONCURRENCY, MicroBatcher, SCORE_BATCH_WINDOW_MS } from './batcher.js';
 import { pngToTensor } from './image.js';
 import { UserError } from '../../core/errors.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
@@ -30,7 +30,7 @@ export class EmbeddedVerifier implements Verifier {
     concurrency: number,
   ) {
     this.concurrency = concurrency;
-    this.batcher = new MicroBatcher(maxBatch, (reqs) => this.score(reqs));
+    this.batcher = new MicroBatcher(maxBatch, (reqs) => this.score(reqs), SCORE_BATCH_WINDOW_MS);
   }
 
   static async load(dir: string, opts: { maxBatch?: number; threads?: number; concurrency?: number } = {}): Promise<EmbeddedVerifier> {
