@@ -419,6 +419,19 @@ class EMA:
 # schedule
 # ----------------------------------------------------------------------------
 
+def optimizer_step(model: nn.Module, opt, loss: torch.Tensor, step: int) -> float:
+    """Back-propagate `loss`, clip the gradients to norm 1 and step `opt`; the loss's value, which must be finite
+    (`step` names the step in the message)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    lv = loss.item()
+    if not math.isfinite(lv):
+        raise SystemExit(f"non-finite loss at step {step}")
+    return lv
+
+
 def cosine_lr(base: float, progress: float, step: int, warmup: int, floor: float = 0.05) -> float:
     """Linear warmup over `warmup` steps, then cosine from base to floor*base over progress 0..1."""
     p = min(max(progress, 0.0), 1.0)

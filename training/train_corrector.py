@@ -39,7 +39,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (EMA, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
-                    null_tokens, opt_state_compact, opt_state_restore, run_files, save_checkpoint, setup_torch,
+                    null_tokens, optimizer_step, opt_state_compact, opt_state_restore, run_files, save_checkpoint, setup_torch,
                     stop_on_signals, write_json)
 from nets import CorrectorUNet, FlowUNet  # noqa: E402
 from train_generator import CONVENTION, init_from_onnx, sample_t  # noqa: E402
@@ -790,15 +790,9 @@ def main(argv=None):
                 gp["lr"] = lr * gp.get("lr_mult", 1.0)
             loss = velocity_loss(model, x0, tok, image, t, eps, edit_weight(flawed[idx], enhanced[idx], args.edit_weight),
                                  region)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            lv = optimizer_step(model, opt, loss, step + 1)
             step += 1
             ema.update(model, step)
-            lv = loss.item()
-            if not math.isfinite(lv):
-                raise SystemExit(f"non-finite loss at step {step}")
             loss_acc += lv
             n_acc += 1
             if step % args.log_every == 0:

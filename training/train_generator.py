@@ -23,7 +23,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import datetime
-import math
 import signal
 import sys
 import time
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (CKPT_DIR, EMA, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
-                    null_tokens, onnx_state_dict, run_files, save_checkpoint, setup_torch, write_json)
+                    null_tokens, optimizer_step, onnx_state_dict, run_files, save_checkpoint, setup_torch, write_json)
 from nets import FlowUNet  # noqa: E402
 
 CONVENTION = "rectified-flow x_t=(1-t)x0+t*eps, v=eps-x0, t:1→0"
@@ -302,15 +301,9 @@ def main(argv=None):
             for gparam in opt.param_groups:
                 gparam["lr"] = lr
             loss = flow_loss(model, x0, tokens, t, eps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            lv = optimizer_step(model, opt, loss, step + 1)
             step += 1
             ema.update(model, step)
-            lv = loss.item()
-            if not math.isfinite(lv):
-                raise SystemExit(f"non-finite loss at step {step}")
             loss_acc += lv
             n_acc += 1
             if step % args.log_every == 0:

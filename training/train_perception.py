@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
-                    cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict, opt_state_compact,
+                    cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step, opt_state_compact,
                     opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ObjectMapNet, object_map_loss  # noqa: E402
 
@@ -267,14 +267,8 @@ def main(argv=None):
             g["lr"] = lr
         m = model(x).flatten(2)
         loss = object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        lv = optimizer_step(model, opt, loss, step + 1)
         step += 1
-        lv = loss.item()
-        if not math.isfinite(lv):
-            raise SystemExit(f"non-finite loss at step {step}")
         win, wcnt, tot, cnt = win + lv, wcnt + 1, tot + lv, cnt + 1
         if step % args.log_every == 0:
             print(f"step {step} loss {win / wcnt:.4f} lr {lr:.2e} ({timer.elapsed() / 60:.1f} min)", flush=True)

@@ -18,7 +18,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train_generator.py
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import datetime  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -28,7 +27,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (CKPT_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
-                    command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, roc_auc,
+                    command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, roc_auc, optimizer_step,
                     run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ModuleVerifier, Verifier, object_map_loss  # noqa: E402
 
@@ -271,14 +270,8 @@ def main(argv=None):
                 loss = F.binary_cross_entropy_with_logits(logit, ds.labels[j]) + args.aux_weight * aux_loss
             else:
                 loss = F.binary_cross_entropy_with_logits(model(x, prompt_input(model, ds, j)), ds.labels[j])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            lv = optimizer_step(model, opt, loss, step + 1)
             step += 1
-            lv = loss.item()
-            if not math.isfinite(lv):
-                raise SystemExit(f"non-finite loss at step {step}")
             tot, cnt, win, wcnt = tot + lv, cnt + 1, win + lv, wcnt + 1
             if step % args.log_every == 0:
                 print(f"step {step} ep {epoch} loss {win / wcnt:.4f} lr {lr:.2e} ({timer.elapsed() / 60:.1f} min)",
