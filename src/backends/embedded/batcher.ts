@@ -1,17 +1,4 @@
 /**
- * Collects requests and runs them as batches: the search issues one call per candidate, the model is much faster
- * per image on a batch. Requests made in one turn of the event loop go together; batches run one after another
- * (the model uses every core for each), and the next batch is taken from the queue when the previous one ends, so
- * a request whose signal aborts while it waits leaves the queue and is never computed. A running batch gets its
- * requests' signals: it may stop computing a request whose signal aborts and give it no result (undefined).
- *
- * `windowMs`: a batch with fewer than `maxBatch` requests waits for more until `windowMs` after the later of the
- * previous batch's end and its first request's arrival (a serving batcher's queue delay); a full queue starts it at
- * once. Clients that answer a result with their next request then share a batch instead of trailing it by one,
- * requests sent a few ms apart after an idle spell share one too (a search's chains, each call after its own image
- * decode), and a client that hangs up right after sending is more often gone before its batch starts.
- */
-/**
  * The perception's and the verifier's batch window: a round's images reach them a few ms apart (each after its own
  * PNG decode), and a pass takes about as long, so without one a search's chains drift into batches of one — and
  * so do their corrections after them.
@@ -31,6 +18,19 @@ interface Entry<Req, Res> {
   onAbort?: () => void;
 }
 
+/**
+ * Collects requests and runs them as batches: the search issues one call per candidate, the model is much faster
+ * per image on a batch. Requests made in one turn of the event loop go together; batches run one after another
+ * (the model uses every core for each), and the next batch is taken from the queue when the previous one ends, so
+ * a request whose signal aborts while it waits leaves the queue and is never computed. A running batch gets its
+ * requests' signals: it may stop computing a request whose signal aborts and give it no result (undefined).
+ *
+ * `windowMs`: a batch with fewer than `maxBatch` requests waits for more until `windowMs` after the later of the
+ * previous batch's end and its first request's arrival (a serving batcher's queue delay); a full queue starts it at
+ * once. Clients that answer a result with their next request then share a batch instead of trailing it by one,
+ * requests sent a few ms apart after an idle spell share one too (a search's chains, each call after its own image
+ * decode), and a client that hangs up right after sending is more often gone before its batch starts.
+ */
 export class MicroBatcher<Req, Res> {
   private queue: Array<Entry<Req, Res>> = [];
   private draining = false;
