@@ -1,3 +1,6 @@
+/** The flow models' default batch window: a client's next request reaches the server well within it on loopback. */
+export const FLOW_BATCH_WINDOW_MS = 20;
+
 /**
  * The perception's and the verifier's batch window: a round's images reach them a few ms apart (each after its own
  * PNG decode), and a pass takes about as long, so without one a search's chains drift into batches of one — and

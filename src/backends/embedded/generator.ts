@@ -1,14 +1,11 @@
 import type { CallOptions, GenerateRequest, Generator } from '../../core/roles.js';
 import type { Image } from '../../core/types.js';
-import { EMBEDDED_CONCURRENCY, MicroBatcher } from './batcher.js';
+import { EMBEDDED_CONCURRENCY, FLOW_BATCH_WINDOW_MS, MicroBatcher } from './batcher.js';
 import { tensorToPng } from './image.js';
 import { gaussianNoise } from './noise.js';
 import { loadModel, ort, type ModelSession } from './onnx.js';
 import { Tokenizer } from './tokenizer.js';
 import { checkFlowPrompt, fixedSize } from './check.js';
-
-/** The flow models' default batch window: a client's next request reaches the server well within it on loopback. */
-export const FLOW_BATCH_WINDOW_MS = 20;
 
 export interface FlowModelMeta {
   size: number;
