@@ -42,6 +42,11 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? process.argv[i + 1]! : fallback;
 }
 
+/** A number flag's value; undefined when it is not given (the model card's default then). */
+function numberArg(name: string): number | undefined {
+  return process.argv.includes(`--${name}`) ? Number(arg(name, '')) : undefined;
+}
+
 const ALL_ARMS = ['corrector', 'redraw outside', 'no reflection', 'no image', 'no region', 'evaluator region', 'fresh sample', 'fresh refined'] as const;
 type Arm = (typeof ALL_ARMS)[number];
 
@@ -74,9 +79,9 @@ async function main(): Promise<void> {
   const records: PromptRecord[] =
     set === 'compositional' ? compositionalCheckPrompts() : set === 'train' ? trainPrompts({ count: 400, seed: 4242 }) : testPrompts();
   const generator = await FlowGenerator.load(dir);
-  const strength = process.argv.includes('--strength') ? Number(arg('strength', '1')) : undefined;
-  const guidance = process.argv.includes('--guidance') ? Number(arg('guidance', '3')) : undefined;
-  const steps = process.argv.includes('--steps') ? Number(arg('steps', '12')) : undefined;
+  const strength = numberArg('strength');
+  const guidance = numberArg('guidance');
+  const steps = numberArg('steps');
   const perception = await Perception.load(dir);
   const sampling = { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}), ...(steps !== undefined ? { steps } : {}) };
   const corrector = await EmbeddedCorrector.load(dir, sampling, perception);
