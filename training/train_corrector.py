@@ -39,8 +39,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (EMA, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
-                    null_tokens, optimizer_step, opt_state_compact, opt_state_restore, run_files, save_checkpoint, setup_torch,
-                    stop_on_signals, write_json)
+                    null_tokens, optimizer_step, opt_state_compact, opt_state_restore, run_files, save_checkpoint,
+                    setup_torch, stop_on_signals, write_json)
 from nets import CorrectorUNet, FlowUNet  # noqa: E402
 from train_generator import CONVENTION, init_from_onnx, sample_t  # noqa: E402
 

@@ -37,8 +37,9 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
-                    cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step, opt_state_compact,
-                    opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
+                    cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step,
+                    opt_state_compact, opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals,
+                    write_json)
 from nets import ObjectMapNet, object_map_loss  # noqa: E402
 
 CLASSES = ["circle", "square", "triangle", "star", "diamond", "cross"]

@@ -27,8 +27,8 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (CKPT_DIR, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
-                    command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, roc_auc, optimizer_step,
-                    run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
+                    command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name, optimizer_step,
+                    roc_auc, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ModuleVerifier, Verifier, object_map_loss  # noqa: E402
 
 
