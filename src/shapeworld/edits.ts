@@ -112,16 +112,22 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
   // per include clause: its objects once edited, and where its first object is — the detection it is (taken, or
   // replaced in place), or the index of the edit adding it
   const groups: Array<{ refs: ObjectRef[]; det?: Detection; add?: number }> = [];
-  // largest first, then in reading order: a key every detector gives alike (a detector's own score is not — the
-  // evaluator's is an area, a learned perception's a confidence), so two readings of one image plan the same edits
+  // Which of several alike objects an edit names must not depend on the detector, so that two readings of one image
+  // plan the same edits: never by a detector's own score (the evaluator's is an area, a learned perception's a
+  // confidence). Reading order is such a key — two detectors place an object within a few hundredths of the side.
+  // Sizes are not: two circles of nearly one size swap places between readings, and the plan then removes a
+  // different one. Only the objects of a relation are taken largest first, as a relation is judged on them.
   const area = (d: Detection): number => (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
-  const sorted = detections.slice().sort((a, b) => area(b) - area(a) || a.cy - b.cy || a.cx - b.cx);
+  const reading = detections.slice().sort((a, b) => a.cy - b.cy || a.cx - b.cx);
+  const bySize = reading.slice().sort((a, b) => area(b) - area(a));
+  const related = new Set(spec.include.flatMap((c, i) => (c.position ? [i, c.position[1]] : [])));
   // objects the prompt has no use for: classes it does not mention
-  const spare = (): Detection | undefined => sorted.find((d) => !used.has(d) && !mentioned.has(d.shape));
-  for (const clause of spec.include) {
+  const spare = (): Detection | undefined => reading.find((d) => !used.has(d) && !mentioned.has(d.shape));
+  for (const [index, clause] of spec.include.entries()) {
     const shape = clause.class as Shape;
     const color = clause.color as Color | undefined;
     const group: ObjectRef[] = [];
+    const sorted = related.has(index) ? bySize : reading;
     const have = sorted.filter((d) => !used.has(d) && d.shape === shape && (!color || d.color === color));
     const taken = have.slice(0, clause.count);
     for (const d of taken) {
@@ -171,7 +177,7 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
   }
   for (const ex of spec.exclude ?? []) {
     const shape = ex.class as Shape;
-    const all = sorted.filter((d) => d.shape === shape);
+    const all = reading.filter((d) => d.shape === shape);
     const delta = edits.reduce((n, e) => {
       if (e.op === 'add' && e.object.shape === shape) return n + 1;
       if (e.op === 'replace' && e.with.shape === shape && e.object.shape !== shape) return n + 1;
@@ -179,7 +185,7 @@ export function planEdits(detections: readonly Detection[], spec: PromptSpec): E
       return n;
     }, 0);
     let surplus = all.length + delta - (ex.count - 1);
-    // remove what no include clause took first, smallest first
+    // remove what no include clause took first, last in reading order first
     const order = [...all.filter((d) => !used.has(d)).reverse(), ...all.filter((d) => used.has(d)).reverse()];
     const oneColor = new Set(all.map((d) => d.color)).size === 1;
     for (const d of order) {
@@ -198,8 +204,7 @@ export const answersTo = (o: { shape: Shape; color: Color }, ref: ObjectRef): bo
 
 /**
  * The index of the object "the X" means: the largest that answers to `ref`, −1 when none does. One rule for every
- * reader of edits (the procedural corrector, the refiner's rewrite, the embedded corrector's region), the planner's
- * order (largest first).
+ * reader of edits (the procedural corrector, the refiner's rewrite, the embedded corrector's region).
  */
 export function findObject(objects: ReadonlyArray<{ shape: Shape; color: Color; r: number }>, ref: ObjectRef): number {
   let best = -1;
