@@ -20,11 +20,11 @@ import { canonicalSpec } from '../backends/embedded/spec.js';
 import type { Image } from '../core/types.js';
 import { compositionalTrainPrompts } from '../shapeworld/compositional.js';
 import { planEdits } from '../shapeworld/edits.js';
-import { detectObjects } from '../shapeworld/evaluate.js';
+import { evaluateImage } from '../shapeworld/evaluate.js';
 import { trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed } from '../shapeworld/random.js';
 import { refinePrompt } from '../shapeworld/refine.js';
-import { judge, type PromptRecord } from '../shapeworld/rules.js';
+import type { PromptRecord } from '../shapeworld/rules.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -51,19 +51,18 @@ async function main(): Promise<void> {
       cell[1]++;
     }
   };
+  const specs = records.map((r) => canonicalSpec(r));
+  const layouts = specs.map((spec) => refinePrompt(spec, [], planEdits([], spec)));
   const t0 = performance.now();
   for (let s = 0; s < seeds; s++) {
-    const specs = records.map((r) => canonicalSpec(r));
-    const layouts = specs.map((spec) => refinePrompt(spec, [], planEdits([], spec)));
     const originals = await sample(records.map((r, k) => ({ prompt: r.prompt, seed: mixSeed(515, s, k) })));
     const laidOut = await sample(layouts.map((prompt, k) => ({ prompt, seed: mixSeed(616, s, k) })));
     const failed: Array<{ k: number; refined: string }> = [];
     for (const [k, rec] of records.entries()) {
-      const dets = await detectObjects(originals[k]!.png);
-      const ok = judge(dets, rec).correct;
-      add(rec, 'original', ok);
-      add(rec, 'layout', judge(await detectObjects(laidOut[k]!.png), rec).correct);
-      if (!ok) failed.push({ k, refined: refinePrompt(specs[k]!, dets, planEdits(dets, specs[k]!)) });
+      const { correct, detections } = await evaluateImage(originals[k]!.png, rec);
+      add(rec, 'original', correct);
+      add(rec, 'layout', (await evaluateImage(laidOut[k]!.png, rec)).correct);
+      if (!correct) failed.push({ k, refined: refinePrompt(specs[k]!, detections, planEdits(detections, specs[k]!)) });
     }
     const seedOf = (k: number): number => mixSeed(717, s, k);
     const after: Array<[Arm, Image[]]> = [
@@ -72,7 +71,7 @@ async function main(): Promise<void> {
       ['refined after fail', await sample(failed.map((f) => ({ prompt: f.refined, seed: seedOf(f.k) })))],
     ];
     for (const [arm, images] of after) {
-      for (const [j, f] of failed.entries()) add(records[f.k]!, arm, judge(await detectObjects(images[j]!.png), records[f.k]!).correct);
+      for (const [j, f] of failed.entries()) add(records[f.k]!, arm, (await evaluateImage(images[j]!.png, records[f.k]!)).correct);
     }
   }
   console.log(`${dir}: ${records.length} training prompts × ${seeds} seeds, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
