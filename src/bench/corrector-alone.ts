@@ -36,16 +36,7 @@ import { mixSeed } from '../shapeworld/random.js';
 import { refinePrompt } from '../shapeworld/refine.js';
 import { canonicalSpec, judge, type Detection, type PromptRecord } from '../shapeworld/rules.js';
 import type { Image } from '../core/types.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
-
-/** A number flag's value; undefined when it is not given (the model card's default then). */
-function numberArg(name: string): number | undefined {
-  return process.argv.includes(`--${name}`) ? Number(arg(name, '')) : undefined;
-}
+import { arg, numberArg, optionalNumberArg } from './flags.js';
 
 const ALL_ARMS = ['corrector', 'redraw outside', 'no reflection', 'no image', 'no region', 'evaluator region', 'fresh sample', 'fresh refined'] as const;
 type Arm = (typeof ALL_ARMS)[number];
@@ -74,14 +65,14 @@ function untouched(dets: readonly Detection[], edits: readonly Edit[]): Detectio
 
 async function main(): Promise<void> {
   const set = arg('set', 'test');
-  const want = Number(arg('flawed', '200'));
+  const want = numberArg('flawed', 200);
   const dir = arg('models', MODELS_DIR);
   const records: PromptRecord[] =
     set === 'compositional' ? compositionalCheckPrompts() : set === 'train' ? trainPrompts({ count: 400, seed: 4242 }) : testPrompts();
   const generator = await FlowGenerator.load(dir);
-  const strength = numberArg('strength');
-  const guidance = numberArg('guidance');
-  const steps = numberArg('steps');
+  const strength = optionalNumberArg('strength');
+  const guidance = optionalNumberArg('guidance');
+  const steps = optionalNumberArg('steps');
   const perception = await Perception.load(dir);
   const sampling = { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}), ...(steps !== undefined ? { steps } : {}) };
   const corrector = await EmbeddedCorrector.load(dir, sampling, perception);

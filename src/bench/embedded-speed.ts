@@ -12,17 +12,13 @@ import type { Strategy } from '../core/types.js';
 import { paramsForBudget } from '../eval/budget.js';
 import { search } from '../search/loop.js';
 import { MemoryIO } from '../search/io.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
+import { arg, numberArg } from './flags.js';
 
 async function main(): Promise<void> {
   const strategy = arg('strategy', 'noise') as Strategy;
   const stepsList = arg('steps', '8,12,20').split(',').map(Number);
-  const images = Number(arg('images', '32'));
-  const repeat = Number(arg('repeat', '3'));
+  const images = numberArg('images', 32);
+  const repeat = numberArg('repeat', 3);
   const prompt = arg('prompt', 'a photo of a red circle left of a blue square');
   console.log(`embedded ${strategy} run: budget ${images} images, "${prompt}", best of ${repeat}`);
   for (const steps of stepsList) {

@@ -13,11 +13,7 @@ import { evaluateImage } from '../shapeworld/evaluate.js';
 import { testPrompts } from '../shapeworld/prompts.js';
 import { TAGS, type PromptRecord } from '../shapeworld/rules.js';
 import { mixSeed } from '../shapeworld/random.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
+import { arg, numberArg } from './flags.js';
 
 const CELL = 128;
 const CAPTION = 44;
@@ -60,7 +56,7 @@ async function main(): Promise<void> {
   registerBuiltinBackends();
   const backend = arg('backend', 'embedded');
   const out = arg('out', 'docs/examples');
-  const perTag = Number(arg('per-tag', '4'));
+  const perTag = numberArg('per-tag', 4);
   const roles = await createBackend(backend, {});
   if (!roles.generator) throw new Error(`backend ${backend} has no generator`);
   const records: PromptRecord[] = [];

@@ -25,18 +25,14 @@ import { trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed } from '../shapeworld/random.js';
 import { refinePrompt } from '../shapeworld/refine.js';
 import type { PromptRecord } from '../shapeworld/rules.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
+import { arg, numberArg } from './flags.js';
 
 const ARMS = ['original', 'layout', 'fresh after fail', 'layout after fail', 'refined after fail'] as const;
 type Arm = (typeof ARMS)[number];
 
 async function main(): Promise<void> {
   const dir = arg('models', MODELS_DIR);
-  const seeds = Number(arg('seeds', '2'));
+  const seeds = numberArg('seeds', 2);
   const records: PromptRecord[] = [...trainPrompts({ count: 240, seed: 4242 }), ...compositionalTrainPrompts(160, 4243)];
   const generator = await FlowGenerator.load(dir, { steps: 12 });
   const sample = (jobs: Array<{ prompt: string; seed: number }>): Promise<Image[]> =>

@@ -17,11 +17,7 @@ import sharp from 'sharp';
 import type { RoleSet } from '../core/roles.js';
 import type { SearchParams } from '../core/types.js';
 import { runSearch } from '../run.js';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
+import { numberArg } from './flags.js';
 
 async function fixedLatencyBackend(latency: number, concurrency: number) {
   const image = { png: new Uint8Array(await sharp({ create: { width: 32, height: 32, channels: 3, background: '#888' } }).png().toBuffer()) };
@@ -65,9 +61,9 @@ const CASES: Case[] = [
 ];
 
 async function main(): Promise<void> {
-  const latency = arg('latency', 50);
-  const concurrency = arg('concurrency', 8);
-  const repeat = arg('repeat', 3);
+  const latency = numberArg('latency', 50);
+  const concurrency = numberArg('concurrency', 8);
+  const repeat = numberArg('repeat', 3);
   const out = mkdtempSync(path.join(os.tmpdir(), 'rf-bench-'));
   console.log(`engine overhead: fixed ${latency} ms calls, concurrency ${concurrency}, run store on disk (${out})`);
   try {

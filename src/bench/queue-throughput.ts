@@ -23,13 +23,9 @@ import { evalJobs } from '../queue/eval-jobs.js';
 import { LocalRedis } from '../queue/local-redis.js';
 import { testPrompts } from '../shapeworld/prompts.js';
 import type { PromptRecord } from '../config/prompts.js';
+import { numberArg } from './flags.js';
 
 const BIN = fileURLToPath(new URL('../../bin/reflectionflow.js', import.meta.url));
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 function firstPerTag(n: number, salt: string): PromptRecord[] {
   const seen = new Map<string, number>();
@@ -101,11 +97,11 @@ async function measure(redis: LocalRedis, db: number, w: Workload, workers: numb
 }
 
 async function main(): Promise<void> {
-  const deadline = Date.now() + arg('deadline', 600) * 1000;
-  const latency = arg('latency', 50);
+  const deadline = Date.now() + numberArg('deadline', 600) * 1000;
+  const latency = numberArg('latency', 50);
   const workloads: Workload[] = [
-    { name: `io (procedural, ${latency} ms per call)`, config: { backend: 'procedural', options: { latencyMs: latency } }, records: arg('io-limit', 2), budgets: [8] },
-    { name: 'cpu (embedded models)', config: {}, records: arg('cpu-limit', 1), budgets: [4] },
+    { name: `io (procedural, ${latency} ms per call)`, config: { backend: 'procedural', options: { latencyMs: latency } }, records: numberArg('io-limit', 2), budgets: [8] },
+    { name: 'cpu (embedded models)', config: {}, records: numberArg('cpu-limit', 1), budgets: [4] },
   ];
   const redis = await LocalRedis.start();
   const work = mkdtempSync(path.join(os.tmpdir(), 'rf-bench-queue-'));

@@ -32,11 +32,7 @@ import { detectObjects } from '../shapeworld/evaluate.js';
 import { testPrompts, trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed } from '../shapeworld/random.js';
 import { judge, MIRROR, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
+import { arg, numberArg } from './flags.js';
 
 const keys = (items: readonly string[]): string[] => items.map(parseEdit).filter((e): e is Edit => e !== null).map(editKey);
 
@@ -65,7 +61,7 @@ function count(x: Tally, correct: boolean, mine: string[], truth: string[]): voi
 }
 
 async function main(): Promise<void> {
-  const seeds = Number(arg('seeds', '4'));
+  const seeds = numberArg('seeds', 4);
   const set = arg('set', 'test');
   const records: PromptRecord[] =
     set === 'compositional' ? compositionalCheckPrompts() : set === 'train' ? trainPrompts({ count: 400, seed: 5151 }) : testPrompts();
@@ -75,7 +71,7 @@ async function main(): Promise<void> {
   const alt = decodings.map(() => tally());
   const sures = arg('sure', '').split(',').filter(Boolean).map(Number);
   const gated = sures.map(() => tally());
-  const generator = await FlowGenerator.load(MODELS_DIR, { steps: Number(arg('steps', '12')) });
+  const generator = await FlowGenerator.load(MODELS_DIR, { steps: numberArg('steps', 12) });
   const perception = await Perception.load(arg('perception', MODELS_DIR), { flip: !process.argv.includes('--no-flip') });
   const verifier = await EmbeddedVerifier.load(MODELS_DIR);
   const byTag = new Map<string, Tally>();

@@ -19,19 +19,15 @@ import { createProceduralBackend } from '../backends/procedural/index.js';
 import { runSearch } from '../run.js';
 import { RUN_FILE } from '../store/run-store.js';
 import { startUi } from '../ui/server.js';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
+import { numberArg } from './flags.js';
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   registerBuiltinBackends();
-  const nRuns = arg('runs', 500);
-  const nImages = arg('images', 1000);
-  const repeat = arg('repeat', 5);
+  const nRuns = numberArg('runs', 500);
+  const nImages = numberArg('images', 1000);
+  const repeat = numberArg('repeat', 5);
   const root = mkdtempSync(path.join(os.tmpdir(), 'rf-ui-bench-'));
   const many = path.join(root, 'many');
   const big = path.join(root, 'big');
