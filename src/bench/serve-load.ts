@@ -9,7 +9,7 @@
  * arm. The two arms run back to back, `--rounds` times in turn (alone, with aborters, alone, …), and the cost is taken
  * from each arm's median throughput: on a shared machine a single pair says little.
  *
- *   npm run build && node dist/server/load-bench.js [--backends procedural,embedded] [--requests 200]
+ *   npm run build && node dist/bench/serve-load.js [--backends procedural,embedded] [--requests 200]
  *     [--concurrency 16] [--aborters 5] [--abort-ms 100] [--max-seconds 120] [--rounds 1]
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -18,19 +18,14 @@ import { fileURLToPath } from 'node:url';
 import { createEmbeddedBackend } from '../backends/embedded/backend.js';
 import { createProceduralBackend } from '../backends/procedural/index.js';
 import type { RoleSet } from '../core/roles.js';
-import { startServer } from './server.js';
+import { startServer } from '../server/server.js';
+import { arg, numberArg } from './flags.js';
 
 const PROMPT = 'a photo of a red circle left of a blue square';
 /** the aborting clients' seeds start here (the counted clients' are below) */
 const ABORTER_SEEDS = 1_000_000;
 /** images the server's generator has made for aborting clients */
 let aborterImages = 0;
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
-const num = (name: string, fallback: number) => Number(arg(name, String(fallback)));
 
 interface Phase {
   done: number;
@@ -130,12 +125,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 
 async function main(): Promise<void> {
   const backends = arg('backends', 'procedural,embedded').split(',');
-  const requests = num('requests', 200);
-  const concurrency = num('concurrency', 16);
-  const aborters = num('aborters', 5);
-  const abortMs = num('abort-ms', 100);
-  const maxMs = num('max-seconds', 120) * 1000;
-  const rounds = num('rounds', 1);
+  const requests = numberArg('requests', 200);
+  const concurrency = numberArg('concurrency', 16);
+  const aborters = numberArg('aborters', 5);
+  const abortMs = numberArg('abort-ms', 100);
+  const maxMs = numberArg('max-seconds', 120) * 1000;
+  const rounds = numberArg('rounds', 1);
   const rows: string[] = [];
   const row = (name: string, label: string, p: Phase) => {
     const failed = [...p.failed].map(([why, n]) => `${n}× ${why}`).join(', ');
