@@ -14,11 +14,16 @@
  *                                                           [--sure 0.9,...]  (also: silent when the verifier's P(yes) ≥ it)
  *                                                           [--perception DIR]  (a folder with reflector.onnx/.json)
  *                                                           [--no-flip]  (one look per image, not the image and its mirror)
+ *                                                           [--self-noise]  (also: the evaluator itself as the reader)
  *
+ * `--self-noise` adds a table for a second reader: the evaluator itself, on a copy of each image with every pixel
+ * value moved by −1, 0 or +1 (of 255, seeded), a change no one can see. It is the ceiling the truth's own
+ * instability leaves: how far the evaluator agrees with itself when the image does not really change.
  * With several --thresholds or --merge values, the same samples are read under each decoding (the object map is
  * computed once) and one overall row is printed per decoding; the full table is for the first. Choose decodings on
  * `--set train` (training prompts, never the test split), then measure the choice on the test split.
  */
+import sharp from 'sharp';
 import { FlowGenerator } from '../backends/embedded/generator.js';
 import { MODELS_DIR } from '../backends/embedded/files.js';
 import { decodeObjectMap, DEFAULT_DECODE, Perception, type DecodeOptions } from '../backends/embedded/perception.js';
@@ -30,7 +35,7 @@ import { compositionalCheckPrompts } from '../shapeworld/compositional.js';
 import { parseEdit, planEdits, type Edit } from '../shapeworld/edits.js';
 import { detectObjects } from '../shapeworld/evaluate.js';
 import { testPrompts, trainPrompts } from '../shapeworld/prompts.js';
-import { mixSeed } from '../shapeworld/random.js';
+import { mixSeed, mulberry32 } from '../shapeworld/random.js';
 import { judge, MIRROR, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
 import { arg, numberArg } from './flags.js';
 
@@ -60,6 +65,14 @@ function count(x: Tally, correct: boolean, mine: string[], truth: string[]): voi
   }
 }
 
+/** `png` with every channel value moved by −1, 0 or +1 (seeded): the same image to any eye. */
+async function jitter(png: Uint8Array, seed: number): Promise<Uint8Array> {
+  const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  const next = mulberry32(seed);
+  for (let k = 0; k < data.length; k++) data[k] = Math.min(255, Math.max(0, data[k]! + Math.floor(next() * 3) - 1));
+  return new Uint8Array(await sharp(data, { raw: info }).png().toBuffer());
+}
+
 async function main(): Promise<void> {
   const seeds = numberArg('seeds', 4);
   const set = arg('set', 'test');
@@ -74,8 +87,11 @@ async function main(): Promise<void> {
   const generator = await FlowGenerator.load(MODELS_DIR, { steps: numberArg('steps', 12) });
   const perception = await Perception.load(arg('perception', MODELS_DIR), { flip: !process.argv.includes('--no-flip') });
   const verifier = await EmbeddedVerifier.load(MODELS_DIR);
+  const selfNoise = process.argv.includes('--self-noise');
   const byTag = new Map<string, Tally>();
   const all = tally();
+  const selfByTag = new Map<string, Tally>();
+  const selfAll = tally();
   let mirrorN = 0;
   let mirrorDiff = 0;
   let mirrorSame = 0;
@@ -100,6 +116,12 @@ async function main(): Promise<void> {
       const t = byTag.get(rec.tag) ?? tally();
       byTag.set(rec.tag, t);
       for (const x of [t, all]) count(x, correct, mine, truth);
+      if (selfNoise) {
+        const again = planEdits(await detectObjects(await jitter(png, mixSeed(1213, s, i))), spec).map((e) => editKey(e));
+        const u = selfByTag.get(rec.tag) ?? tally();
+        selfByTag.set(rec.tag, u);
+        for (const x of [u, selfAll]) count(x, correct, again, truth);
+      }
       const mir = mirrored(rec);
       if (!sures.length && !mir) continue;
       // the image's verifier score for its own prompt (and its mirrored wording), in one call
@@ -121,6 +143,14 @@ async function main(): Promise<void> {
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const [tag, t] of [...byTag, ['overall', all] as const]) {
     console.log(`| ${tag} | ${t.passing + t.failing} | ${t.failing} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+  }
+  if (selfNoise) {
+    console.log('\nthe evaluator itself as the reader, on a copy with ±1 pixel noise:');
+    console.log('| category | instruction precision | defect recall | silent on passing |');
+    console.log('| --- | ---: | ---: | ---: |');
+    for (const [tag, t] of [...selfByTag, ['overall', selfAll] as const]) {
+      console.log(`| ${tag} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+    }
   }
   if (decodings.length > 1) {
     console.log('| decoding | instruction precision | defect recall | silent on passing |');
