@@ -17,7 +17,8 @@
  *
  * The corrector arm is also broken down by the kinds of edit a case asks for ("move", "add+remove", ...), and
  * `--failures FILE` writes one JSON line per case it fails (prompt, instruction, the evaluator's reason) to read
- * what is left. `--arms a,b` runs the corrector and those arms only (a quicker comparison of models).
+ * what is left. `--arms a,b` runs those arms only (a quicker comparison of models; `--arms "fresh sample,fresh refined"`
+ * compares prompt refinement alone without the corrector's cost).
  *
  *   npm run build && node dist/bench/corrector-alone.js [--set test|compositional|train] [--flawed 200] [--models DIR] [--strength S] [--guidance G] [--steps N] [--failures FILE] [--arms ARM,...]
  */
@@ -82,7 +83,8 @@ async function main(): Promise<void> {
     : undefined;
   const only = process.argv.includes('--arms') ? arg('arms', '').split(',') : undefined;
   for (const a of only ?? []) if (!(ALL_ARMS as readonly string[]).includes(a)) throw new Error(`unknown arm '${a}' (arms: ${ALL_ARMS.join(', ')})`);
-  const ARMS = ALL_ARMS.filter((a) => (regional || (a !== 'no region' && a !== 'evaluator region' && a !== 'redraw outside')) && (a === 'corrector' || !only || only.includes(a)));
+  const ARMS = ALL_ARMS.filter((a) => (regional || (a !== 'no region' && a !== 'evaluator region' && a !== 'redraw outside')) && (!only || only.includes(a)));
+  if (!ARMS.length) throw new Error(`none of the arms ${only!.join(', ')} applies to this corrector`);
   const blank: Image = { png: new Uint8Array(await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer()) };
   const t0 = performance.now();
 
@@ -148,14 +150,16 @@ async function main(): Promise<void> {
   console.log(`| category | n | ${ARMS.join(' | ')} |`);
   console.log(`|---|---|${ARMS.map(() => '---').join('|')}|`);
   for (const [tag, t] of [...byTag].sort(([a], [b]) => a.localeCompare(b))) {
-    console.log(`| ${tag} | ${t.corrector.length} | ${ARMS.map((a) => rate(t[a])).join(' | ')} |`);
+    console.log(`| ${tag} | ${t[ARMS[0]!].length} | ${ARMS.map((a) => rate(t[a])).join(' | ')} |`);
   }
   console.log(`| all | ${cases.length} | ${ARMS.map((a) => rate(pass[a])).join(' | ')} |`);
-  console.log(`\ncorrector by the edits asked for:\n| edits | n | corrector |\n|---|---|---|`);
-  for (const [kind, xs] of [...byKind].sort(([, a], [, b]) => b.length - a.length)) console.log(`| ${kind} | ${xs.length} | ${rate(xs)} |`);
+  if (ARMS.includes('corrector')) {
+    console.log(`\ncorrector by the edits asked for:\n| edits | n | corrector |\n|---|---|---|`);
+    for (const [kind, xs] of [...byKind].sort(([, a], [, b]) => b.length - a.length)) console.log(`| ${kind} | ${xs.length} | ${rate(xs)} |`);
+    console.log(`kept: ${keptN ? (keptHave / keptN).toFixed(3) : '—'} of ${keptN} untouched objects still in place after the correction`);
+  }
   const failuresFile = process.argv.includes('--failures') ? arg('failures', '') : '';
   if (failuresFile) writeFileSync(failuresFile, failures.map((l) => `${l}\n`).join(''));
-  console.log(`kept: ${keptN ? (keptHave / keptN).toFixed(3) : '—'} of ${keptN} untouched objects still in place after the correction`);
   console.log(`wall ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
