@@ -36,6 +36,13 @@ PAD_ID = 0
 NULL_ID = 1
 MASK_NEG = -1e4  # additive attention mask value (finite: no NaN even if a row were fully masked)
 
+# ShapeWorld's colours and background (src/shapeworld/shapes.ts PALETTE, BACKGROUND), in its order; selftest.py
+# checks the twin
+PALETTE = [("red", (220, 30, 30)), ("orange", (255, 140, 0)), ("yellow", (250, 225, 20)), ("green", (30, 160, 50)),
+           ("blue", (30, 70, 230)), ("purple", (135, 40, 195)), ("pink", (255, 125, 200)), ("brown", (125, 70, 20)),
+           ("black", (15, 15, 15)), ("white", (245, 245, 245))]
+BACKGROUND = (128, 128, 128)
+
 
 # ----------------------------------------------------------------------------
 # misc

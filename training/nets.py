@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import ChannelLayerNorm, CrossAttention2d, Dense, SelfAttention2d, TextEncoder, group_norm
+from common import (BACKGROUND, PALETTE, ChannelLayerNorm, CrossAttention2d, Dense, SelfAttention2d, TextEncoder,
+                    group_norm)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
@@ -223,16 +224,42 @@ class Verifier(nn.Module):
         return (logit, aux) if with_aux else logit
 
 
+class PaletteFeatures(nn.Module):
+    """Each pixel's colour in the palette's terms, beside its RGB: for every palette colour, how far along the line
+    from the background to that colour the pixel lies (clamped to [0, 1]) and how far off that line it is. A blob
+    the generator drew in a colour between two palette colours lies off every line; the evaluator reads such pixels
+    as no object, and from RGB alone a small conv net learns that boundary poorly (it read them as objects).
+    Fixed, not learned; input and output in the model's [-1, 1] units: [B, 3, H, W] -> [B, 3 + 2K, H, W]."""
+
+    def __init__(self):
+        super().__init__()
+        bg = torch.tensor(BACKGROUND, dtype=torch.float32) / 127.5 - 1
+        d = torch.tensor([rgb for _, rgb in PALETTE], dtype=torch.float32) / 127.5 - 1 - bg
+        self.register_buffer("bg", bg.view(1, 3, 1, 1))
+        self.register_buffer("d", d.view(-1, 3, 1, 1))
+        self.register_buffer("n2", (d * d).sum(1).view(1, -1, 1, 1))
+        self.channels = 3 + 2 * len(PALETTE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = x - self.bg
+        vd = F.conv2d(v, self.d)
+        a = torch.clamp(vd / self.n2, 0.0, 1.0)
+        off = (v * v).sum(1, keepdim=True) - 2 * a * vd + a * a * self.n2
+        return torch.cat([x, a, torch.sqrt(torch.clamp(off, min=0.0) + 1e-6)], 1)
+
+
 class ObjectMapNet(nn.Module):
     """Pixels -> an 8x8 object map: per cell, the logit that an object's centre lies in the cell, class and colour
     logits of that object, its centre offset inside the cell and its size (channels 1 + K + C + 4).
     The module verifier's image side, and on its own the embedded reflector's perception model."""
 
-    def __init__(self, n_classes: int = 6, n_colors: int = 10, ch=(32, 64, 128), grid: int = 8):
+    def __init__(self, n_classes: int = 6, n_colors: int = 10, ch=(32, 64, 128), grid: int = 8,
+                 palette_input: bool = False):
         super().__init__()
         c0, c1, c2 = ch
         self.n_classes, self.n_colors, self.grid = n_classes, n_colors, grid
-        self.stem = nn.Conv2d(3, c0, 3, padding=1)
+        self.palette = PaletteFeatures() if palette_input else None
+        self.stem = nn.Conv2d(self.palette.channels if self.palette else 3, c0, 3, padding=1)
         self.s0 = ConvBlock(c0, c0)                    # 32
         self.s1 = ConvBlock(c0, c1)                    # 16
         self.s2 = ConvBlock(c1, c2)                    # 8
@@ -241,7 +268,7 @@ class ObjectMapNet(nn.Module):
         self.head = nn.Conv2d(c2, 1 + n_classes + n_colors + 4, 1)
 
     def object_map(self, image: torch.Tensor) -> torch.Tensor:
-        h = self.s0(self.stem(image))
+        h = self.s0(self.stem(self.palette(image) if self.palette is not None else image))
         h = self.s1(F.avg_pool2d(h, 2))
         h8 = self.s2(F.avg_pool2d(h, 2))
         h4 = self.s3(F.avg_pool2d(h8, 2))

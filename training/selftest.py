@@ -190,6 +190,27 @@ def test_perception():
     print("perception ok")
 
 
+def test_palette_input():
+    """The palette features: a palette colour lies on its own line (along 1, off 0) and the background on none;
+    a model given them starts, from a model without, as exactly that model."""
+    from nets import ObjectMapNet, PaletteFeatures
+    from train_perception import init_weight
+    feats = PaletteFeatures()
+    k = len(common.PALETTE)
+    px = torch.tensor([[c / 127.5 - 1 for c in common.PALETTE[2][1]], [c / 127.5 - 1 for c in common.BACKGROUND]])
+    f = feats(px.t().reshape(1, 3, 2, 1))[0, :, :, 0]
+    assert f.shape[0] == 3 + 2 * k
+    assert abs(float(f[3 + 2, 0]) - 1) < 1e-5 and float(f[3 + k + 2, 0]) < 1e-2      # yellow: along 1, off ~0
+    assert float(f[3:3 + k, 1].abs().max()) < 1e-5                                     # the background: along none
+    plain, fed = ObjectMapNet(), ObjectMapNet(palette_input=True)
+    src = plain.state_dict()
+    fed.load_state_dict({n: init_weight(n, v, src) for n, v in fed.state_dict().items()})
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(plain(x), fed(x), atol=1e-5)
+    print("palette input ok")
+
+
 def test_corrector_gate():
     """The copy gate: shut, the corrector is the model without it; open, it returns the previous image's flow
     exactly (v = eps - image wherever x_t was noised from the image)."""
@@ -368,7 +389,7 @@ def test_class_hint():
 
 
 def test_palette_twin():
-    """The trainer's palette and classes are ShapeWorld's (src/shapeworld/shapes.ts), in its order: the hints' indices
+    """The trainers' palette, background and classes are ShapeWorld's (src/shapeworld/shapes.ts), in its order: the hints' indices
     and values are read against them at run time."""
     import re
     from train_corrector import PALETTE
@@ -376,7 +397,9 @@ def test_palette_twin():
         source = f.read()
     block = re.search(r"export const PALETTE[^{]*\{(.*?)\};", source, re.S).group(1)
     ts = [(n, (int(r), int(g), int(b))) for n, r, g, b in re.findall(r"(\w+): \[(\d+), (\d+), (\d+)\]", block)]
-    assert ts == PALETTE, f"training/train_corrector.py PALETTE {PALETTE} differs from shapes.ts {ts}"
+    assert ts == PALETTE, f"training/common.py PALETTE {PALETTE} differs from shapes.ts {ts}"
+    bg = re.search(r"export const BACKGROUND: RGB = \[(\d+), (\d+), (\d+)\]", source).groups()
+    assert tuple(int(c) for c in bg) == common.BACKGROUND, f"training/common.py BACKGROUND differs from shapes.ts {bg}"
     from train_corrector import CLASSES
     shapes = re.search(r"export const SHAPES = \[([^\]]*)\]", source).group(1)
     assert re.findall(r"'(\w+)'", shapes) == CLASSES, f"train_corrector.py CLASSES {CLASSES} differs from shapes.ts SHAPES"
@@ -419,6 +442,7 @@ if __name__ == "__main__":
     test_color_hint()
     test_class_hint()
     test_palette_twin()
+    test_palette_input()
     test_op_weight()
     test_run_files()
     print("selftest ok")

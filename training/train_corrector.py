@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (EMA, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node,  # noqa: E402
+from common import (EMA, PALETTE, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node,  # noqa: E402
                     command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
                     null_tokens, optimizer_step, opt_state_compact, opt_state_restore, run_files, save_checkpoint,
                     setup_torch, stop_on_signals, write_json)
@@ -385,9 +385,6 @@ def components(mask: torch.Tensor):
 
 # GenEval's ten colours as ShapeWorld renders them (src/shapeworld/shapes.ts PALETTE), in its order; exported in the
 # model's meta (`colorHint`) so that the runtime writes the hint with the very values the model was trained on.
-PALETTE = [("red", (220, 30, 30)), ("orange", (255, 140, 0)), ("yellow", (250, 225, 20)), ("green", (30, 160, 50)),
-           ("blue", (30, 70, 230)), ("purple", (135, 40, 195)), ("pink", (255, 125, 200)), ("brown", (125, 70, 20)),
-           ("black", (15, 15, 15)), ("white", (245, 245, 245))]
 # hint index -> RGB in [-1, 1]; index 0 is "no hint" (0, the background gray, which is no palette colour)
 HINT_RGB = torch.tensor([(0.0, 0.0, 0.0)] + [tuple(c / 127.5 - 1 for c in rgb) for _, rgb in PALETTE])
 # the colours a drawn pixel is read as: index 0 the background gray (votes for nothing), then PALETTE

@@ -66,6 +66,9 @@ def parse_args(argv=None):
     ap.add_argument("--render-share", type=float, default=0.25,
                     help="share of each batch drawn from renders (the rest: generator samples)")
     ap.add_argument("--no-flip", action="store_true", help="no left-right flip augmentation")
+    ap.add_argument("--palette-input", action="store_true",
+                    help="feed the net each pixel's place relative to the palette's colour lines beside its RGB "
+                         "(nets.PaletteFeatures); from a model without them, their stem weights start at zero")
     ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
     ap.add_argument("--ckpt", default=None, help="checkpoint (default training/resume/<name>.pt for an --out in models/, "
                     "else beside --out)")
@@ -166,6 +169,19 @@ def evaluate(model, data: Images, idx: torch.Tensor, batch: int = 256) -> dict:
             "precision": tp / max(n_found, 1), "recall": tp / max(n_true, 1)}
 
 
+def init_weight(name: str, own: torch.Tensor, src: dict) -> torch.Tensor:
+    """`name`'s starting value from an exported model's weights: the palette's fixed buffers are the model's own, and a
+    stem that reads more input channels than the source's keeps the source's weights for RGB and zeros for the
+    rest, so the model starts as exactly the source."""
+    if name.startswith("palette."):
+        return own
+    w = src[name]
+    if name == "stem.weight" and w.numel() != own.numel():
+        w = w.reshape(own.shape[0], -1, *own.shape[2:])
+        return torch.cat([w, torch.zeros(own.shape[0], own.shape[1] - w.shape[1], *own.shape[2:])], 1)
+    return w.reshape(own.shape)
+
+
 def main(argv=None):
     args = parse_args(argv)
     setup_torch(args.seed, args.threads)
@@ -184,7 +200,7 @@ def main(argv=None):
     val_idx, train_samples = perm[:n_val].sort().values, perm[n_val:]
     print(f"split: {len(train_samples)} samples + {len(renders)} renders train / {n_val} samples validation")
 
-    model = ObjectMapNet()
+    model = ObjectMapNet(palette_input=args.palette_input)
     n_params = count_params(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, elapsed0, history = 0, 0.0, []
@@ -203,10 +219,10 @@ def main(argv=None):
         if args.init_onnx:
             src = onnx_state_dict(args.init_onnx)
             own = model.state_dict()
-            missing = [k for k in own if k not in src]
+            missing = [k for k in own if k not in src and not k.startswith("palette.")]
             if missing:
                 raise SystemExit(f"--init-onnx {args.init_onnx}: no weights for {missing[:5]} (not a module verifier?)")
-            model.load_state_dict({k: src[k].reshape(v.shape) for k, v in own.items()})
+            model.load_state_dict({k: init_weight(k, v, src) for k, v in own.items()})
             with open(args.init_onnx, "rb") as f:
                 init = {"onnx": os.path.relpath(os.path.abspath(args.init_onnx), REPO_ROOT),
                         "sha256_16": hashlib.sha256(f.read()).hexdigest()[:16]}
@@ -309,6 +325,7 @@ def main(argv=None):
                         "7..16: colour logits (GenEval order); 17, 18: sigmoid = centre offset x, y in the cell; "
                         "19, 20: sigmoid = width, height (of the image side)"}},
         "grid": g,
+        "paletteInput": args.palette_input,
         "classes": CLASSES,
         "colors": COLORS,
         "init": init,
