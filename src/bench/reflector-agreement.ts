@@ -19,6 +19,7 @@
  * `--self-noise` adds a table for a second reader: the evaluator itself, on a copy of each image with every pixel
  * value moved by −1, 0 or +1 (of 255, seeded), a change no one can see. It is the ceiling the truth's own
  * instability leaves: how far the evaluator agrees with itself when the image does not really change.
+ *
  * With several --thresholds or --merge values, the same samples are read under each decoding (the object map is
  * computed once) and one overall row is printed per decoding; the full table is for the first. Choose decodings on
  * `--set train` (training prompts, never the test split), then measure the choice on the test split.
