@@ -392,7 +392,7 @@ def test_palette_twin():
     """The trainers' palette, background and classes are ShapeWorld's (src/shapeworld/shapes.ts), in its order: the hints' indices
     and values are read against them at run time."""
     import re
-    from train_corrector import PALETTE
+    from common import PALETTE
     with open(os.path.join(common.REPO_ROOT, "src", "shapeworld", "shapes.ts")) as f:
         source = f.read()
     block = re.search(r"export const PALETTE[^{]*\{(.*?)\};", source, re.S).group(1)

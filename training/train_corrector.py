@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (EMA, PALETTE, REPO_ROOT, TRAINING_DIR, CsvLog, Timer, check_with_onnxruntime_node,  # noqa: E402
-                    command_line, cosine_lr, count_params, export_onnx, images_to_float, model_name,
-                    null_tokens, optimizer_step, opt_state_compact, opt_state_restore, run_files, save_checkpoint,
-                    setup_torch, stop_on_signals, write_json)
+from common import (BACKGROUND, EMA, PALETTE, REPO_ROOT, TRAINING_DIR, CsvLog, Timer,  # noqa: E402
+                    check_with_onnxruntime_node, command_line, cosine_lr, count_params, export_onnx, images_to_float,
+                    model_name, null_tokens, optimizer_step, opt_state_compact, opt_state_restore, run_files,
+                    save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import CorrectorUNet, FlowUNet  # noqa: E402
 from train_generator import CONVENTION, init_from_onnx, sample_t  # noqa: E402
 
@@ -383,12 +383,12 @@ def components(mask: torch.Tensor):
     return regions, (b, y, x, inv)
 
 
-# GenEval's ten colours as ShapeWorld renders them (src/shapeworld/shapes.ts PALETTE), in its order; exported in the
-# model's meta (`colorHint`) so that the runtime writes the hint with the very values the model was trained on.
+# PALETTE (common.py, ShapeWorld's colours in its order) is exported in the model's meta (`colorHint`) so that the
+# runtime writes the hint with the very values the model was trained on.
 # hint index -> RGB in [-1, 1]; index 0 is "no hint" (0, the background gray, which is no palette colour)
 HINT_RGB = torch.tensor([(0.0, 0.0, 0.0)] + [tuple(c / 127.5 - 1 for c in rgb) for _, rgb in PALETTE])
 # the colours a drawn pixel is read as: index 0 the background gray (votes for nothing), then PALETTE
-HINT_REF = torch.tensor([(128, 128, 128)] + [rgb for _, rgb in PALETTE], dtype=torch.float32)
+HINT_REF = torch.tensor([BACKGROUND] + [rgb for _, rgb in PALETTE], dtype=torch.float32)
 
 
 def hint_rgb(index_u8: torch.Tensor) -> torch.Tensor:
