@@ -24,9 +24,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
-import { EmbeddedCorrector } from '../backends/embedded/corrector.js';
+import { EmbeddedCorrector, type CorrectorMeta } from '../backends/embedded/corrector.js';
 import { MODELS_DIR } from '../backends/embedded/files.js';
 import { FlowGenerator } from '../backends/embedded/generator.js';
+import { readModelCard } from '../backends/embedded/onnx.js';
 import { Perception } from '../backends/embedded/perception.js';
 import { editRegion } from '../backends/embedded/region.js';
 import { compositionalCheckPrompts } from '../shapeworld/compositional.js';
@@ -41,6 +42,7 @@ import { arg, numberArg, optionalNumberArg } from './flags.js';
 
 const ALL_ARMS = ['corrector', 'redraw outside', 'no reflection', 'no image', 'no region', 'evaluator region', 'fresh sample', 'fresh refined'] as const;
 type Arm = (typeof ALL_ARMS)[number];
+const FRESH_ARMS: readonly Arm[] = ['fresh sample', 'fresh refined'];
 
 interface Case {
   rec: PromptRecord;
@@ -74,17 +76,16 @@ async function main(): Promise<void> {
   const strength = optionalNumberArg('strength');
   const guidance = optionalNumberArg('guidance');
   const steps = optionalNumberArg('steps');
-  const perception = await Perception.load(dir);
   const sampling = { ...(strength !== undefined ? { strength } : {}), ...(guidance !== undefined ? { guidance } : {}), ...(steps !== undefined ? { steps } : {}) };
-  const corrector = await EmbeddedCorrector.load(dir, sampling, perception);
-  const regional = !!corrector.meta.region;
-  const keeper = regional
-    ? await EmbeddedCorrector.load(dir, { ...sampling, keepOutside: false }, perception)
-    : undefined;
+  const regional = !!readModelCard<CorrectorMeta>(dir, 'corrector').region;
   const only = process.argv.includes('--arms') ? arg('arms', '').split(',') : undefined;
   for (const a of only ?? []) if (!(ALL_ARMS as readonly string[]).includes(a)) throw new Error(`unknown arm '${a}' (arms: ${ALL_ARMS.join(', ')})`);
   const ARMS = ALL_ARMS.filter((a) => (regional || (a !== 'no region' && a !== 'evaluator region' && a !== 'redraw outside')) && (!only || only.includes(a)));
   if (!ARMS.length) throw new Error(`none of the arms ${only!.join(', ')} applies to this corrector`);
+  // the fresh-sample arms need only the generator: the corrector (and the perception its region needs) loads when an arm corrects
+  const perception = ARMS.some((a) => !FRESH_ARMS.includes(a)) ? await Perception.load(dir) : undefined;
+  const corrector = perception ? await EmbeddedCorrector.load(dir, sampling, perception) : undefined;
+  const keeper = ARMS.includes('redraw outside') ? await EmbeddedCorrector.load(dir, { ...sampling, keepOutside: false }, perception) : undefined;
   const blank: Image = { png: new Uint8Array(await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer()) };
   const t0 = performance.now();
 
@@ -114,12 +115,12 @@ async function main(): Promise<void> {
     const batch = cases.slice(s, s + B);
     const full = (c: Case) => ({ image: c.flawed, prompt: c.refined, reflection: { text: c.items.join('\n'), items: c.items }, seed: c.seed });
     const run: Record<Arm, () => Promise<Image[]>> = {
-      corrector: () => Promise.all(batch.map((c) => corrector.correct(full(c)))),
-      'no reflection': () => Promise.all(batch.map((c) => corrector.correct({ ...full(c), reflection: { text: '', items: [] } }))),
-      'no image': () => Promise.all(batch.map((c) => corrector.correct({ ...full(c), image: blank }))),
+      corrector: () => Promise.all(batch.map((c) => corrector!.correct(full(c)))),
+      'no reflection': () => Promise.all(batch.map((c) => corrector!.correct({ ...full(c), reflection: { text: '', items: [] } }))),
+      'no image': () => Promise.all(batch.map((c) => corrector!.correct({ ...full(c), image: blank }))),
       'redraw outside': () => Promise.all(batch.map((c) => keeper!.correct(full(c)))),
-      'no region': () => Promise.all(batch.map((c) => corrector.draw(full(c), new Float32Array(corrector.regionPlanes * 32 * 32)))),
-      'evaluator region': () => Promise.all(batch.map((c) => corrector.draw(full(c), editRegion(c.dets, c.items, 32, c.seed, corrector.regionLayout)))),
+      'no region': () => Promise.all(batch.map((c) => corrector!.draw(full(c), new Float32Array(corrector!.regionPlanes * 32 * 32)))),
+      'evaluator region': () => Promise.all(batch.map((c) => corrector!.draw(full(c), editRegion(c.dets, c.items, 32, c.seed, corrector!.regionLayout)))),
       'fresh sample': () => generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.rec.prompt), seed: c.seed }))),
       'fresh refined': () => generator.sample(batch.map((c) => ({ tokens: generator.tokenizer.encode(c.refined), seed: c.seed }))),
     };
@@ -146,7 +147,8 @@ async function main(): Promise<void> {
     }
   }
   const rate = (xs: number[]): string => (xs.length ? (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3) : '—');
-  console.log(`corrector alone, set ${set}: ${cases.length} flawed generator samples (${dir}, corrector ${corrector.meta.cond}, ${corrector.steps} steps, strength ${corrector.strength}, guidance ${corrector.guidance})`);
+  const correcting = corrector ? `, corrector ${corrector.meta.cond}, ${corrector.steps} steps, strength ${corrector.strength}, guidance ${corrector.guidance}` : '';
+  console.log(`corrector alone, set ${set}: ${cases.length} flawed generator samples (${dir}${correcting})`);
   console.log(`| category | n | ${ARMS.join(' | ')} |`);
   console.log(`|---|---|${ARMS.map(() => '---').join('|')}|`);
   for (const [tag, t] of [...byTag].sort(([a], [b]) => a.localeCompare(b))) {

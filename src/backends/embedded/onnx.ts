@@ -37,14 +37,8 @@ const inWorker = import.meta.url.endsWith('.js');
 /** Load `<name>.onnx` and its `<name>.json` from a folder; missing or broken files are a UserError naming them. */
 export async function loadModel<M>(dir: string, name: string, threads?: number): Promise<ModelFiles<M>> {
   const onnxPath = path.join(dir, `${name}.onnx`);
-  const metaPath = path.join(dir, `${name}.json`);
   if (!existsSync(onnxPath)) throw new UserError(`model file ${onnxPath} is missing`);
-  let meta: M;
-  try {
-    meta = JSON.parse(readFileSync(metaPath, 'utf8')) as M;
-  } catch (err) {
-    throw new UserError(`cannot read model card ${metaPath}: ${errorMessage(err).split('\n')[0]}`);
-  }
+  const meta = readModelCard<M>(dir, name);
   try {
     const bytes = readFileSync(onnxPath);
     const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
@@ -52,6 +46,16 @@ export async function loadModel<M>(dir: string, name: string, threads?: number):
     return { session, meta, hash };
   } catch (err) {
     throw new UserError(`cannot load model ${onnxPath}: ${errorMessage(err).split('\n')[0]}`);
+  }
+}
+
+/** `<name>.json` of a folder, the model's card, without loading the model; a missing or broken file is a UserError. */
+export function readModelCard<M>(dir: string, name: string): M {
+  const metaPath = path.join(dir, `${name}.json`);
+  try {
+    return JSON.parse(readFileSync(metaPath, 'utf8')) as M;
+  } catch (err) {
+    throw new UserError(`cannot read model card ${metaPath}: ${errorMessage(err).split('\n')[0]}`);
   }
 }
 
