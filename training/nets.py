@@ -411,11 +411,14 @@ def object_map_targets(objects: torch.Tensor, grid: int):
     return centre, cls, col, box
 
 
-def object_map_loss(m: torch.Tensor, objects: torch.Tensor, n_classes: int, n_colors: int, grid: int):
-    """Centre BCE + class/colour cross-entropy and box L1 at centre cells; m is the flattened map (B, ch, g*g)."""
+def object_map_loss(m: torch.Tensor, objects: torch.Tensor, n_classes: int, n_colors: int, grid: int,
+                    negative_weight: torch.Tensor | None = None):
+    """Centre BCE + class/colour cross-entropy and box L1 at centre cells; m is the flattened map (B, ch, g*g).
+    `negative_weight` (B, g*g): the centre loss's weight at cells where no object is centred (1 where absent)."""
     centre, cls, col, box = object_map_targets(objects, grid)
     k, c = n_classes, n_colors
-    loss = F.binary_cross_entropy_with_logits(m[:, 0], centre, pos_weight=torch.tensor(4.0))
+    weight = None if negative_weight is None else torch.where(centre > 0, torch.ones_like(centre), negative_weight)
+    loss = F.binary_cross_entropy_with_logits(m[:, 0], centre, weight=weight, pos_weight=torch.tensor(4.0))
     pos = centre > 0
     if pos.any():
         loss = loss + F.cross_entropy(m[:, 1:1 + k], cls, ignore_index=-100)

@@ -183,11 +183,46 @@ def test_perception():
     assert compare(found[:1], truth)[:2] == (False, False)                                 # one missed
     assert compare(found, [(0, 2, 0.15, 0.5), (3, 3, 0.55, 0.12)])[0] is False            # wrong colour
     image = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
-    fi, fo = flip(image, objects.expand(2, -1, -1), torch.tensor([True, False]))
+    cells = torch.zeros(2, 8, 8, dtype=torch.bool)
+    cells[:, 2, 1] = True
+    fi, fo, fc = flip(image, objects.expand(2, -1, -1), cells, torch.tensor([True, False]))
     assert torch.equal(fi[0], image[0].flip(-1)) and torch.equal(fi[1], image[1])
+    assert bool(fc[0, 2, 6]) and not bool(fc[0, 2, 1]) and bool(fc[1, 2, 1])             # the cell map flips with it
     assert abs(float(fo[0, 0, 2]) - 0.85) < 1e-6 and float(fo[1, 0, 2]) == float(objects[0, 0, 2])
     assert float(fo[0, 2, 2]) == 0.0                                                       # empty rows stay empty
     print("perception ok")
+
+
+def test_blob_cells():
+    """The pixels no object explains, as the evaluator classes them: a palette colour and its blend with the background
+    are explained, the background is, a colour off every blend line is not; the loss weighs such empty cells more."""
+    import re
+    from nets import object_map_loss
+    from train_perception import BG_TOLERANCE, BLEND_TOLERANCE, unexplained_cells
+    with open(os.path.join(common.REPO_ROOT, "src", "shapeworld", "evaluate.ts")) as f:
+        source = f.read()
+    assert int(re.search(r"const BG_TOLERANCE = (\d+);", source).group(1)) == BG_TOLERANCE
+    assert int(re.search(r"const BLEND_TOLERANCE = (\d+);", source).group(1)) == BLEND_TOLERANCE
+    img = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+    img[:] = torch.tensor(common.BACKGROUND, dtype=torch.uint8).view(3, 1, 1)
+    red = torch.tensor(common.PALETTE[0][1], dtype=torch.float32)
+    half = ((red + torch.tensor(common.BACKGROUND, dtype=torch.float32)) / 2).round().to(torch.uint8)
+    img[0, :, 0:4, 0:4] = red.to(torch.uint8).view(3, 1, 1)                  # cell (0, 0): red
+    img[0, :, 0:4, 4:8] = half.view(3, 1, 1)                                  # cell (0, 1): red half blended
+    img[0, :, 8:10, 12:13] = torch.tensor([40, 200, 200], dtype=torch.uint8).view(3, 1, 1)  # cell (2, 3): 2 teal pixels
+    cells = unexplained_cells(img, 8)
+    assert cells.shape == (1, 8, 8)
+    assert int(cells[0, 2, 3]) == 2 and int(cells.sum()) == 2, cells
+    m = torch.zeros(1, 21, 64)
+    objects = torch.zeros(1, 8, 6)
+    objects[0, 0] = torch.tensor([1, 1, 0.05, 0.05, 0.1, 0.1])                # an object centred in cell 0
+    plain = object_map_loss(m, objects, 6, 10, 8)
+    weight = torch.ones(1, 64)
+    weight[0, 0] = 9.0                                                        # an object's cell: not a negative
+    assert torch.allclose(object_map_loss(m, objects, 6, 10, 8, weight), plain)
+    weight[0, 19] = 9.0
+    assert float(object_map_loss(m, objects, 6, 10, 8, weight)) > float(plain)
+    print("blob cells ok")
 
 
 def test_palette_input():
@@ -443,6 +478,7 @@ if __name__ == "__main__":
     test_class_hint()
     test_palette_twin()
     test_palette_input()
+    test_blob_cells()
     test_op_weight()
     test_run_files()
     print("selftest ok")

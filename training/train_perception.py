@@ -36,10 +36,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node, command_line,  # noqa: E402
-                    cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step,
-                    opt_state_compact, opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals,
-                    write_json)
+from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, Dataset, Timer, check_with_onnxruntime_node,  # noqa: E402
+                    command_line, cosine_lr, count_params, export_onnx, images_to_float, onnx_state_dict,
+                    optimizer_step, opt_state_compact, opt_state_restore, run_files, save_checkpoint, setup_torch,
+                    stop_on_signals, write_json)
 from nets import ObjectMapNet, object_map_loss  # noqa: E402
 
 CLASSES = ["circle", "square", "triangle", "star", "diamond", "cross"]
@@ -48,6 +48,12 @@ COLORS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown",
 CENTRE_THRESHOLD = 0.5
 SAME_OBJECT = 0.15
 PLACED = 0.1
+# the evaluator's pixel classes (src/shapeworld/evaluate.ts; selftest.py checks the twin): background within
+# BG_TOLERANCE of BACKGROUND, a palette colour within BLEND_TOLERANCE of the line from the background to it
+BG_TOLERANCE = 14
+BLEND_TOLERANCE = 20
+# a cell holding at least this many pixels of neither class is a blob no object explains (--blob-weight)
+BLOB_PIXELS = 2
 
 
 def parse_args(argv=None):
@@ -69,6 +75,10 @@ def parse_args(argv=None):
     ap.add_argument("--palette-input", action="store_true",
                     help="feed the net each pixel's place relative to the palette's colour lines beside its RGB "
                          "(nets.PaletteFeatures); from a model without them, their stem weights start at zero")
+    ap.add_argument("--blob-weight", type=float, default=1.0,
+                    help="weight of the centre loss at cells where no object is centred but at least BLOB_PIXELS "
+                         "pixels are neither background nor a palette colour (blends the evaluator counts as no "
+                         "object, which the perception tends to read as one); 1 = as any other empty cell")
     ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
     ap.add_argument("--ckpt", default=None, help="checkpoint (default training/resume/<name>.pt for an --out in models/, "
                     "else beside --out)")
@@ -100,14 +110,36 @@ class Images:
         self.size = self.images.shape[-1]
 
 
-def flip(images: torch.Tensor, objects: torch.Tensor, which: torch.Tensor):
-    """Left-right flip of the chosen images and their detections (cx -> 1 - cx)."""
+def flip(images: torch.Tensor, objects: torch.Tensor, cells: torch.Tensor, which: torch.Tensor):
+    """Left-right flip of the chosen images, their detections (cx -> 1 - cx) and their per-cell maps (B, g, g)."""
     images = images.clone()
     objects = objects.clone()
+    cells = cells.clone()
     images[which] = images[which].flip(-1)
+    cells[which] = cells[which].flip(-1)
     cx = objects[:, :, 2]
     objects[:, :, 2] = torch.where(which[:, None] & (objects[:, :, 0] > 0), 1.0 - cx, cx)
-    return images, objects
+    return images, objects, cells
+
+
+def unexplained_cells(images: torch.Tensor, grid: int, chunk: int = 1024) -> torch.Tensor:
+    """Per image and cell (N, grid, grid): how many pixels are neither background nor a blend of the background and
+    one palette colour, as the evaluator classes pixels; it makes no object of them."""
+    bg = torch.tensor(BACKGROUND, dtype=torch.float32).view(1, 3, 1, 1)
+    lines = torch.tensor([c for _, c in PALETTE], dtype=torch.float32) - bg.view(1, 3)      # K, 3
+    out = []
+    for i in range(0, len(images), chunk):
+        v = images[i:i + chunk].float() - bg                                                # B, 3, H, W
+        background = (v * v).sum(1) < BG_TOLERANCE ** 2
+        a = torch.einsum("bchw,kc->bkhw", v, lines) / (lines * lines).sum(1).view(1, -1, 1, 1)
+        along = a > 0.05
+        a = a.clamp(max=1.0)
+        residual = ((v[:, None] - a[:, :, None] * lines.view(1, -1, 3, 1, 1)) ** 2).sum(2)  # B, K, H, W
+        blended = (along & (residual < BLEND_TOLERANCE ** 2)).any(1)
+        odd = (~background & ~blended).float()
+        b, h, w = odd.shape
+        out.append(odd.view(b, grid, h // grid, grid, w // grid).sum((2, 4)).round().to(torch.int16))
+    return torch.cat(out)
 
 
 def decode(m: np.ndarray, grid: int):
@@ -201,6 +233,9 @@ def main(argv=None):
     print(f"split: {len(train_samples)} samples + {len(renders)} renders train / {n_val} samples validation")
 
     model = ObjectMapNet(palette_input=args.palette_input)
+    blobs = unexplained_cells(data.images, model.grid) >= BLOB_PIXELS
+    print(f"blobs: {float(blobs[samples].any(2).any(1).float().mean()):.3f} of the generator samples have a cell of "
+          f">= {BLOB_PIXELS} unexplained pixels (--blob-weight {args.blob_weight})")
     n_params = count_params(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, elapsed0, history = 0, 0.0, []
@@ -274,16 +309,17 @@ def main(argv=None):
         j = torch.cat([train_samples[torch.randint(len(train_samples), (args.batch - n_render,), generator=gen)],
                        renders[torch.randint(len(renders), (n_render,), generator=gen)] if n_render else
                        torch.zeros(0, dtype=torch.long)])
-        x, objects = images_to_float(data.images[j]), data.objects[j]
+        x, objects, blob = images_to_float(data.images[j]), data.objects[j], blobs[j]
         if not args.no_flip:
-            x, objects = flip(x, objects, torch.rand(len(j), generator=gen) < 0.5)
+            x, objects, blob = flip(x, objects, blob, torch.rand(len(j), generator=gen) < 0.5)
         progress = max(timer.elapsed() / budget if budget > 0 else 1.0,
                        step / args.max_steps if args.max_steps > 0 else 0.0)
         lr = cosine_lr(args.lr, progress, step, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         m = model(x).flatten(2)
-        loss = object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid)
+        negative = None if args.blob_weight == 1.0 else 1.0 + (args.blob_weight - 1.0) * blob.flatten(1).float()
+        loss = object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid, negative)
         lv = optimizer_step(model, opt, loss, step + 1)
         step += 1
         win, wcnt, tot, cnt = win + lv, wcnt + 1, tot + lv, cnt + 1
