@@ -15,7 +15,7 @@ import { testPrompts, withArticle } from '../../src/shapeworld/prompts.js';
 import { renderScene } from '../../src/shapeworld/render.js';
 import { PALETTE, SHAPES } from '../../src/shapeworld/shapes.js';
 import { sceneForSpec } from '../../src/shapeworld/scene.js';
-import { loadModel, ort, type ModelSession } from '../../src/backends/embedded/onnx.js';
+import { loadModel, ort, readModelCard, type ModelSession } from '../../src/backends/embedded/onnx.js';
 import { pngToTensor } from '../../src/backends/embedded/image.js';
 import { UserError } from '../../src/core/errors.js';
 
@@ -37,6 +37,17 @@ describe('shipped ONNX models', () => {
       expect(readFileSync(path.join(MODELS_DIR, `${name}.md`), 'utf8')).toMatch(/## Reproduce[\s\S]*training\/(train|export)_\w+\.py/);
     }
     expect(total).toBeLessThan(40 * 1024 * 1024);
+  });
+
+  it('a model card reads without its model; a missing model, or a card missing or broken, is the user’s error naming the file', async () => {
+    expect(readModelCard<{ kind: string }>(MODELS_DIR, 'corrector').kind).toBe('corrector');
+    const dir = mkdtempSync(path.join(tmpdir(), 'rf-card-'));
+    expect(() => readModelCard(dir, 'corrector')).toThrow(UserError);
+    writeFileSync(path.join(dir, 'corrector.json'), '{ "kind": ');
+    expect(() => readModelCard(dir, 'corrector')).toThrow(/cannot read model card .*corrector\.json/);
+    await expect(loadModel(dir, 'corrector')).rejects.toThrow(/model file .*corrector\.onnx is missing/);
+    symlinkSync(path.join(MODELS_DIR, 'corrector.onnx'), path.join(dir, 'corrector.onnx'));
+    await expect(loadModel(dir, 'corrector')).rejects.toThrow(/cannot read model card/);
   });
 
   it('generator: x [B,3,32,32], t [B], tokens [B,T] → v [B,3,32,32], for any batch size', async () => {
