@@ -233,9 +233,12 @@ def main(argv=None):
     print(f"split: {len(train_samples)} samples + {len(renders)} renders train / {n_val} samples validation")
 
     model = ObjectMapNet(palette_input=args.palette_input)
-    blobs = unexplained_cells(data.images, model.grid) >= BLOB_PIXELS
-    print(f"blobs: {float(blobs[samples].any(2).any(1).float().mean()):.3f} of the generator samples have a cell of "
-          f">= {BLOB_PIXELS} unexplained pixels (--blob-weight {args.blob_weight})")
+    if args.blob_weight == 1.0:
+        blobs = torch.zeros(data.count, model.grid, model.grid, dtype=torch.bool)  # off: no pixel pass at start-up
+    else:
+        blobs = unexplained_cells(data.images, model.grid) >= BLOB_PIXELS
+        print(f"blobs: {float(blobs[samples].any(2).any(1).float().mean()):.3f} of the generator samples have a cell "
+              f"of >= {BLOB_PIXELS} unexplained pixels (--blob-weight {args.blob_weight})")
     n_params = count_params(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, elapsed0, history = 0, 0.0, []
