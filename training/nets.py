@@ -412,13 +412,14 @@ def object_map_targets(objects: torch.Tensor, grid: int):
 
 
 def object_map_loss(m: torch.Tensor, objects: torch.Tensor, n_classes: int, n_colors: int, grid: int,
-                    negative_weight: torch.Tensor | None = None):
+                    negative_weight: torch.Tensor | None = None, positive_weight: float = 4.0):
     """Centre BCE + class/colour cross-entropy and box L1 at centre cells; m is the flattened map (B, ch, g*g).
-    `negative_weight` (B, g*g): the centre loss's weight at cells where no object is centred (1 where absent)."""
+    `negative_weight` (B, g*g): the centre loss's weight at cells where no object is centred (1 where absent);
+    `positive_weight`: the centre loss's weight at cells where one is (against a miss)."""
     centre, cls, col, box = object_map_targets(objects, grid)
     k, c = n_classes, n_colors
     weight = None if negative_weight is None else torch.where(centre > 0, torch.ones_like(centre), negative_weight)
-    loss = F.binary_cross_entropy_with_logits(m[:, 0], centre, weight=weight, pos_weight=torch.tensor(4.0))
+    loss = F.binary_cross_entropy_with_logits(m[:, 0], centre, weight=weight, pos_weight=torch.tensor(float(positive_weight)))
     pos = centre > 0
     if pos.any():
         loss = loss + F.cross_entropy(m[:, 1:1 + k], cls, ignore_index=-100)

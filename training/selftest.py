@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -222,6 +223,9 @@ def test_blob_cells():
     assert torch.allclose(object_map_loss(m, objects, 6, 10, 8, weight), plain)
     weight[0, 19] = 9.0
     assert float(object_map_loss(m, objects, 6, 10, 8, weight)) > float(plain)
+    # the positive weight scales the centre loss at the object's cell only: at logit 0 that term is w * log 2
+    lighter = object_map_loss(m, objects, 6, 10, 8, positive_weight=1.0)
+    assert abs((float(plain) - float(lighter)) * 64 - 3 * math.log(2)) < 1e-4, (plain, lighter)
     print("blob cells ok")
 
 

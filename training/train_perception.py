@@ -79,6 +79,9 @@ def parse_args(argv=None):
                     help="weight of the centre loss at cells where no object is centred but at least BLOB_PIXELS "
                          "pixels are neither background nor a palette colour (blends the evaluator counts as no "
                          "object, which the perception tends to read as one); 1 = as any other empty cell")
+    ap.add_argument("--pos-weight", type=float, default=4.0,
+                    help="weight of the centre loss at cells where an object is centred, against one at empty "
+                         "cells: above 1 a missed object costs more than an extra one")
     ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
     ap.add_argument("--ckpt", default=None, help="checkpoint (default training/resume/<name>.pt for an --out in models/, "
                     "else beside --out)")
@@ -322,7 +325,8 @@ def main(argv=None):
             g["lr"] = lr
         m = model(x).flatten(2)
         negative = None if args.blob_weight == 1.0 else 1.0 + (args.blob_weight - 1.0) * blob.flatten(1).float()
-        loss = object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid, negative)
+        loss = object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid, negative,
+                              args.pos_weight)
         lv = optimizer_step(model, opt, loss, step + 1)
         step += 1
         win, wcnt, tot, cnt = win + lv, wcnt + 1, tot + lv, cnt + 1
@@ -365,6 +369,8 @@ def main(argv=None):
                         "19, 20: sigmoid = width, height (of the image side)"}},
         "grid": g,
         "paletteInput": args.palette_input,
+        "blobWeight": args.blob_weight,
+        "posWeight": args.pos_weight,
         "classes": CLASSES,
         "colors": COLORS,
         "init": init,
