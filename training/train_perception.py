@@ -324,7 +324,7 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
         m = model(x).flatten(2)
-        negative = None if args.blob_weight == 1.0 else 1.0 + (args.blob_weight - 1.0) * blob.flatten(1).float()
+        negative = 1.0 + (args.blob_weight - 1.0) * blob.flatten(1).float()   # all ones without --blob-weight
         loss = object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid, negative, args.pos_weight)
         lv = optimizer_step(model, opt, loss, step + 1)
         step += 1
