@@ -1,6 +1,7 @@
 /**
  * Does the generator draw what the embedded refiner writes? Training prompts only (240 of GenEval's six categories,
- * 160 of the four compositional kinds), per category, the evaluator's pass rate of one generator sample each:
+ * 160 of the four compositional kinds, 40 of each), per category, the evaluator's pass rate of one generator sample
+ * each:
  *
  *   original            the prompt as written
  *   layout              the refiner's layout wording of the prompt, nothing seen yet (the first refinement)
@@ -33,7 +34,7 @@ type Arm = (typeof ARMS)[number];
 async function main(): Promise<void> {
   const dir = arg('models', MODELS_DIR);
   const seeds = numberArg('seeds', 2);
-  const records: PromptRecord[] = [...trainPrompts({ count: 240, seed: 4242 }), ...compositionalTrainPrompts(160, 4243)];
+  const records: PromptRecord[] = [...trainPrompts({ count: 240, seed: 4242 }), ...compositionalTrainPrompts(160, 4243, { balanced: true })];
   const generator = await FlowGenerator.load(dir, { steps: 12 });
   const sample = (jobs: Array<{ prompt: string; seed: number }>): Promise<Image[]> =>
     generator.sample(jobs.map((j) => ({ tokens: generator.tokenizer.encode(j.prompt), seed: j.seed })));

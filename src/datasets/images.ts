@@ -108,6 +108,8 @@ export interface GeneratorDataOptions {
   compositional?: number;
   /** share of images captioned with their explicit layout (layout.ts: the refiner's wording), default 0 */
   layout?: number;
+  /** the four compositional kinds in equal shares; by default they come as drawn, three objects ~1 % of them */
+  balanced?: boolean;
 }
 
 /**
@@ -127,7 +129,7 @@ export async function writeGeneratorDataset(
   const rng = new Rng(mixSeed(seed, 'gen-mix'));
   const records = rng.shuffle([
     ...trainPrompts({ count: count - nComp, seed, tags: GENERATOR_TAG_MIX }),
-    ...compositionalTrainPrompts(nComp, mixSeed(seed, 'gen-compositional')),
+    ...compositionalTrainPrompts(nComp, mixSeed(seed, 'gen-compositional'), { balanced: options.balanced ?? false }),
   ]);
   const writer = new DatasetWriter(dir, vocab, MODEL_SIZE, false);
   const limit = pLimit(8);
@@ -146,7 +148,7 @@ export async function writeGeneratorDataset(
     }
     onProgress?.(i + chunk.length);
   }
-  writer.close({ kind: 'generator', seed, tagMix: GENERATOR_TAG_MIX, compositional: nComp, layoutCaptions: layouts });
+  writer.close({ kind: 'generator', seed, tagMix: GENERATOR_TAG_MIX, compositional: nComp, balanced: options.balanced ?? false, layoutCaptions: layouts });
 }
 
 /**
@@ -197,6 +199,8 @@ export async function writeVerifierDataset(
     seed: number;
     /** share of the generated samples drawn from the compositional kinds' training prompts (default 0) */
     compositional?: number;
+    /** those kinds in equal shares (GeneratorDataOptions.balanced) */
+    balanced?: boolean;
     generate: (records: PromptRecord[], seeds: number[]) => Promise<Uint8Array[]>;
     judge: (png: Uint8Array, record: PromptRecord) => Promise<boolean>;
     onProgress?: (done: number, total: number, positives: number) => void;
@@ -211,7 +215,7 @@ export async function writeVerifierDataset(
       ? plain
       : new Rng(mixSeed(opts.seed, 'verifier-mix')).shuffle([
           ...plain,
-          ...compositionalTrainPrompts(nComp, mixSeed(opts.seed, 'verifier-compositional')),
+          ...compositionalTrainPrompts(nComp, mixSeed(opts.seed, 'verifier-compositional'), { balanced: opts.balanced ?? false }),
         ]);
   let positives = 0;
   const BATCH = 64;
