@@ -108,7 +108,7 @@ export interface GeneratorDataOptions {
   compositional?: number;
   /** share of images captioned with their explicit layout (layout.ts: the refiner's wording), default 0 */
   layout?: number;
-  /** the four compositional kinds in equal shares; by default they come as drawn, three objects ~1 % of them */
+  /** the four compositional kinds in equal shares; by default they come as drawn, three objects ~3 % of them */
   balanced?: boolean;
 }
 

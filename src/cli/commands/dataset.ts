@@ -78,7 +78,7 @@ function imagesCommand(): Command {
     .option('--models <dir>', 'verifier: folder with generator.onnx (default: the shipped models)')
     .option('--compositional <share>', 'share of compositional-kind training prompts (0–1): generator renders, verifier samples', shareArg('--compositional'), 0)
     .option('--layout <share>', "generator: share of images captioned with their layout, the refiner's wording (0–1)", shareArg('--layout'), 0)
-    .option('--balanced', 'the four compositional kinds in equal shares (default: as drawn, where three objects are ~1 %)')
+    .option('--balanced', 'the four compositional kinds in equal shares (default: as drawn, where three objects are ~3 % of them)')
     .action(async (opts: {
       kind: string; out: string; count: number; rendered: number; seed: number; steps?: number; models?: string; compositional: number; layout: number;
       balanced?: boolean;
