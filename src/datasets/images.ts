@@ -236,6 +236,7 @@ export async function writeVerifierDataset(
     seed: opts.seed,
     generated: opts.generated,
     compositional: nComp,
+    balanced: opts.balanced ?? false,
     rendered: opts.rendered,
     generatedPositives: positives,
   });
