@@ -78,10 +78,10 @@ function imagesCommand(): Command {
     .option('--models <dir>', 'verifier: folder with generator.onnx (default: the shipped models)')
     .option('--compositional <share>', 'share of compositional-kind training prompts (0–1): generator renders, verifier samples', shareArg('--compositional'), 0)
     .option('--layout <share>', "generator: share of images captioned with their layout, the refiner's wording (0–1)", shareArg('--layout'), 0)
-    .option('--balanced', 'the four compositional kinds in equal shares (default: as drawn, where three objects are ~3 % of them)')
+    .option('--balanced', 'the four compositional kinds in equal shares (default: as drawn, where three objects are ~3 % of them)', false)
     .action(async (opts: {
       kind: string; out: string; count: number; rendered: number; seed: number; steps?: number; models?: string; compositional: number; layout: number;
-      balanced?: boolean;
+      balanced: boolean;
     }) => {
       const log = timedLog();
       const { writeGeneratorDataset, writeVerifierDataset } = await import('../../datasets/images.js');
@@ -89,7 +89,7 @@ function imagesCommand(): Command {
         await writeGeneratorDataset(opts.out, opts.count, opts.seed, (n) => n % 10240 === 0 && log(`rendered ${n}/${opts.count}`), {
           compositional: opts.compositional,
           layout: opts.layout,
-          balanced: opts.balanced ?? false,
+          balanced: opts.balanced,
         });
       } else if (opts.kind === 'verifier') {
         const { FlowGenerator } = await import('../../backends/embedded/generator.js');
@@ -100,7 +100,7 @@ function imagesCommand(): Command {
           rendered: opts.rendered,
           seed: opts.seed,
           compositional: opts.compositional,
-          balanced: opts.balanced ?? false,
+          balanced: opts.balanced,
           generate: async (records, seeds) =>
             (await generator.sample(records.map((rec, i) => ({ tokens: generator.tokenizer.encode(rec.prompt), seed: seeds[i]! })))).map((im) => im.png),
           judge: async (png, record) => (await evaluateImage(png, record)).correct,
