@@ -109,6 +109,7 @@ interface Slot {
   clause: number;
   shape: Shape;
   color?: Color;
+  count: number;
   region?: Region;
 }
 
@@ -132,19 +133,25 @@ function constrain(rel: Relation, side: 'subject' | 'anchor', hint: Region | und
  * A layout that satisfies `spec`, keeping what the image already has right where it is: objects the spec asks for
  * that were detected keep their region, a relation puts its two sides on opposite sides (rows kept), and missing
  * objects go to free regions, spread out. Deterministic.
+ *
+ * A counted clause beside other clauses ("two stars and a cross") stays one group in one place ("two stars on the
+ * left and a cross on the right"): on training prompts (`bench/layout-follow.ts`) the generator draws that right
+ * 0.397 of the time against 0.176 when each star has its own place. A count alone ("three red stars") is spread, one
+ * place per object, as the generator's layout captions are written.
  */
 export function planLayout(spec: PromptSpec, detections: readonly Detection[]): LayoutItem[] {
   const slots: Slot[] = [];
   const used = new Set<Detection>();
   const ranked = detections.slice().sort((a, b) => b.score - a.score);
+  const grouped = spec.include.length > 1;
   spec.include.forEach((clause, ci) => {
-    for (let k = 0; k < clause.count; k++) {
-      const shape = clause.class as Shape;
-      const color = clause.color as Color | undefined;
-      const d = ranked.find((x) => !used.has(x) && x.shape === shape && (!color || x.color === color));
-      if (d) used.add(d);
-      slots.push({ clause: ci, shape, ...(color ? { color } : {}), ...(d ? { region: regionOf(d.cx, d.cy) } : {}) });
-    }
+    const shape = clause.class as Shape;
+    const color = clause.color as Color | undefined;
+    const found = ranked.filter((x) => !used.has(x) && x.shape === shape && (!color || x.color === color)).slice(0, clause.count);
+    found.forEach((d) => used.add(d));
+    const slot = (count: number, d: Detection | undefined): Slot => ({ clause: ci, shape, ...(color ? { color } : {}), count, ...(d ? { region: regionOf(d.cx, d.cy) } : {}) });
+    if (grouped) slots.push(slot(clause.count, found[0]));
+    else for (let k = 0; k < clause.count; k++) slots.push(slot(1, found[k]));
   });
   // relations: the subject clause's objects on one side, the anchor's on the other
   spec.include.forEach((clause, ci) => {
@@ -172,7 +179,7 @@ export function planLayout(spec: PromptSpec, detections: readonly Detection[]): 
     s.region = FREE_ORDER.find((x) => !taken.has(x));
     if (s.region) taken.set(s.region, s.clause);
   }
-  return mergeItems(slots.map((s) => ({ shape: s.shape, ...(s.color ? { color: s.color } : {}), count: 1, ...(s.region ? { region: s.region } : {}) })));
+  return mergeItems(slots.map((s) => ({ shape: s.shape, ...(s.color ? { color: s.color } : {}), count: s.count, ...(s.region ? { region: s.region } : {}) })));
 }
 
 /** Would putting slot `s` in region `x` keep every relation it takes part in (by grid column/row)? */

@@ -3,7 +3,7 @@ import { compositionalCheckPrompts, compositionalTrainPrompts, inCheckSet, specK
 import { layoutText, planLayout, regionOf, sceneLayoutCaption } from '../../src/shapeworld/layout.js';
 import { heldOutCombination, parsePrompt } from '../../src/shapeworld/prompts.js';
 import { Rng } from '../../src/shapeworld/random.js';
-import { judge, type PromptSpec } from '../../src/shapeworld/rules.js';
+import { judge, type Detection, type PromptSpec } from '../../src/shapeworld/rules.js';
 import { sceneDetections, sceneForSpec } from '../../src/shapeworld/scene.js';
 import { COMPOSITIONAL_TAGS } from '../../src/shapeworld/rules.js';
 
@@ -67,6 +67,18 @@ describe('layout wording', () => {
     const plan = planLayout(parsePrompt('a red circle and a blue square'), dets);
     const circle = dets.find((d) => d.shape === 'circle')!;
     expect(plan.find((i) => i.shape === 'circle')?.region).toBe(regionOf(circle.cx, circle.cy));
+  });
+
+  it('keeps a count beside other objects together in one place, and spreads a count alone', () => {
+    expect(layoutText(planLayout(parsePrompt('two stars and a cross'), []))).toBe('two stars on the left and a cross on the right');
+    expect(layoutText(planLayout(parsePrompt('three red stars'), []))).toBe('a red star on the left, a red star on the right and a red star at the top');
+    // the group goes where its first detected member stands; the others follow it there
+    const star: Detection = { shape: 'star', color: 'red', cx: 0.85, cy: 0.85, r: 0.08, box: [0.77, 0.77, 0.93, 0.93], score: 0.9 };
+    const cross: Detection = { ...star, shape: 'cross', cx: 0.15, cy: 0.5, box: [0.07, 0.42, 0.23, 0.58] };
+    expect(planLayout(parsePrompt('three stars and a cross'), [star, cross])).toEqual([
+      { shape: 'star', count: 3, region: 'bottom right' },
+      { shape: 'cross', count: 1, region: 'left' },
+    ]);
   });
 });
 
