@@ -127,11 +127,11 @@ class FlowUNet(nn.Module):
 
 
 class ConvBlock(nn.Module):
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, dilation: int = 1):
         super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.c1 = nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation)
         self.n1 = group_norm(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=dilation, dilation=dilation)
         self.n2 = group_norm(cout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
@@ -277,6 +277,65 @@ class ObjectMapNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.object_map(image)
+
+
+class ShapeReader(nn.Module):
+    """Pixels -> a 16x16 map of shape logits (the K classes, then "no object"), read where the object map puts an
+    object's centre. The object map decides class from 8x8 cells, each of which must describe whichever object
+    centres anywhere in it; this reader keeps half the input resolution and is asked about one centred object, which
+    is what tells blurred circles, diamonds and crosses apart. Dilated blocks let each cell see the whole image."""
+
+    def __init__(self, n_classes: int = 6, ch=(32, 64)):
+        super().__init__()
+        c0, c1 = ch
+        self.n_classes = n_classes
+        self.stem = nn.Conv2d(3, c0, 3, padding=1)
+        self.s0 = ConvBlock(c0, c0)                    # 32
+        self.s1 = ConvBlock(c0, c1)                    # 16
+        self.s2 = ConvBlock(c1, c1, dilation=2)
+        self.s3 = ConvBlock(c1, c1, dilation=4)
+        self.head = nn.Conv2d(c1, n_classes + 1, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.s0(self.stem(image))
+        h = self.s1(F.avg_pool2d(h, 2))
+        return self.head(self.s3(self.s2(h)))       # B, K+1, 16, 16
+
+
+class ObjectMapWithShapes(ObjectMapNet):
+    """The reflector's perception: the object map (its weights named as ObjectMapNet's, so either loads the other)
+    and a ShapeReader beside it; two outputs, one pass."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.shapes = ShapeReader(self.n_classes)
+
+    def forward(self, image: torch.Tensor):
+        return self.object_map(image), self.shapes(image)
+
+
+def shape_reader_targets(objects: torch.Tensor, n_classes: int, size: int = 16, ignore: int = -100) -> torch.Tensor:
+    """Dense targets of ShapeReader (B, size, size) from detection rows (class, colour, cx, cy, w, h; class 0 =
+    empty): the object's class on the 3x3 cells around its centre cell (the object map's centre is off by a pixel or
+    two), ignored on the ring around them, "no object" (n_classes) everywhere else — blends the evaluator makes no
+    object of included."""
+    b = objects.shape[0]
+    t = torch.full((b, size, size), n_classes, dtype=torch.long)
+    gx = (objects[:, :, 2] * size).floor().clamp(0, size - 1).long()
+    gy = (objects[:, :, 3] * size).floor().clamp(0, size - 1).long()
+    ys = torch.arange(size).view(1, size, 1)
+    xs = torch.arange(size).view(1, 1, size)
+    for radius, fill in ((2, None), (1, True)):
+        # rows come most confident first: write them last so they win a shared cell
+        for r in range(objects.shape[1] - 1, -1, -1):
+            present = objects[:, r, 0] > 0
+            if not present.any():
+                continue
+            near = ((ys - gy[:, r].view(b, 1, 1)).abs() <= radius) & ((xs - gx[:, r].view(b, 1, 1)).abs() <= radius)
+            near &= present.view(b, 1, 1)
+            value = (objects[:, r, 0].long() - 1).view(b, 1, 1).expand_as(t) if fill else torch.full_like(t, ignore)
+            t = torch.where(near, value, t)
+    return t
 
 
 class ModuleVerifier(ObjectMapNet):

@@ -194,6 +194,51 @@ def test_perception():
     print("perception ok")
 
 
+def test_shape_reader():
+    """The shape reader's targets (class around an object's centre, a ring ignored, "no object" elsewhere), its reading
+    in place of the map's class, and the two-output reflector that keeps the map's weights under their own names."""
+    from nets import ObjectMapNet, ObjectMapWithShapes, shape_reader_targets
+    from train_shape_reader import decode_with_shapes
+    objects = torch.zeros(1, 8, 6)
+    objects[0, 0] = torch.tensor([5, 1, 0.5, 0.5, 0.2, 0.2])                 # red diamond in the middle
+    t = shape_reader_targets(objects, 6, 16)[0]
+    assert t[8, 8] == 4 and t[7, 9] == 4 and t[9, 7] == 4                   # the diamond's cells (class id 5 -> 4)
+    assert t[10, 8] == -100 and t[6, 6] == -100                              # the ring: no target
+    assert t[8, 11] == 6 and t[0, 0] == 6                                    # "no object" elsewhere
+    omap = np.full((21, 8, 8), -12.0, np.float32)
+    omap[0, 4, 4] = 12.0                                                     # one object centred in cell (4, 4)
+    omap[1 + 3, 4, 4] = 12.0                                                 # the map reads a star
+    omap[7, 4, 4] = 12.0                                                     # red
+    shapes = np.zeros((7, 16, 16), np.float32)
+    shapes[4, 8, 8] = 8.0                                                    # the reader: a diamond at its centre (0.5, 0.5)
+    assert [(c, k) for c, k, _, _ in decode_with_shapes(omap, None, 8)] == [(3, 0)]
+    assert [(c, k) for c, k, _, _ in decode_with_shapes(omap, shapes, 8)] == [(4, 0)]
+    shapes[6, 8, 8] = 9.0                                                    # the reader: no object there
+    assert decode_with_shapes(omap, shapes, 8) == []
+    both = ObjectMapWithShapes()
+    plain = ObjectMapNet().state_dict()
+    assert all(k in both.state_dict() for k in plain)
+    both.load_state_dict({**both.state_dict(), **plain})
+    o, s = both(torch.zeros(2, 3, 32, 32))
+    assert tuple(o.shape) == (2, 21, 8, 8) and tuple(s.shape) == (2, 7, 16, 16)
+    from train_shape_reader import palette_pixels, recolor
+    from common import BACKGROUND, PALETTE
+    img = torch.tensor(BACKGROUND, dtype=torch.uint8).view(1, 3, 1, 1).repeat(1, 1, 4, 4)
+    red = torch.tensor(PALETTE[0][1], dtype=torch.float32)
+    img[0, :, 1, 1] = red.to(torch.uint8)                                                  # pure red
+    img[0, :, 1, 2] = (0.5 * red + 0.5 * torch.tensor(BACKGROUND, dtype=torch.float32)).round().to(torch.uint8)
+    lab, alpha = palette_pixels(img)
+    assert lab[0, 1, 1] == 0 and lab[0, 1, 2] == 0 and lab[0, 0, 0] == -1
+    assert abs(float(alpha[0, 1, 1]) - 1) < 1e-2 and abs(float(alpha[0, 1, 2]) - 0.5) < 2e-2
+    out = recolor(img, lab, alpha, torch.tensor([True]), torch.Generator().manual_seed(1))
+    lab2, alpha2 = palette_pixels(out)
+    assert lab2[0, 1, 1] == lab2[0, 1, 2] and lab2[0, 1, 1] >= 0                             # one new colour for both
+    assert abs(float(alpha2[0, 1, 2]) - 0.5) < 3e-2                                         # at the same blend weight
+    assert torch.equal(out[0, :, 0, 0], img[0, :, 0, 0])                                   # background untouched
+    assert torch.equal(recolor(img, lab, alpha, torch.tensor([False]), torch.Generator()), img)
+    print("shape reader ok")
+
+
 def test_blob_cells():
     """The pixels no object explains, as the evaluator classes them: a palette colour and its blend with the background
     are explained, the background is, a colour off every blend line is not; the loss weighs such empty cells more."""
@@ -474,6 +519,7 @@ if __name__ == "__main__":
     test_onnx()
     test_modules()
     test_perception()
+    test_shape_reader()
     test_corrector_gate()
     test_corrector_region()
     test_corrector_region_split()

@@ -1,0 +1,346 @@
+"""Train the reflector's shape reader beside its frozen object map, and export both as one reflector model.
+
+  /usr/bin/python3 training/train_shape_reader.py --data D [D ...] --map-onnx models/reflector.onnx \
+      --out models/reflector.onnx --minutes 30 --seed 0
+
+The object map (train_perception.py) finds objects well but misreads the class of blurred shapes: on training
+prompts most of its disagreements with the evaluator are a circle read as a diamond, a diamond as a cross, and so
+on, mostly with confidence. The shape reader (nets.ShapeReader) is a second small net on the same pixels: a 16x16
+map of class logits plus "no object", trained on the evaluator's detections (`objects.f32` of `reflectionflow
+dataset pairs`), and read at the centre the object map gives. Its class replaces the map's; where it says "no
+object" with P >= NONE_THRESHOLD the reading is dropped (blends between two palette colours, which the evaluator
+makes no object of). Training images are recoloured (--recolor): the test split holds out colour-class pairs, and a
+reader that learns which classes come in which colours misreads them.
+
+The map's weights are copied from --map-onnx and not trained; the exported model (nets.ObjectMapWithShapes) has
+two outputs, `objects` (the map, unchanged) and `shapes`. Validation (the same seeded 10 % of generator samples
+train_perception.py holds out for the same --seed) decodes exactly as src/backends/embedded/perception.ts does and
+logs the share of images whose objects equal the evaluator's (`set`, `count`, `placed`) and object precision and
+recall, for the map alone at step 0 and for map + reader after; the exported weights are those with the best
+`placed`.
+
+One resumable checkpoint, replaced: training/resume/reflector-shapes.pt (beside --out for a scratch run).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train_generator.py
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, Timer, check_with_onnxruntime_node, command_line, cosine_lr,  # noqa: E402
+                    count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step, opt_state_compact,
+                    opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
+from nets import ObjectMapWithShapes, shape_reader_targets  # noqa: E402
+from train_perception import (BG_TOLERANCE, BLEND_TOLERANCE, CENTRE_THRESHOLD, CLASSES, COLORS,  # noqa: E402
+                              SAME_OBJECT, Images, compare, flip)
+
+# a reading is dropped where the reader's P(no object) at its centre is at least this (perception.ts: NO_OBJECT)
+NONE_THRESHOLD = 0.5
+SHAPE_GRID = 16
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", nargs="+", required=True, help="pair folders with objects.f32 (`dataset pairs`)")
+    ap.add_argument("--map-onnx", required=True, help="the reflector whose object map is kept (train_perception.py)")
+    ap.add_argument("--out", default="models/reflector.onnx")
+    ap.add_argument("--minutes", type=float, default=30.0, help="total wall-clock budget (incl. resumed time)")
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--val-frac", type=float, default=0.1)
+    ap.add_argument("--render-share", type=float, default=0.25,
+                    help="share of each batch drawn from renders (the rest: generator samples)")
+    ap.add_argument("--recolor", type=float, default=0.75,
+                    help="share of training images whose palette colours are permuted (per image, pixel by pixel "
+                         "along each colour's blend line): a class never depends on its colour, and the test split "
+                         "holds out colour-class pairs, so the reader must not learn which classes come in which "
+                         "colours; 0 = off")
+    ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    return ap.parse_args(argv)
+
+
+def decode_with_shapes(m: np.ndarray, shapes: np.ndarray | None, grid: int):
+    """One image's object map (ch, g, g) as objects [(class, colour, cx, cy)], most confident first; with the
+    reader's map (K+1, 16, 16), each object's class is the reader's at its centre, and it is dropped where the
+    reader says "no object". As decodeObjectMap in src/backends/embedded/perception.ts."""
+    k, c = len(CLASSES), len(COLORS)
+    flat = m.reshape(m.shape[0], -1)
+    p = 1.0 / (1.0 + np.exp(-flat[0]))
+    found = []
+    for cell in np.nonzero(p >= CENTRE_THRESHOLD)[0]:
+        gx, gy = cell % grid, cell // grid
+        sig = 1.0 / (1.0 + np.exp(-flat[1 + k + c:3 + k + c, cell]))
+        x, y = (gx + sig[0]) / grid, (gy + sig[1]) / grid
+        cls = int(np.argmax(flat[1:1 + k, cell]))
+        if shapes is not None:
+            s = shapes.shape[-1]
+            logits = shapes[:, min(int(y * s), s - 1), min(int(x * s), s - 1)]
+            e = np.exp(logits - logits.max())
+            if e[k] / e.sum() >= NONE_THRESHOLD:
+                continue
+            cls = int(np.argmax(logits[:k]))
+        found.append((p[cell], cls, int(np.argmax(flat[1 + k:1 + k + c, cell])), x, y))
+    found.sort(key=lambda f: -f[0])
+    kept = []
+    for _, cls, col, x, y in found:
+        if any(k2 == cls and c2 == col and math.hypot(x - x2, y - y2) < SAME_OBJECT for k2, c2, x2, y2 in kept):
+            continue
+        kept.append((cls, col, x, y))
+    return kept
+
+
+def palette_pixels(images: torch.Tensor, chunk: int = 1024):
+    """Per pixel (N, H, W): the palette colour it is a blend of with the background, as the evaluator classes pixels
+    (-1: background or no single colour's blend), and its blend weight."""
+    bg = torch.tensor(BACKGROUND, dtype=torch.float32).view(1, 3, 1, 1)
+    lines = torch.tensor([c for _, c in PALETTE], dtype=torch.float32) - bg.view(1, 3)      # K, 3
+    labels, alphas = [], []
+    for i in range(0, len(images), chunk):
+        v = images[i:i + chunk].float() - bg                                                # B, 3, H, W
+        a = torch.einsum("bchw,kc->bkhw", v, lines) / (lines * lines).sum(1).view(1, -1, 1, 1)
+        along = a > 0.05
+        a = a.clamp(max=1.0)
+        residual = ((v[:, None] - a[:, :, None] * lines.view(1, -1, 3, 1, 1)) ** 2).sum(2)  # B, K, H, W
+        residual = torch.where(along, residual, torch.full_like(residual, float("inf")))
+        best, k = residual.min(1)
+        ok = (best < BLEND_TOLERANCE ** 2) & ((v * v).sum(1) >= BG_TOLERANCE ** 2)
+        labels.append(torch.where(ok, k, torch.full_like(k, -1)).to(torch.int8))
+        alphas.append(torch.gather(a, 1, k[:, None])[:, 0].to(torch.float16))
+    return torch.cat(labels), torch.cat(alphas)
+
+
+def recolor(images: torch.Tensor, labels: torch.Tensor, alphas: torch.Tensor, which: torch.Tensor,
+            gen: torch.Generator) -> torch.Tensor:
+    """uint8 images (B, 3, H, W) with, in the chosen ones, every palette pixel moved to another colour's blend line
+    at the same weight by a random permutation of the palette (one per image); other pixels unchanged."""
+    bg = torch.tensor(BACKGROUND, dtype=torch.float32).view(1, 3, 1, 1)
+    lines = torch.tensor([c for _, c in PALETTE], dtype=torch.float32) - bg.view(1, 3)      # K, 3
+    k = lines.shape[0]
+    perm = torch.stack([torch.randperm(k, generator=gen) for _ in range(len(images))])    # B, K
+    lab = labels.long()
+    target = torch.gather(perm, 1, lab.clamp(min=0).flatten(1)).view_as(lab)             # B, H, W
+    new = bg + alphas.float()[:, None] * lines[target].permute(0, 3, 1, 2)               # B, 3, H, W
+    change = (which.view(-1, 1, 1) & (lab >= 0))[:, None]
+    return torch.where(change, new.round().clamp(0, 255), images.float()).to(torch.uint8)
+
+
+@torch.no_grad()
+def evaluate(model, data: Images, idx: torch.Tensor, maps: np.ndarray, with_reader: bool, batch: int = 256) -> dict:
+    was = model.training
+    model.eval()
+    n_set = n_count = n_placed = tp = n_found = n_true = 0
+    for i in range(0, len(idx), batch):
+        j = idx[i:i + batch]
+        shapes = model.shapes(images_to_float(data.images[j])).numpy() if with_reader else None
+        for b, row in enumerate(j.tolist()):
+            truth = [(int(o[0]) - 1, int(o[1]) - 1, float(o[2]), float(o[3])) for o in data.objects[row].tolist()
+                     if o[0] > 0]
+            found = decode_with_shapes(maps[i + b], None if shapes is None else shapes[b], model.grid)
+            s, c, p, t = compare(found, truth)
+            n_set, n_count, n_placed, tp = n_set + s, n_count + c, n_placed + p, tp + t
+            n_found, n_true = n_found + len(found), n_true + len(truth)
+    model.train(was)
+    n = max(len(idx), 1)
+    return {"set": n_set / n, "count": n_count / n, "placed": n_placed / n,
+            "precision": tp / max(n_found, 1), "recall": tp / max(n_true, 1)}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_torch(args.seed, args.threads)
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    ckpt_path, log_path, summary_path = run_files(os.path.join(out_dir, "reflector-shapes.onnx"),
+                                                  os.path.join(REPO_ROOT, "training", "resume"))
+
+    data = Images(args.data)
+    split_gen = torch.Generator().manual_seed(args.seed)
+    samples = torch.nonzero(data.sampled)[:, 0]
+    renders = torch.nonzero(~data.sampled)[:, 0]
+    if len(samples) < 10:
+        raise SystemExit("the data holds fewer than 10 generator samples: nothing to validate on")
+    perm = samples[torch.randperm(len(samples), generator=split_gen)]
+    n_val = max(1, int(round(len(samples) * args.val_frac)))
+    val_idx, train_samples = perm[:n_val].sort().values, perm[n_val:]
+    print(f"split: {len(train_samples)} samples + {len(renders)} renders train / {n_val} samples validation")
+
+    model = ObjectMapWithShapes()
+    src = onnx_state_dict(args.map_onnx)
+    own = model.state_dict()
+    map_keys = [k for k in own if not k.startswith("shapes.") and not k.startswith("palette.")]
+    missing = [k for k in map_keys if k not in src]
+    if missing:
+        raise SystemExit(f"--map-onnx {args.map_onnx}: no weights for {missing[:5]} (not a reflector?)")
+    model.load_state_dict({**own, **{k: src[k].reshape(own[k].shape) for k in map_keys}})
+    with open(args.map_onnx, "rb") as f:
+        map_init = {"onnx": os.path.relpath(os.path.abspath(args.map_onnx), REPO_ROOT),
+                    "sha256_16": hashlib.sha256(f.read()).hexdigest()[:16]}
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("shapes."))
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_params = count_params(model.shapes)
+    print(f"model: object map from {args.map_onnx} (frozen) + ShapeReader, {n_params / 1e6:.3f}M trained parameters")
+
+    model.eval()
+    with torch.no_grad():   # the map is frozen: its validation maps are computed once
+        maps = np.concatenate([model.object_map(images_to_float(data.images[val_idx[i:i + 256]])).numpy()
+                               for i in range(0, len(val_idx), 256)])
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    step, elapsed0, history = 0, 0.0, []
+    best, best_state = {"placed": -1.0}, None
+    map_only = None
+    if args.resume and os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location="cpu")
+        model.shapes.load_state_dict(ck["shapes"])
+        opt_state_restore(opt, ck["opt"])
+        step, elapsed0, history, best, map_only = ck["step"], ck["elapsed"], ck["history"], ck["best"], ck["map_only"]
+        best_state = {k: v.float() for k, v in ck["best_state"].items()}
+        print(f"resuming from {ckpt_path}: step {step}, {elapsed0 / 60:.1f} min")
+    elif args.resume:
+        print(f"--resume: no checkpoint at {ckpt_path}, starting fresh")
+    if map_only is None:
+        map_only = evaluate(model, data, val_idx, maps, with_reader=False)
+        print("the object map alone: " + " ".join(f"{k} {v:.4f}" for k, v in map_only.items()), flush=True)
+
+    timer = Timer(offset=elapsed0)
+    budget = args.minutes * 60.0
+    log = CsvLog(log_path, ["step", "elapsed_s", "lr", "train_loss", "set", "count", "placed", "precision", "recall",
+                            "steps_per_s"], append=step > 0)
+    stop = stop_on_signals()
+    history.append({"start_step": step, "start_elapsed": round(elapsed0, 1), "command": command_line()})
+    run_start, run_start_step = time.time(), step
+    last = {"t": time.time(), "step": step}
+
+    def do_eval(train_loss):
+        nonlocal best, best_state
+        r = evaluate(model, data, val_idx, maps, with_reader=True)
+        now = time.time()
+        sps = (step - last["step"]) / max(now - last["t"], 1e-9)
+        last.update(t=now, step=step)
+        log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "lr": f"{opt.param_groups[0]['lr']:.3e}",
+                   "train_loss": "" if train_loss is None else round(train_loss, 5),
+                   **{k: round(v, 4) for k, v in r.items()}, "steps_per_s": round(sps, 3)})
+        print(f"eval step {step}: set {r['set']:.4f} count {r['count']:.4f} placed {r['placed']:.4f} "
+              f"precision {r['precision']:.4f} recall {r['recall']:.4f} ({timer.elapsed() / 60:.1f} min)", flush=True)
+        if r["placed"] > best["placed"]:
+            best = {**r, "step": step}
+            best_state = {k: v.detach().clone() for k, v in model.shapes.state_dict().items()}
+        return r
+
+    def checkpoint():
+        save_checkpoint(ckpt_path, {"shapes": model.shapes.state_dict(), "opt": opt_state_compact(opt), "step": step,
+                                    "elapsed": timer.elapsed(), "best": best, "history": history,
+                                    "map_only": map_only, "map": map_init,
+                                    "best_state": {k: v.half() for k, v in best_state.items()}, "args": vars(args)})
+        print(f"checkpoint: {ckpt_path} (step {step})")
+
+    def done():
+        return stop["flag"] or timer.elapsed() >= budget or (args.max_steps > 0 and step >= args.max_steps)
+
+    if args.recolor > 0:
+        pixel_labels, pixel_alphas = palette_pixels(data.images)
+        print(f"recolor: {args.recolor:.2f} of the training images get permuted palette colours")
+    gen = torch.Generator().manual_seed(args.seed + 1 + 1000003 * step)
+    n_render = int(round(args.batch * args.render_share)) if len(renders) else 0
+    model.shapes.train()
+    win, wcnt, tot, cnt = 0.0, 0, 0.0, 0
+    last_eval = time.time()
+    no_cells = torch.zeros(args.batch, 1, 1, dtype=torch.bool)
+    while not done():
+        j = torch.cat([train_samples[torch.randint(len(train_samples), (args.batch - n_render,), generator=gen)],
+                       renders[torch.randint(len(renders), (n_render,), generator=gen)] if n_render else
+                       torch.zeros(0, dtype=torch.long)])
+        u8 = data.images[j]
+        if args.recolor > 0:
+            u8 = recolor(u8, pixel_labels[j], pixel_alphas[j], torch.rand(len(j), generator=gen) < args.recolor, gen)
+        x, objects, _ = flip(images_to_float(u8), data.objects[j], no_cells[:len(j)],
+                             torch.rand(len(j), generator=gen) < 0.5)
+        progress = max(timer.elapsed() / budget if budget > 0 else 1.0,
+                       step / args.max_steps if args.max_steps > 0 else 0.0)
+        lr = cosine_lr(args.lr, progress, step, args.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = F.cross_entropy(model.shapes(x), shape_reader_targets(objects, model.n_classes, SHAPE_GRID),
+                               ignore_index=-100)
+        lv = optimizer_step(model.shapes, opt, loss, step + 1)
+        step += 1
+        win, wcnt, tot, cnt = win + lv, wcnt + 1, tot + lv, cnt + 1
+        if step % args.log_every == 0:
+            print(f"step {step} loss {win / wcnt:.4f} lr {lr:.2e} ({timer.elapsed() / 60:.1f} min)", flush=True)
+            win, wcnt = 0.0, 0
+        if time.time() - last_eval >= args.eval_every * 60:
+            do_eval(tot / cnt)
+            tot, cnt = 0.0, 0
+            checkpoint()
+            last_eval = time.time()
+    final = do_eval(tot / cnt if cnt else None)
+    run_secs = time.time() - run_start
+    history[-1].update({"end_step": step, "seconds": round(run_secs, 1)})
+    checkpoint()
+    log.close()
+    print(f"done: {step} steps, {timer.elapsed() / 60:.1f} min; best placed {best['placed']:.4f} at step "
+          f"{best['step']} (exported); the map alone {map_only['placed']:.4f}")
+
+    model.shapes.load_state_dict(best_state)
+    model.eval()
+    x = images_to_float(data.images[val_idx[:5]])
+    with open(os.path.splitext(args.map_onnx)[0] + ".json") as f:
+        map_meta = json.load(f)
+    info = export_onnx(model, (x[:2],), args.out, ["image"], ["objects", "shapes"])
+    with torch.no_grad():
+        ref_objects, ref_shapes = model(x)
+    info["check"] = check_with_onnxruntime_node(args.out, {"image": x}, {"objects": ref_objects, "shapes": ref_shapes})
+    print("onnx numeric check:", info["check"])
+    k = model.n_classes
+    meta = {
+        **map_meta,
+        "outputs": {**map_meta["outputs"], "shapes": {
+            "dtype": "float32", "shape": ["B", k + 1, SHAPE_GRID, SHAPE_GRID],
+            "channels": "0..5: class logits (as objects'); 6: no-object logit; read at an object's centre"}},
+        "shapeGrid": SHAPE_GRID,
+        "shapeReader": {
+            "map": map_init,
+            "mapOnly": {kk: round(v, 4) for kk, v in map_only.items()},
+            "validation": {kk: round(best[kk], 4) for kk in ("set", "count", "placed", "precision", "recall")},
+            "params": n_params,
+            "trainingSteps": step,
+            "trainingMinutes": round(timer.elapsed() / 60, 2),
+            "seed": args.seed,
+            "recolor": args.recolor,
+            "command": command_line(),
+        },
+        "params": count_params(model),
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(os.path.splitext(args.out)[0] + ".json", meta)
+    write_json(summary_path, {"kind": "reflector-shapes", "data": [os.path.abspath(d) for d in args.data],
+                              "images": data.count, "val_images": n_val, "params": n_params, "steps": step,
+                              "wall_seconds": timer.elapsed(), "batch": args.batch, "lr": args.lr,
+                              "steps_per_s": (step - run_start_step) / max(run_secs, 1e-9), "best": best,
+                              "final": final, "map_only": map_only, "map": map_init, "onnx": info,
+                              "history": history, "log": os.path.relpath(log_path, REPO_ROOT),
+                              "torch": torch.__version__})
+    print("wrote", os.path.splitext(args.out)[0] + ".json")
+
+
+if __name__ == "__main__":
+    main()
