@@ -11,16 +11,23 @@
  *
  *   npm run build && node dist/bench/reflector-agreement.js [--seeds 4] [--steps 12] [--set test|compositional|train]
  *                                                           [--thresholds 0.5] [--merge same|any,...]
+ *                                                           [--no-object 0.5,...] [--class-from reader|map,...]
  *                                                           [--sure 0.9,...]  (also: silent when the verifier's P(yes) ≥ it)
  *                                                           [--perception DIR]  (a folder with reflector.onnx/.json)
  *                                                           [--no-flip]  (one look per image, not the image and its mirror)
- *                                                           [--self-noise]  (also: the evaluator itself as the reader)
+ *                                                           [--self-noise] [--self-shift]  (also: the evaluator itself as the reader)
  *
  * `--self-noise` adds a table for a second reader: the evaluator itself, on a copy of each image with every pixel
  * value moved by −1, 0 or +1 (of 255, seeded), a change no one can see. It is the ceiling the truth's own
  * instability leaves: how far the evaluator agrees with itself when the image does not really change.
+ * `--self-shift` does the same on a copy moved one pixel to the right (the column that enters is background): the
+ * same objects, of the same classes and colours, one pixel over; what changes is where the pixel grid cuts them.
  *
- * With several --thresholds or --merge values, the same samples are read under each decoding (the object map is
+ * `--no-object` and `--class-from` apply to a model with a shape reader (reflector.json's `shapeGrid`): drop a
+ * reading where the reader's P(no object) is at least the value (above 1: never), and take the class from the reader
+ * or from the object map.
+ *
+ * With several --thresholds, --merge, --no-object or --class-from values, the same samples are read under each decoding (the object map is
  * computed once) and one overall row is printed per decoding; the full table is for the first. Choose decodings on
  * `--set train` (training prompts, never the test split), then measure the choice on the test split.
  */
@@ -38,6 +45,7 @@ import { detectObjects } from '../shapeworld/evaluate.js';
 import { testPrompts, trainPrompts } from '../shapeworld/prompts.js';
 import { mixSeed, mulberry32 } from '../shapeworld/random.js';
 import { judge, MIRROR, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
+import { BACKGROUND } from '../shapeworld/shapes.js';
 import { arg, numberArg } from './flags.js';
 
 const keys = (items: readonly string[]): string[] => items.map(parseEdit).filter((e): e is Edit => e !== null).map(editKey);
@@ -66,6 +74,20 @@ function count(x: Tally, correct: boolean, mine: string[], truth: string[]): voi
   }
 }
 
+/** `png` moved one pixel to the right, the background filling the first column. */
+async function shiftRight(png: Uint8Array): Promise<Uint8Array> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const out = Buffer.alloc(data.length);
+  for (let y = 0; y < info.height; y++) {
+    for (let x = 0; x < info.width; x++) {
+      const to = (y * info.width + x) * 3;
+      if (x === 0) BACKGROUND.forEach((v, c) => (out[to + c] = v));
+      else data.copy(out, to, to - 3, to);
+    }
+  }
+  return new Uint8Array(await sharp(out, { raw: info }).png().toBuffer());
+}
+
 /** `png` with every channel value moved by −1, 0 or +1 (seeded): the same image to any eye. */
 async function jitter(png: Uint8Array, seed: number): Promise<Uint8Array> {
   const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
@@ -74,25 +96,43 @@ async function jitter(png: Uint8Array, seed: number): Promise<Uint8Array> {
   return new Uint8Array(await sharp(data, { raw: info }).png().toBuffer());
 }
 
+/** Every combination of the --thresholds, --merge, --no-object and --class-from values, in the order given. */
+function decodingsFromFlags(): DecodeOptions[] {
+  const thresholds = arg('thresholds', String(DEFAULT_DECODE.threshold)).split(',').map(Number);
+  const merges = arg('merge', DEFAULT_DECODE.mergeAnyClass ? 'any' : 'same').split(',');
+  const noObjects = arg('no-object', String(DEFAULT_DECODE.noObject)).split(',').map(Number);
+  const classFroms = arg('class-from', DEFAULT_DECODE.classFrom).split(',');
+  if (classFroms.some((c) => c !== 'reader' && c !== 'map')) throw new Error('--class-from takes reader or map');
+  return thresholds.flatMap((threshold) =>
+    merges.flatMap((m) =>
+      noObjects.flatMap((noObject) =>
+        classFroms.map((c) => ({ threshold, mergeAnyClass: m === 'any', noObject, classFrom: c as DecodeOptions['classFrom'] })),
+      ),
+    ),
+  );
+}
+
 async function main(): Promise<void> {
   const seeds = numberArg('seeds', 4);
   const set = arg('set', 'test');
   const records: PromptRecord[] =
     set === 'compositional' ? compositionalCheckPrompts() : set === 'train' ? trainPrompts({ count: 400, seed: 5151 }) : testPrompts();
-  const thresholds = arg('thresholds', String(DEFAULT_DECODE.threshold)).split(',').map(Number);
-  const merges = arg('merge', DEFAULT_DECODE.mergeAnyClass ? 'any' : 'same').split(',');
-  const decodings: DecodeOptions[] = thresholds.flatMap((threshold) => merges.map((m) => ({ threshold, mergeAnyClass: m === 'any' })));
+  const decodings = decodingsFromFlags();
   const alt = decodings.map(() => tally());
   const sures = arg('sure', '').split(',').filter(Boolean).map(Number);
   const gated = sures.map(() => tally());
   const generator = await FlowGenerator.load(MODELS_DIR, { steps: numberArg('steps', 12) });
   const perception = await Perception.load(arg('perception', MODELS_DIR), { flip: !process.argv.includes('--no-flip') });
   const verifier = await EmbeddedVerifier.load(MODELS_DIR);
-  const selfNoise = process.argv.includes('--self-noise');
   const byTag = new Map<string, Tally>();
   const all = tally();
-  const selfByTag = new Map<string, Tally>();
-  const selfAll = tally();
+  // the evaluator as a second reader, on copies of each image that any eye reads alike
+  const selfReaders = [
+    { flag: '--self-noise', title: 'on a copy with ±1 pixel noise', copy: (png: Uint8Array, s: number, i: number) => jitter(png, mixSeed(1213, s, i)) },
+    { flag: '--self-shift', title: 'on a copy moved one pixel to the right', copy: (png: Uint8Array) => shiftRight(png) },
+  ]
+    .filter((r) => process.argv.includes(r.flag))
+    .map((r) => ({ ...r, byTag: new Map<string, Tally>(), all: tally() }));
   let mirrorN = 0;
   let mirrorDiff = 0;
   let mirrorSame = 0;
@@ -117,11 +157,11 @@ async function main(): Promise<void> {
       const t = byTag.get(rec.tag) ?? tally();
       byTag.set(rec.tag, t);
       for (const x of [t, all]) count(x, correct, mine, truth);
-      if (selfNoise) {
-        const again = planEdits(await detectObjects(await jitter(png, mixSeed(1213, s, i))), spec).map((e) => editKey(e));
-        const u = selfByTag.get(rec.tag) ?? tally();
-        selfByTag.set(rec.tag, u);
-        for (const x of [u, selfAll]) count(x, correct, again, truth);
+      for (const r of selfReaders) {
+        const again = planEdits(await detectObjects(await r.copy(png, s, i)), spec).map((e) => editKey(e));
+        const u = r.byTag.get(rec.tag) ?? tally();
+        r.byTag.set(rec.tag, u);
+        for (const x of [u, r.all]) count(x, correct, again, truth);
       }
       const mir = mirrored(rec);
       if (!sures.length && !mir) continue;
@@ -145,11 +185,11 @@ async function main(): Promise<void> {
   for (const [tag, t] of [...byTag, ['overall', all] as const]) {
     console.log(`| ${tag} | ${t.passing + t.failing} | ${t.failing} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
   }
-  if (selfNoise) {
-    console.log('\nthe evaluator itself as the reader, on a copy with ±1 pixel noise:');
+  for (const r of selfReaders) {
+    console.log(`\nthe evaluator itself as the reader, ${r.title}:`);
     console.log('| category | instruction precision | defect recall | silent on passing |');
     console.log('| --- | ---: | ---: | ---: |');
-    for (const [tag, t] of [...selfByTag, ['overall', selfAll] as const]) {
+    for (const [tag, t] of [...r.byTag, ['overall', r.all] as const]) {
       console.log(`| ${tag} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
     }
   }
@@ -158,7 +198,7 @@ async function main(): Promise<void> {
     console.log('| --- | ---: | ---: | ---: |');
     decodings.forEach((d, k) => {
       const t = alt[k]!;
-      console.log(`| threshold ${d.threshold}, merge ${d.mergeAnyClass ? 'any' : 'same'} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+      console.log(`| threshold ${d.threshold}, merge ${d.mergeAnyClass ? 'any' : 'same'}, no object ${d.noObject}, class from ${d.classFrom} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
     });
   }
   if (sures.length) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MODELS_DIR } from '../../src/backends/embedded/files.js';
-import { decodeObjectMap, Perception } from '../../src/backends/embedded/perception.js';
+import { decodeObjectMap, DEFAULT_DECODE, Perception, type PerceptionMaps } from '../../src/backends/embedded/perception.js';
 import { EmbeddedReflector, editKey, escalate, reflectOn } from '../../src/backends/embedded/reflector.js';
 import { applyEditsToDetections, refinePrompt } from '../../src/shapeworld/refine.js';
 import { loadModel, ort } from '../../src/backends/embedded/onnx.js';
@@ -16,7 +16,7 @@ const G = 8;
 const CH = 1 + SHAPES.length + COLORS.length + 4;
 
 /** A hand-made object map: objects at cells, everything else empty. */
-function map(objects: Array<{ gx: number; gy: number; shape: string; color: string; p?: number }>): Float32Array {
+function map(objects: Array<{ gx: number; gy: number; shape: string; color: string; p?: number }>): PerceptionMaps {
   const m = new Float32Array(CH * G * G).fill(-8);
   for (const o of objects) {
     const cell = o.gy * G + o.gx;
@@ -24,6 +24,17 @@ function map(objects: Array<{ gx: number; gy: number; shape: string; color: stri
     m[(1 + SHAPES.indexOf(o.shape as never)) * G * G + cell] = 5;
     m[(1 + SHAPES.length + COLORS.indexOf(o.color as never)) * G * G + cell] = 5;
     for (let k = 0; k < 4; k++) m[(1 + SHAPES.length + COLORS.length + k) * G * G + cell] = 0; // offset 0.5, size 0.5
+  }
+  return { objects: m };
+}
+
+const SG = 16;
+/** A hand-made shape reader map: a class (or 'none') at reader cells, undecided elsewhere. */
+function shapes(reads: Array<{ sx: number; sy: number; shape: string }>): Float32Array {
+  const m = new Float32Array((SHAPES.length + 1) * SG * SG);
+  for (const r of reads) {
+    const k = r.shape === 'none' ? SHAPES.length : SHAPES.indexOf(r.shape as never);
+    m[k * SG * SG + r.sy * SG + r.sx] = 6;
   }
   return m;
 }
@@ -42,6 +53,20 @@ describe('perception: the object map read as objects', () => {
     expect(twice).toHaveLength(1);
     // (cells 1/8 apart are farther than the merge distance only when they are not neighbours)
     expect(decodeObjectMap(map([{ gx: 1, gy: 1, shape: 'star', color: 'red' }, { gx: 5, gy: 5, shape: 'star', color: 'red' }]), G)).toHaveLength(2);
+  });
+
+  it('takes the class from the shape reader at the centre, and no object where the reader says none', () => {
+    // two objects the map reads as stars, centred at (1.5/8, 2.5/8) and (6.5/8, 6.5/8): reader cells (3, 5) and (13, 13)
+    const objects = map([{ gx: 1, gy: 2, shape: 'star', color: 'red' }, { gx: 6, gy: 6, shape: 'star', color: 'blue' }]).objects;
+    const read = (s: Float32Array) => decodeObjectMap({ objects, shapes: s }, G).map((d) => `${d.color} ${d.shape}`);
+    expect(read(shapes([{ sx: 3, sy: 5, shape: 'diamond' }, { sx: 13, sy: 13, shape: 'circle' }]))).toEqual(['red diamond', 'blue circle']);
+    expect(read(shapes([{ sx: 3, sy: 5, shape: 'none' }, { sx: 13, sy: 13, shape: 'star' }]))).toEqual(['blue star']);
+    // decoded without the reader: the map's classes, nothing dropped
+    const noneAndCircle = shapes([{ sx: 3, sy: 5, shape: 'none' }, { sx: 13, sy: 13, shape: 'circle' }]);
+    const plain = decodeObjectMap({ objects, shapes: noneAndCircle }, G, { ...DEFAULT_DECODE, noObject: 2, classFrom: 'map' });
+    expect(plain.map((d) => `${d.color} ${d.shape}`)).toEqual(['red star', 'blue star']);
+    // the reader's cell next to the centre is not read
+    expect(read(shapes([{ sx: 4, sy: 5, shape: 'diamond' }, { sx: 13, sy: 13, shape: 'star' }]))).not.toContain('red diamond');
   });
 
   it('reads one image object once: the reflector and refiner of a round share the reading', async () => {
@@ -67,25 +92,31 @@ describe('perception: the object map read as objects', () => {
     const [c] = await once.objectMaps([await pixels(png)]);
     expect(a).not.toEqual(c); // two looks are not one
     // cell (gx, gy) of one map is cell (7 − gx, gy) of the other, centre logits alike (the renders mirror to a pixel)
-    const centre = (m: Float32Array, gx: number, gy: number): number => m[gy * G + gx]!;
+    const centre = (m: PerceptionMaps, gx: number, gy: number): number => m.objects[gy * G + gx]!;
     let diff = 0;
     for (let gy = 0; gy < G; gy++) for (let gx = 0; gx < G; gx++) diff = Math.max(diff, Math.abs(centre(a!, gx, gy) - centre(b!, G - 1 - gx, gy)));
     expect(diff).toBeLessThan(1.5);
-    const read = (m: Float32Array) => decodeObjectMap(m, G).map((d) => ({ what: `${d.color} ${d.shape}`, cx: d.cx })).sort((x, y) => x.what.localeCompare(y.what));
+    // the shape reader's maps (16 × 16) mirror the same way: its "no object" logit at the two objects' centres
+    const none = (m: PerceptionMaps, x: number, y: number): number => m.shapes![SHAPES.length * SG * SG + Math.floor(y * SG) * SG + Math.floor(x * SG)]!;
+    for (const o of scene) expect(Math.abs(none(a!, o.cx, o.cy) - none(b!, 1 - o.cx, o.cy))).toBeLessThan(1.5);
+    const read = (m: PerceptionMaps) => decodeObjectMap(m, G).map((d) => ({ what: `${d.color} ${d.shape}`, cx: d.cx })).sort((x, y) => x.what.localeCompare(y.what));
     const [ra, rb] = [read(a!), read(b!)];
     expect(ra.map((d) => d.what)).toEqual(['blue star', 'red circle']);
     expect(rb.map((d) => d.what)).toEqual(ra.map((d) => d.what));
     ra.forEach((d, k) => expect(Math.abs(d.cx - (1 - rb[k]!.cx))).toBeLessThan(0.05));
   });
 
-  it('the shipped reflector model: image [B,3,32,32] → objects [B,21,8,8], deterministic', async () => {
-    const { session } = await loadModel(MODELS_DIR, 'reflector', 1);
+  it('the shipped reflector model: image [B,3,32,32] → objects [B,21,8,8] and shapes [B,7,16,16], deterministic', async () => {
+    const { session, meta } = await loadModel<{ shapeGrid?: number }>(MODELS_DIR, 'reflector', 1);
+    expect(meta.shapeGrid).toBe(SG);
     for (const b of [1, 3]) {
       const x = new Float32Array(b * 3 * 32 * 32).map((_, i) => Math.sin(i) * 0.5);
-      const run = async () => (await session.run({ image: new ort.Tensor('float32', x, [b, 3, 32, 32]) })).objects!;
+      const run = async () => await session.run({ image: new ort.Tensor('float32', x, [b, 3, 32, 32]) });
       const a = await run();
-      expect(a.dims).toEqual([b, CH, 8, 8]);
-      expect([...(await run()).data as Float32Array]).toEqual([...(a.data as Float32Array)]);
+      expect(a.objects!.dims).toEqual([b, CH, 8, 8]);
+      expect(a.shapes!.dims).toEqual([b, SHAPES.length + 1, SG, SG]);
+      const again = await run();
+      for (const k of ['objects', 'shapes']) expect([...(again[k]!.data as Float32Array)]).toEqual([...(a[k]!.data as Float32Array)]);
     }
   });
 });

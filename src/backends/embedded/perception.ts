@@ -18,6 +18,18 @@ export interface PerceptionMeta {
   grid: number;
   classes: string[];
   colors: string[];
+  /** side of the shape reader's map, in a model that has one (output `shapes`) */
+  shapeGrid?: number;
+}
+
+/**
+ * One image as the model sees it: the object map (channels × grid × grid: centre, class logits, colour logits,
+ * offset x/y, size w/h) and, from a model with a shape reader, its map of class logits and a last "no object"
+ * logit ((classes + 1) × shapeGrid × shapeGrid).
+ */
+export interface PerceptionMaps {
+  objects: Float32Array;
+  shapes?: Float32Array;
 }
 
 /** How an object map is read as objects. */
@@ -26,17 +38,23 @@ export interface DecodeOptions {
   threshold: number;
   /** readings closer than `merge` (of the image side) are one object: of one class and colour only, or of any */
   mergeAnyClass: boolean;
+  /** with a shape reader: a reading is dropped where its P(no object) ≥ this (above 1: never) */
+  noObject: number;
+  /** with a shape reader: whose class a reading takes */
+  classFrom: 'reader' | 'map';
 }
 
 /** An object is read where P(centre) ≥ this. */
 export const CENTRE_THRESHOLD = 0.5;
+/** A reading is dropped where the shape reader's P(no object) at its centre is at least this. */
+export const NO_OBJECT = 0.5;
 /**
  * Two readings closer than this (of the image side) are one object seen in two cells. ShapeWorld never draws two
  * objects that close: scale ≥ 0.095 and a 0.06 gap put their centres ≥ 0.2 apart.
  */
 const SAME_OBJECT = 0.15;
 
-export const DEFAULT_DECODE: DecodeOptions = { threshold: CENTRE_THRESHOLD, mergeAnyClass: false };
+export const DEFAULT_DECODE: DecodeOptions = { threshold: CENTRE_THRESHOLD, mergeAnyClass: false, noObject: NO_OBJECT, classFrom: 'reader' };
 
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
@@ -89,19 +107,43 @@ export class Perception {
     return (await this.objectMaps(reqs)).map((m) => decodeObjectMap(m, this.meta.grid, this.decode));
   }
 
-  /** The raw object maps (channels × grid × grid each) of images given as CHW pixels in [−1, 1]. */
-  async objectMaps(reqs: Float32Array[]): Promise<Float32Array[]> {
+  /** The raw maps of images given as CHW pixels in [−1, 1]. */
+  async objectMaps(reqs: Float32Array[]): Promise<PerceptionMaps[]> {
     const { size, grid } = this.meta;
     const per = 3 * size * size;
     const inputs = this.flip ? [...reqs, ...reqs.map((r) => mirrorImage(r, size))] : reqs;
     const images = new Float32Array(inputs.length * per);
     inputs.forEach((r, i) => images.set(r, i * per));
     const out = await this.session.run({ image: new ort.Tensor('float32', images, [inputs.length, 3, size, size]) });
-    const map = out.objects!.data as Float32Array;
-    const channels = out.objects!.dims[1] as number;
-    const at = (b: number): Float32Array => map.slice(b * channels * grid * grid, (b + 1) * channels * grid * grid);
-    return reqs.map((_, b) => (this.flip ? meanWithMirror(at(b), at(reqs.length + b), grid) : at(b)));
+    const objects = perImage(out.objects!);
+    const shapes = out.shapes ? perImage(out.shapes) : undefined;
+    const sg = this.meta.shapeGrid ?? 0;
+    return reqs.map((_, b) => {
+      if (!this.flip) return { objects: objects(b), ...(shapes && { shapes: shapes(b) }) };
+      const m = reqs.length + b;
+      return {
+        objects: meanWithMirror(objects(b), objects(m), grid),
+        ...(shapes && { shapes: meanLogitsWithMirror(shapes(b), shapes(m), sg) }),
+      };
+    });
   }
+}
+
+/** A batched output's slice for image b. */
+function perImage(t: ort.Tensor): (b: number) => Float32Array {
+  const data = t.data as Float32Array;
+  const n = (t.dims as readonly number[]).slice(1).reduce((a, d) => a * d, 1);
+  return (b) => data.slice(b * n, (b + 1) * n);
+}
+
+/** Logit maps (channels × side × side) of an image and its mirror image, averaged in the image's frame. */
+function meanLogitsWithMirror(m: Float32Array, mirrored: Float32Array, side: number): Float32Array {
+  const out = new Float32Array(m.length);
+  for (let i = 0; i < m.length; i++) {
+    const x = i % side;
+    out[i] = (m[i]! + mirrored[i - x + side - 1 - x]!) / 2;
+  }
+  return out;
 }
 
 /** CHW pixels mirrored left to right. */
@@ -151,8 +193,13 @@ export abstract class PerceptionRole implements RoleInfo {
   }
 }
 
-/** One image's object map (channels × grid × grid: centre, class logits, colour logits, offset x/y, size w/h) as objects. */
-export function decodeObjectMap(m: Float32Array, grid: number, opts: DecodeOptions = DEFAULT_DECODE): Detection[] {
+/**
+ * One image's maps as objects: an object where the map's P(centre) clears the threshold, its colour, centre and size
+ * from the map; its class from the shape reader at that centre when the model has one (and no object where the
+ * reader is sure there is none), else from the map.
+ */
+export function decodeObjectMap(maps: PerceptionMaps, grid: number, opts: DecodeOptions = DEFAULT_DECODE): Detection[] {
+  const m = maps.objects;
   const cells = grid * grid;
   const at = (ch: number, cell: number): number => m[ch * cells + cell]!;
   const K = SHAPES.length;
@@ -172,8 +219,14 @@ export function decodeObjectMap(m: Float32Array, grid: number, opts: DecodeOptio
     const cy = (gy + sigmoid(at(2 + K + C, cell))) / grid;
     const w = sigmoid(at(3 + K + C, cell));
     const h = sigmoid(at(4 + K + C, cell));
+    let shape = argmax(1, K, cell);
+    if (maps.shapes) {
+      const read = readShape(maps.shapes, cx, cy);
+      if (read.none >= opts.noObject) continue;
+      if (opts.classFrom === 'reader') shape = read.shape;
+    }
     found.push({
-      shape: SHAPES[argmax(1, K, cell)]!,
+      shape: SHAPES[shape]!,
       color: COLORS[argmax(1 + K, C, cell)]!,
       cx,
       cy,
@@ -190,4 +243,17 @@ export function decodeObjectMap(m: Float32Array, grid: number, opts: DecodeOptio
     kept.push(d);
   }
   return kept;
+}
+
+/** The shape reader at (cx, cy): its class, and its P(no object there). */
+function readShape(shapes: Float32Array, cx: number, cy: number): { shape: number; none: number } {
+  const K = SHAPES.length;
+  const side = Math.round(Math.sqrt(shapes.length / (K + 1)));
+  const at = Math.min(side - 1, Math.floor(cy * side)) * side + Math.min(side - 1, Math.floor(cx * side));
+  const logits = Array.from({ length: K + 1 }, (_, k) => shapes[k * side * side + at]!);
+  const top = Math.max(...logits);
+  const sum = logits.reduce((a, z) => a + Math.exp(z - top), 0);
+  let best = 0;
+  for (let k = 1; k < K; k++) if (logits[k]! > logits[best]!) best = k;
+  return { shape: best, none: Math.exp(logits[K]! - top) / sum };
 }
