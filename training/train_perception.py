@@ -112,6 +112,28 @@ class Images:
         self.count = len(self.images)
         self.size = self.images.shape[-1]
 
+    def split(self, seed: int, val_frac: float):
+        """(validation, training samples, renders) as indices: a seeded share of the generator samples is held out
+        (the renders all train); the same seed gives the same split in every script that reads these folders."""
+        samples = torch.nonzero(self.sampled)[:, 0]
+        renders = torch.nonzero(~self.sampled)[:, 0]
+        if len(samples) < 10:
+            raise SystemExit("the data holds fewer than 10 generator samples: nothing to validate on")
+        perm = samples[torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))]
+        n_val = max(1, int(round(len(samples) * val_frac)))
+        val_idx, train_samples = perm[:n_val].sort().values, perm[n_val:]
+        print(f"split: {len(train_samples)} samples + {len(renders)} renders train / {n_val} samples validation")
+        return val_idx, train_samples, renders
+
+
+def batch_indices(samples: torch.Tensor, renders: torch.Tensor, batch: int, render_share: float,
+                  gen: torch.Generator) -> torch.Tensor:
+    """One training batch: generator samples and, when there are renders, `render_share` of it drawn from them."""
+    n_render = int(round(batch * render_share)) if len(renders) else 0
+    return torch.cat([samples[torch.randint(len(samples), (batch - n_render,), generator=gen)],
+                      renders[torch.randint(len(renders), (n_render,), generator=gen)] if n_render else
+                      torch.zeros(0, dtype=torch.long)])
+
 
 def flip(images: torch.Tensor, objects: torch.Tensor, cells: torch.Tensor, which: torch.Tensor):
     """Left-right flip of the chosen images, their detections (cx -> 1 - cx) and their per-cell maps (B, g, g)."""
@@ -225,15 +247,8 @@ def main(argv=None):
     args.ckpt = args.ckpt or ckpt_path
 
     data = Images(args.data)
-    split_gen = torch.Generator().manual_seed(args.seed)
-    samples = torch.nonzero(data.sampled)[:, 0]
-    renders = torch.nonzero(~data.sampled)[:, 0]
-    if len(samples) < 10:
-        raise SystemExit("the data holds fewer than 10 generator samples: nothing to validate on")
-    perm = samples[torch.randperm(len(samples), generator=split_gen)]
-    n_val = max(1, int(round(len(samples) * args.val_frac)))
-    val_idx, train_samples = perm[:n_val].sort().values, perm[n_val:]
-    print(f"split: {len(train_samples)} samples + {len(renders)} renders train / {n_val} samples validation")
+    val_idx, train_samples, renders = data.split(args.seed, args.val_frac)
+    n_val = len(val_idx)
 
     model = ObjectMapNet(palette_input=args.palette_input)
     if args.blob_weight == 1.0:
@@ -307,14 +322,11 @@ def main(argv=None):
     if step == 0:
         do_eval(None)  # the starting point: the verifier's trunk when --init-onnx
     gen = torch.Generator().manual_seed(args.seed + 1 + 1000003 * step)
-    n_render = int(round(args.batch * args.render_share)) if len(renders) else 0
     model.train()
     win, wcnt, tot, cnt = 0.0, 0, 0.0, 0
     last_eval = time.time()
     while not done():
-        j = torch.cat([train_samples[torch.randint(len(train_samples), (args.batch - n_render,), generator=gen)],
-                       renders[torch.randint(len(renders), (n_render,), generator=gen)] if n_render else
-                       torch.zeros(0, dtype=torch.long)])
+        j = batch_indices(train_samples, renders, args.batch, args.render_share, gen)
         x, objects, blob = images_to_float(data.images[j]), data.objects[j], blobs[j]
         if not args.no_flip:
             x, objects, blob = flip(x, objects, blob, torch.rand(len(j), generator=gen) < 0.5)

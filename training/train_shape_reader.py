@@ -45,7 +45,7 @@ from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, Timer, check_with_on
                     opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ObjectMapWithShapes, shape_reader_targets  # noqa: E402
 from train_perception import (BG_TOLERANCE, BLEND_TOLERANCE, CENTRE_THRESHOLD, CLASSES, COLORS,  # noqa: E402
-                              SAME_OBJECT, Images, compare, flip)
+                              SAME_OBJECT, Images, batch_indices, compare, flip)
 
 # a reading is dropped where the reader's P(no object) at its centre is at least this (perception.ts: NO_OBJECT)
 NONE_THRESHOLD = 0.5
@@ -173,15 +173,8 @@ def main(argv=None):
                                                   os.path.join(REPO_ROOT, "training", "resume"))
 
     data = Images(args.data)
-    split_gen = torch.Generator().manual_seed(args.seed)
-    samples = torch.nonzero(data.sampled)[:, 0]
-    renders = torch.nonzero(~data.sampled)[:, 0]
-    if len(samples) < 10:
-        raise SystemExit("the data holds fewer than 10 generator samples: nothing to validate on")
-    perm = samples[torch.randperm(len(samples), generator=split_gen)]
-    n_val = max(1, int(round(len(samples) * args.val_frac)))
-    val_idx, train_samples = perm[:n_val].sort().values, perm[n_val:]
-    print(f"split: {len(train_samples)} samples + {len(renders)} renders train / {n_val} samples validation")
+    val_idx, train_samples, renders = data.split(args.seed, args.val_frac)
+    n_val = len(val_idx)
 
     model = ObjectMapWithShapes()
     src = onnx_state_dict(args.map_onnx)
@@ -260,15 +253,12 @@ def main(argv=None):
         pixel_labels, pixel_alphas = palette_pixels(data.images)
         print(f"recolor: {args.recolor:.2f} of the training images get permuted palette colours")
     gen = torch.Generator().manual_seed(args.seed + 1 + 1000003 * step)
-    n_render = int(round(args.batch * args.render_share)) if len(renders) else 0
     model.shapes.train()
     win, wcnt, tot, cnt = 0.0, 0, 0.0, 0
     last_eval = time.time()
     no_cells = torch.zeros(args.batch, 1, 1, dtype=torch.bool)
     while not done():
-        j = torch.cat([train_samples[torch.randint(len(train_samples), (args.batch - n_render,), generator=gen)],
-                       renders[torch.randint(len(renders), (n_render,), generator=gen)] if n_render else
-                       torch.zeros(0, dtype=torch.long)])
+        j = batch_indices(train_samples, renders, args.batch, args.render_share, gen)
         u8 = data.images[j]
         if args.recolor > 0:
             u8 = recolor(u8, pixel_labels[j], pixel_alphas[j], torch.rand(len(j), generator=gen) < args.recolor, gen)
