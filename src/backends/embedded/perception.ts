@@ -1,7 +1,8 @@
 /**
  * What the embedded reflector and refiner see in an image: a learned 8×8 object map (models/reflector.onnx, the
  * verifier's image side trained for detection by training/train_perception.py) read as a list of objects with class,
- * colour, centre and size. It is a learned model of pixels; it never calls the evaluator.
+ * colour, centre and size, each object's class from the shape reader beside it (training/train_shape_reader.py).
+ * It is a learned model of pixels; it never calls the evaluator.
  */
 import type { Image } from '../../core/types.js';
 import { UserError } from '../../core/errors.js';
@@ -117,13 +118,12 @@ export class Perception {
     const out = await this.session.run({ image: new ort.Tensor('float32', images, [inputs.length, 3, size, size]) });
     const objects = perImage(out.objects!);
     const shapes = out.shapes ? perImage(out.shapes) : undefined;
-    const sg = this.meta.shapeGrid ?? 0;
     return reqs.map((_, b) => {
       if (!this.flip) return { objects: objects(b), ...(shapes && { shapes: shapes(b) }) };
       const m = reqs.length + b;
       return {
         objects: meanWithMirror(objects(b), objects(m), grid),
-        ...(shapes && { shapes: meanLogitsWithMirror(shapes(b), shapes(m), sg) }),
+        ...(shapes && { shapes: meanLogitsWithMirror(shapes(b), shapes(m)) }),
       };
     });
   }
@@ -136,8 +136,9 @@ function perImage(t: ort.Tensor): (b: number) => Float32Array {
   return (b) => data.slice(b * n, (b + 1) * n);
 }
 
-/** Logit maps (channels × side × side) of an image and its mirror image, averaged in the image's frame. */
-function meanLogitsWithMirror(m: Float32Array, mirrored: Float32Array, side: number): Float32Array {
+/** The shape reader's maps ((classes + 1) × side × side) of an image and its mirror image, averaged in the image's frame. */
+function meanLogitsWithMirror(m: Float32Array, mirrored: Float32Array): Float32Array {
+  const side = shapeSide(m);
   const out = new Float32Array(m.length);
   for (let i = 0; i < m.length; i++) {
     const x = i % side;
@@ -248,7 +249,7 @@ export function decodeObjectMap(maps: PerceptionMaps, grid: number, opts: Decode
 /** The shape reader at (cx, cy): its class, and its P(no object there). */
 function readShape(shapes: Float32Array, cx: number, cy: number): { shape: number; none: number } {
   const K = SHAPES.length;
-  const side = Math.round(Math.sqrt(shapes.length / (K + 1)));
+  const side = shapeSide(shapes);
   const at = Math.min(side - 1, Math.floor(cy * side)) * side + Math.min(side - 1, Math.floor(cx * side));
   const logits = Array.from({ length: K + 1 }, (_, k) => shapes[k * side * side + at]!);
   const top = Math.max(...logits);
@@ -257,3 +258,6 @@ function readShape(shapes: Float32Array, cx: number, cy: number): { shape: numbe
   for (let k = 1; k < K; k++) if (logits[k]! > logits[best]!) best = k;
   return { shape: best, none: Math.exp(logits[K]! - top) / sum };
 }
+
+/** The side of a shape reader's square map: its length is (classes + 1) × side². */
+const shapeSide = (shapes: Float32Array): number => Math.round(Math.sqrt(shapes.length / (SHAPES.length + 1)));
