@@ -198,7 +198,7 @@ def test_shape_reader():
     """The shape reader's targets (class around an object's centre, a ring ignored, "no object" elsewhere), its reading
     in place of the map's class, and the two-output reflector that keeps the map's weights under their own names."""
     from nets import ObjectMapNet, ObjectMapWithShapes, shape_reader_targets
-    from train_shape_reader import decode_with_shapes
+    from train_perception import decode
     objects = torch.zeros(1, 8, 6)
     objects[0, 0] = torch.tensor([5, 1, 0.5, 0.5, 0.2, 0.2])                 # red diamond in the middle
     t = shape_reader_targets(objects, 6, 16)[0]
@@ -211,10 +211,10 @@ def test_shape_reader():
     omap[7, 4, 4] = 12.0                                                     # red
     shapes = np.zeros((7, 16, 16), np.float32)
     shapes[4, 8, 8] = 8.0                                                    # the reader: a diamond at its centre (0.5, 0.5)
-    assert [(c, k) for c, k, _, _ in decode_with_shapes(omap, None, 8)] == [(3, 0)]
-    assert [(c, k) for c, k, _, _ in decode_with_shapes(omap, shapes, 8)] == [(4, 0)]
+    assert [(c, k) for c, k, _, _ in decode(omap, 8)] == [(3, 0)]
+    assert [(c, k) for c, k, _, _ in decode(omap, 8, shapes)] == [(4, 0)]
     shapes[6, 8, 8] = 9.0                                                    # the reader: no object there
-    assert decode_with_shapes(omap, shapes, 8) == []
+    assert decode(omap, 8, shapes) == []
     both = ObjectMapWithShapes()
     plain = ObjectMapNet().state_dict()
     assert all(k in both.state_dict() for k in plain)

@@ -47,6 +47,8 @@ COLORS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown",
 # decoding, as src/backends/embedded/perception.ts
 CENTRE_THRESHOLD = 0.5
 SAME_OBJECT = 0.15
+# a reading is dropped where the shape reader's P(no object) at its centre is at least this (perception.ts: NO_OBJECT)
+NO_OBJECT = 0.5
 PLACED = 0.1
 # the evaluator's pixel classes (src/shapeworld/evaluate.ts; selftest.py checks the twin): background within
 # BG_TOLERANCE of BACKGROUND, a palette colour within BLEND_TOLERANCE of the line from the background to it
@@ -167,8 +169,10 @@ def unexplained_cells(images: torch.Tensor, grid: int, chunk: int = 1024) -> tor
     return torch.cat(out)
 
 
-def decode(m: np.ndarray, grid: int):
-    """One image's object map (ch, g, g) as objects [(class, colour, cx, cy)], most confident first."""
+def decode(m: np.ndarray, grid: int, shapes: np.ndarray | None = None):
+    """One image's object map (ch, g, g) as objects [(class, colour, cx, cy)], most confident first. With a shape
+    reader's map (K+1, s, s; train_shape_reader.py), each object's class is the reader's at its centre, and it is
+    dropped where the reader's P(no object) >= NO_OBJECT. As decodeObjectMap in src/backends/embedded/perception.ts."""
     k, c = len(CLASSES), len(COLORS)
     flat = m.reshape(m.shape[0], -1)
     p = 1.0 / (1.0 + np.exp(-flat[0]))
@@ -176,8 +180,16 @@ def decode(m: np.ndarray, grid: int):
     for cell in np.nonzero(p >= CENTRE_THRESHOLD)[0]:
         gx, gy = cell % grid, cell // grid
         sig = 1.0 / (1.0 + np.exp(-flat[1 + k + c:3 + k + c, cell]))
-        found.append((p[cell], int(np.argmax(flat[1:1 + k, cell])), int(np.argmax(flat[1 + k:1 + k + c, cell])),
-                      (gx + sig[0]) / grid, (gy + sig[1]) / grid))
+        x, y = (gx + sig[0]) / grid, (gy + sig[1]) / grid
+        cls = int(np.argmax(flat[1:1 + k, cell]))
+        if shapes is not None:
+            s = shapes.shape[-1]
+            logits = shapes[:, min(int(y * s), s - 1), min(int(x * s), s - 1)]
+            e = np.exp(logits - logits.max())
+            if e[k] / e.sum() >= NO_OBJECT:
+                continue
+            cls = int(np.argmax(logits[:k]))
+        found.append((p[cell], cls, int(np.argmax(flat[1 + k:1 + k + c, cell])), x, y))
     found.sort(key=lambda f: -f[0])
     kept = []
     for _, cls, col, x, y in found:

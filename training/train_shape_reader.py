@@ -8,7 +8,7 @@ prompts most of its disagreements with the evaluator are a circle read as a diam
 on, mostly with confidence. The shape reader (nets.ShapeReader) is a second small net on the same pixels: a 16x16
 map of class logits plus "no object", trained on the evaluator's detections (`objects.f32` of `reflectionflow
 dataset pairs`), and read at the centre the object map gives. Its class replaces the map's; where it says "no
-object" with P >= NONE_THRESHOLD the reading is dropped (blends between two palette colours, which the evaluator
+object" with P >= NO_OBJECT (train_perception.py) the reading is dropped (blends between two palette colours, which the evaluator
 makes no object of). Training images are recoloured (--recolor): the test split holds out colour-class pairs, and a
 reader that learns which classes come in which colours misreads them.
 
@@ -31,7 +31,6 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -44,11 +43,9 @@ from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, Timer, check_with_on
                     count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step, opt_state_compact,
                     opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ObjectMapWithShapes, shape_reader_targets  # noqa: E402
-from train_perception import (BG_TOLERANCE, BLEND_TOLERANCE, CENTRE_THRESHOLD, CLASSES, COLORS,  # noqa: E402
-                              SAME_OBJECT, Images, batch_indices, compare, flip)
+from train_perception import (BG_TOLERANCE, BLEND_TOLERANCE, Images, batch_indices, compare, decode,  # noqa: E402
+                              flip)
 
-# a reading is dropped where the reader's P(no object) at its centre is at least this (perception.ts: NO_OBJECT)
-NONE_THRESHOLD = 0.5
 SHAPE_GRID = 16
 
 
@@ -77,36 +74,6 @@ def parse_args(argv=None):
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     return ap.parse_args(argv)
-
-
-def decode_with_shapes(m: np.ndarray, shapes: np.ndarray | None, grid: int):
-    """One image's object map (ch, g, g) as objects [(class, colour, cx, cy)], most confident first; with the
-    reader's map (K+1, 16, 16), each object's class is the reader's at its centre, and it is dropped where the
-    reader says "no object". As decodeObjectMap in src/backends/embedded/perception.ts."""
-    k, c = len(CLASSES), len(COLORS)
-    flat = m.reshape(m.shape[0], -1)
-    p = 1.0 / (1.0 + np.exp(-flat[0]))
-    found = []
-    for cell in np.nonzero(p >= CENTRE_THRESHOLD)[0]:
-        gx, gy = cell % grid, cell // grid
-        sig = 1.0 / (1.0 + np.exp(-flat[1 + k + c:3 + k + c, cell]))
-        x, y = (gx + sig[0]) / grid, (gy + sig[1]) / grid
-        cls = int(np.argmax(flat[1:1 + k, cell]))
-        if shapes is not None:
-            s = shapes.shape[-1]
-            logits = shapes[:, min(int(y * s), s - 1), min(int(x * s), s - 1)]
-            e = np.exp(logits - logits.max())
-            if e[k] / e.sum() >= NONE_THRESHOLD:
-                continue
-            cls = int(np.argmax(logits[:k]))
-        found.append((p[cell], cls, int(np.argmax(flat[1 + k:1 + k + c, cell])), x, y))
-    found.sort(key=lambda f: -f[0])
-    kept = []
-    for _, cls, col, x, y in found:
-        if any(k2 == cls and c2 == col and math.hypot(x - x2, y - y2) < SAME_OBJECT for k2, c2, x2, y2 in kept):
-            continue
-        kept.append((cls, col, x, y))
-    return kept
 
 
 def palette_pixels(images: torch.Tensor, chunk: int = 1024):
@@ -155,7 +122,7 @@ def evaluate(model, data: Images, idx: torch.Tensor, maps: np.ndarray, with_read
         for b, row in enumerate(j.tolist()):
             truth = [(int(o[0]) - 1, int(o[1]) - 1, float(o[2]), float(o[3])) for o in data.objects[row].tolist()
                      if o[0] > 0]
-            found = decode_with_shapes(maps[i + b], None if shapes is None else shapes[b], model.grid)
+            found = decode(maps[i + b], model.grid, None if shapes is None else shapes[b])
             s, c, p, t = compare(found, truth)
             n_set, n_count, n_placed, tp = n_set + s, n_count + c, n_placed + p, tp + t
             n_found, n_true = n_found + len(found), n_true + len(truth)
