@@ -149,24 +149,33 @@ def flip(images: torch.Tensor, objects: torch.Tensor, cells: torch.Tensor, which
     return images, objects, cells
 
 
-def unexplained_cells(images: torch.Tensor, grid: int, chunk: int = 1024) -> torch.Tensor:
-    """Per image and cell (N, grid, grid): how many pixels are neither background nor a blend of the background and
-    one palette colour, as the evaluator classes pixels; it makes no object of them."""
+def palette_pixels(images: torch.Tensor, chunk: int = 1024):
+    """Per pixel (N, H, W), as the evaluator classes pixels: the palette colour it is a blend of with the background
+    (-1: background, -2: neither, which the evaluator makes no object of), and its blend weight."""
     bg = torch.tensor(BACKGROUND, dtype=torch.float32).view(1, 3, 1, 1)
     lines = torch.tensor([c for _, c in PALETTE], dtype=torch.float32) - bg.view(1, 3)      # K, 3
-    out = []
+    labels, alphas = [], []
     for i in range(0, len(images), chunk):
         v = images[i:i + chunk].float() - bg                                                # B, 3, H, W
-        background = (v * v).sum(1) < BG_TOLERANCE ** 2
         a = torch.einsum("bchw,kc->bkhw", v, lines) / (lines * lines).sum(1).view(1, -1, 1, 1)
         along = a > 0.05
         a = a.clamp(max=1.0)
         residual = ((v[:, None] - a[:, :, None] * lines.view(1, -1, 3, 1, 1)) ** 2).sum(2)  # B, K, H, W
-        blended = (along & (residual < BLEND_TOLERANCE ** 2)).any(1)
-        odd = (~background & ~blended).float()
-        b, h, w = odd.shape
-        out.append(odd.view(b, grid, h // grid, grid, w // grid).sum((2, 4)).round().to(torch.int16))
-    return torch.cat(out)
+        residual = torch.where(along, residual, torch.full_like(residual, float("inf")))
+        best, k = residual.min(1)
+        label = torch.where(best < BLEND_TOLERANCE ** 2, k, torch.full_like(k, -2))
+        label = torch.where((v * v).sum(1) < BG_TOLERANCE ** 2, torch.full_like(k, -1), label)
+        labels.append(label.to(torch.int8))
+        alphas.append(torch.gather(a, 1, k[:, None])[:, 0].to(torch.float16))
+    return torch.cat(labels), torch.cat(alphas)
+
+
+def unexplained_cells(images: torch.Tensor, grid: int) -> torch.Tensor:
+    """Per image and cell (N, grid, grid): how many pixels are neither background nor a blend of the background and
+    one palette colour, as the evaluator classes pixels; it makes no object of them."""
+    odd = (palette_pixels(images)[0] == -2).float()
+    b, h, w = odd.shape
+    return odd.view(b, grid, h // grid, grid, w // grid).sum((2, 4)).round().to(torch.int16)
 
 
 def decode(m: np.ndarray, grid: int, shapes: np.ndarray | None = None):

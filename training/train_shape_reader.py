@@ -43,8 +43,7 @@ from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, Timer, check_with_on
                     count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step, opt_state_compact,
                     opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ObjectMapWithShapes, shape_reader_targets  # noqa: E402
-from train_perception import (BG_TOLERANCE, BLEND_TOLERANCE, Images, batch_indices, compare, decode,  # noqa: E402
-                              flip)
+from train_perception import Images, batch_indices, compare, decode, flip, palette_pixels  # noqa: E402
 
 SHAPE_GRID = 16
 
@@ -74,26 +73,6 @@ def parse_args(argv=None):
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     return ap.parse_args(argv)
-
-
-def palette_pixels(images: torch.Tensor, chunk: int = 1024):
-    """Per pixel (N, H, W): the palette colour it is a blend of with the background, as the evaluator classes pixels
-    (-1: background or no single colour's blend), and its blend weight."""
-    bg = torch.tensor(BACKGROUND, dtype=torch.float32).view(1, 3, 1, 1)
-    lines = torch.tensor([c for _, c in PALETTE], dtype=torch.float32) - bg.view(1, 3)      # K, 3
-    labels, alphas = [], []
-    for i in range(0, len(images), chunk):
-        v = images[i:i + chunk].float() - bg                                                # B, 3, H, W
-        a = torch.einsum("bchw,kc->bkhw", v, lines) / (lines * lines).sum(1).view(1, -1, 1, 1)
-        along = a > 0.05
-        a = a.clamp(max=1.0)
-        residual = ((v[:, None] - a[:, :, None] * lines.view(1, -1, 3, 1, 1)) ** 2).sum(2)  # B, K, H, W
-        residual = torch.where(along, residual, torch.full_like(residual, float("inf")))
-        best, k = residual.min(1)
-        ok = (best < BLEND_TOLERANCE ** 2) & ((v * v).sum(1) >= BG_TOLERANCE ** 2)
-        labels.append(torch.where(ok, k, torch.full_like(k, -1)).to(torch.int8))
-        alphas.append(torch.gather(a, 1, k[:, None])[:, 0].to(torch.float16))
-    return torch.cat(labels), torch.cat(alphas)
 
 
 def recolor(images: torch.Tensor, labels: torch.Tensor, alphas: torch.Tensor, which: torch.Tensor,
