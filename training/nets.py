@@ -306,9 +306,9 @@ class ObjectMapWithShapes(ObjectMapNet):
     """The reflector's perception: the object map (its weights named as ObjectMapNet's, so either loads the other)
     and a ShapeReader beside it; two outputs, one pass."""
 
-    def __init__(self, **kw):
+    def __init__(self, reader_ch=(32, 64), **kw):
         super().__init__(**kw)
-        self.shapes = ShapeReader(self.n_classes)
+        self.shapes = ShapeReader(self.n_classes, ch=tuple(reader_ch))
 
     def forward(self, image: torch.Tensor):
         return self.object_map(image), self.shapes(image)

@@ -236,6 +236,22 @@ def test_shape_reader():
     assert abs(float(alpha2[0, 1, 2]) - 0.5) < 3e-2                                         # at the same blend weight
     assert torch.equal(out[0, :, 0, 0], img[0, :, 0, 0])                                   # background untouched
     assert torch.equal(recolor(img, lab, alpha, torch.tensor([False]), torch.Generator()), img)
+    from train_shape_reader import shift
+    img = torch.tensor(BACKGROUND, dtype=torch.uint8).view(1, 3, 1, 1).repeat(2, 1, 32, 32)
+    img[:, :, 10:14, 2:6] = red.to(torch.uint8).view(1, 3, 1, 1)            # a box 4 px wide, 2 px from the left
+    objects = torch.zeros(2, 8, 6)
+    objects[:, 0] = torch.tensor([2, 1, 4 / 32, 12 / 32, 4 / 32, 4 / 32])
+    seen = set()
+    for k in range(40):
+        moved, obj = shift(img, objects, 3, torch.Generator().manual_seed(k))
+        for b in range(2):
+            ys, xs = torch.nonzero(moved[b, 0] == PALETTE[0][1][0], as_tuple=True)
+            assert len(xs) == 16 and int(xs.min()) >= 1                             # whole, a pixel off the border
+            assert abs(float(obj[b, 0, 2]) - (float(xs.float().mean()) + 0.5) / 32) < 1e-5  # its centre moved with it
+            assert abs(float(obj[b, 0, 3]) - (float(ys.float().mean()) + 0.5) / 32) < 1e-5
+            assert torch.equal(obj[b, 1:], objects[b, 1:])                        # empty rows untouched
+            seen.add(int(xs.min()) - 2)
+    assert seen == {-1, 0, 1, 2, 3}, seen                                           # left room: 1 px of 2 kept
     print("shape reader ok")
 
 

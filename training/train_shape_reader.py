@@ -68,6 +68,11 @@ def parse_args(argv=None):
                          "along each colour's blend line): a class never depends on its colour, and the test split "
                          "holds out colour-class pairs, so the reader must not learn which classes come in which "
                          "colours; 0 = off")
+    ap.add_argument("--shift", type=int, default=0,
+                    help="move each training image by up to this many pixels (each axis, background entering, every "
+                         "object kept inside): the evaluator reads a shape moved by a pixel as the same class; 0 = off")
+    ap.add_argument("--reader-width", type=int, nargs=2, default=[32, 64], metavar=("C32", "C16"),
+                    help="the reader's channels at 32 and 16 px")
     ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--log-every", type=int, default=100)
@@ -88,6 +93,34 @@ def recolor(images: torch.Tensor, labels: torch.Tensor, alphas: torch.Tensor, wh
     new = bg + alphas.float()[:, None] * lines[target].permute(0, 3, 1, 2)               # B, 3, H, W
     change = (which.view(-1, 1, 1) & (lab >= 0))[:, None]
     return torch.where(change, new.round().clamp(0, 255), images.float()).to(torch.uint8)
+
+
+def shift(images: torch.Tensor, objects: torch.Tensor, most: int, gen: torch.Generator):
+    """uint8 images (B, 3, S, S) each moved by a random whole number of pixels in [-most, most] per axis, the
+    background entering, and their detections (cx, cy) with them; the move is limited so that every object's box
+    stays at least a pixel inside the image (a shape cut by the border is another shape to the evaluator)."""
+    b, _, size, _ = images.shape
+    live = objects[:, :, 0] > 0
+    half_w, half_h = objects[:, :, 4] / 2, objects[:, :, 5] / 2
+    inf = torch.full_like(half_w, float("inf"))
+
+    def room(lo_edge, hi_edge):     # pixels free before the first box and after the last, one kept
+        lo = torch.where(live, lo_edge, inf).min(1).values
+        hi = torch.where(live, 1.0 - hi_edge, inf).min(1).values
+        return ((lo * size).floor() - 1).clamp(0, most).long(), ((hi * size).floor() - 1).clamp(0, most).long()
+
+    left, right = room(objects[:, :, 2] - half_w, objects[:, :, 2] + half_w)
+    up, down = room(objects[:, :, 3] - half_h, objects[:, :, 3] + half_h)
+    dx = (torch.rand(b, generator=gen) * (left + right + 1)).long() - left
+    dy = (torch.rand(b, generator=gen) * (up + down + 1)).long() - up
+    padded = torch.tensor(BACKGROUND, dtype=torch.uint8).view(1, 3, 1, 1).repeat(b, 1, size + 2 * most, size + 2 * most)
+    padded[:, :, most:most + size, most:most + size] = images
+    out = torch.stack([padded[i, :, most - y:most - y + size, most - x:most - x + size]
+                       for i, (x, y) in enumerate(zip(dx.tolist(), dy.tolist()))])
+    objects = objects.clone()
+    objects[:, :, 2] = torch.where(live, objects[:, :, 2] + dx[:, None] / size, objects[:, :, 2])
+    objects[:, :, 3] = torch.where(live, objects[:, :, 3] + dy[:, None] / size, objects[:, :, 3])
+    return out, objects
 
 
 @torch.no_grad()
@@ -122,7 +155,7 @@ def main(argv=None):
     val_idx, train_samples, renders = data.split(args.seed, args.val_frac)
     n_val = len(val_idx)
 
-    model = ObjectMapWithShapes()
+    model = ObjectMapWithShapes(reader_ch=args.reader_width)
     src = onnx_state_dict(args.map_onnx)
     own = model.state_dict()
     map_keys = [k for k in own if not k.startswith("shapes.") and not k.startswith("palette.")]
@@ -208,7 +241,10 @@ def main(argv=None):
         u8 = data.images[j]
         if args.recolor > 0:
             u8 = recolor(u8, pixel_labels[j], pixel_alphas[j], torch.rand(len(j), generator=gen) < args.recolor, gen)
-        x, objects, _ = flip(images_to_float(u8), data.objects[j], no_cells[:len(j)],
+        objects = data.objects[j]
+        if args.shift > 0:
+            u8, objects = shift(u8, objects, args.shift, gen)
+        x, objects, _ = flip(images_to_float(u8), objects, no_cells[:len(j)],
                              torch.rand(len(j), generator=gen) < 0.5)
         progress = max(timer.elapsed() / budget if budget > 0 else 1.0,
                        step / args.max_steps if args.max_steps > 0 else 0.0)
@@ -262,6 +298,7 @@ def main(argv=None):
             "trainingMinutes": round(timer.elapsed() / 60, 2),
             "seed": args.seed,
             "recolor": args.recolor,
+            "shift": args.shift,
             "command": command_line(),
         },
         "params": count_params(model),
