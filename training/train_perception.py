@@ -227,24 +227,33 @@ def compare(found, truth):
 
 
 @torch.no_grad()
-def evaluate(model, data: Images, idx: torch.Tensor, batch: int = 256) -> dict:
-    was = model.training
-    model.eval()
+def agreement(data: Images, idx: torch.Tensor, grid: int, read, batch: int = 256) -> dict:
+    """How the readings of the images `idx` agree with their detections: `read(start, rows)` gives a batch's object
+    maps and the shape reader's maps (or None), decoded as the runtime does. Shares of images whose objects equal
+    the evaluator's (set, count, placed) and object precision and recall."""
     n_set = n_count = n_placed = tp = n_found = n_true = 0
-    for i in range(0, len(idx), batch):
-        j = idx[i:i + batch]
-        maps = model(images_to_float(data.images[j])).numpy()
-        for b, row in enumerate(j.tolist()):
-            truth = [(int(o[0]) - 1, int(o[1]) - 1, float(o[2]), float(o[3])) for o in data.objects[row].tolist()
-                     if o[0] > 0]
-            found = decode(maps[b], model.grid)
-            s, c, p, t = compare(found, truth)
-            n_set, n_count, n_placed, tp = n_set + s, n_count + c, n_placed + p, tp + t
-            n_found, n_true = n_found + len(found), n_true + len(truth)
-    model.train(was)
+    with torch.no_grad():
+        for i in range(0, len(idx), batch):
+            j = idx[i:i + batch]
+            maps, shapes = read(i, j)
+            for b, row in enumerate(j.tolist()):
+                truth = [(int(o[0]) - 1, int(o[1]) - 1, float(o[2]), float(o[3])) for o in data.objects[row].tolist()
+                         if o[0] > 0]
+                found = decode(maps[b], grid, None if shapes is None else shapes[b])
+                s, c, p, t = compare(found, truth)
+                n_set, n_count, n_placed, tp = n_set + s, n_count + c, n_placed + p, tp + t
+                n_found, n_true = n_found + len(found), n_true + len(truth)
     n = max(len(idx), 1)
     return {"set": n_set / n, "count": n_count / n, "placed": n_placed / n,
             "precision": tp / max(n_found, 1), "recall": tp / max(n_true, 1)}
+
+
+def evaluate(model, data: Images, idx: torch.Tensor) -> dict:
+    was = model.training
+    model.eval()
+    r = agreement(data, idx, model.grid, lambda _, j: (model(images_to_float(data.images[j])).numpy(), None))
+    model.train(was)
+    return r
 
 
 def init_weight(name: str, own: torch.Tensor, src: dict) -> torch.Tensor:

@@ -43,7 +43,7 @@ from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, Timer, check_with_on
                     count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step, opt_state_compact,
                     opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
 from nets import ObjectMapWithShapes, shape_reader_targets  # noqa: E402
-from train_perception import Images, batch_indices, compare, decode, flip, palette_pixels  # noqa: E402
+from train_perception import Images, agreement, batch_indices, flip, palette_pixels  # noqa: E402
 
 SHAPE_GRID = 16
 
@@ -123,25 +123,14 @@ def shift(images: torch.Tensor, objects: torch.Tensor, most: int, gen: torch.Gen
     return out, objects
 
 
-@torch.no_grad()
-def evaluate(model, data: Images, idx: torch.Tensor, maps: np.ndarray, with_reader: bool, batch: int = 256) -> dict:
+def evaluate(model, data: Images, idx: torch.Tensor, maps: np.ndarray, with_reader: bool) -> dict:
+    """`agreement` of the frozen map's validation `maps` (in `idx` order), with the reader or without it."""
     was = model.training
     model.eval()
-    n_set = n_count = n_placed = tp = n_found = n_true = 0
-    for i in range(0, len(idx), batch):
-        j = idx[i:i + batch]
-        shapes = model.shapes(images_to_float(data.images[j])).numpy() if with_reader else None
-        for b, row in enumerate(j.tolist()):
-            truth = [(int(o[0]) - 1, int(o[1]) - 1, float(o[2]), float(o[3])) for o in data.objects[row].tolist()
-                     if o[0] > 0]
-            found = decode(maps[i + b], model.grid, None if shapes is None else shapes[b])
-            s, c, p, t = compare(found, truth)
-            n_set, n_count, n_placed, tp = n_set + s, n_count + c, n_placed + p, tp + t
-            n_found, n_true = n_found + len(found), n_true + len(truth)
+    r = agreement(data, idx, model.grid, lambda i, j: (
+        maps[i:i + len(j)], model.shapes(images_to_float(data.images[j])).numpy() if with_reader else None))
     model.train(was)
-    n = max(len(idx), 1)
-    return {"set": n_set / n, "count": n_count / n, "placed": n_placed / n,
-            "precision": tp / max(n_found, 1), "recall": tp / max(n_true, 1)}
+    return r
 
 
 def main(argv=None):
