@@ -210,10 +210,10 @@ def test_shape_reader():
     omap[1 + 3, 4, 4] = 12.0                                                 # the map reads a star
     omap[7, 4, 4] = 12.0                                                     # red
     shapes = np.zeros((7, 16, 16), np.float32)
-    shapes[4, 8, 8] = 8.0                                                    # the reader: a diamond at its centre (0.5, 0.5)
+    shapes[4, 7:10, 7:10] = 8.0                                              # the reader: a diamond around its centre (0.5, 0.5)
     assert [(c, k) for c, k, _, _ in decode(omap, 8)] == [(3, 0)]
     assert [(c, k) for c, k, _, _ in decode(omap, 8, shapes)] == [(4, 0)]
-    shapes[6, 8, 8] = 9.0                                                    # the reader: no object there
+    shapes[6, 7:10, 7:10] = 9.0                                              # the reader: no object there
     assert decode(omap, 8, shapes) == []
     both = ObjectMapWithShapes()
     plain = ObjectMapNet().state_dict()
@@ -236,6 +236,12 @@ def test_shape_reader():
     assert abs(float(alpha2[0, 1, 2]) - 0.5) < 3e-2                                         # at the same blend weight
     assert torch.equal(out[0, :, 0, 0], img[0, :, 0, 0])                                   # background untouched
     assert torch.equal(recolor(img, lab, alpha, torch.tensor([False]), torch.Generator()), img)
+    import re
+    import train_perception
+    with open(os.path.join(common.REPO_ROOT, "src", "backends", "embedded", "perception.ts")) as f:
+        source = f.read()
+    for name in ("CENTRE_THRESHOLD", "NO_OBJECT", "READER_WINDOW", "SAME_OBJECT"):   # the runtime's decoding, twinned
+        assert float(re.search(rf"const {name} = ([0-9.]+);", source).group(1)) == getattr(train_perception, name), name
     from train_shape_reader import shift
     img = torch.tensor(BACKGROUND, dtype=torch.uint8).view(1, 3, 1, 1).repeat(2, 1, 32, 32)
     img[:, :, 10:14, 2:6] = red.to(torch.uint8).view(1, 3, 1, 1)            # a box 4 px wide, 2 px from the left

@@ -49,6 +49,8 @@ CENTRE_THRESHOLD = 0.5
 SAME_OBJECT = 0.15
 # a reading is dropped where the shape reader's P(no object) at its centre is at least this (perception.ts: NO_OBJECT)
 NO_OBJECT = 0.5
+# the reader is read over this many of its cells square around a centre, logits averaged (perception.ts: READER_WINDOW)
+READER_WINDOW = 3
 PLACED = 0.1
 # the evaluator's pixel classes (src/shapeworld/evaluate.ts; selftest.py checks the twin): background within
 # BG_TOLERANCE of BACKGROUND, a palette colour within BLEND_TOLERANCE of the line from the background to it
@@ -180,8 +182,8 @@ def unexplained_cells(images: torch.Tensor, grid: int) -> torch.Tensor:
 
 def decode(m: np.ndarray, grid: int, shapes: np.ndarray | None = None):
     """One image's object map (ch, g, g) as objects [(class, colour, cx, cy)], most confident first. With a shape
-    reader's map (K+1, s, s; train_shape_reader.py), each object's class is the reader's at its centre, and it is
-    dropped where the reader's P(no object) >= NO_OBJECT. As decodeObjectMap in src/backends/embedded/perception.ts."""
+    reader's map (K+1, s, s; train_shape_reader.py), each object's class is the reader's around its centre (logits
+    averaged over READER_WINDOW cells square), and it is dropped where the reader's P(no object) >= NO_OBJECT. As decodeObjectMap in src/backends/embedded/perception.ts."""
     k, c = len(CLASSES), len(COLORS)
     flat = m.reshape(m.shape[0], -1)
     p = 1.0 / (1.0 + np.exp(-flat[0]))
@@ -192,8 +194,9 @@ def decode(m: np.ndarray, grid: int, shapes: np.ndarray | None = None):
         x, y = (gx + sig[0]) / grid, (gy + sig[1]) / grid
         cls = int(np.argmax(flat[1:1 + k, cell]))
         if shapes is not None:
-            s = shapes.shape[-1]
-            logits = shapes[:, min(int(y * s), s - 1), min(int(x * s), s - 1)]
+            s, reach = shapes.shape[-1], READER_WINDOW // 2
+            r, q = min(int(y * s), s - 1), min(int(x * s), s - 1)
+            logits = shapes[:, max(0, r - reach):r + reach + 1, max(0, q - reach):q + reach + 1].mean((1, 2))
             e = np.exp(logits - logits.max())
             if e[k] / e.sum() >= NO_OBJECT:
                 continue

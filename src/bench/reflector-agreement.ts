@@ -12,6 +12,7 @@
  *   npm run build && node dist/bench/reflector-agreement.js [--seeds 4] [--steps 12] [--set test|compositional|train]
  *                                                           [--thresholds 0.5] [--merge same|any,...]
  *                                                           [--no-object 0.5,...] [--class-from reader|map,...]
+ *                                                           [--reader-window 1,3,...]
  *                                                           [--sure 0.9,...]  (also: silent when the verifier's P(yes) ≥ it)
  *                                                           [--perception DIR]  (a folder with reflector.onnx/.json)
  *                                                           [--no-flip]  (one look per image, not the image and its mirror)
@@ -25,7 +26,7 @@
  *
  * `--no-object` and `--class-from` apply to a model with a shape reader (reflector.json's `shapeGrid`): drop a
  * reading where the reader's P(no object) is at least the value (above 1: never), and take the class from the reader
- * or from the object map.
+ * or from the object map; `--reader-window` averages the reader's logits over that many cells square around a centre.
  *
  * With several --thresholds, --merge, --no-object or --class-from values, the same samples are read under each decoding (the object map is
  * computed once) and one overall row is printed per decoding; the full table is for the first. Choose decodings on
@@ -102,11 +103,14 @@ function decodingsFromFlags(): DecodeOptions[] {
   const merges = arg('merge', DEFAULT_DECODE.mergeAnyClass ? 'any' : 'same').split(',');
   const noObjects = arg('no-object', String(DEFAULT_DECODE.noObject)).split(',').map(Number);
   const classFroms = arg('class-from', DEFAULT_DECODE.classFrom).split(',');
+  const windows = arg('reader-window', String(DEFAULT_DECODE.readerWindow)).split(',').map(Number);
   if (classFroms.some((c) => c !== 'reader' && c !== 'map')) throw new Error('--class-from takes reader or map');
   return thresholds.flatMap((threshold) =>
     merges.flatMap((m) =>
       noObjects.flatMap((noObject) =>
-        classFroms.map((c) => ({ threshold, mergeAnyClass: m === 'any', noObject, classFrom: c as DecodeOptions['classFrom'] })),
+        classFroms.flatMap((c) =>
+          windows.map((readerWindow) => ({ threshold, mergeAnyClass: m === 'any', noObject, classFrom: c as DecodeOptions['classFrom'], readerWindow })),
+        ),
       ),
     ),
   );
@@ -198,7 +202,7 @@ async function main(): Promise<void> {
     console.log('| --- | ---: | ---: | ---: |');
     decodings.forEach((d, k) => {
       const t = alt[k]!;
-      console.log(`| threshold ${d.threshold}, merge ${d.mergeAnyClass ? 'any' : 'same'}, no object ${d.noObject}, class from ${d.classFrom} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+      console.log(`| threshold ${d.threshold}, merge ${d.mergeAnyClass ? 'any' : 'same'}, no object ${d.noObject}, class from ${d.classFrom}, reader window ${d.readerWindow} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
     });
   }
   if (sures.length) {

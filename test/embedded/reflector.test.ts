@@ -29,12 +29,16 @@ function map(objects: Array<{ gx: number; gy: number; shape: string; color: stri
 }
 
 const SG = 16;
-/** A hand-made shape reader map: a class (or 'none') at reader cells, undecided elsewhere. */
-function shapes(reads: Array<{ sx: number; sy: number; shape: string }>): Float32Array {
+/**
+ * A hand-made shape reader map: a class (or 'none') on the 3 × 3 reader cells around each given cell, as the reader
+ * was trained to answer, or on that one cell (`one`); undecided elsewhere.
+ */
+function shapes(reads: Array<{ sx: number; sy: number; shape: string; one?: boolean }>): Float32Array {
   const m = new Float32Array((SHAPES.length + 1) * SG * SG);
   for (const r of reads) {
     const k = r.shape === 'none' ? SHAPES.length : SHAPES.indexOf(r.shape as never);
-    m[k * SG * SG + r.sy * SG + r.sx] = 6;
+    const reach = r.one ? 0 : 1;
+    for (let y = r.sy - reach; y <= r.sy + reach; y++) for (let x = r.sx - reach; x <= r.sx + reach; x++) m[k * SG * SG + y * SG + x] = 6;
   }
   return m;
 }
@@ -65,8 +69,16 @@ describe('perception: the object map read as objects', () => {
     const noneAndCircle = shapes([{ sx: 3, sy: 5, shape: 'none' }, { sx: 13, sy: 13, shape: 'circle' }]);
     const plain = decodeObjectMap({ objects, shapes: noneAndCircle }, G, { ...DEFAULT_DECODE, noObject: 2, classFrom: 'map' });
     expect(plain.map((d) => `${d.color} ${d.shape}`)).toEqual(['red star', 'blue star']);
-    // the reader's cell next to the centre is not read
-    expect(read(shapes([{ sx: 4, sy: 5, shape: 'diamond' }, { sx: 13, sy: 13, shape: 'star' }]))).not.toContain('red diamond');
+    // the reader is read over the 3 × 3 cells around the centre: a neighbour counts, a cell two away does not
+    const star = { sx: 13, sy: 13, shape: 'star' };
+    expect(read(shapes([{ sx: 4, sy: 6, shape: 'diamond', one: true }, star]))).toContain('red diamond');
+    expect(read(shapes([{ sx: 5, sy: 5, shape: 'diamond', one: true }, star]))).not.toContain('red diamond');
+    // the centre's cell and two neighbours outvote one neighbour
+    const votes = [[3, 5], [2, 5], [3, 4]].map(([sx, sy]) => ({ sx: sx!, sy: sy!, shape: 'circle', one: true }));
+    expect(read(shapes([...votes, { sx: 4, sy: 5, shape: 'diamond', one: true }, star]))).toContain('red circle');
+    // read at the centre's cell only, the neighbour does not count
+    const one = (s: Float32Array) => decodeObjectMap({ objects, shapes: s }, G, { ...DEFAULT_DECODE, readerWindow: 1 }).map((d) => `${d.color} ${d.shape}`);
+    expect(one(shapes([{ sx: 4, sy: 5, shape: 'diamond', one: true }, star]))).not.toContain('red diamond');
   });
 
   it('reads one image object once: the reflector and refiner of a round share the reading', async () => {
