@@ -259,6 +259,80 @@ def evaluate(model, data: Images, idx: torch.Tensor) -> dict:
     return r
 
 
+class Training:
+    """The run both perception scripts share: the step loop (lr by `cosine_lr` over wall clock or --max-steps, loss
+    windows printed every --log-every steps), a held-out evaluation every --eval-every minutes that is logged and
+    keeps the weights of `trained` with the best `placed`, and a checkpoint after each evaluation and at the end.
+    Each script gives its batch loss, its measurement and how it writes its checkpoint (from this object's `step`,
+    `best`, `best_state` and `history`)."""
+
+    def __init__(self, args, opt, trained: torch.nn.Module, log: CsvLog, step: int, elapsed: float, history: list,
+                 best: dict, best_state: dict | None):
+        self.args, self.opt, self.trained, self.log = args, opt, trained, log
+        self.step, self.history, self.best, self.best_state = step, history, best, best_state
+        self.timer = Timer(offset=elapsed)
+        self.budget = args.minutes * 60.0
+        self.stop = stop_on_signals()
+        history.append({"start_step": step, "start_elapsed": round(elapsed, 1), "command": command_line()})
+        self.run_start, self.run_start_step = time.time(), step
+        self._last = (time.time(), step)
+
+    def evaluate(self, measure, train_loss: float | None = None) -> dict:
+        r = measure()
+        now = time.time()
+        sps = (self.step - self._last[1]) / max(now - self._last[0], 1e-9)
+        self._last = (now, self.step)
+        self.log.write({"step": self.step, "elapsed_s": round(self.timer.elapsed(), 1),
+                        "lr": f"{self.opt.param_groups[0]['lr']:.3e}",
+                        "train_loss": "" if train_loss is None else round(train_loss, 5),
+                        **{k: round(v, 4) for k, v in r.items()}, "steps_per_s": round(sps, 3)})
+        print(f"eval step {self.step}: set {r['set']:.4f} count {r['count']:.4f} placed {r['placed']:.4f} "
+              f"precision {r['precision']:.4f} recall {r['recall']:.4f} ({self.timer.elapsed() / 60:.1f} min)",
+              flush=True)
+        if r["placed"] > self.best["placed"]:
+            self.best = {**r, "step": self.step}
+            self.best_state = {k: v.detach().clone() for k, v in self.trained.state_dict().items()}
+        return r
+
+    def done(self) -> bool:
+        a = self.args
+        return self.stop["flag"] or self.timer.elapsed() >= self.budget or (0 < a.max_steps <= self.step)
+
+    def run(self, batch_loss, measure, save) -> dict:
+        """Steps until the budget or a signal, then a last evaluation and checkpoint; the last evaluation's figures."""
+        a = self.args
+        win, wcnt, tot, cnt = 0.0, 0, 0.0, 0
+        last_eval = time.time()
+        while not self.done():
+            progress = max(self.timer.elapsed() / self.budget if self.budget > 0 else 1.0,
+                           self.step / a.max_steps if a.max_steps > 0 else 0.0)
+            lr = cosine_lr(a.lr, progress, self.step, a.warmup)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            lv = optimizer_step(self.trained, self.opt, batch_loss(), self.step + 1)
+            self.step += 1
+            win, wcnt, tot, cnt = win + lv, wcnt + 1, tot + lv, cnt + 1
+            if self.step % a.log_every == 0:
+                print(f"step {self.step} loss {win / wcnt:.4f} lr {lr:.2e} ({self.timer.elapsed() / 60:.1f} min)",
+                      flush=True)
+                win, wcnt = 0.0, 0
+            if time.time() - last_eval >= a.eval_every * 60:
+                self.evaluate(measure, tot / cnt)
+                tot, cnt = 0.0, 0
+                save(self)
+                last_eval = time.time()
+        final = self.evaluate(measure, tot / cnt if cnt else None)
+        self.run_seconds = time.time() - self.run_start
+        self.history[-1].update({"end_step": self.step, "seconds": round(self.run_seconds, 1)})
+        save(self)
+        self.log.close()
+        return final
+
+    @property
+    def steps_per_s(self) -> float:
+        return (self.step - self.run_start_step) / max(self.run_seconds, 1e-9)
+
+
 def init_weight(name: str, own: torch.Tensor, src: dict) -> torch.Tensor:
     """`name`'s starting value from an exported model's weights: the palette's fixed buffers are the model's own, and a
     stem that reads more input channels than the source's keeps the source's weights for RGB and zeros for the
@@ -318,75 +392,35 @@ def main(argv=None):
             print(f"initialised from the object-map trunk of {args.init_onnx}")
     print(f"model: ObjectMapNet, {n_params / 1e6:.3f}M parameters")
 
-    timer = Timer(offset=elapsed0)
-    budget = args.minutes * 60.0
     log = CsvLog(log_path, ["step", "elapsed_s", "lr", "train_loss", "set", "count", "placed", "precision", "recall",
                             "steps_per_s"], append=step > 0)
-    stop = stop_on_signals()
-    history.append({"start_step": step, "start_elapsed": round(elapsed0, 1), "command": command_line()})
-    run_start, run_start_step = time.time(), step
-    last = {"t": time.time(), "step": step}
+    run = Training(args, opt, model, log, step, elapsed0, history, best, best_state)
 
-    def do_eval(train_loss):
-        nonlocal best, best_state
-        r = evaluate(model, data, val_idx)
-        now = time.time()
-        sps = (step - last["step"]) / max(now - last["t"], 1e-9)
-        last.update(t=now, step=step)
-        log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "lr": f"{opt.param_groups[0]['lr']:.3e}",
-                   "train_loss": "" if train_loss is None else round(train_loss, 5),
-                   **{k: round(v, 4) for k, v in r.items()}, "steps_per_s": round(sps, 3)})
-        print(f"eval step {step}: set {r['set']:.4f} count {r['count']:.4f} placed {r['placed']:.4f} "
-              f"precision {r['precision']:.4f} recall {r['recall']:.4f} ({timer.elapsed() / 60:.1f} min)", flush=True)
-        if r["placed"] > best["placed"]:
-            best = {**r, "step": step}
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return r
+    def save(t: Training):
+        save_checkpoint(args.ckpt, {"model": model.state_dict(), "opt": opt_state_compact(opt), "step": t.step,
+                                    "elapsed": t.timer.elapsed(), "best": t.best, "history": history, "init": init,
+                                    "best_state": {k: v.half() for k, v in t.best_state.items()}, "args": vars(args)})
+        print(f"checkpoint: {args.ckpt} (step {t.step})")
 
-    def checkpoint():
-        save_checkpoint(args.ckpt, {"model": model.state_dict(), "opt": opt_state_compact(opt), "step": step,
-                                    "elapsed": timer.elapsed(), "best": best, "history": history, "init": init,
-                                    "best_state": {k: v.half() for k, v in best_state.items()}, "args": vars(args)})
-        print(f"checkpoint: {args.ckpt} (step {step})")
-
-    def done():
-        return stop["flag"] or timer.elapsed() >= budget or (args.max_steps > 0 and step >= args.max_steps)
+    def measure():
+        return evaluate(model, data, val_idx)
 
     if step == 0:
-        do_eval(None)  # the starting point: the verifier's trunk when --init-onnx
+        run.evaluate(measure)  # the starting point: the verifier's trunk when --init-onnx
     gen = torch.Generator().manual_seed(args.seed + 1 + 1000003 * step)
     model.train()
-    win, wcnt, tot, cnt = 0.0, 0, 0.0, 0
-    last_eval = time.time()
-    while not done():
+
+    def batch_loss():
         j = batch_indices(train_samples, renders, args.batch, args.render_share, gen)
         x, objects, blob = images_to_float(data.images[j]), data.objects[j], blobs[j]
         if not args.no_flip:
             x, objects, blob = flip(x, objects, blob, torch.rand(len(j), generator=gen) < 0.5)
-        progress = max(timer.elapsed() / budget if budget > 0 else 1.0,
-                       step / args.max_steps if args.max_steps > 0 else 0.0)
-        lr = cosine_lr(args.lr, progress, step, args.warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
         m = model(x).flatten(2)
         negative = 1.0 + (args.blob_weight - 1.0) * blob.flatten(1).float()   # all ones without --blob-weight
-        loss = object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid, negative, args.pos_weight)
-        lv = optimizer_step(model, opt, loss, step + 1)
-        step += 1
-        win, wcnt, tot, cnt = win + lv, wcnt + 1, tot + lv, cnt + 1
-        if step % args.log_every == 0:
-            print(f"step {step} loss {win / wcnt:.4f} lr {lr:.2e} ({timer.elapsed() / 60:.1f} min)", flush=True)
-            win, wcnt = 0.0, 0
-        if time.time() - last_eval >= args.eval_every * 60:
-            do_eval(tot / cnt)
-            tot, cnt = 0.0, 0
-            checkpoint()
-            last_eval = time.time()
-    final = do_eval(tot / cnt if cnt else None)
-    run_secs = time.time() - run_start
-    history[-1].update({"end_step": step, "seconds": round(run_secs, 1)})
-    checkpoint()
-    log.close()
+        return object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid, negative, args.pos_weight)
+
+    final = run.run(batch_loss, measure, save)
+    step, best, best_state, timer = run.step, run.best, run.best_state, run.timer
     print(f"done: {step} steps, {timer.elapsed() / 60:.1f} min; best placed {best['placed']:.4f} at step "
           f"{best['step']} (exported)")
 
@@ -432,7 +466,7 @@ def main(argv=None):
     write_json(summary_path, {"kind": "reflector", "name": name, "data": [os.path.abspath(d) for d in args.data],
                               "images": data.count, "val_images": n_val, "params": n_params, "steps": step,
                               "wall_seconds": timer.elapsed(), "batch": args.batch, "lr": args.lr,
-                              "steps_per_s": (step - run_start_step) / max(run_secs, 1e-9), "best": best,
+                              "steps_per_s": run.steps_per_s, "best": best,
                               "final": final, "init": init, "onnx": info, "history": history,
                               "log": os.path.relpath(log_path, REPO_ROOT), "torch": torch.__version__})
     print("wrote", os.path.splitext(args.out)[0] + ".json")

@@ -32,18 +32,17 @@ import datetime  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, Timer, check_with_onnxruntime_node, command_line, cosine_lr,  # noqa: E402
-                    count_params, export_onnx, images_to_float, onnx_state_dict, optimizer_step, opt_state_compact,
-                    opt_state_restore, run_files, save_checkpoint, setup_torch, stop_on_signals, write_json)
+from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, check_with_onnxruntime_node, command_line,  # noqa: E402
+                    count_params, export_onnx, images_to_float, onnx_state_dict, opt_state_compact, opt_state_restore,
+                    run_files, save_checkpoint, setup_torch, write_json)
 from nets import ObjectMapWithShapes, shape_reader_targets  # noqa: E402
-from train_perception import Images, agreement, batch_indices, flip, palette_pixels  # noqa: E402
+from train_perception import Images, Training, agreement, batch_indices, flip, palette_pixels  # noqa: E402
 
 SHAPE_GRID = 16
 
@@ -182,50 +181,28 @@ def main(argv=None):
         map_only = evaluate(model, data, val_idx, maps, with_reader=False)
         print("the object map alone: " + " ".join(f"{k} {v:.4f}" for k, v in map_only.items()), flush=True)
 
-    timer = Timer(offset=elapsed0)
-    budget = args.minutes * 60.0
     log = CsvLog(log_path, ["step", "elapsed_s", "lr", "train_loss", "set", "count", "placed", "precision", "recall",
                             "steps_per_s"], append=step > 0)
-    stop = stop_on_signals()
-    history.append({"start_step": step, "start_elapsed": round(elapsed0, 1), "command": command_line()})
-    run_start, run_start_step = time.time(), step
-    last = {"t": time.time(), "step": step}
+    run = Training(args, opt, model.shapes, log, step, elapsed0, history, best, best_state)
 
-    def do_eval(train_loss):
-        nonlocal best, best_state
-        r = evaluate(model, data, val_idx, maps, with_reader=True)
-        now = time.time()
-        sps = (step - last["step"]) / max(now - last["t"], 1e-9)
-        last.update(t=now, step=step)
-        log.write({"step": step, "elapsed_s": round(timer.elapsed(), 1), "lr": f"{opt.param_groups[0]['lr']:.3e}",
-                   "train_loss": "" if train_loss is None else round(train_loss, 5),
-                   **{k: round(v, 4) for k, v in r.items()}, "steps_per_s": round(sps, 3)})
-        print(f"eval step {step}: set {r['set']:.4f} count {r['count']:.4f} placed {r['placed']:.4f} "
-              f"precision {r['precision']:.4f} recall {r['recall']:.4f} ({timer.elapsed() / 60:.1f} min)", flush=True)
-        if r["placed"] > best["placed"]:
-            best = {**r, "step": step}
-            best_state = {k: v.detach().clone() for k, v in model.shapes.state_dict().items()}
-        return r
-
-    def checkpoint():
-        save_checkpoint(ckpt_path, {"shapes": model.shapes.state_dict(), "opt": opt_state_compact(opt), "step": step,
-                                    "elapsed": timer.elapsed(), "best": best, "history": history,
+    def save(t: Training):
+        save_checkpoint(ckpt_path, {"shapes": model.shapes.state_dict(), "opt": opt_state_compact(opt), "step": t.step,
+                                    "elapsed": t.timer.elapsed(), "best": t.best, "history": history,
                                     "map_only": map_only, "map": map_init,
-                                    "best_state": {k: v.half() for k, v in best_state.items()}, "args": vars(args)})
-        print(f"checkpoint: {ckpt_path} (step {step})")
+                                    "best_state": {k: v.half() for k, v in t.best_state.items()}, "args": vars(args)})
+        print(f"checkpoint: {ckpt_path} (step {t.step})")
 
-    def done():
-        return stop["flag"] or timer.elapsed() >= budget or (args.max_steps > 0 and step >= args.max_steps)
+    def measure():
+        return evaluate(model, data, val_idx, maps, with_reader=True)
 
     if args.recolor > 0:
         pixel_labels, pixel_alphas = palette_pixels(data.images)
         print(f"recolor: {args.recolor:.2f} of the training images get permuted palette colours")
     gen = torch.Generator().manual_seed(args.seed + 1 + 1000003 * step)
     model.shapes.train()
-    win, wcnt, tot, cnt = 0.0, 0, 0.0, 0
-    last_eval = time.time()
     no_cells = torch.zeros(args.batch, 1, 1, dtype=torch.bool)
-    while not done():
+
+    def batch_loss():
         j = batch_indices(train_samples, renders, args.batch, args.render_share, gen)
         u8 = data.images[j]
         if args.recolor > 0:
@@ -235,29 +212,11 @@ def main(argv=None):
             u8, objects = shift(u8, objects, args.shift, gen)
         x, objects, _ = flip(images_to_float(u8), objects, no_cells[:len(j)],
                              torch.rand(len(j), generator=gen) < 0.5)
-        progress = max(timer.elapsed() / budget if budget > 0 else 1.0,
-                       step / args.max_steps if args.max_steps > 0 else 0.0)
-        lr = cosine_lr(args.lr, progress, step, args.warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        loss = F.cross_entropy(model.shapes(x), shape_reader_targets(objects, model.n_classes, SHAPE_GRID),
+        return F.cross_entropy(model.shapes(x), shape_reader_targets(objects, model.n_classes, SHAPE_GRID),
                                ignore_index=-100)
-        lv = optimizer_step(model.shapes, opt, loss, step + 1)
-        step += 1
-        win, wcnt, tot, cnt = win + lv, wcnt + 1, tot + lv, cnt + 1
-        if step % args.log_every == 0:
-            print(f"step {step} loss {win / wcnt:.4f} lr {lr:.2e} ({timer.elapsed() / 60:.1f} min)", flush=True)
-            win, wcnt = 0.0, 0
-        if time.time() - last_eval >= args.eval_every * 60:
-            do_eval(tot / cnt)
-            tot, cnt = 0.0, 0
-            checkpoint()
-            last_eval = time.time()
-    final = do_eval(tot / cnt if cnt else None)
-    run_secs = time.time() - run_start
-    history[-1].update({"end_step": step, "seconds": round(run_secs, 1)})
-    checkpoint()
-    log.close()
+
+    final = run.run(batch_loss, measure, save)
+    step, best, best_state, timer = run.step, run.best, run.best_state, run.timer
     print(f"done: {step} steps, {timer.elapsed() / 60:.1f} min; best placed {best['placed']:.4f} at step "
           f"{best['step']} (exported); the map alone {map_only['placed']:.4f}")
 
@@ -297,7 +256,7 @@ def main(argv=None):
     write_json(summary_path, {"kind": "reflector-shapes", "data": [os.path.abspath(d) for d in args.data],
                               "images": data.count, "val_images": n_val, "params": n_params, "steps": step,
                               "wall_seconds": timer.elapsed(), "batch": args.batch, "lr": args.lr,
-                              "steps_per_s": (step - run_start_step) / max(run_secs, 1e-9), "best": best,
+                              "steps_per_s": run.steps_per_s, "best": best,
                               "final": final, "map_only": map_only, "map": map_init, "onnx": info,
                               "history": history, "log": os.path.relpath(log_path, REPO_ROOT),
                               "torch": torch.__version__})
