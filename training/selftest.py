@@ -261,6 +261,42 @@ def test_shape_reader():
     print("shape reader ok")
 
 
+def test_symmetries():
+    """Up-down flips and transposes move an image, its detections and its cells together, and only images made of
+    classes that are their own mirror image that way are moved."""
+    from train_perception import symmetries
+    img = torch.zeros(4, 1, 32, 32)
+    img[:, 0, 4:8, 20:30] = 1.0                                              # a block 10 wide, 4 high, upper right
+    objects = torch.zeros(4, 8, 6)
+    objects[:, 0] = torch.tensor([2, 1, 25 / 32, 6 / 32, 10 / 32, 4 / 32])  # a square (class id 2)
+    objects[3, 1] = torch.tensor([3, 1, 0.2, 0.8, 0.1, 0.1])                # image 3 also holds a triangle
+    cells = torch.zeros(4, 8, 8, dtype=torch.bool)
+    cells[:, 1, 6] = True
+    seen = set()
+    for k in range(30):
+        im, ob, ce = symmetries(img, objects, cells, torch.Generator().manual_seed(k), transpose=True)
+        assert torch.equal(im[3], img[3]) and torch.equal(ob[3], objects[3])  # a triangle: never moved
+        for b in range(3):
+            ys, xs = torch.nonzero(im[b, 0] > 0, as_tuple=True)
+            cx, cy = (float(xs.float().mean()) + 0.5) / 32, (float(ys.float().mean()) + 0.5) / 32
+            assert abs(float(ob[b, 0, 2]) - cx) < 1e-5 and abs(float(ob[b, 0, 3]) - cy) < 1e-5
+            w, h = (int(xs.max() - xs.min()) + 1) / 32, (int(ys.max() - ys.min()) + 1) / 32
+            assert abs(float(ob[b, 0, 4]) - w) < 1e-5 and abs(float(ob[b, 0, 5]) - h) < 1e-5
+            gy, gx = torch.nonzero(ce[b], as_tuple=True)
+            assert int(gx) == min(int(cx * 8), 7) and int(gy) == min(int(cy * 8), 7)   # the cell moved alike
+            seen.add((round(cx, 3), round(cy, 3)))
+    assert len(seen) == 4, seen                                              # as it was, flipped, transposed, both
+    for k in range(10):
+        _, ob, _ = symmetries(img, objects, cells, torch.Generator().manual_seed(k), transpose=False)
+        assert torch.equal(ob[:, 0, 4:], objects[:, 0, 4:])                  # no transpose asked: sizes unchanged
+    diamond = objects.clone()
+    diamond[:, 0, 0] = 5
+    moved = {tuple(symmetries(img, diamond, cells, torch.Generator().manual_seed(k), transpose=True)[1][0, 0, 2:4]
+                   .tolist()) for k in range(20)}
+    assert all(abs(x - 25 / 32) < 1e-6 for x, _ in moved) and len(moved) == 2   # a diamond: flipped, never transposed
+    print("symmetries ok")
+
+
 def test_blob_cells():
     """The pixels no object explains, as the evaluator classes them: a palette colour and its blend with the background
     are explained, the background is, a colour off every blend line is not; the loss weighs such empty cells more."""
@@ -542,6 +578,7 @@ if __name__ == "__main__":
     test_modules()
     test_perception()
     test_shape_reader()
+    test_symmetries()
     test_corrector_gate()
     test_corrector_region()
     test_corrector_region_split()

@@ -151,6 +151,43 @@ def flip(images: torch.Tensor, objects: torch.Tensor, cells: torch.Tensor, which
     return images, objects, cells
 
 
+# Classes whose outline (src/shapeworld/shapes.ts) is its own mirror image up-down, and also across the diagonal
+# (the diamond is taller than wide, so not that); the evaluator reads an image of only these, so moved, alike.
+UPDOWN_SYMMETRIC = ("circle", "square", "diamond", "cross")
+DIAGONAL_SYMMETRIC = ("circle", "square", "cross")
+
+
+def only_of(objects: torch.Tensor, classes) -> torch.Tensor:
+    """Per image (B,): every detection row (class id 1.., 0 empty) is of one of `classes`."""
+    ids = torch.tensor([CLASSES.index(c) + 1 for c in classes], dtype=objects.dtype)
+    cls = objects[:, :, 0]
+    return ((cls == 0) | (cls[..., None] == ids).any(-1)).all(1)
+
+
+def symmetries(images: torch.Tensor, objects: torch.Tensor, cells: torch.Tensor, gen: torch.Generator,
+               transpose: bool):
+    """An up-down flip (half of the images made only of UPDOWN_SYMMETRIC classes) and, with `transpose`, a
+    transpose (half of those made only of DIAGONAL_SYMMETRIC ones) of images (B, C, S, S), their detections
+    (cy -> 1 - cy; cx <-> cy, w <-> h) and their per-cell maps (B, g, g). With `flip`'s left-right flip, an image of
+    circles, squares and crosses is then seen in all eight orientations of the square. The evaluator reads the moved
+    image alike less often than a left-right flip: on 800 generator samples of training prompts its objects stayed
+    the same for 799 of 800 left-right flips, 466 of 471 up-down flips and 306 of 316 transposes (a wide blob read as
+    a circle becomes a tall one read as a diamond)."""
+    b = len(images)
+    updown = only_of(objects, UPDOWN_SYMMETRIC) & (torch.rand(b, generator=gen) < 0.5)
+    diagonal = only_of(objects, DIAGONAL_SYMMETRIC) & (torch.rand(b, generator=gen) < 0.5) & transpose
+    images, objects, cells = images.clone(), objects.clone(), cells.clone()
+    live = objects[:, :, 0] > 0
+    images[updown] = images[updown].flip(-2)
+    cells[updown] = cells[updown].flip(-2)
+    objects[:, :, 3] = torch.where(updown[:, None] & live, 1.0 - objects[:, :, 3], objects[:, :, 3])
+    images[diagonal] = images[diagonal].transpose(-1, -2)
+    cells[diagonal] = cells[diagonal].transpose(-1, -2)
+    swap = diagonal[:, None, None] & live[..., None]
+    objects[:, :, 2:6] = torch.where(swap, objects[:, :, [3, 2, 5, 4]], objects[:, :, 2:6])
+    return images, objects, cells
+
+
 def palette_pixels(images: torch.Tensor, chunk: int = 1024):
     """Per pixel (N, H, W), as the evaluator classes pixels: the palette colour it is a blend of with the background
     (-1: background, -2: neither, which the evaluator makes no object of), and its blend weight."""

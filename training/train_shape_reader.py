@@ -42,7 +42,7 @@ from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, check_with_onnxrunti
                     count_params, export_onnx, images_to_float, onnx_state_dict, opt_state_compact, opt_state_restore,
                     run_files, save_checkpoint, setup_torch, write_json)
 from nets import ObjectMapWithShapes, shape_reader_targets  # noqa: E402
-from train_perception import Images, Training, agreement, batch_indices, flip, palette_pixels  # noqa: E402
+from train_perception import Images, Training, agreement, batch_indices, flip, palette_pixels, symmetries  # noqa: E402
 
 SHAPE_GRID = 16
 
@@ -70,6 +70,9 @@ def parse_args(argv=None):
     ap.add_argument("--shift", type=int, default=0,
                     help="move each training image by up to this many pixels (each axis, background entering, every "
                          "object kept inside): the evaluator reads a shape moved by a pixel as the same class; 0 = off")
+    ap.add_argument("--symmetries", choices=["none", "updown", "all"], default="none",
+                    help="besides left-right flips: up-down flips of images of circles, squares, diamonds and crosses "
+                         "only ('updown'), and transposes of those of circles, squares and crosses ('all')")
     ap.add_argument("--reader-width", type=int, nargs=2, default=[32, 64], metavar=("C32", "C16"),
                     help="the reader's channels at 32 and 16 px")
     ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
@@ -210,8 +213,10 @@ def main(argv=None):
         objects = data.objects[j]
         if args.shift > 0:
             u8, objects = shift(u8, objects, args.shift, gen)
-        x, objects, _ = flip(images_to_float(u8), objects, no_cells[:len(j)],
-                             torch.rand(len(j), generator=gen) < 0.5)
+        x, objects, cells = flip(images_to_float(u8), objects, no_cells[:len(j)],
+                                 torch.rand(len(j), generator=gen) < 0.5)
+        if args.symmetries != "none":
+            x, objects, _ = symmetries(x, objects, cells, gen, transpose=args.symmetries == "all")
         return F.cross_entropy(model.shapes(x), shape_reader_targets(objects, model.n_classes, SHAPE_GRID),
                                ignore_index=-100)
 
