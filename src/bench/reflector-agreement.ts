@@ -6,6 +6,8 @@
  *   instruction precision  of the reflector's instructions on failing images, the share the truth also asks for
  *   defect recall          of the true instructions on failing images, the share the reflector writes
  *   silent on passing      of the images the evaluator passes, the share with no instruction
+ *   by edit                the same three per kind of instruction (add, remove, replace, move): which kind the
+ *                          reflector misses, and which it speaks on passing images
  *   mirror                 position prompts and their mirrored wording: mean |Δ verifier score| on one image, and
  *                          the share of images whose edits match
  *
@@ -75,6 +77,15 @@ function count(x: Tally, correct: boolean, mine: string[], truth: string[]): voi
   }
 }
 
+const pct = (a: number, b: number): string => (b ? (a / b).toFixed(3) : '—');
+
+/** A table of instruction precision, defect recall and silence on passing images, one row per labelled tally. */
+function printAgreement(first: string, rows: ReadonlyArray<readonly [string, Tally]>): void {
+  console.log(`| ${first} | instruction precision | defect recall | silent on passing |`);
+  console.log('| --- | ---: | ---: | ---: |');
+  for (const [label, t] of rows) console.log(`| ${label} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+}
+
 /** `png` moved one pixel to the right, the background filling the first column. */
 async function shiftRight(png: Uint8Array): Promise<Uint8Array> {
   const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -129,6 +140,7 @@ async function main(): Promise<void> {
   const perception = await Perception.load(arg('perception', MODELS_DIR), { flip: !process.argv.includes('--no-flip') });
   const verifier = await EmbeddedVerifier.load(MODELS_DIR);
   const byTag = new Map<string, Tally>();
+  const byOp = new Map<string, Tally>(['add', 'remove', 'replace', 'move'].map((op) => [op, tally()]));
   const all = tally();
   // the evaluator as a second reader, on copies of each image that any eye reads alike
   const selfReaders = [
@@ -161,6 +173,10 @@ async function main(): Promise<void> {
       const t = byTag.get(rec.tag) ?? tally();
       byTag.set(rec.tag, t);
       for (const x of [t, all]) count(x, correct, mine, truth);
+      for (const [op, x] of byOp) {
+        const ofOp = (ks: string[]): string[] => ks.filter((k) => k.startsWith(`${op} `));
+        count(x, correct, ofOp(mine), ofOp(truth));
+      }
       for (const r of selfReaders) {
         const again = planEdits(await detectObjects(await r.copy(png, s, i)), spec).map((e) => editKey(e));
         const u = r.byTag.get(rec.tag) ?? tally();
@@ -182,37 +198,27 @@ async function main(): Promise<void> {
       }
     }
   }
-  const pct = (a: number, b: number): string => (b ? (a / b).toFixed(3) : '—');
   console.log(`reflector vs evaluator on ${all.passing + all.failing} generator samples (${set} set, ${seeds} seeds per prompt), ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   console.log('| category | images | failing | instruction precision | defect recall | silent on passing |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const [tag, t] of [...byTag, ['overall', all] as const]) {
     console.log(`| ${tag} | ${t.passing + t.failing} | ${t.failing} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
   }
+  console.log('\n| edit | written on failing | instruction precision | asked by the truth | defect recall | silent on passing |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const [op, t] of byOp) {
+    console.log(`| ${op} | ${t.written} | ${pct(t.tp, t.written)} | ${t.truth} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
+  }
   for (const r of selfReaders) {
     console.log(`\nthe evaluator itself as the reader, ${r.title}:`);
-    console.log('| category | instruction precision | defect recall | silent on passing |');
-    console.log('| --- | ---: | ---: | ---: |');
-    for (const [tag, t] of [...r.byTag, ['overall', r.all] as const]) {
-      console.log(`| ${tag} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
-    }
+    printAgreement('category', [...r.byTag, ['overall', r.all]]);
   }
   if (decodings.length > 1) {
-    console.log('| decoding | instruction precision | defect recall | silent on passing |');
-    console.log('| --- | ---: | ---: | ---: |');
-    decodings.forEach((d, k) => {
-      const t = alt[k]!;
-      console.log(`| threshold ${d.threshold}, merge ${d.mergeAnyClass ? 'any' : 'same'}, no object ${d.noObject}, class from ${d.classFrom}, reader window ${d.readerWindow} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
-    });
+    const label = (d: DecodeOptions): string =>
+      `threshold ${d.threshold}, merge ${d.mergeAnyClass ? 'any' : 'same'}, no object ${d.noObject}, class from ${d.classFrom}, reader window ${d.readerWindow}`;
+    printAgreement('decoding', decodings.map((d, k) => [label(d), alt[k]!]));
   }
-  if (sures.length) {
-    console.log('| silent when P(yes) ≥ | instruction precision | defect recall | silent on passing |');
-    console.log('| --- | ---: | ---: | ---: |');
-    sures.forEach((sure, k) => {
-      const t = gated[k]!;
-      console.log(`| ${sure} | ${pct(t.tp, t.written)} | ${pct(t.found, t.truth)} | ${pct(t.silent, t.passing)} |`);
-    });
-  }
+  if (sures.length) printAgreement('silent when P(yes) ≥', sures.map((sure, k) => [String(sure), gated[k]!]));
   if (mirrorN) console.log(`mirror: ${mirrorN} position images, mean |Δ verifier score| ${(mirrorDiff / mirrorN).toFixed(4)}, same edits ${pct(mirrorSame, mirrorN)}`);
 }
 
