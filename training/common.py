@@ -166,6 +166,14 @@ class Dataset:
             if ob.size != n * slots * fields:
                 raise ValueError(f"objects.f32 has {ob.size} floats, expected {n}x{slots}x{fields}")
             self.objects = torch.from_numpy(ob.reshape(n, slots, fields).copy())
+        # each class's soft IoU fitted to each of those objects (fits.f32: the same rows, SHAPES order)
+        self.fits = None
+        if "fits" in self.meta and os.path.exists(os.path.join(folder, "fits.f32")):
+            slots, k = int(self.meta["fits"]["slots"]), len(self.meta["fits"]["classes"])
+            fi = np.fromfile(os.path.join(folder, "fits.f32"), dtype="<f4")
+            if fi.size != n * slots * k:
+                raise ValueError(f"fits.f32 has {fi.size} floats, expected {n}x{slots}x{k}")
+            self.fits = torch.from_numpy(fi.reshape(n, slots, k).copy())
         self.records = []
         rp = os.path.join(folder, "records.jsonl")
         if os.path.exists(rp):

@@ -338,6 +338,34 @@ def shape_reader_targets(objects: torch.Tensor, n_classes: int, size: int = 16, 
     return t
 
 
+def shape_reader_soft_targets(objects: torch.Tensor, fits: torch.Tensor, n_classes: int, size: int = 16,
+                              temperature: float = 0.03):
+    """`shape_reader_targets` as distributions (B, n_classes + 1, size, size) and the mask of cells that have one:
+    on an object's 3x3 cells, softmax(fit / temperature) over the classes, from each class's soft IoU fitted to the
+    object by the evaluator (`fits`, B x rows x n_classes; its best is the evaluator's class), so a shape it found
+    close between two classes is taught as close; "no object" one-hot elsewhere; the ring ignored."""
+    hard = shape_reader_targets(objects, n_classes, size)
+    mask = hard != -100
+    q = F.one_hot(hard.clamp(min=0), n_classes + 1).permute(0, 3, 1, 2).float()
+    b = objects.shape[0]
+    gx = (objects[:, :, 2] * size).floor().clamp(0, size - 1).long()
+    gy = (objects[:, :, 3] * size).floor().clamp(0, size - 1).long()
+    ys = torch.arange(size).view(1, size, 1)
+    xs = torch.arange(size).view(1, 1, size)
+    soft = F.pad(torch.softmax(fits / temperature, dim=-1), (0, 1))            # B, rows, n_classes + 1
+    for r in range(objects.shape[1] - 1, -1, -1):                             # the first row wins a shared cell
+        present = objects[:, r, 0] > 0
+        near = ((ys - gy[:, r].view(b, 1, 1)).abs() <= 1) & ((xs - gx[:, r].view(b, 1, 1)).abs() <= 1)
+        near &= present.view(b, 1, 1)
+        q = torch.where(near[:, None], soft[:, r, :, None, None], q)
+    return q, mask
+
+
+def soft_cross_entropy(logits: torch.Tensor, q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits (B, C, H, W) against distributions q (B, C, H, W), averaged over the masked cells."""
+    return -(q * F.log_softmax(logits, dim=1)).sum(1)[mask].mean()
+
+
 class ModuleVerifier(ObjectMapNet):
     """P(image matches prompt) as a neural module network over the prompt's parse.
 

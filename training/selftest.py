@@ -205,6 +205,19 @@ def test_shape_reader():
     assert t[8, 8] == 4 and t[7, 9] == 4 and t[9, 7] == 4                   # the diamond's cells (class id 5 -> 4)
     assert t[10, 8] == -100 and t[6, 6] == -100                              # the ring: no target
     assert t[8, 11] == 6 and t[0, 0] == 6                                    # "no object" elsewhere
+    from nets import shape_reader_soft_targets, soft_cross_entropy
+    fits = torch.zeros(1, 8, 6)
+    fits[0, 0] = torch.tensor([0.80, 0.50, 0.40, 0.40, 0.82, 0.60])         # a diamond, a circle a close second
+    q, mask = shape_reader_soft_targets(objects, fits, 6, 16, temperature=0.03)
+    assert torch.equal(mask[0], t != -100)                                   # the same cells taught, the ring not
+    assert abs(float(q[0, :, 8, 8].sum()) - 1) < 1e-6 and float(q[0, 6, 8, 8]) == 0
+    assert float(q[0, 4, 8, 8]) > float(q[0, 0, 8, 8]) > 0.3 > float(q[0, 5, 8, 8])   # diamond, circle close, cross far
+    assert float(q[0, 6, 0, 0]) == 1                                         # "no object" one-hot elsewhere
+    q0, _ = shape_reader_soft_targets(objects, fits, 6, 16, temperature=1e-4)
+    assert torch.equal(q0.argmax(1)[mask], t[None][mask])                    # a cold temperature: the hard targets
+    logits = torch.randn(1, 7, 16, 16)
+    hard_loss = torch.nn.functional.cross_entropy(logits, t[None], ignore_index=-100)
+    assert abs(float(soft_cross_entropy(logits, q0, mask)) - float(hard_loss)) < 1e-4
     omap = np.full((21, 8, 8), -12.0, np.float32)
     omap[0, 4, 4] = 12.0                                                     # one object centred in cell (4, 4)
     omap[1 + 3, 4, 4] = 12.0                                                 # the map reads a star

@@ -76,6 +76,9 @@ def parse_args(argv=None):
     ap.add_argument("--render-share", type=float, default=0.25,
                     help="share of each batch drawn from renders (the rest: generator samples)")
     ap.add_argument("--no-flip", action="store_true", help="no left-right flip augmentation")
+    ap.add_argument("--symmetries", choices=["none", "updown", "all"], default="none",
+                    help="also up-down flips of images of circles, squares, diamonds and crosses only ('updown'), and "
+                         "transposes of those of circles, squares and crosses ('all'); see `symmetries`")
     ap.add_argument("--palette-input", action="store_true",
                     help="feed the net each pixel's place relative to the palette's colour lines beside its RGB "
                          "(nets.PaletteFeatures); from a model without them, their stem weights start at zero")
@@ -99,7 +102,7 @@ class Images:
     """Every distinct source image of the pair folders, with its detections; generator samples apart from renders."""
 
     def __init__(self, folders):
-        imgs, objs, sampled = [], [], []
+        imgs, objs, fits, sampled = [], [], [], []
         for folder in folders:
             ds = Dataset(folder)
             if ds.objects is None or ds.groups is None:
@@ -108,10 +111,13 @@ class Images:
             first = np.unique(g, return_index=True)[1]          # one pair per source image
             imgs.append(ds.images[first])
             objs.append(ds.objects[first])
+            fits.append(ds.fits[first] if ds.fits is not None else None)
             sampled.append(torch.from_numpy(g[first] < int(ds.meta.get("sampledImages", 0))))
             print(f"data: {folder}: {len(first)} images ({int(sampled[-1].sum())} generator samples)")
         self.images = torch.cat(imgs)
         self.objects = torch.cat(objs)
+        # each class's fit to each object, when every folder has them (`reflectionflow dataset pairs` writes fits.f32)
+        self.fits = torch.cat(fits) if all(f is not None for f in fits) else None
         self.sampled = torch.cat(sampled)
         self.count = len(self.images)
         self.size = self.images.shape[-1]
@@ -452,6 +458,8 @@ def main(argv=None):
         x, objects, blob = images_to_float(data.images[j]), data.objects[j], blobs[j]
         if not args.no_flip:
             x, objects, blob = flip(x, objects, blob, torch.rand(len(j), generator=gen) < 0.5)
+        if args.symmetries != "none":
+            x, objects, blob = symmetries(x, objects, blob, gen, transpose=args.symmetries == "all")
         m = model(x).flatten(2)
         negative = 1.0 + (args.blob_weight - 1.0) * blob.flatten(1).float()   # all ones without --blob-weight
         return object_map_loss(m, objects, model.n_classes, model.n_colors, model.grid, negative, args.pos_weight)

@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, check_with_onnxruntime_node, command_line,  # noqa: E402
                     count_params, export_onnx, images_to_float, onnx_state_dict, opt_state_compact, opt_state_restore,
                     run_files, save_checkpoint, setup_torch, write_json)
-from nets import ObjectMapWithShapes, shape_reader_targets  # noqa: E402
+from nets import ObjectMapWithShapes, shape_reader_soft_targets, shape_reader_targets, soft_cross_entropy  # noqa: E402
 from train_perception import Images, Training, agreement, batch_indices, flip, palette_pixels, symmetries  # noqa: E402
 
 SHAPE_GRID = 16
@@ -73,6 +73,9 @@ def parse_args(argv=None):
     ap.add_argument("--symmetries", choices=["none", "updown", "all"], default="none",
                     help="besides left-right flips: up-down flips of images of circles, squares, diamonds and crosses "
                          "only ('updown'), and transposes of those of circles, squares and crosses ('all')")
+    ap.add_argument("--soft", type=float, default=0.0, metavar="T",
+                    help="teach each object's class as softmax(fit / T) over the evaluator's per-class fits "
+                         "(fits.f32 of `dataset pairs`) instead of its class alone; 0 = off")
     ap.add_argument("--reader-width", type=int, nargs=2, default=[32, 64], metavar=("C32", "C16"),
                     help="the reader's channels at 32 and 16 px")
     ap.add_argument("--eval-every", type=float, default=4.0, help="evaluate every this many minutes")
@@ -143,6 +146,8 @@ def main(argv=None):
                                                   os.path.join(REPO_ROOT, "training", "resume"))
 
     data = Images(args.data)
+    if args.soft > 0 and data.fits is None:
+        raise SystemExit("--soft: every --data folder needs fits.f32 (written by `reflectionflow dataset pairs`)")
     val_idx, train_samples, renders = data.split(args.seed, args.val_frac)
     n_val = len(val_idx)
 
@@ -211,12 +216,18 @@ def main(argv=None):
         if args.recolor > 0:
             u8 = recolor(u8, pixel_labels[j], pixel_alphas[j], torch.rand(len(j), generator=gen) < args.recolor, gen)
         objects = data.objects[j]
+        if args.soft > 0:   # the fits ride in spare columns of the rows, so that every move takes them along
+            objects = torch.cat([objects, data.fits[j]], dim=2)
         if args.shift > 0:
             u8, objects = shift(u8, objects, args.shift, gen)
         x, objects, cells = flip(images_to_float(u8), objects, no_cells[:len(j)],
                                  torch.rand(len(j), generator=gen) < 0.5)
         if args.symmetries != "none":
             x, objects, _ = symmetries(x, objects, cells, gen, transpose=args.symmetries == "all")
+        if args.soft > 0:
+            q, mask = shape_reader_soft_targets(objects[:, :, :6], objects[:, :, 6:], model.n_classes, SHAPE_GRID,
+                                                args.soft)
+            return soft_cross_entropy(model.shapes(x), q, mask)
         return F.cross_entropy(model.shapes(x), shape_reader_targets(objects, model.n_classes, SHAPE_GRID),
                                ignore_index=-100)
 
@@ -252,6 +263,7 @@ def main(argv=None):
             "seed": args.seed,
             "recolor": args.recolor,
             "shift": args.shift,
+            "soft": args.soft,
             "command": command_line(),
         },
         "params": count_params(model),

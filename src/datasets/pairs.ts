@@ -11,14 +11,16 @@
  * which training uses as an auxiliary dense target so the image encoder learns to see objects. For the module
  * verifier it also writes `spec.i32` (each pair's prompt as the verifier reads it: parsed and laid out by
  * `encodePrompt`) and `objects.f32` (per pair, the image's detections: up to OBJECT_SLOTS rows of class id, colour
- * id, centre x, centre y, width, height, normalised; class 0 = empty row), the dense target of its object map.
+ * id, centre x, centre y, width, height, normalised; class 0 = empty row), the dense target of its object map,
+ * and `fits.f32` beside it (per pair, the same rows: the soft IoU of each class's outline fitted to the object, SHAPES
+ * order — how close the evaluator's call between classes was; see `segmentObjects`).
  */
 import { existsSync, readFileSync, openSync, closeSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { UserError } from '../core/errors.js';
-import { detectObjects } from '../shapeworld/evaluate.js';
+import { segmentObjects } from '../shapeworld/evaluate.js';
 import { judge, rankDetections, type Detection, type PromptRecord, type PromptSpec } from '../shapeworld/rules.js';
 import { MODEL_SIZE } from '../shapeworld/render.js';
 import { trainPrompts } from '../shapeworld/prompts.js';
@@ -39,6 +41,15 @@ export function objectRows(dets: readonly Detection[]): Float32Array {
     .forEach((d, i) => {
       out.set([SHAPES.indexOf(d.shape) + 1, COLORS.indexOf(d.color) + 1, d.cx, d.cy, d.box[2] - d.box[0], d.box[3] - d.box[1]], i * OBJECT_FIELDS);
     });
+  return out;
+}
+
+/** Each class's fit to each object (SHAPES order), in `objectRows`' rows. */
+export function fitRows(dets: readonly Detection[], fits: ReadonlyMap<Detection, readonly number[]>): Float32Array {
+  const out = new Float32Array(OBJECT_SLOTS * SHAPES.length);
+  rankDetections(dets)
+    .slice(0, OBJECT_SLOTS)
+    .forEach((d, i) => out.set(fits.get(d) ?? [], i * SHAPES.length));
   return out;
 }
 
@@ -142,8 +153,8 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
       const chunk = sources.slice(start, start + CHUNK);
       const prepared = await Promise.all(chunk.map((s, j) => limit(() => prepareImage(s, `image ${start + j}`))));
       for (let j = 0; j < chunk.length; j++) {
-        const { raw, dets } = prepared[j]!;
-        files.addImage(start + j, raw, dets, pairedPrompts(chunk[j]!, dets, prompts, rng, opts.promptsPerImage));
+        const { raw, dets, fits } = prepared[j]!;
+        files.addImage(start + j, raw, dets, fits, pairedPrompts(chunk[j]!, dets, prompts, rng, opts.promptsPerImage));
       }
       opts.onProgress?.(Math.min(start + CHUNK, sources.length), sources.length);
     }
@@ -163,6 +174,7 @@ export async function writeVerifierPairs(dir: string, opts: PairsOptions): Promi
     aux: { grid: AUX_GRID, classes: ['<none>', ...SHAPES], colors: ['<none>', ...COLORS] },
     spec: { ...SPEC_LAYOUT, length: SPEC_LENGTH, mismatches: files.specMismatches },
     objects: { slots: OBJECT_SLOTS, fields: ['class', 'color', 'cx', 'cy', 'w', 'h'], truncated: files.truncatedObjects },
+    fits: { slots: OBJECT_SLOTS, classes: [...SHAPES] },
     sources: opts.sampleDirs,
   });
   return { images: sources.length, pairs: files.pairs, positives: files.positives, own: files.own, ownPositives: files.ownPositives };
@@ -203,11 +215,12 @@ function promptPool(seed: number): PromptPool {
   return { all, byClasses };
 }
 
-/** An image's pixels at the model's size and what the evaluator detects in it. */
-async function prepareImage(s: SourceImage, name: string): Promise<{ raw: Uint8Array; dets: Detection[] }> {
+/** An image's pixels at the model's size, what the evaluator detects in it, and each class's fit to each object. */
+async function prepareImage(s: SourceImage, name: string): Promise<{ raw: Uint8Array; dets: Detection[]; fits: Map<Detection, number[]> }> {
   const png = s.png ?? (await rawToPng(s.raw));
   const raw = s.raw ?? (await sharp(Buffer.from(png)).removeAlpha().resize(MODEL_SIZE, MODEL_SIZE).raw().toBuffer());
-  return { raw, dets: await detectObjects(png, name) };
+  const { objects } = await segmentObjects(png, name);
+  return { raw, dets: objects.map((o) => o.detection), fits: new Map(objects.map((o) => [o.detection, o.fits])) };
 }
 
 /** One prompt judged against an image; `spec`: what the record asks for, when the record carries it (renders and pool prompts; not samples). */
@@ -245,7 +258,7 @@ function pairedPrompts(src: SourceImage, dets: readonly Detection[], prompts: Pr
   return items;
 }
 
-/** The pair files besides the dataset writer's (groups, own, aux, spec, objects), and the counts meta.json reports. */
+/** The pair files besides the dataset writer's (groups, own, aux, spec, objects, fits), and the counts meta.json reports. */
 class PairFiles {
   pairs = 0;
   positives = 0;
@@ -260,6 +273,7 @@ class PairFiles {
   private readonly aux: number;
   private readonly specs: number;
   private readonly objects: number;
+  private readonly fits: number;
 
   constructor(
     dir: string,
@@ -270,12 +284,14 @@ class PairFiles {
     this.aux = openSync(path.join(dir, 'aux.u8'), 'w');
     this.specs = openSync(path.join(dir, 'spec.i32'), 'w');
     this.objects = openSync(path.join(dir, 'objects.f32'), 'w');
+    this.fits = openSync(path.join(dir, 'fits.f32'), 'w');
   }
 
   /** One pair per item, all of source image `group`. */
-  addImage(group: number, raw: Uint8Array, dets: readonly Detection[], items: readonly PairItem[]): void {
+  addImage(group: number, raw: Uint8Array, dets: readonly Detection[], fits: ReadonlyMap<Detection, readonly number[]>, items: readonly PairItem[]): void {
     const grid = Buffer.from(auxGrid(dets));
     const rows = Buffer.from(objectRows(dets).buffer);
+    const fitted = Buffer.from(fitRows(dets, fits).buffer);
     if (dets.length > OBJECT_SLOTS) this.truncatedObjects++;
     for (const it of items) {
       this.writer.addRaw(it.record, raw, it.label);
@@ -286,6 +302,7 @@ class PairFiles {
       if (it.spec && encodeSpec(it.spec).some((v, k) => v !== spec[k])) this.specMismatches++;
       writeSync(this.specs, Buffer.from(spec.buffer));
       writeSync(this.objects, rows);
+      writeSync(this.fits, fitted);
       this.pairs++;
       this.positives += it.label;
       if (it.own) {
@@ -296,6 +313,6 @@ class PairFiles {
   }
 
   close(): void {
-    for (const fd of [this.groups, this.ownFile, this.aux, this.specs, this.objects]) closeSync(fd);
+    for (const fd of [this.groups, this.ownFile, this.aux, this.specs, this.objects, this.fits]) closeSync(fd);
   }
 }

@@ -231,7 +231,11 @@ function softIoU(
   return union > 0 ? inter / union : 0;
 }
 
-function fitComponent(comp: Component, img: Decoded, px: PixelMap, label: Int32Array, id: number): Fit {
+/**
+ * The component's best outline: each class placed and scaled by moments, the three best refined by local search,
+ * the best of those. `ious` holds each class's soft IoU (SHAPES order): refined for those three, as placed for the rest.
+ */
+function fitComponent(comp: Component, img: Decoded, px: PixelMap, label: Int32Array, id: number): { best: Fit; ious: number[] } {
   const w = img.width;
   const pad = 2;
   const region = {
@@ -278,13 +282,11 @@ function fitComponent(comp: Component, img: Decoded, px: PixelMap, label: Int32A
     const cy = my - uy * r;
     return { shape, cx, cy, r, iou: softIoU(shape, cx, cy, r, region) };
   });
-  inits.sort((a, b) => b.iou - a.iou);
+  const ranked = inits.slice().sort((a, b) => b.iou - a.iou);
+  const refined = new Map<Fit, Fit>(ranked.slice(0, 3).map((init) => [init, refine(init, region)]));
   let best: Fit | null = null;
-  for (const init of inits.slice(0, 3)) {
-    const f = refine(init, region);
-    if (!best || f.iou > best.iou) best = f;
-  }
-  return best as Fit;
+  for (const f of refined.values()) if (!best || f.iou > best.iou) best = f;
+  return { best: best as Fit, ious: inits.map((init) => (refined.get(init) ?? init).iou) };
 }
 
 function refine(init: Fit, region: Parameters<typeof softIoU>[4]): Fit {
@@ -319,6 +321,8 @@ export interface SegmentedObject {
   detection: Detection;
   /** pixel indices (y · width + x) of its component, anti-aliased rim included */
   pixels: number[];
+  /** each class's outline fitted to it, its soft IoU (SHAPES order): how close the call between classes was */
+  fits: number[];
 }
 
 /** The decoded image, what each pixel was read as, and the detected objects with their pixels. */
@@ -344,7 +348,7 @@ export async function segmentObjects(png: Uint8Array, label = 'image'): Promise<
     let area = 0;
     for (const i of comp.pixels) area += px.alpha[i] as number;
     if (area < minArea) return;
-    const fit = fitComponent(comp, img, px, labels, id);
+    const { best: fit, ious } = fitComponent(comp, img, px, labels, id);
     const [bx1, by1, bx2, by2] = unitBox(fit.shape);
     for (const i of comp.pixels) owner[i] = objects.length;
     objects.push({
@@ -363,6 +367,7 @@ export async function segmentObjects(png: Uint8Array, label = 'image'): Promise<
         score: area / (img.width * img.height),
       },
       pixels: comp.pixels,
+      fits: ious,
     });
   });
   return { width: img.width, height: img.height, data: img.data, owner, objects };

@@ -85,6 +85,10 @@ describe('writeVerifierPairs', () => {
     const objects = new Float32Array(new Uint8Array(readFileSync(path.join(out, 'objects.f32'))).buffer);
     expect(spec.length).toBe(36 * SPEC_LENGTH);
     expect(objects.length).toBe(36 * OBJECT_SLOTS * 6);
+    const K = SHAPES.length;
+    const fits = new Float32Array(new Uint8Array(readFileSync(path.join(out, 'fits.f32'))).buffer);
+    expect(fits.length).toBe(36 * OBJECT_SLOTS * K);
+    expect(meta.fits).toEqual({ slots: OBJECT_SLOTS, classes: [...SHAPES] });
     expect(meta.spec).toMatchObject({ version: 1, length: SPEC_LENGTH, mismatches: 0 });
     for (let i = 0; i < 36; i++) {
       expect([...spec.subarray(i * SPEC_LENGTH, (i + 1) * SPEC_LENGTH)]).toEqual([...encodePrompt(records[i].prompt)]);
@@ -102,6 +106,17 @@ describe('writeVerifierPairs', () => {
       expect([...rowClasses].sort()).toEqual([...new Set([...grid].filter((v) => v > 0))].sort());
       // the pairs of one image share its rows
       if (i % per !== 0) expect([...rows]).toEqual([...objects.subarray((i - 1) * OBJECT_SLOTS * 6, i * OBJECT_SLOTS * 6)]);
+      // each row's fits: a soft IoU per class, the row's own class the best of them; none for an empty row
+      const fitted = fits.subarray(i * OBJECT_SLOTS * K, (i + 1) * OBJECT_SLOTS * K);
+      for (let k = 0; k < OBJECT_SLOTS; k++) {
+        const f = [...fitted.subarray(k * K, (k + 1) * K)];
+        if (rows[k * 6] === 0) {
+          expect(f.every((v) => v === 0)).toBe(true);
+          continue;
+        }
+        for (const v of f) expect(v >= 0 && v <= 1).toBe(true);
+        expect(f.indexOf(Math.max(...f)) + 1).toBe(rows[k * 6]);
+      }
     }
   });
 });
