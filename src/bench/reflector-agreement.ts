@@ -12,6 +12,7 @@
  *                          the share of images whose edits match
  *
  *   npm run build && node dist/bench/reflector-agreement.js [--seeds 4] [--steps 12] [--set test|compositional|train]
+ *                                                           [--prompts 400 --prompt-seed 5151]  (which training prompts)
  *                                                           [--thresholds 0.5] [--merge same|any,...]
  *                                                           [--no-object 0.5,...] [--class-from reader|map,...]
  *                                                           [--reader-window 1,3,...]
@@ -32,7 +33,8 @@
  *
  * With several --thresholds, --merge, --no-object or --class-from values, the same samples are read under each decoding (the object map is
  * computed once) and one overall row is printed per decoding; the full table is for the first. Choose decodings on
- * `--set train` (training prompts, never the test split), then measure the choice on the test split.
+ * `--set train` (training prompts, never the test split), then measure the choice on the test split. A choice made
+ * on one set of training prompts flatters it there: compare a later candidate on another (`--prompt-seed`).
  */
 import sharp from 'sharp';
 import { FlowGenerator } from '../backends/embedded/generator.js';
@@ -131,7 +133,11 @@ async function main(): Promise<void> {
   const seeds = numberArg('seeds', 4);
   const set = arg('set', 'test');
   const records: PromptRecord[] =
-    set === 'compositional' ? compositionalCheckPrompts() : set === 'train' ? trainPrompts({ count: 400, seed: 5151 }) : testPrompts();
+    set === 'compositional'
+      ? compositionalCheckPrompts()
+      : set === 'train'
+        ? trainPrompts({ count: numberArg('prompts', 400), seed: numberArg('prompt-seed', 5151) })
+        : testPrompts();
   const decodings = decodingsFromFlags();
   const alt = decodings.map(() => tally());
   const sures = arg('sure', '').split(',').filter(Boolean).map(Number);
