@@ -8,6 +8,7 @@ import { evalReport, type EvalReport, type EvalSample, type Judged } from '../ev
 import { SharedPoolIO, type JournalEvent } from '../eval/shared-pool.js';
 import { readEvents } from '../store/run-store.js';
 import { dispatch, type Dispatched, type DispatchOptions } from './dispatch.js';
+import { embeddedModelsFingerprint } from '../backends/embedded/files.js';
 import { takeJobDir } from './job-dir.js';
 import { jobId, type EvalJob, type QueuedJob } from './jobs.js';
 
@@ -28,6 +29,8 @@ export interface QueuedEvalOptions extends DispatchOptions {
   /** where the journals go: a folder every worker reaches at the same path (or keeps its own, `worker --journal`) */
   work: string;
   cache?: string;
+  /** which embedded models the jobs are for (default: the shipped ones', `embeddedModelsFingerprint`) */
+  models?: string;
 }
 
 /**
@@ -51,6 +54,7 @@ export function evalJobs(o: Omit<QueuedEvalOptions, 'url' | keyof DispatchOption
       chainHead: o.chainHead,
       verifierAuc: o.verifierAuc,
       ...(o.cache ? { cache: path.resolve(o.cache) } : {}),
+      models: o.models ?? embeddedModelsFingerprint(),
     };
     return { id: jobId(data), label: `${record.prompt} · seed ${seed}`, data };
   });

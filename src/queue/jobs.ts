@@ -30,6 +30,8 @@ export const evalJobSchema = z
     verifierAuc: z.boolean(),
     /** eval --cache: pool images kept across evals */
     cache: z.string().min(1).optional(),
+    /** the enqueuer's embedded models (`embeddedModelsFingerprint`): a retrained model makes new jobs, not a replay of finished ones */
+    models: z.string().min(1).optional(),
   })
   .strict();
 
