@@ -155,25 +155,14 @@ class Dataset:
         # module-verifier inputs and targets: each pair's parsed prompt (spec.i32, layout in meta["spec"]) and the
         # image's detections (objects.f32: rows of class, colour, cx, cy, w, h; class 0 = empty row)
         self.spec = None
-        self.objects = None
         if "spec" in self.meta:
             length = int(self.meta["spec"]["length"])
             sp = self._optional(folder, "spec.i32", "<i4", n * length)
             self.spec = sp.reshape(n, length) if sp is not None else None
-        if "objects" in self.meta and os.path.exists(os.path.join(folder, "objects.f32")):
-            slots, fields = int(self.meta["objects"]["slots"]), len(self.meta["objects"]["fields"])
-            ob = np.fromfile(os.path.join(folder, "objects.f32"), dtype="<f4")
-            if ob.size != n * slots * fields:
-                raise ValueError(f"objects.f32 has {ob.size} floats, expected {n}x{slots}x{fields}")
-            self.objects = torch.from_numpy(ob.reshape(n, slots, fields).copy())
+        self.objects = self._rows(folder, "objects", n, len(self.meta["objects"]["fields"])) \
+            if "objects" in self.meta else None
         # each class's soft IoU fitted to each of those objects (fits.f32: the same rows, SHAPES order)
-        self.fits = None
-        if "fits" in self.meta and os.path.exists(os.path.join(folder, "fits.f32")):
-            slots, k = int(self.meta["fits"]["slots"]), len(self.meta["fits"]["classes"])
-            fi = np.fromfile(os.path.join(folder, "fits.f32"), dtype="<f4")
-            if fi.size != n * slots * k:
-                raise ValueError(f"fits.f32 has {fi.size} floats, expected {n}x{slots}x{k}")
-            self.fits = torch.from_numpy(fi.reshape(n, slots, k).copy())
+        self.fits = self._rows(folder, "fits", n, len(self.meta["fits"]["classes"])) if "fits" in self.meta else None
         self.records = []
         rp = os.path.join(folder, "records.jsonl")
         if os.path.exists(rp):
@@ -185,6 +174,17 @@ class Dataset:
                             self.records.append(json.loads(line))
                         except json.JSONDecodeError:
                             self.records.append({})
+
+    def _rows(self, folder, name, n, width):
+        """`<name>.f32` as (n, meta[name]["slots"], width) float rows, or None without the file."""
+        path = os.path.join(folder, f"{name}.f32")
+        if not os.path.exists(path):
+            return None
+        slots = int(self.meta[name]["slots"])
+        a = np.fromfile(path, dtype="<f4")
+        if a.size != n * slots * width:
+            raise ValueError(f"{name}.f32 has {a.size} floats, expected {n}x{slots}x{width}")
+        return torch.from_numpy(a.reshape(n, slots, width).copy())
 
     @staticmethod
     def _optional(folder, name, dtype, n):
