@@ -39,6 +39,7 @@ export interface QueuedEvalOptions extends DispatchOptions {
  */
 export function evalJobs(o: Omit<QueuedEvalOptions, 'url' | keyof DispatchOptions>): QueuedJob[] {
   const work = path.resolve(o.work);
+  const models = o.models ?? embeddedModelsFingerprint();
   return evalUnits(o.records, o.seedsPerPrompt, o.seed).map(({ record, seed }) => {
     const data: EvalJob = {
       kind: 'eval',
@@ -54,7 +55,7 @@ export function evalJobs(o: Omit<QueuedEvalOptions, 'url' | keyof DispatchOption
       chainHead: o.chainHead,
       verifierAuc: o.verifierAuc,
       ...(o.cache ? { cache: path.resolve(o.cache) } : {}),
-      models: o.models ?? embeddedModelsFingerprint(),
+      models,
     };
     return { id: jobId(data), label: `${record.prompt} · seed ${seed}`, data };
   });
