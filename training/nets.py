@@ -314,51 +314,49 @@ class ObjectMapWithShapes(ObjectMapNet):
         return self.object_map(image), self.shapes(image)
 
 
-def shape_reader_targets(objects: torch.Tensor, n_classes: int, size: int = 16, ignore: int = -100) -> torch.Tensor:
-    """Dense targets of ShapeReader (B, size, size) from detection rows (class, colour, cx, cy, w, h; class 0 =
-    empty): the object's class on the 3x3 cells around its centre cell (the object map's centre is off by a pixel or
-    two), ignored on the ring around them, "no object" (n_classes) everywhere else — blends the evaluator makes no
-    object of included."""
+def shape_reader_owners(objects: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """Which detection row (class, colour, cx, cy, w, h; class 0 = empty) teaches each of ShapeReader's cells
+    (B, size, size): the row whose object's centre cell is within one cell (the object map's centre is off by a pixel
+    or two), -2 on the ring one further out (no target), -1 everywhere else ("no object" — blends the evaluator makes
+    no object of included)."""
     b = objects.shape[0]
-    t = torch.full((b, size, size), n_classes, dtype=torch.long)
+    owner = torch.full((b, size, size), -1, dtype=torch.long)
     gx = (objects[:, :, 2] * size).floor().clamp(0, size - 1).long()
     gy = (objects[:, :, 3] * size).floor().clamp(0, size - 1).long()
     ys = torch.arange(size).view(1, size, 1)
     xs = torch.arange(size).view(1, 1, size)
-    for radius, fill in ((2, None), (1, True)):
+    for radius, ring in ((2, True), (1, False)):
         # rows come most confident first: write them last so they win a shared cell
         for r in range(objects.shape[1] - 1, -1, -1):
             present = objects[:, r, 0] > 0
             if not present.any():
                 continue
             near = ((ys - gy[:, r].view(b, 1, 1)).abs() <= radius) & ((xs - gx[:, r].view(b, 1, 1)).abs() <= radius)
-            near &= present.view(b, 1, 1)
-            value = (objects[:, r, 0].long() - 1).view(b, 1, 1).expand_as(t) if fill else torch.full_like(t, ignore)
-            t = torch.where(near, value, t)
-    return t
+            owner = torch.where(near & present.view(b, 1, 1), -2 if ring else r, owner)
+    return owner
+
+
+def shape_reader_targets(objects: torch.Tensor, n_classes: int, size: int = 16, ignore: int = -100) -> torch.Tensor:
+    """Dense targets of ShapeReader (B, size, size): each cell's owning row's class (`shape_reader_owners`), `ignore`
+    on the ring, "no object" (n_classes) elsewhere."""
+    owner = shape_reader_owners(objects, size)
+    cls = (objects[:, :, 0].long() - 1).gather(1, owner.clamp(min=0).flatten(1)).view_as(owner)
+    return torch.where(owner >= 0, cls, torch.where(owner == -1, n_classes, ignore))
 
 
 def shape_reader_soft_targets(objects: torch.Tensor, fits: torch.Tensor, n_classes: int, size: int = 16,
                               temperature: float = 0.03):
     """`shape_reader_targets` as distributions (B, n_classes + 1, size, size) and the mask of cells that have one:
-    on an object's 3x3 cells, softmax(fit / temperature) over the classes, from each class's soft IoU fitted to the
+    on an object's cells softmax(fit / temperature) over the classes, from each class's soft IoU fitted to the
     object by the evaluator (`fits`, B x rows x n_classes; its best is the evaluator's class), so a shape it found
-    close between two classes is taught as close; "no object" one-hot elsewhere; the ring ignored."""
-    hard = shape_reader_targets(objects, n_classes, size)
-    mask = hard != -100
-    q = F.one_hot(hard.clamp(min=0), n_classes + 1).permute(0, 3, 1, 2).float()
-    b = objects.shape[0]
-    gx = (objects[:, :, 2] * size).floor().clamp(0, size - 1).long()
-    gy = (objects[:, :, 3] * size).floor().clamp(0, size - 1).long()
-    ys = torch.arange(size).view(1, size, 1)
-    xs = torch.arange(size).view(1, 1, size)
+    close between two classes is taught as close; "no object" one-hot elsewhere; the ring masked out."""
+    owner = shape_reader_owners(objects, size)
     soft = F.pad(torch.softmax(fits / temperature, dim=-1), (0, 1))            # B, rows, n_classes + 1
-    for r in range(objects.shape[1] - 1, -1, -1):                             # the first row wins a shared cell
-        present = objects[:, r, 0] > 0
-        near = ((ys - gy[:, r].view(b, 1, 1)).abs() <= 1) & ((xs - gx[:, r].view(b, 1, 1)).abs() <= 1)
-        near &= present.view(b, 1, 1)
-        q = torch.where(near[:, None], soft[:, r, :, None, None], q)
-    return q, mask
+    b, rows, k = soft.shape
+    taught = soft.gather(1, owner.clamp(min=0).flatten(1)[..., None].expand(b, size * size, k))
+    taught = taught.view(b, size, size, k).permute(0, 3, 1, 2)
+    nothing = F.one_hot(torch.tensor(n_classes), k).float().view(1, k, 1, 1)
+    return torch.where((owner >= 0)[:, None], taught, nothing), owner != -2
 
 
 def soft_cross_entropy(logits: torch.Tensor, q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
