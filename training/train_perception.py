@@ -306,12 +306,14 @@ class Training:
     """The run both perception scripts share: the step loop (lr by `cosine_lr` over wall clock or --max-steps, loss
     windows printed every --log-every steps), a held-out evaluation every --eval-every minutes that is logged and
     keeps the weights of `trained` with the best `placed`, and a checkpoint after each evaluation and at the end.
-    Each script gives its batch loss, its measurement and how it writes its checkpoint (from this object's `step`,
-    `best`, `best_state` and `history`)."""
+    Each script gives its batch loss, its measurement and the weights and facts its checkpoint keeps besides this
+    object's (`save`)."""
 
-    def __init__(self, args, opt, trained: torch.nn.Module, log: CsvLog, step: int, elapsed: float, history: list,
-                 best: dict, best_state: dict | None):
-        self.args, self.opt, self.trained, self.log = args, opt, trained, log
+    def __init__(self, args, opt, trained: torch.nn.Module, log_path: str, ckpt_path: str, step: int, elapsed: float,
+                 history: list, best: dict, best_state: dict | None):
+        self.args, self.opt, self.trained, self.ckpt_path = args, opt, trained, ckpt_path
+        self.log = CsvLog(log_path, ["step", "elapsed_s", "lr", "train_loss", "set", "count", "placed", "precision",
+                                     "recall", "steps_per_s"], append=step > 0)
         self.step, self.history, self.best, self.best_state = step, history, best, best_state
         self.timer = Timer(offset=elapsed)
         self.budget = args.minutes * 60.0
@@ -337,11 +339,21 @@ class Training:
             self.best_state = {k: v.detach().clone() for k, v in self.trained.state_dict().items()}
         return r
 
+    def save(self, **own):
+        """The checkpoint (one file, replaced): the script's `own` entries, the optimiser, step, clock, best figures
+        and weights (fp16) and the run history."""
+        save_checkpoint(self.ckpt_path, {**own, "opt": opt_state_compact(self.opt), "step": self.step,
+                                         "elapsed": self.timer.elapsed(), "best": self.best, "history": self.history,
+                                         "best_state": {k: v.half() for k, v in self.best_state.items()},
+                                         "args": vars(self.args)})
+        print(f"checkpoint: {self.ckpt_path} (step {self.step})")
+
     def done(self) -> bool:
         a = self.args
         return self.stop["flag"] or self.timer.elapsed() >= self.budget or (0 < a.max_steps <= self.step)
 
     def run(self, batch_loss, measure, save) -> dict:
+        """`save(self)` writes the checkpoint (through `Training.save`)."""
         """Steps until the budget or a signal, then a last evaluation and checkpoint; the last evaluation's figures."""
         a = self.args
         win, wcnt, tot, cnt = 0.0, 0, 0.0, 0
@@ -435,15 +447,10 @@ def main(argv=None):
             print(f"initialised from the object-map trunk of {args.init_onnx}")
     print(f"model: ObjectMapNet, {n_params / 1e6:.3f}M parameters")
 
-    log = CsvLog(log_path, ["step", "elapsed_s", "lr", "train_loss", "set", "count", "placed", "precision", "recall",
-                            "steps_per_s"], append=step > 0)
-    run = Training(args, opt, model, log, step, elapsed0, history, best, best_state)
+    run = Training(args, opt, model, log_path, args.ckpt, step, elapsed0, history, best, best_state)
 
     def save(t: Training):
-        save_checkpoint(args.ckpt, {"model": model.state_dict(), "opt": opt_state_compact(opt), "step": t.step,
-                                    "elapsed": t.timer.elapsed(), "best": t.best, "history": history, "init": init,
-                                    "best_state": {k: v.half() for k, v in t.best_state.items()}, "args": vars(args)})
-        print(f"checkpoint: {args.ckpt} (step {t.step})")
+        t.save(model=model.state_dict(), init=init)
 
     def measure():
         return evaluate(model, data, val_idx)

@@ -38,9 +38,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (BACKGROUND, PALETTE, REPO_ROOT, CsvLog, check_with_onnxruntime_node, command_line,  # noqa: E402
-                    count_params, export_onnx, images_to_float, onnx_state_dict, opt_state_compact, opt_state_restore,
-                    run_files, save_checkpoint, setup_torch, write_json)
+from common import (BACKGROUND, PALETTE, REPO_ROOT, check_with_onnxruntime_node, command_line,  # noqa: E402
+                    count_params, export_onnx, images_to_float, onnx_state_dict, opt_state_restore,
+                    run_files, setup_torch, write_json)
 from nets import ObjectMapWithShapes, shape_reader_soft_targets, shape_reader_targets, soft_cross_entropy  # noqa: E402
 from train_perception import Images, Training, agreement, batch_indices, flip, palette_pixels, symmetries  # noqa: E402
 
@@ -189,16 +189,10 @@ def main(argv=None):
         map_only = evaluate(model, data, val_idx, maps, with_reader=False)
         print("the object map alone: " + " ".join(f"{k} {v:.4f}" for k, v in map_only.items()), flush=True)
 
-    log = CsvLog(log_path, ["step", "elapsed_s", "lr", "train_loss", "set", "count", "placed", "precision", "recall",
-                            "steps_per_s"], append=step > 0)
-    run = Training(args, opt, model.shapes, log, step, elapsed0, history, best, best_state)
+    run = Training(args, opt, model.shapes, log_path, ckpt_path, step, elapsed0, history, best, best_state)
 
     def save(t: Training):
-        save_checkpoint(ckpt_path, {"shapes": model.shapes.state_dict(), "opt": opt_state_compact(opt), "step": t.step,
-                                    "elapsed": t.timer.elapsed(), "best": t.best, "history": history,
-                                    "map_only": map_only, "map": map_init,
-                                    "best_state": {k: v.half() for k, v in t.best_state.items()}, "args": vars(args)})
-        print(f"checkpoint: {ckpt_path} (step {t.step})")
+        t.save(shapes=model.shapes.state_dict(), map_only=map_only, map=map_init)
 
     def measure():
         return evaluate(model, data, val_idx, maps, with_reader=True)
